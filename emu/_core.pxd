@@ -1,0 +1,135 @@
+# Core data structures: vCPU state, micro-ops, translated blocks, TLB.
+# Everything here is plain C data so a snapshot can copy it and the hot loop
+# never touches a Python object.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+
+cdef extern from *:
+    """
+    typedef unsigned __int128 emu_u128;
+    typedef __int128 emu_i128;
+    """
+    ctypedef unsigned long long emu_u128
+    ctypedef long long emu_i128
+
+ctypedef int (*uop_fn)(Cpu* c, const Uop* u) noexcept nogil
+
+cdef struct Uop:
+    uop_fn fn
+    uint64_t imm          # immediate, or branch target
+    uint64_t imm2         # second immediate (ENTER, far forms) / spare
+    int64_t disp          # displacement (absolute address for RIP-relative)
+    uint64_t rip          # address of this instruction
+    uint64_t rip_next     # address of the next instruction
+    uint32_t ninsn        # instructions retired in the block when this uop completes
+    uint8_t len           # instruction length in bytes
+    uint8_t osz           # operand size in bytes (1, 2, 4, 8)
+    uint8_t asz32         # 67 prefix: 32-bit address arithmetic
+    uint8_t reg           # ModRM.reg operand (GPR index; 17..20 = AH..BH for byte ops)
+    uint8_t rm            # ModRM.rm register operand when mem == 0
+    uint8_t mem           # 1 when the r/m operand is memory
+    uint8_t base          # GPR index or NOREG (16, reads as zero)
+    uint8_t index         # GPR index or NOREG
+    uint8_t scale         # shift count 0..3
+    uint8_t seg           # segment base slot (SEG_NONE for flat)
+    uint8_t rep           # 0, REP_F3 or REP_F2
+    uint8_t lock          # LOCK prefix present
+    uint8_t sub           # handler-specific selector (condition code, ALU op...)
+    uint8_t opc           # opcode byte (last byte of the opcode)
+    uint8_t pfx66         # operand-size prefix seen (SSE handlers)
+    uint8_t rex           # REX byte (0 if none)
+
+cdef struct Block:
+    uint64_t vrip         # virtual address of the first instruction
+    uint64_t paddr        # physical address of the first byte
+    uint64_t page2        # physical page of a second page the block touches, or NO_PAGE
+    uint64_t chain_rip[2] # small successor cache ("chaining")
+    uint32_t chain_epoch[2]
+    int32_t chain_blk[2]
+    uint32_t uop_start
+    uint32_t ninsn
+    uint32_t mode
+    int32_t hash_next
+    int32_t page_next[2]
+    uint8_t valid
+
+cdef struct TlbEntry:
+    uint64_t tag_r        # page | mode, or TLB_INVALID
+    uint64_t tag_w
+    uint64_t tag_x
+    uint64_t addend       # host address = guest virtual + addend
+    uint64_t ppage        # guest physical page
+
+cdef struct JcEntry:
+    uint64_t vrip
+    int32_t blk
+    uint32_t epoch
+
+cdef struct CpuidEntry:
+    uint32_t leaf, subleaf, eax, ebx, ecx, edx
+    uint32_t flags        # CPUID_SUBLEAF_INDEXED
+
+cdef struct Mach:
+    uint8_t* ram
+    uint64_t ram_size
+    uint64_t npages
+    uint8_t* code_page    # per physical page: 1 when translated code lives there
+    uint8_t* dirty        # per physical page: 1 once a write TLB entry was filled
+    int32_t* page_blocks  # per physical page: head of the list of blocks on it
+    Block* blocks
+    Uop* uops
+    uint32_t n_blocks, n_uops
+    int32_t* block_hash
+    uint64_t n_blocks_translated, n_invalidations, n_flushes
+    Cpu* running          # vCPU executing now (its current block may be invalidated)
+
+cdef struct Cpu:
+    uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)
+    uint64_t rip
+    uint64_t rflags       # non-arithmetic bits always; arithmetic bits when lf_op == LF_NONE
+    # lazy flags: the last flag-setting operation
+    uint32_t lf_op
+    uint32_t lf_sz
+    uint64_t lf_a, lf_b, lf_r, lf_c
+    # segments: ES CS SS DS FS GS, then a zero slot used for flat addressing
+    uint64_t seg_base[7]
+    uint16_t seg_sel[6]
+    uint64_t kernel_gs_base
+    # control state
+    uint64_t cr0, cr2, cr3, cr4, cr8, efer
+    uint32_t cpl
+    uint32_t mode         # cpl | paging bits: part of block and TLB keys
+    uint64_t tsc_aux
+    uint64_t msr_star, msr_lstar, msr_cstar, msr_sfmask, msr_pat
+    # time
+    uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
+    uint64_t tsc_offset
+    uint64_t tsc_per_insn # virtual cycles per retired instruction (fixed point, 16 fractional bits)
+    uint64_t rng_state    # RDRAND/RDSEED generator (seeded, deterministic)
+    # exit record
+    uint32_t exit_reason
+    uint32_t exc_vector
+    uint64_t exc_error
+    uint32_t exc_has_error
+    uint64_t exit_rip     # address of the instruction that caused the exit
+    uint64_t io_port, io_size, io_dir, io_value
+    uint64_t mmio_addr, mmio_size, mmio_write, mmio_value
+    uint32_t mmio_pending # a completed MMIO read is waiting in mmio_value
+    uint64_t msr_index
+    # trap policy bits (EXIT_ON_*), installed by the hypervisor
+    uint64_t trap_mask
+    # counters
+    uint64_t icount
+    uint64_t n_jc_hits, n_jc_misses
+    uint64_t n_chained, n_tlb_hits, n_tlb_misses, n_tlb_flushes
+    uint64_t n_exits[32]
+    uint64_t tlbm         # TLB tag mode bit: 1 at CPL 3
+    TlbEntry* tlb
+    JcEntry* jc           # virtual-RIP -> block cache
+    uint32_t jc_epoch     # bumped to empty jc (TLB flush, CR3 load)
+    Mach* m               # RAM and block cache shared by the machine's vCPUs
+    Block* cur_block      # block being executed (for self-modifying code)
+    # CPUID table
+    CpuidEntry* cpuid
+    uint32_t n_cpuid
+    # pending stop request from another thread
+    volatile int stop_request

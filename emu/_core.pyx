@@ -1,0 +1,37 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False, overflowcheck=False
+"""emu's core ("the silicon"): vCPU state, decoder, translated-block cache,
+interpreter loop, lazy flags and the MMU. Everything that runs per guest
+instruction is C-level code here and in core/*.pxi; the Python classes at the
+bottom are the public API the hypervisor layer uses."""
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int8_t, int16_t, int32_t, int64_t
+from libc.string cimport memcpy, memset
+from libc.stdlib cimport malloc, calloc, free
+from cpython.buffer cimport PyBUF_WRITABLE
+
+cdef extern from "sys/mman.h" nogil:
+    void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void* addr, size_t length)
+    int madvise(void* addr, size_t length, int advice)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED
+    void* MAP_FAILED
+
+include "core/constants.pxi"
+include "core/regs.pxi"
+include "core/flags.pxi"
+include "core/mmu.pxi"
+include "core/decode.pxi"
+include "core/blocks.pxi"
+include "core/run.pxi"
+include "core/ops_alu.pxi"
+include "core/ops_mov.pxi"
+include "core/ops_control.pxi"
+include "core/ops_system.pxi"
+
+init_alu()
+init_mov()
+init_control()
+init_system()
+
+include "core/api.pxi"

@@ -1,0 +1,411 @@
+# The core's Python API: physical memory with its block cache (PhysMachine)
+# and vCPUs (Vcpu). The hypervisor layer (emu/machine.py) builds on these.
+
+EXIT_NAMES = {EXIT_NONE: "NONE", EXIT_HLT: "HLT", EXIT_IO: "IO", EXIT_MMIO: "MMIO",
+              EXIT_CPUID: "CPUID", EXIT_RDTSC: "RDTSC", EXIT_MSR: "MSR",
+              EXIT_SYSCALL: "SYSCALL", EXIT_EXCEPTION: "EXCEPTION", EXIT_HOOK: "HOOK",
+              EXIT_BUDGET: "BUDGET", EXIT_SHUTDOWN: "SHUTDOWN", EXIT_STOPPED: "STOPPED",
+              EXIT_PRIV: "PRIV"}
+
+GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+
+cdef class PhysMachine:
+    """Guest physical RAM (one lazily committed anonymous mapping) and the
+    translated-block cache shared by the machine's vCPUs."""
+    cdef Mach m
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+    cdef int exports
+
+    def __cinit__(self, uint64_t ram_size):
+        if ram_size == 0 or ram_size & 0xfff:
+            raise ValueError("RAM size must be a positive multiple of 4096")
+        memset(&self.m, 0, sizeof(Mach))
+        cdef void* p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if p == MAP_FAILED:
+            raise MemoryError("cannot reserve %d bytes of guest RAM" % ram_size)
+        self.m.ram = <uint8_t*>p
+        self.m.ram_size = ram_size
+        self.m.npages = ram_size >> 12
+        self.m.code_page = <uint8_t*>calloc(self.m.npages, 1)
+        self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
+        self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
+        self.m.blocks = <Block*>calloc(MAX_BLOCKS, sizeof(Block))
+        self.m.uops = <Uop*>calloc(MAX_UOPS, sizeof(Uop))
+        self.m.block_hash = <int32_t*>malloc(HASH_SIZE * sizeof(int32_t))
+        if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.page_blocks == NULL
+                or self.m.blocks == NULL or self.m.uops == NULL or self.m.block_hash == NULL):
+            raise MemoryError("cannot allocate the block cache")
+        memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
+        memset(self.m.block_hash, 0xff, HASH_SIZE * sizeof(int32_t))
+
+    def __dealloc__(self):
+        if self.m.ram != NULL:
+            munmap(self.m.ram, self.m.ram_size)
+        free(self.m.code_page)
+        free(self.m.dirty)
+        free(self.m.page_blocks)
+        free(self.m.blocks)
+        free(self.m.uops)
+        free(self.m.block_hash)
+
+    # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
+    def __getbuffer__(self, Py_buffer* buf, int flags):
+        self.shape[0] = <Py_ssize_t>self.m.ram_size
+        self.strides[0] = 1
+        buf.buf = self.m.ram
+        buf.obj = self
+        buf.len = <Py_ssize_t>self.m.ram_size
+        buf.readonly = 0
+        buf.itemsize = 1
+        buf.format = "B"
+        buf.ndim = 1
+        buf.shape = self.shape
+        buf.strides = self.strides
+        buf.suboffsets = NULL
+        buf.internal = NULL
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer* buf):
+        self.exports -= 1
+
+    @property
+    def ram_size(self):
+        return self.m.ram_size
+
+    def invalidate(self, uint64_t paddr, uint64_t size):
+        """Drop translated blocks on the physical pages of [paddr, paddr+size):
+        call after writing guest code behind the core's back (through the
+        numpy view)."""
+        cdef uint64_t p = paddr & ~(<uint64_t>0xfff)
+        cdef Cpu dummy
+        memset(&dummy, 0, sizeof(Cpu))
+        dummy.m = &self.m
+        while p < paddr + size and p < self.m.ram_size:
+            if self.m.code_page[p >> 12]:
+                smc_invalidate_page(&dummy, p)
+            p += 0x1000
+
+    def is_code_page(self, uint64_t paddr):
+        return paddr < self.m.ram_size and self.m.code_page[paddr >> 12] != 0
+
+    def flush_code(self):
+        """Drop every translated block."""
+        cache_flush(&self.m)
+
+    def dirty_pages(self, bint clear=False):
+        """Physical page numbers written since the last clear."""
+        cdef uint64_t i
+        out = [i for i in range(self.m.npages) if self.m.dirty[i]]
+        if clear:
+            memset(self.m.dirty, 0, self.m.npages)
+        return out
+
+    @property
+    def cache_stats(self):
+        return {"blocks_translated": self.m.n_blocks_translated,
+                "invalidations": self.m.n_invalidations,
+                "cache_flushes": self.m.n_flushes,
+                "blocks_live": self.m.n_blocks,
+                "uops_used": self.m.n_uops}
+
+
+cdef class Exit:
+    """What vcpu.run() hands back: why the vCPU stopped, and the details."""
+    cdef public int reason
+    cdef public object name
+    cdef public uint64_t rip          # RIP of the instruction that caused the exit
+    cdef public int vector            # EXCEPTION
+    cdef public uint64_t error_code
+    cdef public bint has_error_code
+    cdef public uint64_t cr2
+    cdef public uint64_t port, size, value   # IO, MMIO
+    cdef public bint write
+    cdef public uint64_t address             # MMIO
+    cdef public uint64_t msr
+
+    def __repr__(self):
+        if self.reason == EXIT_EXCEPTION:
+            return "<Exit EXCEPTION vector=%d error=%#x rip=%#x>" % (self.vector, self.error_code, self.rip)
+        if self.reason == EXIT_MMIO:
+            return "<Exit MMIO %s %#x size=%d value=%#x>" % ("write" if self.write else "read", self.address, self.size, self.value)
+        return "<Exit %s rip=%#x>" % (self.name, self.rip)
+
+
+cdef class Vcpu:
+    """One virtual CPU. Registers live in a C struct; run() executes guest
+    code with the GIL released until an exit."""
+    cdef Cpu c
+    cdef readonly PhysMachine machine
+
+    def __cinit__(self, PhysMachine machine):
+        memset(&self.c, 0, sizeof(Cpu))
+        self.machine = machine
+        self.c.m = &machine.m
+        self.c.tlb = <TlbEntry*>malloc(TLB_SIZE * sizeof(TlbEntry))
+        self.c.jc = <JcEntry*>calloc(JC_SIZE, sizeof(JcEntry))
+        if self.c.tlb == NULL or self.c.jc == NULL:
+            raise MemoryError()
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.jc_epoch = 1
+        self.c.seg_base[SEG_NONE] = 0
+        self.c.rflags = 2
+        self.c.tsc_per_insn = 1 << 16
+        self.c.rng_state = 0x5eed
+        self.c.cpuid = NULL
+        self.c.n_cpuid = 0
+
+    def __dealloc__(self):
+        free(self.c.tlb)
+        free(self.c.jc)
+        free(self.c.cpuid)
+
+    def run(self, uint64_t budget=0xffffffffffffffffULL):
+        """Execute until an exit; budget caps the instructions retired."""
+        cdef int reason
+        if self.c.icount + budget < self.c.icount:
+            budget = 0xffffffffffffffffULL - self.c.icount
+        with nogil:
+            reason = cpu_run(&self.c, budget)
+        cdef Exit e = Exit.__new__(Exit)
+        e.reason = reason
+        e.name = EXIT_NAMES.get(reason, str(reason))
+        e.rip = self.c.exit_rip if reason != EXIT_BUDGET and reason != EXIT_STOPPED else self.c.rip
+        if reason == EXIT_EXCEPTION:
+            e.rip = self.c.rip
+            e.vector = self.c.exc_vector
+            e.error_code = self.c.exc_error
+            e.has_error_code = self.c.exc_has_error
+            e.cr2 = self.c.cr2
+        elif reason == EXIT_MMIO:
+            e.address = self.c.mmio_addr
+            e.size = self.c.mmio_size
+            e.write = self.c.mmio_write
+            e.value = self.c.mmio_value
+        elif reason == EXIT_IO:
+            e.port = self.c.io_port
+            e.size = self.c.io_size
+            e.write = self.c.io_dir
+            e.value = self.c.io_value
+        elif reason == EXIT_MSR:
+            e.msr = self.c.msr_index
+        return e
+
+    def stop(self):
+        """Ask a running vCPU (in another thread) to exit at the next block."""
+        self.c.stop_request = 1
+
+    def complete_mmio_read(self, uint64_t value):
+        """Answer the pending MMIO read; the instruction completes on the next run()."""
+        self.c.mmio_value = value & szmask(<uint32_t>self.c.mmio_size) if self.c.mmio_size in (1, 2, 4, 8) else value
+        self.c.mmio_pending = 1
+
+    def complete_mmio_write(self):
+        """The VMM performed the pending MMIO write; the instruction completes
+        on the next run()."""
+        self.c.mmio_pending = 1
+
+    # ---- registers ----
+    def get_gpr(self, int i):
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        return self.c.r[i]
+
+    def set_gpr(self, int i, uint64_t v):
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        self.c.r[i] = v
+
+    @property
+    def rip(self):
+        return self.c.rip
+
+    @rip.setter
+    def rip(self, uint64_t v):
+        self.c.rip = v
+
+    @property
+    def rflags(self):
+        return get_rflags(&self.c)
+
+    @rflags.setter
+    def rflags(self, uint64_t v):
+        self.c.rflags = (v & 0x3f7fd7) | 2
+        self.c.lf_op = LF_NONE
+
+    @property
+    def cpl(self):
+        return self.c.cpl
+
+    @cpl.setter
+    def cpl(self, uint32_t v):
+        if v > 3:
+            raise ValueError("CPL is 0..3")
+        set_cpl(&self.c, v)
+        self.c.jc_epoch += 1
+
+    def get_seg_base(self, int i):
+        return self.c.seg_base[i]
+
+    def set_seg_base(self, int i, uint64_t v):
+        if not 0 <= i < 6:
+            raise IndexError(i)
+        self.c.seg_base[i] = v
+
+    def get_seg_sel(self, int i):
+        return self.c.seg_sel[i]
+
+    def set_seg_sel(self, int i, uint16_t v):
+        self.c.seg_sel[i] = v
+
+    @property
+    def cr0(self):
+        return self.c.cr0
+
+    @cr0.setter
+    def cr0(self, uint64_t v):
+        self.c.cr0 = v
+        tlb_flush(&self.c)
+
+    @property
+    def cr2(self):
+        return self.c.cr2
+
+    @cr2.setter
+    def cr2(self, uint64_t v):
+        self.c.cr2 = v
+
+    @property
+    def cr3(self):
+        return self.c.cr3
+
+    @cr3.setter
+    def cr3(self, uint64_t v):
+        self.c.cr3 = v
+        tlb_flush(&self.c)
+
+    @property
+    def cr4(self):
+        return self.c.cr4
+
+    @cr4.setter
+    def cr4(self, uint64_t v):
+        self.c.cr4 = v
+        tlb_flush(&self.c)
+
+    @property
+    def cr8(self):
+        return self.c.cr8
+
+    @cr8.setter
+    def cr8(self, uint64_t v):
+        self.c.cr8 = v & 15
+
+    @property
+    def efer(self):
+        return self.c.efer
+
+    @efer.setter
+    def efer(self, uint64_t v):
+        self.c.efer = v
+        tlb_flush(&self.c)
+
+    @property
+    def trap_mask(self):
+        return self.c.trap_mask
+
+    @trap_mask.setter
+    def trap_mask(self, uint64_t v):
+        self.c.trap_mask = v
+
+    @property
+    def icount(self):
+        """Instructions retired."""
+        return self.c.icount
+
+    @property
+    def tsc_aux(self):
+        return self.c.tsc_aux
+
+    @tsc_aux.setter
+    def tsc_aux(self, uint64_t v):
+        self.c.tsc_aux = v
+
+    def set_tsc(self, uint64_t offset, double cycles_per_insn):
+        """Virtual TSC = offset + instructions retired x cycles_per_insn."""
+        self.c.tsc_offset = offset
+        self.c.tsc_per_insn = <uint64_t>(cycles_per_insn * 65536.0)
+
+    @property
+    def tsc(self):
+        return read_tsc(&self.c)
+
+    def seed_rng(self, uint64_t seed):
+        self.c.rng_state = seed
+
+    def set_cpuid_table(self, entries):
+        """entries: iterable of (leaf, subleaf or None, eax, ebx, ecx, edx);
+        CPUID then answers from this table inside the core."""
+        entries = list(entries)
+        cdef CpuidEntry* t = <CpuidEntry*>calloc(max(1, len(entries)), sizeof(CpuidEntry))
+        if t == NULL:
+            raise MemoryError()
+        for i, (leaf, sub, a, b, cc, d) in enumerate(entries):
+            t[i].leaf = leaf
+            t[i].subleaf = sub or 0
+            t[i].flags = 0 if sub is None else 1
+            t[i].eax = a
+            t[i].ebx = b
+            t[i].ecx = cc
+            t[i].edx = d
+        free(self.c.cpuid)
+        self.c.cpuid = t
+        self.c.n_cpuid = len(entries)
+
+    def cpuid(self, uint32_t leaf, uint32_t subleaf=0):
+        """What the guest's CPUID returns for this leaf."""
+        cdef uint32_t out[4]
+        cpuid_lookup(&self.c, leaf, subleaf, out)
+        return (out[0], out[1], out[2], out[3])
+
+    # ---- memory through this vCPU's page tables ----
+    def flush_tlb(self):
+        tlb_flush(&self.c)
+
+    def invlpg(self, uint64_t va):
+        tlb_flush_page(&self.c, va)
+
+    def translate(self, uint64_t va, int access=0):
+        """Guest physical address of va as an access of kind access (0 read,
+        1 write, 2 execute) at the current CPL would see it, or None if it
+        would fault. No A/D bits are set."""
+        cdef uint64_t pa
+        cdef uint32_t perm
+        cdef Cpu tmp = self.c
+        if mmu_walk_peek(&tmp, va, access, &pa, &perm) < 0:
+            return None
+        return pa
+
+    @property
+    def counters(self):
+        m = self.c.m
+        return {"instructions": self.c.icount,
+                "blocks_translated": m.n_blocks_translated,
+                "block_cache_hits": self.c.n_jc_hits + self.c.n_chained,
+                "block_cache_misses": self.c.n_jc_misses,
+                "chained": self.c.n_chained,
+                "invalidations": m.n_invalidations,
+                "cache_flushes": m.n_flushes,
+                "tlb_hits": self.c.n_tlb_hits,
+                "tlb_misses": self.c.n_tlb_misses,
+                "tlb_flushes": self.c.n_tlb_flushes,
+                "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
+
+# trap_mask bits, for the hypervisor layer
+TRAPS = {"cpuid": TRAP_CPUID, "rdtsc": TRAP_RDTSC, "msr": TRAP_MSR, "hlt": TRAP_HLT,
+         "cr": TRAP_CR, "invlpg": TRAP_INVLPG, "desc": TRAP_DESC, "int": TRAP_INT,
+         "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL}
+EXIT = {v: k for k, v in EXIT_NAMES.items()}

@@ -1,0 +1,234 @@
+# The translated-block cache: straight runs of instructions decoded once into
+# micro-op arrays, found by physical address and mode, with a virtual-RIP
+# cache in front and invalidation when guest code is written.
+
+cdef int uop_fallthrough(Cpu* c, const Uop* u) noexcept nogil:
+    """Appended to blocks that end without a branch: continue at the next RIP."""
+    c.rip = u.imm
+    return R_BRANCH
+
+cdef int uop_restart(Cpu* c, const Uop* u) noexcept nogil:
+    """Replaces the uops of a block invalidated while it runs: stop before them."""
+    return R_RESTART
+
+cdef void cache_flush(Mach* m) noexcept nogil:
+    """Drop every block (the arena is full, or the VMM asked)."""
+    cdef uint64_t i
+    for i in range(m.n_blocks):
+        m.blocks[i].valid = 0
+    for i in range(HASH_SIZE):
+        m.block_hash[i] = -1
+    for i in range(m.npages):
+        m.page_blocks[i] = -1
+        m.code_page[i] = 0
+    if m.running != NULL and m.running.cur_block != NULL:
+        # the running block's uops stay in the arena until it returns; make sure
+        # nothing after the current instruction runs from it
+        blk_stop(m.running.cur_block, m)
+    m.n_blocks = 0
+    m.n_uops = 0
+    m.n_flushes += 1
+
+cdef inline uint32_t hash_pa(uint64_t pa, uint32_t mode) noexcept nogil:
+    return <uint32_t>(((pa >> 2) ^ (pa >> 14) ^ (mode * 0x9e37)) & (HASH_SIZE - 1))
+
+cdef void blk_stop(Block* b, Mach* m) noexcept nogil:
+    cdef uint32_t i
+    cdef Uop* u = &m.uops[b.uop_start]
+    for i in range(b.ninsn + 1):
+        if u[i].fn == NULL:
+            break
+        u[i].fn = uop_restart
+
+cdef void blk_unlink_hash(Mach* m, int32_t bi) noexcept nogil:
+    cdef Block* b = &m.blocks[bi]
+    cdef uint32_t h = hash_pa(b.paddr, b.mode)
+    cdef int32_t* link = &m.block_hash[h]
+    while link[0] != -1:
+        if link[0] == bi:
+            link[0] = b.hash_next
+            return
+        link = &m.blocks[link[0]].hash_next
+
+cdef void smc_invalidate_page(Cpu* c, uint64_t ppage) noexcept nogil:
+    """Guest code was written: every block on the page goes (SDM Vol. 3A, 11.6:
+    a write to code takes effect before the next instruction)."""
+    cdef Mach* m = c.m
+    cdef uint64_t pn = ppage >> 12
+    cdef int32_t bi = m.page_blocks[pn], nxt
+    cdef Block* b
+    while bi != -1:
+        b = &m.blocks[bi]
+        nxt = b.page_next[0] if (b.paddr >> 12) == pn else b.page_next[1]
+        if b.valid:
+            b.valid = 0
+            m.n_invalidations += 1
+            blk_unlink_hash(m, bi)
+            if m.running != NULL and m.running.cur_block == b:
+                blk_stop(b, m)
+        bi = nxt
+    m.page_blocks[pn] = -1
+    m.code_page[pn] = 0
+
+cdef void mark_code_page(Cpu* c, uint64_t ppage) noexcept nogil:
+    if not c.m.code_page[ppage >> 12]:
+        c.m.code_page[ppage >> 12] = 1
+        tlb_drop_writes_to(c, ppage)
+
+cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
+    """Decode a block starting at rip (physical pa). Returns the block index,
+    or -1 with the fault in c.exc_* when the very first instruction cannot be
+    fetched."""
+    cdef Mach* m = c.m
+    cdef Dec d
+    cdef Block* b
+    cdef Uop* u
+    cdef int32_t bi
+    cdef uint32_t n = 0, ustart, room, k2
+    cdef uint64_t cur = rip, cpa = pa, pa2, page2 = NO_PAGE
+    cdef int k, ended = 0
+    cdef TlbEntry* e2
+    if m.n_blocks >= MAX_BLOCKS or m.n_uops + MAX_BLOCK_INSNS + 2 > MAX_UOPS:
+        cache_flush(m)
+    bi = m.n_blocks
+    b = &m.blocks[bi]
+    ustart = m.n_uops
+    while True:
+        u = &m.uops[ustart + n]
+        room = 0x1000 - (cur & 0xfff)
+        d.limit_is_fault = 0
+        if room >= 15:
+            d.avail = 15
+            memcpy(d.buf, m.ram + cpa, 15)
+        elif n == 0:
+            # the first instruction may run onto the next page
+            memcpy(d.buf, m.ram + cpa, room)
+            d.avail = room
+            k = tlb_fill(c, cur + room, ACC_X, &e2, &pa2)
+            if k == 0:
+                memcpy(d.buf + room, m.ram + pa2, 15 - room)
+                d.avail = 15
+                page2 = pa2 & ~(<uint64_t>0xfff)
+            else:
+                d.limit_is_fault = 1
+                if k < 0:
+                    d.fault_va = c.cr2
+                    d.fault_err = c.exc_error
+                else:
+                    d.fault_va = cur + room
+                    d.fault_err = PFE_I
+        else:
+            memcpy(d.buf, m.ram + cpa, room)
+            d.avail = room
+        k = decode_one(c, &d, cur, u)
+        if k == -2:
+            break                   # continues on the next page: new block there
+        if k == R_EXC:
+            if n == 0 and d.limit_is_fault and c.exc_vector == EXC_PF:
+                return -1           # cannot even fetch the first instruction
+            # decode fault: the instruction raises it when reached
+            memset(u, 0, sizeof(Uop))
+            u.fn = uop_raise
+            u.sub = c.exc_vector
+            u.imm = c.exc_error
+            u.imm2 = c.exc_has_error
+            u.rip = cur
+            u.rip_next = cur
+            u.len = 1
+            n += 1
+            u.ninsn = n
+            ended = 1
+            break
+        n += 1
+        u.ninsn = n
+        if optab_flags_end(&d):
+            ended = 1
+            break
+        if page2 != NO_PAGE:
+            break
+        cur = u.rip_next
+        cpa += u.len
+        if n >= MAX_BLOCK_INSNS or (cur & 0xfff) == 0:
+            break
+    # a block that does not end in a branch or a fault falls through
+    if not ended:
+        u = &m.uops[ustart + n]
+        memset(u, 0, sizeof(Uop))
+        u.fn = uop_fallthrough
+        u.imm = m.uops[ustart + n - 1].rip_next
+        u.rip = u.imm
+        u.ninsn = n
+        m.n_uops = ustart + n + 1
+    else:
+        m.n_uops = ustart + n
+    m.uops[m.n_uops].fn = NULL    # sentinel for blk_stop
+    m.n_uops += 1
+    b.vrip = rip
+    b.paddr = pa
+    b.page2 = page2
+    b.uop_start = ustart
+    b.ninsn = n
+    b.mode = c.mode
+    b.valid = 1
+    b.chain_rip[0] = NO_PAGE
+    b.chain_rip[1] = NO_PAGE
+    # index by physical address and register on the pages it covers
+    k2 = hash_pa(pa, c.mode)
+    b.hash_next = m.block_hash[k2]
+    m.block_hash[k2] = bi
+    b.page_next[0] = m.page_blocks[pa >> 12]
+    m.page_blocks[pa >> 12] = bi
+    mark_code_page(c, pa & ~(<uint64_t>0xfff))
+    b.page_next[1] = -1
+    if page2 != NO_PAGE:
+        b.page_next[1] = m.page_blocks[page2 >> 12]
+        m.page_blocks[page2 >> 12] = bi
+        mark_code_page(c, page2)
+    m.n_blocks += 1
+    m.n_blocks_translated += 1
+    return bi
+
+cdef inline int optab_flags_end(Dec* d) noexcept nogil:
+    return (d.flags & D_END) != 0
+
+cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
+    """The block for rip in the current mode, translating it if needed.
+    NULL when the instruction fetch faults (c.exc_* set)."""
+    cdef Mach* m = c.m
+    cdef JcEntry* j = &c.jc[(rip ^ (rip >> 12)) & (JC_SIZE - 1)]
+    cdef Block* b
+    cdef TlbEntry* e
+    cdef uint64_t pa
+    cdef int32_t bi
+    cdef int k
+    if j.vrip == rip and j.epoch == c.jc_epoch:
+        b = &m.blocks[j.blk]
+        if b.valid and b.mode == c.mode and b.vrip == rip:
+            c.n_jc_hits += 1
+            return b
+    c.n_jc_misses += 1
+    # translate rip for execution
+    e = &c.tlb[(rip >> 12) & (TLB_SIZE - 1)]
+    if e.tag_x == ((rip & ~(<uint64_t>0xfff)) | c.tlbm):
+        pa = e.ppage | (rip & 0xfff)
+    else:
+        k = tlb_fill(c, rip, ACC_X, &e, &pa)
+        if k < 0:
+            return NULL
+        if k == 1:
+            raise_gp0(c)      # executing from MMIO is not supported
+            return NULL
+    bi = m.block_hash[hash_pa(pa, c.mode)]
+    while bi != -1:
+        b = &m.blocks[bi]
+        if b.paddr == pa and b.mode == c.mode and b.vrip == rip and b.valid:
+            break
+        bi = b.hash_next
+    if bi == -1:
+        bi = translate(c, rip, pa)
+        if bi < 0:
+            return NULL
+    j.vrip = rip
+    j.epoch = c.jc_epoch
+    j.blk = bi
+    return &m.blocks[bi]

@@ -1,0 +1,360 @@
+# The decoder: legacy prefixes, REX, the one-, two- and three-byte opcode
+# maps (SDM Vol. 2, chapter 2 and Appendix A), ModRM/SIB/displacement and
+# immediates, into one pre-resolved micro-op per instruction.
+
+# descriptor flags
+DEF D_MODRM = 0x1
+DEF D_BYTE = 0x2          # operand size 1 (both operands)
+DEF D_BYTE_RM = 0x4       # the r/m operand is a byte register (MOVZX/MOVSX)
+DEF D_DEF64 = 0x8         # default operand size 64 in long mode (66 gives 16)
+DEF D_F64 = 0x10          # operand size 64 whatever the prefixes (near branches)
+DEF D_REGONLY = 0x20      # ModRM.mod must be 3
+DEF D_MEMONLY = 0x40      # ModRM.mod must not be 3
+DEF D_END = 0x80          # ends the block (branches, exits)
+DEF D_LOCK = 0x100        # LOCK is legal with a memory destination
+DEF D_OPREG = 0x200       # register number in opcode bits 2..0
+DEF D_GRP = 0x400         # handler chosen by ModRM.reg
+DEF D_IMM_TEST = 0x800    # F6/F7: an immediate only for /0 and /1
+DEF D_BYTE_REG = 0x1000   # the reg operand is a byte register
+DEF D_NO_REP_SUB = 0x2000 # reserved
+
+# immediate kinds
+DEF I_NONE = 0
+DEF I_8 = 1
+DEF I_16 = 2
+DEF I_Z = 3               # 16 or 32 bits (sign-extended to 64 for 64-bit operands)
+DEF I_V = 4               # 16, 32 or 64 bits (MOV r, imm)
+DEF I_REL8 = 5
+DEF I_RELZ = 6
+DEF I_MOFFS = 7           # address-sized offset (MOV AL/rAX, moffs)
+DEF I_16_8 = 8            # ENTER: imm16, imm8
+
+ctypedef int (*fix_fn)(Cpu* c, Dec* d, Uop* u) noexcept nogil
+
+cdef struct OpDesc:
+    uop_fn fn
+    uop_fn grp[8]
+    fix_fn fix
+    uint32_t flags
+    uint8_t imm
+    uint8_t sub
+    uint8_t grp_lock      # bit n: /n may take LOCK
+    uint32_t grp_flags[8] # flags of /n, added to flags
+    uint8_t grp_imm[8]    # immediate kind of /n (I_NONE: use imm)
+
+cdef struct Dec:
+    uint8_t buf[16]
+    uint32_t avail        # bytes we may read
+    uint32_t pos
+    int limit_is_fault    # avail is short because the next page faulted
+    uint64_t fault_err    # that fault's error code
+    uint64_t fault_va
+    uint8_t p66, p67, rep, lock, seg, rex, pc
+    uint8_t modrm, mod, regf, rmf, map, opc
+    uint32_t flags        # the instruction's final descriptor flags
+
+# optab[map][prefix class][opcode]; prefix class 0 none, 1 = 66, 2 = F3, 3 = F2
+cdef OpDesc optab[4][4][256]
+
+cdef inline uint32_t byte_reg(uint32_t r, uint32_t rex) noexcept nogil:
+    """Without REX, byte registers 4..7 are AH CH DH BH (SDM Vol. 1, 3.7.2.1)."""
+    if rex == 0 and 4 <= r < 8:
+        return 17 + r - 4
+    return r
+
+cdef inline int dfetch(Cpu* c, Dec* d, uint32_t* out) noexcept nogil:
+    if d.pos >= d.avail:
+        if d.pos >= 15:
+            return raise_gp0(c)
+        if d.limit_is_fault:
+            raise_pf(c, d.fault_va, d.fault_err)
+            return R_EXC
+        return -2          # instruction continues on the next page: end the block first
+    out[0] = d.buf[d.pos]
+    d.pos += 1
+    return 0
+
+cdef inline int dfetch_n(Cpu* c, Dec* d, uint32_t n, uint64_t* out) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef uint32_t b, i
+    cdef int k
+    for i in range(n):
+        k = dfetch(c, d, &b)
+        if k:
+            return k
+        v |= (<uint64_t>b) << (8 * i)
+    out[0] = v
+    return 0
+
+cdef int uop_raise(Cpu* c, const Uop* u) noexcept nogil:
+    """A decode-time fault, raised when execution reaches the instruction."""
+    return raise_exc(c, u.sub, u.imm, u.imm2 != 0)
+
+cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
+    """Decode the instruction at rip from d.buf into u. Returns 0, R_EXC with
+    the fault in c.exc_*, or -2 when the bytes run past what may be fetched."""
+    cdef uint32_t b, b2, sib, modrm, rexb, rexx, rexr, base, index, i
+    cdef int k
+    cdef uint64_t v
+    cdef OpDesc* o
+    cdef uint32_t flags, pc
+    cdef int riprel
+    cdef uint32_t imm
+    memset(u, 0, sizeof(Uop))
+    d.pos = 0
+    d.p66 = 0
+    d.p67 = 0
+    d.rep = 0
+    d.lock = 0
+    d.rex = 0
+    d.seg = SEG_NONE
+    while True:
+        k = dfetch(c, d, &b)
+        if k:
+            return k
+        if b == 0x66:
+            d.p66 = 1
+        elif b == 0x67:
+            d.p67 = 1
+        elif b == 0xf3:
+            d.rep = REP_F3
+        elif b == 0xf2:
+            d.rep = REP_F2
+        elif b == 0xf0:
+            d.lock = 1
+        elif b == 0x64:
+            d.seg = SEG_FS
+        elif b == 0x65:
+            d.seg = SEG_GS
+        elif b == 0x26 or b == 0x2e or b == 0x36 or b == 0x3e:
+            pass                      # null segment overrides in 64-bit mode
+        elif 0x40 <= b <= 0x4f:
+            d.rex = b
+            k = dfetch(c, d, &b)
+            if k:
+                return k
+            if b == 0x66 or b == 0x67 or b == 0xf3 or b == 0xf2 or b == 0xf0 or (0x40 <= b <= 0x4f) \
+                    or b == 0x64 or b == 0x65 or b == 0x26 or b == 0x2e or b == 0x36 or b == 0x3e:
+                # REX not immediately before the opcode is ignored (SDM 2.2.1)
+                d.rex = 0
+                d.pos -= 1
+                continue
+            break
+        else:
+            break
+        if d.pos >= 15:
+            return raise_gp0(c)
+    d.map = 0
+    if b == 0x0f:
+        k = dfetch(c, d, &b)
+        if k:
+            return k
+        if b == 0x38:
+            d.map = 2
+        elif b == 0x3a:
+            d.map = 3
+        else:
+            d.map = 1
+        if d.map >= 2:
+            k = dfetch(c, d, &b)
+            if k:
+                return k
+    d.opc = b
+    if d.rep == REP_F3:
+        pc = 2
+    elif d.rep == REP_F2:
+        pc = 3
+    elif d.p66:
+        pc = 1
+    else:
+        pc = 0
+    d.pc = pc
+    o = &optab[d.map][pc][b]
+    flags = o.flags
+    if o.fn == NULL and not (flags & D_GRP):
+        return raise_ud(c)
+    rexb = (d.rex & 1) << 3
+    rexx = (d.rex & 2) << 2
+    rexr = (d.rex & 4) << 1
+    u.asz32 = d.p67
+    u.rep = d.rep
+    u.lock = d.lock
+    u.opc = b
+    u.pfx66 = d.p66
+    u.rex = d.rex
+    u.sub = o.sub
+    u.fn = o.fn
+    u.base = NOREG
+    u.index = NOREG
+    u.seg = SEG_NONE
+    u.reg = NOREG
+    u.rm = NOREG
+    if flags & D_OPREG:
+        u.reg = (b & 7) | rexb
+        if flags & D_BYTE:
+            u.reg = byte_reg(u.reg, d.rex)
+    riprel = 0
+    if flags & D_MODRM:
+        k = dfetch(c, d, &modrm)
+        if k:
+            return k
+        d.modrm = modrm
+        d.mod = modrm >> 6
+        d.regf = (modrm >> 3) & 7
+        d.rmf = modrm & 7
+        u.reg = d.regf | rexr
+        if flags & (D_BYTE | D_BYTE_REG):
+            u.reg = byte_reg(u.reg, d.rex)
+        if d.mod == 3:
+            if flags & D_MEMONLY:
+                return raise_ud(c)
+            u.rm = d.rmf | rexb
+            if flags & (D_BYTE | D_BYTE_RM):
+                u.rm = byte_reg(u.rm, d.rex)
+        else:
+            if flags & D_REGONLY:
+                return raise_ud(c)
+            u.mem = 1
+            u.seg = d.seg
+            if d.rmf == 4:
+                k = dfetch(c, d, &sib)
+                if k:
+                    return k
+                u.scale = sib >> 6
+                index = ((sib >> 3) & 7) | rexx
+                if index != 4:
+                    u.index = index
+                base = sib & 7
+                if base == 5 and d.mod == 0:
+                    k = dfetch_n(c, d, 4, &v)
+                    if k:
+                        return k
+                    u.disp = <int32_t>v
+                else:
+                    u.base = base | rexb
+            elif d.rmf == 5 and d.mod == 0:
+                k = dfetch_n(c, d, 4, &v)
+                if k:
+                    return k
+                u.disp = <int32_t>v
+                riprel = 1
+            else:
+                u.base = d.rmf | rexb
+            if d.mod == 1:
+                k = dfetch_n(c, d, 1, &v)
+                if k:
+                    return k
+                u.disp = <int8_t>v
+            elif d.mod == 2:
+                k = dfetch_n(c, d, 4, &v)
+                if k:
+                    return k
+                u.disp = <int32_t>v
+        if flags & D_GRP:
+            u.fn = o.grp[d.regf]
+            u.sub = d.regf
+            if u.fn == NULL:
+                return raise_ud(c)
+            flags |= o.grp_flags[d.regf]
+            if flags & D_REGONLY and d.mod != 3:
+                return raise_ud(c)
+            if flags & D_MEMONLY and d.mod == 3:
+                return raise_ud(c)
+    d.flags = flags
+    # operand size (SDM Vol. 1, 3.6.1 and Vol. 2, 2.2.1.2)
+    if flags & D_BYTE:
+        u.osz = 1
+    elif flags & D_F64:
+        u.osz = 8
+    elif d.rex & 8:
+        u.osz = 8
+    elif d.p66:
+        u.osz = 2
+    elif flags & D_DEF64:
+        u.osz = 8
+    else:
+        u.osz = 4
+    imm = o.imm
+    if flags & D_GRP and o.grp_imm[d.regf]:
+        imm = o.grp_imm[d.regf]
+    # LOCK is legal only on the read-modify-write forms with a memory destination
+    if d.lock:
+        if not (flags & D_LOCK) or not u.mem or (flags & D_GRP and not (o.grp_lock >> d.regf) & 1):
+            return raise_ud(c)
+    # immediates
+    k = 0
+    if imm == I_8 or imm == I_REL8:
+        k = dfetch_n(c, d, 1, &v)
+        u.imm = <uint64_t><int64_t><int8_t>v
+    elif imm == I_16:
+        k = dfetch_n(c, d, 2, &v)
+        u.imm = v
+    elif imm == I_Z or imm == I_RELZ:
+        if u.osz == 2 and imm == I_Z:
+            k = dfetch_n(c, d, 2, &v)
+            u.imm = v
+        else:
+            k = dfetch_n(c, d, 4, &v)
+            u.imm = <uint64_t><int64_t><int32_t>v
+    elif imm == I_V:
+        k = dfetch_n(c, d, u.osz, &v)
+        u.imm = v
+    elif imm == I_MOFFS:
+        k = dfetch_n(c, d, 4 if d.p67 else 8, &v)
+        u.disp = <int64_t>v
+        u.mem = 1
+        u.seg = d.seg
+    elif imm == I_16_8:
+        k = dfetch_n(c, d, 2, &v)
+        u.imm = v
+        if not k:
+            k = dfetch_n(c, d, 1, &v)
+            u.imm2 = v
+    if flags & D_IMM_TEST and d.regf < 2:
+        k = dfetch_n(c, d, 1 if u.osz == 1 else (2 if u.osz == 2 else 4), &v)
+        u.imm = <uint64_t><int64_t><int32_t>v if u.osz >= 4 else v
+    if k:
+        return k
+    u.len = d.pos
+    u.rip = rip
+    u.rip_next = rip + d.pos
+    if riprel:
+        u.disp = <int64_t>(u.rip_next + <uint64_t>u.disp)
+    if imm == I_REL8 or imm == I_RELZ:
+        u.imm = u.rip_next + u.imm
+    if o.fix != NULL:
+        k = o.fix(c, d, u)
+        if k:
+            return k
+    return 0
+
+# ---- building the tables ----
+
+cdef void op(int map, int opc, uop_fn fn, uint32_t flags, int imm=I_NONE, int sub=0, int pcs=0xf) noexcept:
+    """Register a handler for opcode opc of map under the prefix classes in the
+    mask pcs (bit 0 none, 1 = 66, 2 = F3, 3 = F2)."""
+    cdef int pc
+    for pc in range(4):
+        if (pcs >> pc) & 1:
+            optab[map][pc][opc].fn = fn
+            optab[map][pc][opc].flags = flags
+            optab[map][pc][opc].imm = imm
+            optab[map][pc][opc].sub = sub
+
+cdef void grp(int map, int opc, int n, uop_fn fn, uint32_t flags, int imm=I_NONE, int lockable=0, int pcs=0xf) noexcept:
+    """Register fn as /n of the group at opcode opc."""
+    cdef int pc
+    for pc in range(4):
+        if (pcs >> pc) & 1:
+            optab[map][pc][opc].grp[n] = fn
+            optab[map][pc][opc].flags |= (flags & (D_BYTE | D_IMM_TEST | D_BYTE_REG | D_BYTE_RM)) | D_GRP | D_MODRM
+            optab[map][pc][opc].grp_flags[n] = flags
+            optab[map][pc][opc].grp_imm[n] = imm
+            if lockable:
+                optab[map][pc][opc].grp_lock |= 1 << n
+
+cdef void opfix(int map, int opc, fix_fn fix, int pcs=0xf) noexcept:
+    cdef int pc
+    for pc in range(4):
+        if (pcs >> pc) & 1:
+            optab[map][pc][opc].fix = fix

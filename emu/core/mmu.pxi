@@ -1,0 +1,369 @@
+# The MMU: 4-level paging walked in software over guest physical RAM
+# (SDM Vol. 3A, chapter 4), and a direct-mapped software TLB that holds
+# host addresses for the fast path, with read, write and execute kept apart.
+
+
+cdef inline int is_canonical(uint64_t va) noexcept nogil:
+    return <uint64_t>((<int64_t>(va << 16)) >> 16) == va
+
+cdef inline int raise_exc(Cpu* c, uint32_t vec, uint64_t err, int has_err) noexcept nogil:
+    c.exc_vector = vec
+    c.exc_error = err
+    c.exc_has_error = has_err
+    return R_EXC
+
+cdef inline int raise_gp0(Cpu* c) noexcept nogil:
+    return raise_exc(c, EXC_GP, 0, 1)
+
+cdef inline int raise_ud(Cpu* c) noexcept nogil:
+    return raise_exc(c, EXC_UD, 0, 0)
+
+cdef inline int raise_pf(Cpu* c, uint64_t va, uint64_t err) noexcept nogil:
+    c.cr2 = va
+    return raise_exc(c, EXC_PF, err, 1)
+
+cdef inline uint64_t* pte_ptr(Mach* m, uint64_t pa) noexcept nogil:
+    if pa + 8 > m.ram_size:
+        return NULL
+    return <uint64_t*>(m.ram + pa)
+
+cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm_out) noexcept nogil:
+    """Translate va for an access of kind acc. On success *pa_out is the physical
+    address and *perm_out holds ACC bits allowed: 1 read, 2 write, 4 exec, 8 dirty.
+    On failure raises #PF (or #GP for a non-canonical address) and returns -1."""
+    cdef uint64_t e, addr, err, psize
+    cdef uint64_t* p
+    cdef uint64_t* walked[4]
+    cdef int level, n = 0
+    cdef int user_ok = 1, write_ok = 1, exec_ok = 1
+    cdef int user = c.cpl == 3
+    cdef uint64_t rsvd_nx
+    if not (c.cr0 & CR0_PG):
+        pa_out[0] = va & 0xffffffffULL if not (c.efer & EFER_LMA) else va
+        perm_out[0] = 1 | 2 | 4 | 8
+        return 0
+    if not is_canonical(va):
+        raise_gp0(c)
+        return -1
+    rsvd_nx = 0 if (c.efer & EFER_NXE) else PTE_NX
+    err = (PFE_W if acc == ACC_W else 0) | (PFE_U if user else 0)
+    if acc == ACC_X and (c.efer & EFER_NXE or c.cr4 & CR4_SMEP):
+        err |= PFE_I
+    addr = c.cr3 & PTE_ADDR
+    level = 4
+    while True:
+        p = pte_ptr(c.m, addr + ((va >> (9 * level)) & 0xff8))
+        if p == NULL:
+            raise_pf(c, va, err)
+            return -1
+        e = p[0]
+        if not (e & PTE_P):
+            raise_pf(c, va, err)
+            return -1
+        if e & rsvd_nx or (level == 4 and e & PTE_PS):
+            raise_pf(c, va, err | PFE_P | PFE_RSVD)
+            return -1
+        walked[n] = p
+        n += 1
+        if not (e & PTE_RW):
+            write_ok = 0
+        if not (e & PTE_US):
+            user_ok = 0
+        if e & PTE_NX and not rsvd_nx:
+            exec_ok = 0
+        if level == 1 or (e & PTE_PS and level <= 3):
+            break
+        addr = e & PTE_ADDR
+        level -= 1
+    psize = <uint64_t>1 << (3 + 9 * level)
+    if level > 1:
+        # large page: bits 12..(page shift - 1) of the frame (except PAT bit 12) must be zero
+        if e & (psize - 1) & PTE_ADDR & ~(<uint64_t>0x1000):
+            raise_pf(c, va, err | PFE_P | PFE_RSVD)
+            return -1
+    # permission checks (SDM 4.6)
+    if user:
+        if not user_ok or (acc == ACC_W and not write_ok) or (acc == ACC_X and not exec_ok):
+            raise_pf(c, va, err | PFE_P)
+            return -1
+    else:
+        if acc == ACC_W and not write_ok and (c.cr0 & CR0_WP):
+            raise_pf(c, va, err | PFE_P)
+            return -1
+        if acc == ACC_X and (not exec_ok or (user_ok and c.cr4 & CR4_SMEP)):
+            raise_pf(c, va, err | PFE_P)
+            return -1
+        if acc != ACC_X and user_ok and c.cr4 & CR4_SMAP and not (c.rflags & F_AC):
+            raise_pf(c, va, err | PFE_P)
+            return -1
+    # accessed and dirty bits (SDM 4.8)
+    for level in range(n):
+        walked[level][0] |= PTE_A
+    if acc == ACC_W:
+        walked[n - 1][0] |= PTE_D
+    pa_out[0] = (e & PTE_ADDR & ~(psize - 1)) | (va & (psize - 1))
+    perm_out[0] = 1 | (2 if write_ok else 0) | (4 if exec_ok else 0) | (8 if walked[n - 1][0] & PTE_D else 0)
+    if not user and not (c.cr0 & CR0_WP):
+        perm_out[0] |= 2
+    if not user and user_ok and c.cr4 & CR4_SMAP and not (c.rflags & F_AC):
+        perm_out[0] &= ~(<uint32_t>3)
+    if not user and user_ok and c.cr4 & CR4_SMEP:
+        perm_out[0] &= ~(<uint32_t>4)
+    return 0
+
+cdef void tlb_flush(Cpu* c) noexcept nogil:
+    cdef int i
+    for i in range(TLB_SIZE):
+        c.tlb[i].tag_r = TLB_INVALID
+        c.tlb[i].tag_w = TLB_INVALID
+        c.tlb[i].tag_x = TLB_INVALID
+    c.jc_epoch += 1
+    c.n_tlb_flushes += 1
+
+cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    e.tag_r = TLB_INVALID
+    e.tag_w = TLB_INVALID
+    e.tag_x = TLB_INVALID
+    c.jc_epoch += 1
+
+cdef void tlb_drop_writes_to(Cpu* c, uint64_t ppage) noexcept nogil:
+    cdef int i
+    for i in range(TLB_SIZE):
+        if c.tlb[i].ppage == ppage:
+            c.tlb[i].tag_w = TLB_INVALID
+
+cdef void tlb_drop_all_writes(Cpu* c) noexcept nogil:
+    cdef int i
+    for i in range(TLB_SIZE):
+        c.tlb[i].tag_w = TLB_INVALID
+
+cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out) noexcept nogil:
+    """Walk and fill the TLB entry for va. Returns 0 with *out set when the page
+    is RAM, 1 when it is not RAM (*pa_out holds the physical address, *out is
+    NULL), -1 on a fault."""
+    cdef uint64_t pa, ppage, page
+    cdef uint32_t perm
+    cdef TlbEntry* e
+    c.n_tlb_misses += 1
+    if mmu_walk(c, va, acc, &pa, &perm) < 0:
+        return -1
+    pa_out[0] = pa
+    ppage = pa & ~(<uint64_t>0xfff)
+    if ppage >= c.m.ram_size:
+        out[0] = NULL
+        return 1
+    page = (va & ~(<uint64_t>0xfff)) | c.tlbm
+    e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.ppage != ppage or (e.tag_r != page and e.tag_w != page and e.tag_x != page):
+        e.tag_r = TLB_INVALID
+        e.tag_w = TLB_INVALID
+        e.tag_x = TLB_INVALID
+    e.ppage = ppage
+    e.addend = <uint64_t>(c.m.ram + ppage) - (va & ~(<uint64_t>0xfff))
+    if perm & 1:
+        e.tag_r = page
+    if perm & 4:
+        e.tag_x = page
+    # A write entry needs the D bit already set (so the first write walks and
+    # sets it) and no translated code on the page (so writes there go through
+    # the slow path that invalidates blocks).
+    if (perm & 2) and (perm & 8 or not (c.cr0 & CR0_PG)) and not c.m.code_page[ppage >> 12]:
+        e.tag_w = page
+        c.m.dirty[ppage >> 12] = 1
+    out[0] = e
+    return 0
+
+# ---- physical access outside the TLB (slow path, MMIO) ----
+
+cdef int mmio_access(Cpu* c, uint64_t pa, uint32_t sz, int write, uint64_t* val) noexcept nogil:
+    """An access to a physical address that is not RAM: exit to the VMM before
+    the instruction; when it is re-executed the VMM's answer is consumed."""
+    if c.mmio_pending and c.mmio_addr == pa and c.mmio_size == sz and c.mmio_write == <uint64_t>write:
+        c.mmio_pending = 0
+        if not write:
+            val[0] = c.mmio_value
+        return 0
+    c.mmio_addr = pa
+    c.mmio_size = sz
+    c.mmio_write = write
+    c.mmio_value = val[0] if write else 0
+    c.exit_reason = EXIT_MMIO
+    return -1
+
+cdef inline uint64_t load_le(const uint8_t* p, uint32_t sz) noexcept nogil:
+    cdef uint8_t v8
+    cdef uint16_t v16
+    cdef uint32_t v32
+    cdef uint64_t v64
+    if sz == 8:
+        memcpy(&v64, p, 8)
+        return v64
+    if sz == 4:
+        memcpy(&v32, p, 4)
+        return v32
+    if sz == 2:
+        memcpy(&v16, p, 2)
+        return v16
+    return p[0]
+
+cdef inline void store_le(uint8_t* p, uint32_t sz, uint64_t v) noexcept nogil:
+    cdef uint16_t v16
+    cdef uint32_t v32
+    if sz == 8:
+        memcpy(p, &v, 8)
+    elif sz == 4:
+        v32 = <uint32_t>v
+        memcpy(p, &v32, 4)
+    elif sz == 2:
+        v16 = <uint16_t>v
+        memcpy(p, &v16, 2)
+    else:
+        p[0] = <uint8_t>v
+
+cdef int mem_read_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out, int acc) noexcept nogil:
+    cdef TlbEntry* e
+    cdef TlbEntry* e2
+    cdef uint64_t pa, pa2, v = 0, lo, hi
+    cdef uint32_t n1
+    cdef int k, k2
+    cdef uint8_t tmp[16]
+    k = tlb_fill(c, va, acc, &e, &pa)
+    if k < 0:
+        return -1
+    n1 = 0x1000 - (va & 0xfff)
+    if n1 >= sz:
+        if k == 1:
+            return mmio_access(c, pa, sz, 0, out)
+        out[0] = load_le(<uint8_t*>(va + e.addend), sz)
+        return 0
+    # crosses a page: translate both halves before touching either
+    k2 = tlb_fill(c, va + n1, acc, &e2, &pa2)
+    if k2 < 0:
+        return -1
+    if k == 1 or k2 == 1:
+        return mmio_access(c, pa, sz, 0, out)
+    memcpy(tmp, c.m.ram + pa, n1)
+    memcpy(tmp + n1, c.m.ram + pa2, sz - n1)
+    out[0] = load_le(tmp, sz)
+    return 0
+
+cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept nogil:
+    cdef TlbEntry* e
+    cdef TlbEntry* e2
+    cdef uint64_t pa, pa2
+    cdef uint32_t n1
+    cdef int k, k2
+    cdef uint8_t tmp[16]
+    k = tlb_fill(c, va, ACC_W, &e, &pa)
+    if k < 0:
+        return -1
+    n1 = 0x1000 - (va & 0xfff)
+    if n1 >= sz:
+        if k == 1:
+            return mmio_access(c, pa, sz, 1, &v)
+        if c.m.code_page[pa >> 12]:
+            smc_invalidate_page(c, pa & ~(<uint64_t>0xfff))
+        store_le(c.m.ram + pa, sz, v)
+        c.m.dirty[pa >> 12] = 1
+        return 0
+    k2 = tlb_fill(c, va + n1, ACC_W, &e2, &pa2)
+    if k2 < 0:
+        return -1
+    if k == 1 or k2 == 1:
+        return mmio_access(c, pa, sz, 1, &v)
+    if c.m.code_page[pa >> 12]:
+        smc_invalidate_page(c, pa & ~(<uint64_t>0xfff))
+    if c.m.code_page[pa2 >> 12]:
+        smc_invalidate_page(c, pa2 & ~(<uint64_t>0xfff))
+    store_le(tmp, sz, v)
+    memcpy(c.m.ram + pa, tmp, n1)
+    memcpy(c.m.ram + pa2, tmp + n1, sz - n1)
+    c.m.dirty[pa >> 12] = 1
+    c.m.dirty[pa2 >> 12] = 1
+    return 0
+
+# ---- the fast path ----
+
+cdef inline int mem_read(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) noexcept nogil:
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.tag_r == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
+        c.n_tlb_hits += 1
+        out[0] = load_le(<uint8_t*>(va + e.addend), sz)
+        return 0
+    return mem_read_slow(c, va, sz, out, ACC_R)
+
+cdef inline int mem_read_rmw(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) noexcept nogil:
+    """Read half of a read-modify-write: needs write permission up front."""
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.tag_w == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
+        c.n_tlb_hits += 1
+        out[0] = load_le(<uint8_t*>(va + e.addend), sz)
+        return 0
+    return mem_read_slow(c, va, sz, out, ACC_W)
+
+cdef inline int mem_write(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept nogil:
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.tag_w == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
+        c.n_tlb_hits += 1
+        store_le(<uint8_t*>(va + e.addend), sz, v)
+        return 0
+    return mem_write_slow(c, va, sz, v)
+
+cdef int mem_read_bytes(Cpu* c, uint64_t va, uint8_t* dst, uint64_t n) noexcept nogil:
+    """Copy n bytes of guest virtual memory (for SSE/state instructions and the API)."""
+    cdef uint64_t v, k
+    cdef uint32_t chunk
+    while n:
+        chunk = 8 if n >= 8 else 1
+        if mem_read(c, va, chunk, &v) < 0:
+            return -1
+        store_le(dst, chunk, v)
+        dst += chunk
+        va += chunk
+        n -= chunk
+    return 0
+
+cdef int mem_write_bytes(Cpu* c, uint64_t va, const uint8_t* src, uint64_t n) noexcept nogil:
+    cdef uint32_t chunk
+    while n:
+        chunk = 8 if n >= 8 else 1
+        if mem_write(c, va, chunk, load_le(src, chunk)) < 0:
+            return -1
+        src += chunk
+        va += chunk
+        n -= chunk
+    return 0
+
+cdef inline uint64_t ea_of(Cpu* c, const Uop* u) noexcept nogil:
+    """Effective linear address of the memory operand."""
+    cdef uint64_t a = <uint64_t>u.disp + c.r[u.base] + (c.r[u.index] << u.scale)
+    if u.asz32:
+        a &= 0xffffffffULL
+    return a + c.seg_base[u.seg]
+
+cdef int mmu_walk_peek(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm_out) noexcept nogil:
+    """mmu_walk without side effects on guest memory (for the debugger-style API):
+    runs on a copy of the page-table entries' A/D state by restoring them."""
+    cdef uint64_t saved[4]
+    cdef uint64_t* ptrs[4]
+    cdef uint64_t addr = c.cr3 & PTE_ADDR, e
+    cdef int level = 4, n = 0, k
+    cdef uint64_t* p
+    if c.cr0 & CR0_PG and is_canonical(va):
+        while n < 4:
+            p = pte_ptr(c.m, addr + ((va >> (9 * level)) & 0xff8))
+            if p == NULL:
+                break
+            ptrs[n] = p
+            saved[n] = p[0]
+            n += 1
+            e = p[0]
+            if not (e & PTE_P) or level == 1 or e & PTE_PS:
+                break
+            addr = e & PTE_ADDR
+            level -= 1
+    k = mmu_walk(c, va, acc, pa_out, perm_out)
+    for level in range(n):
+        ptrs[level][0] = saved[level]
+    return k

@@ -1,0 +1,125 @@
+# Instructions that reach the VMM or the virtual platform: HLT, SYSCALL,
+# INT3, UD2, CPUID, RDTSC/RDTSCP, RDRAND/RDSEED.
+
+cdef inline int exit_after(Cpu* c, const Uop* u, uint32_t reason) noexcept nogil:
+    c.exit_reason = reason
+    c.exit_rip = u.rip
+    c.rip = u.rip_next
+    return R_EXIT
+
+cdef int op_hlt(Cpu* c, const Uop* u) noexcept nogil:
+    if c.cpl != 0:
+        return raise_gp0(c)
+    return exit_after(c, u, EXIT_HLT)
+
+cdef int op_syscall(Cpu* c, const Uop* u) noexcept nogil:
+    """In user mode the personality is the kernel: SYSCALL exits to it, with
+    RCX and R11 set as the instruction does (SDM SYSCALL)."""
+    if c.trap_mask & TRAP_SYSCALL:
+        c.r[1] = u.rip_next
+        c.r[11] = get_rflags(c) & ~(<uint64_t>0x10000)
+        return exit_after(c, u, EXIT_SYSCALL)
+    if not (c.efer & EFER_SCE):
+        return raise_ud(c)
+    return syscall_enter(c, u)
+
+cdef int op_int3(Cpu* c, const Uop* u) noexcept nogil:
+    """#BP is a trap: RIP points after the INT3."""
+    c.exc_vector = EXC_BP
+    c.exc_error = 0
+    c.exc_has_error = 0
+    return exit_after(c, u, EXIT_EXCEPTION)
+
+cdef int op_ud2(Cpu* c, const Uop* u) noexcept nogil:
+    return raise_ud(c)
+
+cdef void cpuid_lookup(Cpu* c, uint32_t leaf, uint32_t subleaf, uint32_t* out) noexcept nogil:
+    cdef uint32_t i
+    cdef CpuidEntry* e
+    out[0] = 0
+    out[1] = 0
+    out[2] = 0
+    out[3] = 0
+    for i in range(c.n_cpuid):
+        e = &c.cpuid[i]
+        if e.leaf == leaf and (e.subleaf == subleaf or not (e.flags & 1)):
+            out[0] = e.eax
+            out[1] = e.ebx
+            out[2] = e.ecx
+            out[3] = e.edx
+            return
+
+cdef int op_cpuid(Cpu* c, const Uop* u) noexcept nogil:
+    cdef uint32_t out[4]
+    if c.trap_mask & TRAP_CPUID:
+        return exit_after(c, u, EXIT_CPUID)
+    cpuid_lookup(c, <uint32_t>c.r[0], <uint32_t>c.r[1], out)
+    c.r[0] = out[0]
+    c.r[3] = out[1]
+    c.r[1] = out[2]
+    c.r[2] = out[3]
+    return R_NEXT
+
+cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
+    """Virtual time: TSC = offset + instructions retired x cycles per instruction,
+    so the value is deterministic and exits cost the guest no visible time."""
+    return c.tsc_offset + <uint64_t>((<emu_u128>c.icount * c.tsc_per_insn) >> 16)
+
+cdef int op_rdtsc(Cpu* c, const Uop* u) noexcept nogil:
+    cdef uint64_t t
+    if c.cr4 & 4 and c.cpl != 0:      # CR4.TSD
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_RDTSC:
+        return exit_after(c, u, EXIT_RDTSC)
+    t = read_tsc(c)
+    c.r[0] = t & 0xffffffffULL
+    c.r[2] = t >> 32
+    return R_NEXT
+
+cdef int op_rdtscp(Cpu* c, const Uop* u) noexcept nogil:
+    cdef int k = op_rdtsc(c, u)
+    if k == R_NEXT:
+        c.r[1] = c.tsc_aux & 0xffffffffULL
+    return k
+
+cdef inline uint64_t rng_next(Cpu* c) noexcept nogil:
+    """splitmix64: RDRAND/RDSEED are seeded so runs are reproducible."""
+    cdef uint64_t z
+    c.rng_state += 0x9e3779b97f4a7c15ULL
+    z = c.rng_state
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL
+    return z ^ (z >> 31)
+
+cdef int op_rdrand(Cpu* c, const Uop* u) noexcept nogil:
+    """0F C7 /6 (RDRAND) and /7 (RDSEED): CF=1, other status flags cleared."""
+    rset(c, u.rm, u.osz, rng_next(c))
+    set_arith_flags(c, F_CF)
+    return R_NEXT
+
+cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
+    """SYSCALL at CPL 3 to the kernel's LSTAR (SDM SYSCALL; flat 64-bit segments)."""
+    c.r[1] = u.rip_next
+    c.r[11] = get_rflags(c)
+    materialize_flags(c)
+    c.rflags &= ~(c.msr_sfmask | 0x10000)
+    c.rip = c.msr_lstar
+    c.seg_sel[SEG_CS] = (c.msr_star >> 32) & 0xfffc
+    c.seg_sel[SEG_SS] = ((c.msr_star >> 32) + 8) & 0xfffc
+    set_cpl(c, 0)
+    return R_BRANCH
+
+cdef inline void set_cpl(Cpu* c, uint32_t cpl) noexcept nogil:
+    c.cpl = cpl
+    c.tlbm = 1 if cpl == 3 else 0
+    c.mode = cpl
+
+cdef void init_system():
+    op(0, 0xf4, op_hlt, D_END)
+    op(1, 0x05, op_syscall, D_END)
+    op(0, 0xcc, op_int3, D_END)
+    op(1, 0x0b, op_ud2, D_END)
+    op(1, 0xa2, op_cpuid, 0)
+    op(1, 0x31, op_rdtsc, 0)
+    grp(1, 0xc7, 6, op_rdrand, D_REGONLY, I_NONE, 0, 0x3)
+    grp(1, 0xc7, 7, op_rdrand, D_REGONLY, I_NONE, 0, 0x3)

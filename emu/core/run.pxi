@@ -1,0 +1,109 @@
+# The vCPU loop: find a block, dispatch over its uops, account, repeat until
+# something needs the VMM. This is KVM_RUN for emu.
+
+cdef inline int deliver_exception(Cpu* c) noexcept nogil:
+    """A fault at c.rip. Hands it to the VMM as an EXCEPTION exit (the user-mode
+    personality and the system-mode VMM decide what it means)."""
+    c.exit_reason = EXIT_EXCEPTION
+    c.exit_rip = c.rip
+    return 1
+
+cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
+    cdef uint64_t end = c.icount + budget
+    cdef uint64_t remaining, rip
+    cdef Block* b
+    cdef Block* prev = NULL
+    cdef Block* nb
+    cdef const Uop* u
+    cdef int r, slot
+    cdef uint32_t i, lim
+    cdef Mach* m = c.m
+    c.exit_reason = EXIT_NONE
+    m.running = c
+    while True:
+        if c.stop_request:
+            c.stop_request = 0
+            c.exit_reason = EXIT_STOPPED
+            break
+        if c.icount >= end:
+            c.exit_reason = EXIT_BUDGET
+            break
+        rip = c.rip
+        b = NULL
+        # chaining: a successor on the same virtual page maps the same way
+        if prev != NULL and ((prev.vrip ^ rip) >> 12) == 0:
+            if prev.chain_rip[0] == rip:
+                b = &m.blocks[prev.chain_blk[0]]
+            elif prev.chain_rip[1] == rip:
+                b = &m.blocks[prev.chain_blk[1]]
+            if b != NULL:
+                if b.valid and b.vrip == rip and b.mode == c.mode:
+                    c.n_chained += 1
+                else:
+                    b = NULL
+            if b == NULL:
+                b = find_block(c, rip)
+                if b != NULL:
+                    slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
+                    prev.chain_rip[slot] = rip
+                    prev.chain_blk[slot] = <int32_t>(b - m.blocks)
+        else:
+            b = find_block(c, rip)
+        if b == NULL:
+            deliver_exception(c)
+            break
+        c.cur_block = b
+        u = &m.uops[b.uop_start]
+        remaining = end - c.icount
+        if b.ninsn <= remaining:
+            while True:
+                r = u.fn(c, u)
+                if r != R_NEXT:
+                    break
+                u += 1
+        else:
+            # budget ends inside this block: stop after exactly `remaining`
+            lim = <uint32_t>remaining
+            i = 0
+            while True:
+                r = u.fn(c, u)
+                if r != R_NEXT:
+                    break
+                i += 1
+                if i >= lim:
+                    c.icount += u.ninsn
+                    c.rip = u.rip_next
+                    r = -1
+                    break
+                u += 1
+        c.cur_block = NULL
+        if r == R_BRANCH:
+            c.icount += u.ninsn
+            prev = b if b.valid else NULL
+            continue
+        prev = NULL
+        if r == -1:
+            continue
+        if r == R_EXIT:
+            c.icount += u.ninsn
+            break
+        if r == R_RESTART:
+            c.icount += u.ninsn - (1 if u.len else 0)
+            c.rip = u.rip
+            continue
+        if r == R_EXIT_BEFORE:
+            c.icount += u.ninsn - 1
+            c.rip = u.rip
+            c.exit_rip = u.rip
+            break
+        # R_EXC: the instruction did not retire
+        c.icount += u.ninsn - 1
+        c.rip = u.rip
+        if c.exit_reason == EXIT_MMIO:
+            c.exit_rip = u.rip
+            break
+        deliver_exception(c)
+        break
+    m.running = NULL
+    c.n_exits[c.exit_reason] += 1
+    return c.exit_reason

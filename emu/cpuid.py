@@ -1,0 +1,25 @@
+"""CPUID tables the hypervisor installs into the core. `baseline` advertises
+exactly what the core implements (SDM Vol. 2A, CPUID)."""
+from __future__ import annotations
+
+
+def _regs_from_str(s: str) -> tuple[int, int, int]:
+    b = s.encode().ljust(12, b"\0")
+    return tuple(int.from_bytes(b[i:i + 4], "little") for i in (0, 4, 8))
+
+
+def baseline_table() -> list[tuple]:
+    ebx, edx, ecx = _regs_from_str("EmuVirtCPU64")
+    # leaf 1: family 6 model 0x55 stepping 0, as an eax signature
+    sig = (6 << 8) | (5 << 4) | (5 << 16)
+    edx1 = (1 << 4) | (1 << 8) | (1 << 15)      # TSC, CX8, CMOV
+    ecx1 = (1 << 13) | (1 << 22) | (1 << 23) | (1 << 30)  # CX16, MOVBE, POPCNT, RDRAND
+    ebx7 = (1 << 18) | (1 << 19)                # RDSEED, ADX
+    return [
+        (0, None, 7, ebx, ecx, edx),
+        (1, None, sig, 0x00010800, ecx1, edx1),
+        (7, 0, 0, ebx7, 0, 0),
+        (0x80000000, None, 0x80000008, 0, 0, 0),
+        (0x80000001, None, 0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)),
+        (0x80000008, None, 0x3030, 0, 0, 0),   # 48-bit physical and linear addresses
+    ]

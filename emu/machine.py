@@ -1,0 +1,102 @@
+"""A machine: guest RAM, the block cache, one vCPU, and (for long-mode guests
+set up by the VMM) an address space built through real page tables."""
+from __future__ import annotations
+
+import numpy as np
+
+from emu import _core
+from emu.cpuid import baseline_table
+from emu.paging import FrameAllocator, PageTables
+from emu.vcpu import Vcpu
+
+CR0_PE, CR0_WP, CR0_PG = 1, 1 << 16, 1 << 31
+CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
+
+PROT_R, PROT_W, PROT_X = 1, 2, 4
+
+
+class GuestMemoryError(Exception):
+    """An API access to a guest virtual address that is not mapped."""
+
+
+class Machine:
+    """Guest RAM plus a vCPU in 64-bit mode.
+
+    With paging=True (the default) the vCPU runs with CR0.PG, PAE and
+    EFER.LMA/NXE set over page tables this object builds (`map`); with
+    paging=False linear addresses are physical.
+    """
+
+    def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3):
+        self.phys = _core.PhysMachine(ram_size)
+        self.ram = np.frombuffer(self.phys, dtype=np.uint8)
+        self.frames = FrameAllocator(self.ram)
+        self.vcpu = Vcpu(self.phys)
+        self.vcpu.set_cpuid_table(baseline_table())
+        self.vcpu.trap_mask = _core.TRAPS["syscall"]
+        self.page_tables: PageTables | None = None
+        if paging:
+            self.page_tables = PageTables(self.ram, self.frames, on_change=self._pt_changed)
+            v = self.vcpu
+            v.cr3 = self.page_tables.root
+            v.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT
+            v.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
+            v.cr0 = CR0_PE | CR0_WP | CR0_PG
+        self.vcpu.cpl = cpl
+
+    def _pt_changed(self, va: int, size: int) -> None:
+        # page-table edits need a TLB shootdown, as INVLPG would do
+        if size > 64 * 4096:
+            self.vcpu.flush_tlb()
+        else:
+            for off in range(0, size, 4096):
+                self.vcpu.invlpg(va + off)
+
+    # ---- address space ----
+    def map(self, va: int, size: int, prot: int = PROT_R | PROT_W | PROT_X, *,
+            user: bool = True, page_size: int = 4096) -> int:
+        """Back [va, va+size) with fresh zeroed RAM; returns its physical address."""
+        if self.page_tables is None:
+            raise ValueError("map() needs a machine with paging")
+        size = (size + page_size - 1) & ~(page_size - 1)
+        pa = self.frames.alloc(size // 4096, align=page_size)
+        self.page_tables.map(va, pa, size, write=bool(prot & PROT_W), execute=bool(prot & PROT_X),
+                             user=user, page_size=page_size)
+        return pa
+
+    def _phys_chunks(self, va: int, n: int):
+        while n > 0:
+            pa = self.vcpu.translate(va, 0) if self.page_tables is not None else va
+            if pa is None:
+                pa = self._peek_any(va)
+            if pa is None or pa >= len(self.ram):
+                raise GuestMemoryError("guest address %#x is not mapped" % va)
+            k = min(n, 4096 - (va & 0xFFF))
+            yield pa, k
+            va += k
+            n -= k
+
+    def _peek_any(self, va: int):
+        hit = self.page_tables.lookup(va) if self.page_tables else None
+        if hit is None:
+            return None
+        _, e, psize = hit
+        return (e & 0x000FFFFFFFFFF000 & ~(psize - 1)) | (va & (psize - 1))
+
+    def read(self, va: int, n: int) -> bytes:
+        """Read guest virtual memory (whatever its protection)."""
+        out = bytearray()
+        for pa, k in self._phys_chunks(va, n):
+            out += self.ram[pa:pa + k].tobytes()
+        return bytes(out)
+
+    def write(self, va: int, data: bytes) -> None:
+        """Write guest virtual memory (whatever its protection); translated code
+        there is invalidated."""
+        data = bytes(data)
+        off = 0
+        for pa, k in self._phys_chunks(va, len(data)):
+            self.ram[pa:pa + k] = np.frombuffer(data, dtype=np.uint8, count=k, offset=off)
+            self.phys.invalidate(pa, k)
+            off += k
