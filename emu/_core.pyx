@@ -28,10 +28,24 @@ include "core/ops_alu.pxi"
 include "core/ops_mov.pxi"
 include "core/ops_control.pxi"
 include "core/ops_system.pxi"
+include "core/ops_shift.pxi"
+include "core/ops_muldiv.pxi"
+include "core/ops_bit.pxi"
+include "core/ops_string.pxi"
+include "core/ops_atomic.pxi"
+include "core/ops_flags.pxi"
+include "core/ops_priv.pxi"
 
 init_alu()
 init_mov()
 init_control()
 init_system()
+init_shift()
+init_muldiv()
+init_bit()
+init_string()
+init_atomic()
+init_flags()
+init_priv()
 
 include "core/api.pxi"

@@ -240,7 +240,7 @@ class _Runner:
         pro, epi_f, epi_t = self.pro, self.epi_fall, self.epi_taken
         fall_off = len(pro) + 5
         taken_off = fall_off + len(epi_f)
-        var = -(-(taken_off + 16) // 64) * 64
+        var = -(-(taken_off + len(epi_t) + 16) // 64) * 64
 
         # Items positioned relative to the end of the guest code (E = 0):
         # (pos, kind, arg): kind 'raw' -> bytes, 'j32' -> absolute area

@@ -287,21 +287,44 @@ def test_std_sets_df_and_host_is_clean(stack):
 # ---------------------------------------------------------------------------
 # Branches
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("disp", [native.epilogue_len(), 0x7F,
-                                  -128])
-def test_jz_rel8(disp):
-    code = b"\x74" + struct.pack("<b", disp)
-    if disp < 0 and disp > -(len(code) + native.prologue_len()
-                             + native.epilogue_len()):
-        with pytest.raises(ValueError):
-            native.run(code, {}, ZF, taken_disp=disp)
-        return
-    res = native.run(code, {}, ZF, taken_disp=disp)
-    assert res.exit == "taken"
-    assert res.rip == res.code_addr + 2 + disp
-    res = native.run(code, {}, 0, taken_disp=disp)
-    assert res.exit == "fall"
-    assert res.rip == res.code_addr + 2
+@pytest.mark.parametrize("disp", [2, 3, 4, 5, 6, 0x40, 0x7F,
+                                  -4, -5, -6, -7, -8, -0x40, -128])
+def test_jz_rel8(disp, stack):
+    code = b"\x74" + struct.pack("<b", disp)                 # jz rel8
+    rng = random.Random(disp)
+    regs = random_regs(rng, stack[2])
+    for zf, expect in ((ZF, "taken"), (0, "fall")):
+        res = native.run(code, regs, zf | SF, taken_disp=disp)
+        assert res.exit == expect
+        assert res.regs == regs
+        assert res.rflags & ARITH == zf | SF
+        end = res.code_addr + 2
+        assert res.rip == (end + disp if expect == "taken" else end)
+
+
+@pytest.mark.parametrize("disp", [0, 1, -1, -2, -3])
+def test_unplaceable_taken_disp_rejected(disp):
+    with pytest.raises(ValueError):
+        native.run(b"\x74" + struct.pack("<b", disp), {}, ZF,
+                   taken_disp=disp)
+
+
+def test_jmp_and_jnz_always_never():
+    # jmp rel8 is always taken; jnz with ZF=1 never.
+    for d in (2, 9, -9, 100):
+        assert native.run(b"\xeb" + struct.pack("<b", d), {}, 0,
+                          taken_disp=d).exit == "taken"
+        assert native.run(b"\x75" + struct.pack("<b", d), {}, ZF,
+                          taken_disp=d).exit == "fall"
+
+
+def test_loop_back_into_code_without_taken_disp():
+    # mov ecx, 5 ; l: add rax, 3 ; dec rcx ; jnz l   -> rax = 15
+    code = (b"\xb9\x05\x00\x00\x00" + b"\x48\x83\xc0\x03"
+            + b"\x48\xff\xc9" + b"\x75\xf7")
+    out, fl, ex = native.run(code, {"rax": 0}, 0)
+    assert ex == "fall" and out["rax"] == 15 and out["rcx"] == 0
+    assert fl & ZF
 
 
 @pytest.mark.parametrize("disp", [0x200, 0x12345, -0x1000, -0x20000])
@@ -327,11 +350,6 @@ def test_taken_exit_stores_registers_too(stack):
         assert ex == ("taken" if a < b else "fall")
         assert fl & ARITH == sub_flags(a, b)[1]
         assert out["rax"] == a and out["rbx"] == b
-
-
-def test_disp_overlapping_fallthrough_rejected():
-    with pytest.raises(ValueError):
-        native.run(b"\x74\x05", {}, ZF, taken_disp=5)
 
 
 def test_rip_relative_lea():

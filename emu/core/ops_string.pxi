@@ -1,0 +1,4 @@
+# (to be filled)
+
+cdef void init_string():
+    pass
