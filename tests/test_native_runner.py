@@ -410,3 +410,67 @@ def test_rflags_fixed_bits_accepted():
 def test_negative_register_values_wrap():
     out, _, _ = native.run(b"\x90", {"rbx": -1, "rcx": -2}, 0)
     assert out["rbx"] == M64 and out["rcx"] == M64 - 1
+
+
+def test_host_stack_rsp_rejected():
+    with open("/proc/self/maps") as f:
+        stacks = [l for l in f if "[stack]" in l]
+    if not stacks:
+        pytest.skip("no [stack] mapping visible")
+    lo, hi = (int(x, 16) for x in stacks[0].split()[0].split("-"))
+    with pytest.raises(ValueError):
+        native.run(b"\x90", {"rsp": hi - 64}, 0)
+
+
+# ---------------------------------------------------------------------------
+# Robustness
+# ---------------------------------------------------------------------------
+def test_signal_mask_restored():
+    import signal
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    native.run(b"\x90", {}, 0)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+
+
+def test_wx_fallback_runner(monkeypatch):
+    """Without RWX mappings the runner toggles RW/RX with mprotect."""
+    monkeypatch.setattr(native, "_ALLOW_RWX", False)
+    r = native._Runner()
+    assert not r.area.rwx
+    rng = random.Random(9)
+    for a, b in values(rng, 10)[:40]:
+        res = r.run(b"\x48\x01\xd8\x74\x10", {"rax": a, "rbx": b}, 0, 0x10)
+        s, f = add_flags(a, b)
+        assert res.regs["rax"] == s and res.rflags & ARITH == f
+        assert res.exit == ("taken" if s == 0 else "fall")
+
+
+def test_signals_never_land_on_guest_stack():
+    """Deliver a stream of SIGALRMs while guest code runs with a garbage RSP.
+    If a signal frame were pushed on the guest stack the child would die."""
+    import subprocess
+    import sys
+    import os
+    child = r'''
+import signal, sys
+sys.path.insert(0, sys.argv[1])
+import native
+hits = [0]
+def h(*a):
+    hits[0] += 1
+signal.signal(signal.SIGALRM, h)
+signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+# mov ecx, 300 ; l: dec ecx ; jnz l      (rsp = 8: unusable as a stack)
+code = b"\xb9\x2c\x01\x00\x00\xff\xc9\x75\xfc"
+for i in range(3000):
+    out, fl, ex = native.run(code, {"rsp": 8, "rax": i}, 0)
+    assert out["rax"] == i and out["rcx"] == 0 and out["rsp"] == 8
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("ok", hits[0])
+'''
+    here = os.path.dirname(os.path.abspath(native.__file__))
+    p = subprocess.run([sys.executable, "-c", child, here],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
+    status, hits = p.stdout.split()
+    assert status == "ok" and int(hits) > 10
