@@ -13,6 +13,8 @@ native_ok = platform.system() == "Linux" and platform.machine() == "x86_64"
 
 
 def emu(*args, **kw):
+    # not from the source tree: `python -m` would import ./emu instead of the installed package
+    kw.setdefault("cwd", os.path.dirname(ROOT))
     return subprocess.run([sys.executable, "-m", "emu", *args], capture_output=True, text=True, timeout=120, **kw)
 
 
