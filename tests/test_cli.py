@@ -12,9 +12,18 @@ GUESTS = os.path.join(ROOT, "guests")
 native_ok = platform.system() == "Linux" and platform.machine() == "x86_64"
 
 
+import emu as _emu_pkg
+
+# the subprocess imports the same emu package as this test process
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
+
+
 def emu(*args, **kw):
     # not from the source tree: `python -m` would import ./emu instead of the installed package
     kw.setdefault("cwd", os.path.dirname(ROOT))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = EMU_PATH + os.pathsep + env.get("PYTHONPATH", "")
+    kw.setdefault("env", env)
     return subprocess.run([sys.executable, "-m", "emu", *args], capture_output=True, text=True, timeout=120, **kw)
 
 

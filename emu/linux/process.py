@@ -36,6 +36,10 @@ class GuestExit(Exception):
         self.status = status
 
 
+class Reexec(Exception):
+    """execve succeeded: restart the run loop on the new image."""
+
+
 class GuestKilled(Exception):
     def __init__(self, signo: int, core: bool = False):
         super().__init__(signo)
@@ -65,6 +69,7 @@ class Process:
         self.signal_mask = 0
         self.warned: set[int] = set()
         self.out = stdout
+        self.forked_child = False
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
 
@@ -156,6 +161,64 @@ class Process:
         return 0
 
     def _loop(self) -> None:
+        """Run until the guest exits (GuestExit) or dies (GuestKilled). In a
+        process forked by the guest, never return to the caller: end the host
+        process with the guest's status instead."""
+        try:
+            while True:
+                try:
+                    self._run_image()
+                except Reexec:
+                    continue
+        except GuestExit as e:
+            if self.forked_child:
+                sys.stdout.flush()
+                os._exit(e.status & 0xFF)
+            raise
+        except GuestKilled as e:
+            if self.forked_child:
+                from emu.linux.sys_exec import die_like
+                die_like(e.signo)
+            raise
+
+    def execve(self, path: str, argv: list[str], envp: list[str]) -> int:
+        """Replace the program: on success the old image is gone and the loop
+        restarts in the new one; on failure the old image is untouched."""
+        from emu.linux import errno as E
+        host = self.fs.resolve(path)
+        try:
+            with open(host, "rb") as f:
+                head = f.read(64)
+        except FileNotFoundError:
+            return -E.ENOENT
+        except (PermissionError, IsADirectoryError):
+            return -E.EACCES
+        if not os.access(host, os.X_OK):
+            return -E.EACCES
+        try:
+            elf.check_header(head, path)
+        except elf.ExecFormatError:
+            return -E.ENOEXEC
+        for fd in list(self.fds.cloexec):
+            self.fds.close(fd)
+        self.argv = argv
+        self.env = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in envp)
+        self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
+        self.vcpu = self.machine.vcpu
+        self.mm = AddressSpace(self.machine)
+        self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        from emu.linux.syscalls import Syscalls
+        self.sys = Syscalls(self)
+        if self.seed is not None:
+            self.vcpu.seed_rng(self.seed)
+        try:
+            self.load(path)
+        except (ProgramNotFound, ProgramNotExecutable) as e:
+            print("emu: execve: %s" % e, file=sys.stderr)
+            raise GuestKilled(9)
+        raise Reexec()
+
+    def _run_image(self) -> None:
         v = self.vcpu
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
