@@ -194,6 +194,29 @@ cdef class Vcpu:
             e.msr = self.c.msr_index
         return e
 
+    def copy_state_from(self, Vcpu other):
+        """Take over other's architectural state (registers, control registers,
+        CPUID table, traps): how a new thread's vCPU starts. Counters, TLB and
+        caches are not copied."""
+        cdef TlbEntry* tlb = self.c.tlb
+        cdef JcEntry* jc = self.c.jc
+        cdef CpuidEntry* cpuid = self.c.cpuid
+        cdef uint32_t n = other.c.n_cpuid
+        self.c = other.c
+        self.c.tlb = tlb
+        self.c.jc = jc
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.jc_epoch = other.c.jc_epoch + 1
+        self.c.icount = 0
+        self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
+        self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
+        memset(self.c.n_exits, 0, sizeof(self.c.n_exits))
+        free(cpuid)
+        self.c.cpuid = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
+        if n:
+            memcpy(self.c.cpuid, other.c.cpuid, n * sizeof(CpuidEntry))
+        self.c.cur_block = NULL
+
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
         self.c.stop_request = 1

@@ -70,6 +70,10 @@ class Process:
         self.warned: set[int] = set()
         self.out = stdout
         self.forked_child = False
+        from emu.linux.threads import Thread
+        self.current = Thread(self.pid, self.vcpu)
+        self.threads = [self.current]
+        self.next_tid = self.pid + 1
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
 
@@ -206,6 +210,9 @@ class Process:
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         self.mm = AddressSpace(self.machine)
+        from emu.linux.threads import Thread
+        self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
+        self.threads = [self.current]
         self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
@@ -219,11 +226,13 @@ class Process:
         raise Reexec()
 
     def _run_image(self) -> None:
-        v = self.vcpu
+        from emu.linux.threads import QUANTUM
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
         while True:
-            ex = v.run()
+            t = self.current
+            v = self.vcpu = t.vcpu
+            ex = v.run(QUANTUM if len(self.threads) > 1 else 1 << 62)
             name = ex.name
             if name == "SYSCALL":
                 syscall()
@@ -231,10 +240,36 @@ class Process:
                 if ex.vector == 14 and fault(ex.cr2, ex.error_code):
                     continue
                 self.fault_signal(ex)
-            elif name in ("BUDGET", "STOPPED"):
+            elif name == "BUDGET" or name == "STOPPED":
+                self._switch()
                 continue
             else:
                 self.fatal(SIGSEGV, "unexpected exit %r" % ex)
+            if t.exited or t.futex is not None:
+                self._switch()
+
+    def _switch(self) -> None:
+        """Round robin to the next runnable thread (deterministic)."""
+        self.threads = [t for t in self.threads if not t.exited]
+        if not self.threads:
+            raise GuestExit(0)
+        n = len(self.threads)
+        start = self.threads.index(self.current) + 1 if self.current in self.threads else 0
+        for k in range(n):
+            t = self.threads[(start + k) % n]
+            if t.futex is None:
+                self.current = t
+                return
+        # everyone sleeps: time out the first timed wait, else it is a deadlock
+        for k in range(n):
+            t = self.threads[(start + k) % n]
+            if t.timed:
+                t.futex = None
+                t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT
+                self.current = t
+                return
+        print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
+        raise GuestKilled(9)
 
     def fault_signal(self, ex) -> None:
         """A CPU exception the kernel turns into a signal (arch/x86/kernel/traps.c)."""

@@ -32,7 +32,9 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         if flags & CLONE_CHILD_SETTID and ctid:
             s.write(ctid, struct.pack("<i", p.pid))
         if flags & CLONE_CHILD_CLEARTID:
-            s.tid_address = ctid
+            p.current.clear_tid = ctid
+        p.threads = [p.current]
+        p.current.tid = p.pid
         return 0
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))

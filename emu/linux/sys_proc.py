@@ -14,6 +14,10 @@ ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1
 @syscall(60, "exit")
 def sys_exit(s, status, *_):
     from emu.linux.process import GuestExit
+    if len([t for t in s.p.threads if not t.exited]) > 1:
+        from emu.linux.threads import thread_exit
+        thread_exit(s, status)
+        return None
     raise GuestExit(status & 0xFF)
 
 
@@ -41,8 +45,8 @@ def sys_arch_prctl(s, code, addr, *_):
 
 @syscall(218, "set_tid_address")
 def sys_set_tid_address(s, addr, *_):
-    s.tid_address = addr
-    return s.p.pid
+    s.p.current.clear_tid = addr
+    return s.p.current.tid
 
 
 @syscall(273, "set_robust_list")
@@ -62,7 +66,7 @@ def sys_getpid(s, *_):
 
 @syscall(186, "gettid")
 def sys_gettid(s, *_):
-    return s.p.pid
+    return s.p.current.tid
 
 
 @syscall(110, "getppid")
@@ -259,12 +263,44 @@ def sys_tkill(s, tid, sig, *_):
 
 @syscall(202, "futex")
 def sys_futex(s, uaddr, op, val, timeout, uaddr2, val3):
+    from emu.linux.threads import futex_wait, futex_wake
     cmd = op & 0x7F
-    if cmd in (0, 9):        # FUTEX_WAIT(_BITSET): one thread, so a wait that would block never ends
-        (cur,) = struct.unpack("<I", s.read(uaddr, 4))
-        if cur != val & 0xFFFFFFFF:
-            return -E.EAGAIN
-        return -E.ETIMEDOUT if timeout else -E.EINVAL
-    if cmd in (1, 10):       # FUTEX_WAKE: nobody to wake
-        return 0
+    if cmd == 0:             # FUTEX_WAIT
+        return futex_wait(s, uaddr, val, timeout)
+    if cmd == 9:             # FUTEX_WAIT_BITSET
+        return futex_wait(s, uaddr, val, timeout, val3)
+    if cmd == 1:             # FUTEX_WAKE
+        return futex_wake(s, uaddr, val)
+    if cmd == 10:            # FUTEX_WAKE_BITSET
+        return futex_wake(s, uaddr, val, val3)
+    if cmd in (3, 4):        # FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
+        if cmd == 4:
+            (cur,) = struct.unpack("<I", s.read(uaddr, 4))
+            if cur != val3 & 0xFFFFFFFF:
+                return -E.EAGAIN
+        n = futex_wake(s, uaddr, val)
+        moved = 0
+        for t in s.p.threads:
+            if moved >= timeout:      # val2 travels in the timeout argument
+                break
+            if t.futex == uaddr and not t.exited:
+                t.futex = uaddr2
+                moved += 1
+        return n + moved
+    if cmd == 5:             # FUTEX_WAKE_OP: wake on uaddr, and conditionally on uaddr2
+        return futex_wake(s, uaddr, val) + _wake_op(s, uaddr2, timeout, val3)
     return -E.ENOSYS
+
+
+def _wake_op(s, uaddr2, nr2, encoded):
+    from emu.linux.threads import futex_wake
+    op, cmp = (encoded >> 28) & 15, (encoded >> 24) & 15
+    oparg, cmparg = (encoded >> 12) & 0xFFF, encoded & 0xFFF
+    if op & 8:
+        oparg = 1 << oparg
+        op &= 7
+    (old,) = struct.unpack("<i", s.read(uaddr2, 4))
+    new = [oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg][op] if op < 5 else old
+    s.write(uaddr2, struct.pack("<i", ((new + (1 << 31)) % (1 << 32)) - (1 << 31)))
+    ok = [old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg][cmp] if cmp < 6 else False
+    return futex_wake(s, uaddr2, nr2) if ok else 0

@@ -51,9 +51,12 @@ class Syscalls:
     def __init__(self, proc):
         self.p = proc
         self.m = proc.machine
-        self.v = proc.vcpu
-        self.tid_address = 0
         self.start_ns = time.monotonic_ns()
+
+    @property
+    def v(self):
+        """The vCPU of the thread making the call."""
+        return self.p.vcpu
 
     # ---- guest memory ----
     def read(self, addr: int, n: int) -> bytes:
