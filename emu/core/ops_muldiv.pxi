@@ -104,7 +104,7 @@ cdef int op_div(Cpu* c, const Uop* u) noexcept nogil:
     """F6/F7 /6: unsigned divide rDX:rAX by r/m."""
     cdef uint32_t sz = u.osz
     cdef uint64_t b, n, q
-    cdef emu_u128 w
+    cdef emu_u128 w, wb
     if ar_load(c, u, sz, &b):
         return R_EXC
     if b == 0:
@@ -118,8 +118,9 @@ cdef int op_div(Cpu* c, const Uop* u) noexcept nogil:
         if c.r[2] >= b:          # the quotient would need more than 64 bits
             return raise_exc(c, EXC_DE, 0, 0)
         w = ((<emu_u128>c.r[2]) << 64) | c.r[0]
-        c.r[0] = <uint64_t>(w / b)
-        c.r[2] = <uint64_t>(w % b)
+        wb = b                   # same C type on both sides: Cython would narrow a mixed division
+        c.r[0] = <uint64_t>(w / wb)
+        c.r[2] = <uint64_t>(w % wb)
         return R_NEXT
     if sz == 4:
         n = ((c.r[2] & 0xffffffffULL) << 32) | (c.r[0] & 0xffffffffULL)
@@ -149,7 +150,7 @@ cdef int op_idiv(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t sz = u.osz
     cdef uint64_t b
     cdef int64_t n, d, q, r, lim
-    cdef emu_i128 w, wq
+    cdef emu_i128 w, wq, wd
     if ar_load(c, u, sz, &b):
         return R_EXC
     d = sext(b, sz)
@@ -168,15 +169,22 @@ cdef int op_idiv(Cpu* c, const Uop* u) noexcept nogil:
             c.r[2] = <uint64_t>(n % d)
             return R_NEXT
         w = <emu_i128>(((<emu_u128>c.r[2]) << 64) | c.r[0])
-        # |dividend| >= 2^63 here, so a divisor of -1 or 1 always overflows
-        # (and -1 must not reach the C division: INT128_MIN / -1 traps)
-        if d == -1 or d == 1:
+        # the dividend is outside int64 here: a divisor of 1 always overflows,
+        # -1 only fits for +2^63 (and must not reach the C division:
+        # INT128_MIN / -1 traps)
+        if d == -1:
+            if c.r[2] == 0 and c.r[0] == 0x8000000000000000ULL:
+                c.r[2] = 0
+                return R_NEXT
             return raise_exc(c, EXC_DE, 0, 0)
-        wq = w / d
+        if d == 1:
+            return raise_exc(c, EXC_DE, 0, 0)
+        wd = d
+        wq = w / wd
         if wq != <emu_i128><int64_t>wq:
             return raise_exc(c, EXC_DE, 0, 0)
         c.r[0] = <uint64_t>wq
-        c.r[2] = <uint64_t>(w % d)
+        c.r[2] = <uint64_t>(w % wd)
         return R_NEXT
     if sz == 4:
         n = <int64_t>(((c.r[2] & 0xffffffffULL) << 32) | (c.r[0] & 0xffffffffULL))
