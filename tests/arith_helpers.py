@@ -99,7 +99,7 @@ def mem_setup(rng: random.Random, regs: dict, base: int, size: int = 16,
     off = 1024 + rng.randrange(0, 512)        # room on both sides
     regs[REGS[base]] = addr + off - disp
     if init is None:
-        init = bytes(rng.getrandbits(8) for _ in range(SCRATCH_SIZE))
+        init = rng.randbytes(SCRATCH_SIZE)
     return (base, disp), [(addr, buf, init)], addr + off
 
 
