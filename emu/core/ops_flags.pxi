@@ -75,7 +75,9 @@ cdef int op_popf(Cpu* c, const Uop* u) noexcept nogil:
 cdef int op_enter(Cpu* c, const Uop* u) noexcept nogil:
     """C8 imm16, imm8: push rBP; copy level-1 frame pointers from the old
     frame; push the new frame pointer when level >= 1; rBP = frame;
-    rSP -= imm16. Registers change only when every access succeeded."""
+    rSP -= imm16. The new stack top is then checked for writing (the host
+    CPU faults there without changing it). Registers change only when every
+    access succeeded."""
     cdef uint32_t sz = u.osz
     cdef uint32_t level = <uint32_t>(u.imm2 & 31)
     cdef uint64_t sp = c.r[4], bp = c.r[5], frame, v
@@ -94,8 +96,11 @@ cdef int op_enter(Cpu* c, const Uop* u) noexcept nogil:
         sp -= sz
         if mem_write(c, sp, sz, frame):
             return R_EXC
+    sp -= u.imm & 0xffff
+    if mem_read_rmw(c, sp, sz, &v):
+        return R_EXC
     rset(c, 5, sz, frame)
-    c.r[4] = sp - (u.imm & 0xffff)
+    c.r[4] = sp
     return R_NEXT
 
 cdef void init_flags():
