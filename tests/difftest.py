@@ -80,12 +80,14 @@ def emu_side() -> EmuSide:
 
 def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
           flags_mask: int = ARITH, scratch: list | None = None, taken_disp: int | None = None,
-          ignore_regs: tuple = (), note: str = "") -> None:
+          ignore_regs: tuple = (), note: str = "", budget: int = 1) -> None:
     """Run code natively and in emu from the same state; assert the same
     GPRs, RIP, flags (under flags_mask) and scratch memory.
 
     scratch: list of (address, ctypes buffer, initial bytes) from native.scratch();
     both sides start from the initial bytes and must end with the same bytes.
+    budget: instructions emu runs (1: code is a single instruction; more for
+    short straight-line sequences).
     """
     regs = dict(regs or {})
     if "rsp" not in regs:
@@ -108,7 +110,7 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     native_stack = bytes(stack_buf[32768 - 256:32768 + 256])
 
     side = emu_side()
-    ex = side.run(code, res.code_addr, regs, rflags, mem)
+    ex = side.run(code, res.code_addr, regs, rflags, mem, budget)
     v = side.m.vcpu
     what = "%s regs=%s flags=%#x %s" % (code.hex(), {k: hex(x) for k, x in regs.items()}, rflags, note)
     assert ex.name in ("BUDGET",), "emu stopped with %r for %s" % (ex, what)
