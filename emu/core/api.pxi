@@ -377,13 +377,13 @@ cdef class Vcpu:
     def get_msr(self, uint32_t index):
         """An MSR as RDMSR would read it; KeyError for one the core lacks."""
         cdef uint64_t v
-        if msr_read(&self.c, index, &v) < 0:
+        if msr_read(&self.c, index, &v, self.c.icount) < 0:
             raise KeyError(hex(index))
         return v
 
     def set_msr(self, uint32_t index, uint64_t value):
         """Write an MSR with WRMSR's checks; ValueError where WRMSR would #GP."""
-        if msr_write(&self.c, index, value) < 0:
+        if msr_write(&self.c, index, value, self.c.icount) < 0:
             raise ValueError("WRMSR %#x <- %#x would raise #GP" % (index, value))
 
     @property

@@ -408,8 +408,12 @@ cdef int pat_valid(uint64_t v) noexcept nogil:
             return 0
     return 1
 
-cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out) noexcept nogil:
-    """The MSRs the core implements. 0, or -1 for an unknown MSR (#GP)."""
+cdef inline uint64_t tsc_at(Cpu* c, uint64_t retired) noexcept nogil:
+    return c.tsc_offset + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+
+cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out, uint64_t retired) noexcept nogil:
+    """The MSRs the core implements. 0, or -1 for an unknown MSR (#GP).
+    retired: instructions retired before this one (c.icount lags inside a block)."""
     if idx == MSR_EFER:
         out[0] = c.efer
     elif idx == MSR_STAR:
@@ -427,7 +431,7 @@ cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out) noexcept nogil:
     elif idx == MSR_KERNEL_GS_BASE:
         out[0] = c.kernel_gs_base
     elif idx == MSR_TSC:
-        out[0] = read_tsc(c)
+        out[0] = tsc_at(c, retired)
     elif idx == MSR_TSC_AUX:
         out[0] = c.tsc_aux
     elif idx == MSR_PAT:
@@ -436,7 +440,7 @@ cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out) noexcept nogil:
         return -1
     return 0
 
-cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v) noexcept nogil:
+cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v, uint64_t retired) noexcept nogil:
     """0, 1 when address translation changed (TLB flushed), -1 for #GP
     (unknown MSR, reserved bits, non-canonical address)."""
     cdef uint64_t n
@@ -458,7 +462,7 @@ cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v) noexcept nogil:
             return -1
         c.msr_sfmask = v
     elif idx == MSR_TSC:
-        c.tsc_offset = v - <uint64_t>((<emu_u128>c.icount * c.tsc_per_insn) >> 16)
+        c.tsc_offset = v - <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
     elif idx == MSR_TSC_AUX:
         if v >> 32:
             return -1
@@ -494,7 +498,7 @@ cdef int op_rdmsr(Cpu* c, const Uop* u) noexcept nogil:
     if c.trap_mask & TRAP_MSR:
         c.msr_index = idx
         return priv_exit(c, u, EXIT_MSR, PRIV_RDMSR, 0, NOREG, 0)
-    if msr_read(c, idx, &v) < 0:
+    if msr_read(c, idx, &v, c.icount + u.ninsn - 1) < 0:
         return raise_gp0(c)
     c.r[0] = v & 0xffffffffULL
     c.r[2] = v >> 32
@@ -510,7 +514,7 @@ cdef int op_wrmsr(Cpu* c, const Uop* u) noexcept nogil:
     if c.trap_mask & TRAP_MSR:
         c.msr_index = idx
         return priv_exit(c, u, EXIT_MSR, PRIV_WRMSR, 0, NOREG, v)
-    k = msr_write(c, idx, v)
+    k = msr_write(c, idx, v, c.icount + u.ninsn - 1)
     if k < 0:
         return raise_gp0(c)
     if k > 0:
