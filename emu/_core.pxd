@@ -100,6 +100,15 @@ cdef struct Cpu:
     uint32_t mode         # cpl | paging bits: part of block and TLB keys
     uint64_t tsc_aux
     uint64_t msr_star, msr_lstar, msr_cstar, msr_sfmask, msr_pat
+    # descriptor-table registers and XCR0 (core/ops_priv.pxi)
+    uint64_t gdtr_base, idtr_base
+    uint32_t gdtr_limit, idtr_limit
+    uint64_t xcr0
+    # what a trapped privileged instruction wanted (EXIT_PRIV / EXIT_MSR): PRIV_* op,
+    # control register, general register operand, value written or memory address
+    uint32_t priv_op, priv_cr, priv_gpr
+    uint64_t priv_value
+    uint32_t exc_soft     # the EXCEPTION exit comes from INT n / INT1 (a software interrupt)
     # time
     uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
     uint64_t tsc_offset

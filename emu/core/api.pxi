@@ -126,6 +126,9 @@ cdef class Exit:
     cdef public bint write
     cdef public uint64_t address             # MMIO
     cdef public uint64_t msr
+    cdef public object op                    # PRIV / MSR: the trapped instruction (PRIV_NAMES)
+    cdef public int cr, gpr                  # PRIV: control register, general register operand
+    cdef public bint software                # EXCEPTION from INT n
 
     def __repr__(self):
         if self.reason == EXIT_EXCEPTION:
@@ -155,6 +158,8 @@ cdef class Vcpu:
         self.c.rflags = 2
         self.c.tsc_per_insn = 1 << 16
         self.c.rng_state = 0x5eed
+        self.c.xcr0 = 3
+        self.c.msr_pat = PAT_RESET
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
 
@@ -166,6 +171,7 @@ cdef class Vcpu:
     def run(self, uint64_t budget=0xffffffffffffffffULL):
         """Execute until an exit; budget caps the instructions retired."""
         cdef int reason
+        self.c.exc_soft = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
         with nogil:
@@ -192,6 +198,17 @@ cdef class Vcpu:
             e.value = self.c.io_value
         elif reason == EXIT_MSR:
             e.msr = self.c.msr_index
+            e.op = PRIV_NAMES[self.c.priv_op]
+            e.write = self.c.priv_op == PRIV_WRMSR
+            e.value = self.c.priv_value
+        elif reason == EXIT_PRIV:
+            e.op = PRIV_NAMES[self.c.priv_op]
+            e.cr = self.c.priv_cr
+            e.gpr = self.c.priv_gpr if self.c.priv_gpr < 16 else -1
+            e.value = self.c.priv_value
+            e.address = self.c.priv_value
+        if reason == EXIT_EXCEPTION:
+            e.software = self.c.exc_soft != 0
         return e
 
     def copy_state_from(self, Vcpu other):
@@ -225,6 +242,16 @@ cdef class Vcpu:
         """Answer the pending MMIO read; the instruction completes on the next run()."""
         self.c.mmio_value = value & szmask(<uint32_t>self.c.mmio_size) if self.c.mmio_size in (1, 2, 4, 8) else value
         self.c.mmio_pending = 1
+
+    def complete_io_in(self, uint64_t value):
+        """Answer the IN that exited: AL, AX or EAX (zero-extended into RAX)
+        gets value, by the access size."""
+        if self.c.io_size == 1:
+            set8(&self.c, 0, value)
+        elif self.c.io_size == 2:
+            rset(&self.c, 0, 2, value)
+        else:
+            self.c.r[0] = value & 0xffffffffULL
 
     def complete_mmio_write(self):
         """The VMM performed the pending MMIO write; the instruction completes
@@ -335,6 +362,52 @@ cdef class Vcpu:
     def efer(self, uint64_t v):
         self.c.efer = v
         tlb_flush(&self.c)
+
+    @property
+    def kernel_gs_base(self):
+        return self.c.kernel_gs_base
+
+    @kernel_gs_base.setter
+    def kernel_gs_base(self, uint64_t v):
+        self.c.kernel_gs_base = v
+
+    @property
+    def gdtr(self):
+        """(base, limit)"""
+        return (self.c.gdtr_base, self.c.gdtr_limit)
+
+    @gdtr.setter
+    def gdtr(self, v):
+        self.c.gdtr_base, self.c.gdtr_limit = v[0], v[1] & 0xffff
+
+    @property
+    def idtr(self):
+        """(base, limit)"""
+        return (self.c.idtr_base, self.c.idtr_limit)
+
+    @idtr.setter
+    def idtr(self, v):
+        self.c.idtr_base, self.c.idtr_limit = v[0], v[1] & 0xffff
+
+    @property
+    def xcr0(self):
+        return self.c.xcr0
+
+    @xcr0.setter
+    def xcr0(self, uint64_t v):
+        self.c.xcr0 = v
+
+    def get_msr(self, uint32_t index):
+        """An MSR as RDMSR would read it; KeyError for one the core lacks."""
+        cdef uint64_t v
+        if msr_read(&self.c, index, &v, self.c.icount) < 0:
+            raise KeyError(hex(index))
+        return v
+
+    def set_msr(self, uint32_t index, uint64_t value):
+        """Write an MSR with WRMSR's checks; ValueError where WRMSR would #GP."""
+        if msr_write(&self.c, index, value, self.c.icount) < 0:
+            raise ValueError("WRMSR %#x <- %#x would raise #GP" % (index, value))
 
     @property
     def trap_mask(self):
