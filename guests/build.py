@@ -9,7 +9,7 @@
 Compiles with `cc` (gcc) when it is on PATH, otherwise with
 `python -m ziglang cc -target x86_64-linux-musl` (the ziglang pip package).
 The binaries are committed beside the sources (guests/bench/bin/,
-guests/hello/bin/) so running the benchmarks and tests needs no compiler.
+guests/hello/hello) so running the benchmarks and tests needs no compiler.
 
 Each benchmark is built twice: bin/NAME at benchmark size (about 100-300
 million instructions) and bin/NAME-small, a quick variant for the tests.
@@ -52,7 +52,7 @@ SMALL = {
 
 def targets():
     """(output path, source path, extra -D defines) for every guest."""
-    out = [(os.path.join(HERE, "hello", "bin", "hello"), os.path.join(HERE, "hello", "hello.c"), {})]
+    out = [(os.path.join(HERE, "hello", "hello"), os.path.join(HERE, "hello", "hello.c"), {})]
     for name in BENCHES:
         src = os.path.join(HERE, "bench", name + ".c")
         out.append((os.path.join(HERE, "bench", "bin", name), src, {}))
@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     rt = os.path.join(HERE, "include", "rt.h")
     status = 0
     for out, src, defines in targets():
-        newest = max(os.path.getmtime(src), os.path.getmtime(rt), os.path.getmtime(__file__))
+        deps = [src] + ([rt] if "rt.h" in open(src).read() else [])
+        newest = max(os.path.getmtime(d) for d in deps)
         if args.force or not os.path.exists(out) or os.path.getmtime(out) < newest:
             build_one(cc, out, src, defines, gcc)
         if args.check:

@@ -32,7 +32,7 @@ _spec.loader.exec_module(guests_build)
 SMALL = guests_build.SMALL
 
 BIN = os.path.join(ROOT, "guests", "bench", "bin")
-HELLO = os.path.join(ROOT, "guests", "hello", "bin", "hello")
+HELLO = os.path.join(ROOT, "guests", "hello", "hello")
 M64 = (1 << 64) - 1
 needs_native = pytest.mark.skipif(not native.available(), reason="needs an x86-64 Linux host")
 
