@@ -7,7 +7,7 @@
 #define SIZE (1 << 20)
 #endif
 #ifndef REPS
-#define REPS 16
+#define REPS 24
 #endif
 
 static u8 buf[SIZE];

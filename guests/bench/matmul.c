@@ -7,7 +7,7 @@
 #define D 160
 #endif
 #ifndef REPS
-#define REPS 4
+#define REPS 8
 #endif
 
 static u32 A[D][D], B[D][D], C[D][D];

@@ -6,7 +6,7 @@
 #define N 2000000
 #endif
 #ifndef REPS
-#define REPS 4
+#define REPS 8
 #endif
 
 static u8 composite[N];

@@ -7,7 +7,7 @@
 #define N 150000
 #endif
 #ifndef REPS
-#define REPS 4
+#define REPS 6
 #endif
 
 static u32 a[N];
