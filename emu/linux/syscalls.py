@@ -112,6 +112,10 @@ class Syscalls:
                 ret = -E.EFAULT
             except OSError as e:
                 ret = -E.from_oserror(e)
+            except BaseException:
+                if self.p.strace:           # exit, or a fatal signal: the call never returns
+                    self._trace(name, args, None)
+                raise
         if self.p.strace:
             self._trace(name, args, ret)
         if ret is not None:
