@@ -18,13 +18,15 @@ from __future__ import annotations
 import os
 import sys
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-import emu
+try:
+    import emu
+except ImportError:
+    # run from a source checkout with an in-place build (setup.py build_ext --inplace)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import emu
 
 PAGE = 4096
 STACK_TOP = 0x7FFFFFF00000
