@@ -145,7 +145,6 @@ cdef struct Cpu:
     # ---- SSE / x87 state (ops_sse_*.pxi, ops_x87.pxi, ops_fxsave.pxi) ----
     uint64_t xmm[16][2]   # XMM0-15, two little-endian qwords each
     uint32_t mxcsr        # reset 0x1F80
-    uint64_t xcr0         # XCR0 (x87 | SSE = 3)
     uint8_t fpr[8][16]    # x87 physical registers R0-R7, 80-bit values in bytes 0..9
     uint16_t fcw          # x87 control word (reset 0x037F)
     uint16_t fsw          # x87 status word without TOP (bits 11..13 kept in ftop)

@@ -163,7 +163,6 @@ cdef class Vcpu:
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
         self.c.mxcsr = 0x1F80
-        self.c.xcr0 = 3
         self.c.fcw = 0x037F
         self.c.ftw = 0xFFFF
 
@@ -457,14 +456,6 @@ cdef class Vcpu:
     @idtr.setter
     def idtr(self, v):
         self.c.idtr_base, self.c.idtr_limit = v[0], v[1] & 0xffff
-
-    @property
-    def xcr0(self):
-        return self.c.xcr0
-
-    @xcr0.setter
-    def xcr0(self, uint64_t v):
-        self.c.xcr0 = v
 
     def get_msr(self, uint32_t index):
         """An MSR as RDMSR would read it; KeyError for one the core lacks."""

@@ -254,23 +254,6 @@ cdef int op_ae7(Cpu* c, const Uop* u) noexcept nogil:
         return op_clflush(c, u)
     return R_NEXT
 
-cdef int op_xgetbv(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 01 D0: XGETBV (ECX 0: XCR0; 1: XINUSE & XCR0). Not registered here:
-    0F 01 belongs to the system-instruction group; its owner dispatches
-    ModRM D0 to this handler."""
-    cdef uint64_t v
-    if not (c.cr4 & SSE_CR4_OSXSAVE):
-        return raise_ud(c)
-    if <uint32_t>c.r[1] == 0:
-        v = c.xcr0
-    elif <uint32_t>c.r[1] == 1:
-        v = c.xcr0 & XSTATE_SUPPORTED
-    else:
-        return raise_gp0(c)
-    c.r[0] = v & 0xffffffffULL
-    c.r[2] = v >> 32
-    return R_NEXT
-
 cdef void init_fxsave():
     grp(1, 0xae, 0, op_fxsave, D_MEMONLY, I_NONE, 0, 0x1)
     grp(1, 0xae, 1, op_fxrstor, D_MEMONLY, I_NONE, 0, 0x1)

@@ -178,16 +178,6 @@ cdef extern from *:
         return emu_ax_flags(la);
     }
 
-    /* CRC32C (SSE4.2 CRC32), bit-reflected polynomial 0x82F63B78 */
-    static uint32_t emu_crc32c(uint32_t crc, uint64_t v, unsigned int n) {
-        unsigned int i, k;
-        for (i = 0; i < n; i++) {
-            crc ^= (uint32_t)((v >> (8 * i)) & 0xff);
-            for (k = 0; k < 8; k++)
-                crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
-        }
-        return crc;
-    }
     """
     ctypedef unsigned int (*emu_sse_fn)(unsigned int csr, uint64_t* d, const uint64_t* s,
                                         unsigned int imm, uint64_t* aux) noexcept nogil
@@ -198,7 +188,6 @@ cdef extern from *:
     const emu_sse_def* emu_int_defs
     uint64_t emu_pcmpstr(int which, const uint64_t* d, const uint64_t* s, unsigned int imm,
                          unsigned int la, unsigned int lb, uint64_t* m, unsigned int* idx) noexcept nogil
-    uint32_t emu_crc32c(uint32_t crc, uint64_t v, unsigned int n) noexcept nogil
     int EK_FP, EK_ALIGN, EK_IMM, EK_FLAGS, EK_MEMIMM
 
 # All table-driven instructions, int and FP: u.sub indexes sse_tab (plus 256
@@ -270,6 +259,7 @@ cdef int op_sse_tab1(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef void sse_register(const emu_sse_def* defs):
     """Register every entry of a {0}-terminated table."""
+    global sse_ntab
     cdef int i = 0, k
     while defs[i].fn != NULL:
         k = sse_ntab
@@ -370,18 +360,6 @@ cdef int op_pcmpstr(Cpu* c, const Uop* u) noexcept nogil:
     set_arith_flags(c, f)
     return R_NEXT
 
-cdef int op_crc32(Cpu* c, const Uop* u) noexcept nogil:
-    """F2 0F 38 F0 (byte source) / F1 (16/32/64-bit source): CRC32 r32/64, r/m."""
-    cdef uint32_t sz = 1 if u.opc == 0xf0 else u.osz
-    cdef uint64_t v
-    if u.mem:
-        if mem_read(c, ea_of(c, u), sz, &v):
-            return R_EXC
-    else:
-        v = rget(c, u.rm, sz)
-    c.r[u.reg] = emu_crc32c(<uint32_t>c.r[u.reg], v, sz)
-    return R_NEXT
-
 cdef void init_sse_int():
     cdef int k
     sse_register(emu_int_defs)
@@ -392,5 +370,3 @@ cdef void init_sse_int():
         grp(1, 0x73, k, op_pshift_imm, D_REGONLY, I_8, 0, 0x2)
     for k in range(0x60, 0x64):
         op(3, k, op_pcmpstr, D_MODRM, I_8, 0, 0x2)
-    op(2, 0xf0, op_crc32, D_MODRM | D_BYTE_RM, I_NONE, 0, 0x8)
-    op(2, 0xf1, op_crc32, D_MODRM, I_NONE, 0, 0x8)
