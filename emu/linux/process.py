@@ -189,6 +189,8 @@ class Process:
         """Replace the program: on success the old image is gone and the loop
         restarts in the new one; on failure the old image is untouched."""
         from emu.linux import errno as E
+        if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
+            path = self.exe_path
         host = self.fs.resolve(path)
         try:
             with open(host, "rb") as f:

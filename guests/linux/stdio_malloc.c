@@ -68,8 +68,9 @@ int main(int argc, char **argv)
            strlen("hello, world"), strchr("find:me", ':'));
     snprintf(buf, sizeof buf, "%08x|%-6s|%+d|%5.2s|%%", 0xbeef, "ab", 7, "xyz");
     puts(buf);
-    for (i = 0; i < argc; i++)
-        printf("argv[%d] length %zu\n", i, strlen(argv[i]));
+    printf("argc %d\n", argc);
+    for (i = 1; i < argc; i++)
+        printf("argv[%d] %s\n", i, argv[i]);
     fputs("to stderr\n", stderr);
     return 3;
 }
