@@ -230,7 +230,7 @@ cdef int op_rep_scas(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t cnt = c.r[1] & am
     cdef uint32_t sz = u.osz
     cdef uint32_t sh = sz_shift(sz)
-    cdef uint64_t lim, k, d, room, i, step, b = 0
+    cdef uint64_t lim, k, d, room, i, j, nb, pat, step, b = 0
     cdef uint64_t a = c.r[0] & SZ_MASK[sz]
     cdef int want_eq = u.rep == REP_F3
     cdef int stop = 0
@@ -263,6 +263,22 @@ cdef int op_rep_scas(Cpu* c, const Uop* u) noexcept nogil:
                         b = pd[i]
                     else:
                         i = 0
+                        if want_eq:
+                            # skip the run equal to rAX a word at a time
+                            pat = a
+                            if sz == 1:
+                                pat = a * 0x0101010101010101ULL
+                            elif sz == 2:
+                                pat = a * 0x0001000100010001ULL
+                            elif sz == 4:
+                                pat = a | (a << 32)
+                            nb = k << sh
+                            j = 0
+                            while j + 8 <= nb and load_le(pd + j, 8) == pat:
+                                j += 8
+                            i = j >> sh
+                            if i == k:
+                                i = k - 1
                         while True:
                             b = load_le(pd + (i << sh), sz)
                             if (a == b) != want_eq:
@@ -297,7 +313,7 @@ cdef int op_rep_cmps(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t cnt = c.r[1] & am
     cdef uint32_t sz = u.osz
     cdef uint32_t sh = sz_shift(sz)
-    cdef uint64_t lim, k, s, d, room, i, step, a = 0, b = 0
+    cdef uint64_t lim, k, s, d, room, i, j, nb, step, a = 0, b = 0
     cdef uint64_t sbase = c.seg_base[u.seg]
     cdef int want_eq = u.rep == REP_F3
     cdef int stop = 0
@@ -325,6 +341,15 @@ cdef int op_rep_cmps(Cpu* c, const Uop* u) noexcept nogil:
                     k = lim
                 if k:
                     i = 0
+                    if want_eq:
+                        # skip the equal prefix a word at a time
+                        nb = k << sh
+                        j = 0
+                        while j + 8 <= nb and load_le(ps + j, 8) == load_le(pd + j, 8):
+                            j += 8
+                        i = j >> sh
+                        if i == k:
+                            i = k - 1     # all equal: the last element is compared below
                     while True:
                         a = load_le(ps + (i << sh), sz)
                         b = load_le(pd + (i << sh), sz)
