@@ -144,7 +144,28 @@ cdef int op_rep_movs(Cpu* c, const Uop* u) noexcept nogil:
                     c.r[1] = (c.r[1] - k) & am
                     lim -= k
                     continue
-        # one element the slow way (page crossing, TLB miss, code page, DF=1)
+        elif (s & 0xfff) + sz <= 0x1000 and (d & 0xfff) + sz <= 0x1000:
+            # DF=1: element by element downwards to the nearer page start
+            ps = tlb_host_r(c, s)
+            pd = tlb_host_w(c, d)
+            if ps != NULL and pd != NULL:
+                k = (s & 0xfff) >> sh
+                if (d & 0xfff) >> sh < k:
+                    k = (d & 0xfff) >> sh
+                if u.asz32 and (c.r[6] & am) >> sh < k:
+                    k = (c.r[6] & am) >> sh
+                k += 1
+                if k > lim:
+                    k = lim
+                for i in range(k):
+                    store_le(pd - (i << sh), sz, load_le(ps - (i << sh), sz))
+                nb = k << sh
+                c.r[6] = (c.r[6] - nb) & am
+                c.r[7] = (c.r[7] - nb) & am
+                c.r[1] = (c.r[1] - k) & am
+                lim -= k
+                continue
+        # one element the slow way (page crossing, TLB miss, code page)
         if mem_read(c, s, sz, &v):
             return R_EXC
         if mem_write(c, d, sz, v):
@@ -182,7 +203,7 @@ cdef int op_rep_stos(Cpu* c, const Uop* u) noexcept nogil:
                     k = lim
                 if k:
                     nb = k << sh
-                    if sz == 1:
+                    if sz == 1 or v == 0:
                         memset(pd, <int>v, nb)
                     elif sz == 8:
                         for i in range(k):
@@ -194,6 +215,19 @@ cdef int op_rep_stos(Cpu* c, const Uop* u) noexcept nogil:
                     c.r[1] = (c.r[1] - k) & am
                     lim -= k
                     continue
+        elif (d & 0xfff) + sz <= 0x1000:
+            pd = tlb_host_w(c, d)
+            if pd != NULL:
+                k = ((d & 0xfff) >> sh) + 1
+                if k > lim:
+                    k = lim
+                for i in range(k):
+                    store_le(pd - (i << sh), sz, v)
+                nb = k << sh
+                c.r[7] = (c.r[7] - nb) & am
+                c.r[1] = (c.r[1] - k) & am
+                lim -= k
+                continue
         if mem_write(c, d, sz, v):
             return R_EXC
         c.r[7] = (c.r[7] + step) & am
