@@ -126,6 +126,9 @@ cdef class Exit:
     cdef public bint write
     cdef public uint64_t address             # MMIO
     cdef public uint64_t msr
+    cdef public object op                    # PRIV / MSR: the trapped instruction (PRIV_NAMES)
+    cdef public int cr, gpr                  # PRIV: control register, general register operand
+    cdef public bint software                # EXCEPTION from INT n
 
     def __repr__(self):
         if self.reason == EXIT_EXCEPTION:
@@ -155,8 +158,13 @@ cdef class Vcpu:
         self.c.rflags = 2
         self.c.tsc_per_insn = 1 << 16
         self.c.rng_state = 0x5eed
+        self.c.xcr0 = 3
+        self.c.msr_pat = PAT_RESET
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
+        self.c.mxcsr = 0x1F80
+        self.c.fcw = 0x037F
+        self.c.ftw = 0xFFFF
 
     def __dealloc__(self):
         free(self.c.tlb)
@@ -166,6 +174,7 @@ cdef class Vcpu:
     def run(self, uint64_t budget=0xffffffffffffffffULL):
         """Execute until an exit; budget caps the instructions retired."""
         cdef int reason
+        self.c.exc_soft = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
         with nogil:
@@ -192,7 +201,41 @@ cdef class Vcpu:
             e.value = self.c.io_value
         elif reason == EXIT_MSR:
             e.msr = self.c.msr_index
+            e.op = PRIV_NAMES[self.c.priv_op]
+            e.write = self.c.priv_op == PRIV_WRMSR
+            e.value = self.c.priv_value
+        elif reason == EXIT_PRIV:
+            e.op = PRIV_NAMES[self.c.priv_op]
+            e.cr = self.c.priv_cr
+            e.gpr = self.c.priv_gpr if self.c.priv_gpr < 16 else -1
+            e.value = self.c.priv_value
+            e.address = self.c.priv_value
+        if reason == EXIT_EXCEPTION:
+            e.software = self.c.exc_soft != 0
         return e
+
+    def copy_state_from(self, Vcpu other):
+        """Take over other's architectural state (registers, control registers,
+        CPUID table, traps): how a new thread's vCPU starts. Counters, TLB and
+        caches are not copied."""
+        cdef TlbEntry* tlb = self.c.tlb
+        cdef JcEntry* jc = self.c.jc
+        cdef CpuidEntry* cpuid = self.c.cpuid
+        cdef uint32_t n = other.c.n_cpuid
+        self.c = other.c
+        self.c.tlb = tlb
+        self.c.jc = jc
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.jc_epoch = other.c.jc_epoch + 1
+        self.c.icount = 0
+        self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
+        self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
+        memset(self.c.n_exits, 0, sizeof(self.c.n_exits))
+        free(cpuid)
+        self.c.cpuid = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
+        if n:
+            memcpy(self.c.cpuid, other.c.cpuid, n * sizeof(CpuidEntry))
+        self.c.cur_block = NULL
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
@@ -202,6 +245,16 @@ cdef class Vcpu:
         """Answer the pending MMIO read; the instruction completes on the next run()."""
         self.c.mmio_value = value & szmask(<uint32_t>self.c.mmio_size) if self.c.mmio_size in (1, 2, 4, 8) else value
         self.c.mmio_pending = 1
+
+    def complete_io_in(self, uint64_t value):
+        """Answer the IN that exited: AL, AX or EAX (zero-extended into RAX)
+        gets value, by the access size."""
+        if self.c.io_size == 1:
+            set8(&self.c, 0, value)
+        elif self.c.io_size == 2:
+            rset(&self.c, 0, 2, value)
+        else:
+            self.c.r[0] = value & 0xffffffffULL
 
     def complete_mmio_write(self):
         """The VMM performed the pending MMIO write; the instruction completes
@@ -235,6 +288,71 @@ cdef class Vcpu:
     def rflags(self, uint64_t v):
         self.c.rflags = (v & 0x3f7fd7) | 2
         self.c.lf_op = LF_NONE
+
+    # ---- SSE / x87 state ----
+    def get_xmm(self, int i):
+        """XMM register i as 16 little-endian bytes."""
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        return (<char*>&self.c.xmm[i][0])[:16]
+
+    def set_xmm(self, int i, v):
+        cdef bytes b = bytes(v)
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        if len(b) != 16:
+            raise ValueError("an XMM register takes 16 bytes")
+        memcpy(&self.c.xmm[i][0], <char*>b, 16)
+
+    @property
+    def mxcsr(self):
+        return self.c.mxcsr
+
+    @mxcsr.setter
+    def mxcsr(self, uint32_t v):
+        if v & ~(<uint32_t>0xFFFF):
+            raise ValueError("reserved MXCSR bits")
+        self.c.mxcsr = v
+
+    @property
+    def xcr0(self):
+        return self.c.xcr0
+
+    @xcr0.setter
+    def xcr0(self, uint64_t v):
+        self.c.xcr0 = v
+
+    def get_st(self, int i):
+        """x87 ST(i) as 10 raw bytes (80-bit extended format)."""
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        return (<char*>&self.c.fpr[(self.c.ftop + i) & 7][0])[:10]
+
+    def fxsave(self):
+        """The FXSAVE64 image (512 bytes) of the x87 and SSE state."""
+        cdef uint8_t b[512]
+        memset(b, 0, 512)
+        fx_image(&self.c, b, 1, 1, 1)
+        return (<char*>b)[:512]
+
+    def fxrstor(self, data):
+        """Load x87 and SSE state from an FXSAVE64 image (512 bytes)."""
+        cdef bytes d = bytes(data)
+        cdef uint32_t csr
+        if len(d) != 512:
+            raise ValueError("an FXSAVE image is 512 bytes")
+        memcpy(&csr, <char*>d + 24, 4)
+        if csr & ~(<uint32_t>0xFFFF):
+            raise ValueError("reserved MXCSR bits")
+        self.c.mxcsr = csr
+        memcpy(&self.c.xmm[0][0], <char*>d + 160, 256)
+        fx_load_x87(&self.c, <const uint8_t*><char*>d, 1)
+
+    @property
+    def fpu_state(self):
+        """x87 control, status (with TOP) and full tag words."""
+        return {"fcw": self.c.fcw, "fsw": (self.c.fsw & 0xC7FF) | ((self.c.ftop & 7) << 11),
+                "ftw": self.c.ftw, "fop": self.c.fop, "fip": self.c.fip, "fdp": self.c.fdp}
 
     @property
     def cpl(self):
@@ -312,6 +430,44 @@ cdef class Vcpu:
     def efer(self, uint64_t v):
         self.c.efer = v
         tlb_flush(&self.c)
+
+    @property
+    def kernel_gs_base(self):
+        return self.c.kernel_gs_base
+
+    @kernel_gs_base.setter
+    def kernel_gs_base(self, uint64_t v):
+        self.c.kernel_gs_base = v
+
+    @property
+    def gdtr(self):
+        """(base, limit)"""
+        return (self.c.gdtr_base, self.c.gdtr_limit)
+
+    @gdtr.setter
+    def gdtr(self, v):
+        self.c.gdtr_base, self.c.gdtr_limit = v[0], v[1] & 0xffff
+
+    @property
+    def idtr(self):
+        """(base, limit)"""
+        return (self.c.idtr_base, self.c.idtr_limit)
+
+    @idtr.setter
+    def idtr(self, v):
+        self.c.idtr_base, self.c.idtr_limit = v[0], v[1] & 0xffff
+
+    def get_msr(self, uint32_t index):
+        """An MSR as RDMSR would read it; KeyError for one the core lacks."""
+        cdef uint64_t v
+        if msr_read(&self.c, index, &v, self.c.icount) < 0:
+            raise KeyError(hex(index))
+        return v
+
+    def set_msr(self, uint32_t index, uint64_t value):
+        """Write an MSR with WRMSR's checks; ValueError where WRMSR would #GP."""
+        if msr_write(&self.c, index, value, self.c.icount) < 0:
+            raise ValueError("WRMSR %#x <- %#x would raise #GP" % (index, value))
 
     @property
     def trap_mask(self):

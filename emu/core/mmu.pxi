@@ -60,7 +60,8 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         if not (e & PTE_P):
             raise_pf(c, va, err)
             return -1
-        if e & rsvd_nx or (level == 4 and e & PTE_PS):
+        # reserved: XD without EFER.NXE, PS in a PML4E, address bits 51..48 (MAXPHYADDR 48)
+        if e & rsvd_nx or (level == 4 and e & PTE_PS) or e & 0x000f000000000000ULL:
             raise_pf(c, va, err | PFE_P | PFE_RSVD)
             return -1
         walked[n] = p

@@ -1,4 +1,601 @@
-# (to be filled)
+# Privileged and system instructions (SDM Vol. 2 and Vol. 3A chapters 2, 4, 5):
+# MOV to/from CR0/CR2/CR3/CR4/CR8, CLTS, the 0F 01 group (SGDT, SIDT, LGDT,
+# LIDT, SMSW, LMSW, INVLPG, SWAPGS, RDTSCP, XGETBV, XSETBV, CLAC, STAC),
+# WBINVD/INVD, RDMSR/WRMSR, CLI/STI, IN/OUT and INT n / INT1.
+#
+# Privilege checks come first (#UD, then #GP(0) at CPL > 0), then the trap
+# policy (c.trap_mask: the instruction exits to the VMM instead of acting; the
+# exit is taken after the instruction, like a trapped CPUID: the VMM emulates
+# it from c.priv_* and resumes), then the instruction's own checks.
+
+# c.priv_op: which trapped instruction (Exit.op)
+DEF PRIV_NONE = 0
+DEF PRIV_MOV_TO_CR = 1
+DEF PRIV_MOV_FROM_CR = 2
+DEF PRIV_CLTS = 3
+DEF PRIV_LMSW = 4
+DEF PRIV_INVLPG = 5
+DEF PRIV_LGDT = 6
+DEF PRIV_LIDT = 7
+DEF PRIV_SGDT = 8
+DEF PRIV_SIDT = 9
+DEF PRIV_XSETBV = 10
+DEF PRIV_RDMSR = 11
+DEF PRIV_WRMSR = 12
+
+PRIV_NAMES = ("none", "mov_to_cr", "mov_from_cr", "clts", "lmsw", "invlpg", "lgdt", "lidt",
+              "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr")
+
+DEF CR0_MP = 0x2
+DEF CR0_TS = 0x8
+DEF CR4_TSD = 0x4
+DEF CR4_UMIP = 0x800
+DEF CR4_OSXSAVE = 0x40000
+DEF F_IOPL_SHIFT = 12
+DEF XCR0_SUPPORTED = 3    # x87 | SSE
+
+cdef extern from *:
+    """
+    #define CR0_NW 0x20000000ULL
+    #define CR0_CD 0x40000000ULL
+    /* PE MP EM TS ET NE WP AM NW CD PG */
+    #define CR0_DEFINED 0xE005003FULL
+    /* TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP OSXSAVE SMEP SMAP: what the core implements */
+    #define CR4_SUPPORTED 0x340FFCULL
+    /* bits 63..MAXPHYADDR (48, CPUID 80000008H) of CR3 */
+    #define CR3_RESERVED 0xFFFF000000000000ULL
+    #define MSR_TSC 0x10u
+    #define MSR_PAT 0x277u
+    #define MSR_EFER 0xC0000080u
+    #define MSR_STAR 0xC0000081u
+    #define MSR_LSTAR 0xC0000082u
+    #define MSR_CSTAR 0xC0000083u
+    #define MSR_SFMASK 0xC0000084u
+    #define MSR_FS_BASE 0xC0000100u
+    #define MSR_GS_BASE 0xC0000101u
+    #define MSR_KERNEL_GS_BASE 0xC0000102u
+    #define MSR_TSC_AUX 0xC0000103u
+    #define PAT_RESET 0x0007040600070406ULL
+    """
+    const uint64_t CR0_NW
+    const uint64_t CR0_CD
+    const uint64_t CR0_DEFINED
+    const uint64_t CR4_SUPPORTED
+    const uint64_t CR3_RESERVED
+    const uint32_t MSR_TSC, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK
+    const uint32_t MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX
+    const uint64_t PAT_RESET
+
+
+cdef inline int priv_exit(Cpu* c, const Uop* u, uint32_t reason, uint32_t pop, uint32_t cr,
+                          uint32_t gpr, uint64_t value) noexcept nogil:
+    c.priv_op = pop
+    c.priv_cr = cr
+    c.priv_gpr = gpr
+    c.priv_value = value
+    return exit_after(c, u, reason)
+
+cdef inline int translation_changed(Cpu* c, const Uop* u) noexcept nogil:
+    """The instruction changed how addresses translate: retire it and fetch
+    the next instruction afresh (the rest of this block was decoded before)."""
+    c.rip = u.rip_next
+    return R_BRANCH
+
+# ---- control registers ----
+
+cdef int write_cr0(Cpu* c, uint64_t v) noexcept nogil:
+    """MOV to CR0 checks (SDM MOV-Move to/from Control Registers). 0 or -1 (#GP)."""
+    cdef uint64_t old = c.cr0
+    if v >> 32:
+        return -1
+    if v & CR0_PG and not (v & CR0_PE):
+        return -1
+    if v & CR0_NW and not (v & CR0_CD):
+        return -1
+    if c.efer & EFER_LMA and not (v & CR0_PG):
+        return -1                    # clearing CR0.PG in 64-bit mode
+    if v & CR0_PG and not (old & CR0_PG) and c.efer & EFER_LME:
+        if not (c.cr4 & CR4_PAE):
+            return -1
+        c.efer |= EFER_LMA           # IA-32e mode activates
+    c.cr0 = v & CR0_DEFINED
+    if (old ^ c.cr0) & (CR0_PG | CR0_WP | CR0_PE):
+        tlb_flush(c)
+    return 0
+
+cdef int write_cr3(Cpu* c, uint64_t v) noexcept nogil:
+    """Loads the PML4 address; the whole TLB goes (global pages included,
+    which the SDM allows)."""
+    if v & CR3_RESERVED:
+        return -1
+    c.cr3 = v
+    tlb_flush(c)
+    return 0
+
+cdef int write_cr4(Cpu* c, uint64_t v) noexcept nogil:
+    cdef uint64_t old = c.cr4
+    if v & ~CR4_SUPPORTED:
+        return -1
+    if c.efer & EFER_LMA and not (v & CR4_PAE):
+        return -1                    # leaving IA-32e mode by clearing PAE
+    c.cr4 = v
+    if (old ^ v) & (0x10 | CR4_PAE | CR4_PGE | CR4_SMEP | CR4_SMAP):
+        tlb_flush(c)                 # SDM 4.10.4.1: these changes invalidate the TLBs
+    return 0
+
+cdef int fix_mov_cr(Cpu* c, Dec* d, Uop* u) noexcept nogil:
+    """0F 20 / 0F 22: the ModRM byte was fetched as imm8 because its mod field
+    is ignored (always a register operand, no SIB or displacement). CR1, CR5-7
+    and CR9-15 are #UD."""
+    cdef uint32_t m = <uint32_t>u.imm & 0xff
+    cdef uint32_t cr = ((m >> 3) & 7) | ((d.rex & 4) << 1)
+    if cr != 0 and cr != 2 and cr != 3 and cr != 4 and cr != 8:
+        return raise_ud(c)
+    u.reg = cr
+    u.rm = (m & 7) | ((d.rex & 1) << 3)
+    u.mem = 0
+    u.osz = 8
+    return 0
+
+cdef int op_mov_from_cr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 20: MOV r64, CRn."""
+    cdef uint64_t v
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_CR:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_MOV_FROM_CR, u.reg, u.rm, 0)
+    if u.reg == 0:
+        v = c.cr0
+    elif u.reg == 2:
+        v = c.cr2
+    elif u.reg == 3:
+        v = c.cr3
+    elif u.reg == 4:
+        v = c.cr4
+    else:
+        v = c.cr8
+    c.r[u.rm] = v
+    return R_NEXT
+
+cdef int op_mov_to_cr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 22: MOV CRn, r64."""
+    cdef uint64_t v = c.r[u.rm]
+    cdef int k = 0
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_CR:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_MOV_TO_CR, u.reg, u.rm, v)
+    if u.reg == 2:
+        c.cr2 = v
+        return R_NEXT
+    if u.reg == 8:
+        if v >> 4:
+            return raise_gp0(c)
+        c.cr8 = v
+        return R_NEXT
+    if u.reg == 0:
+        k = write_cr0(c, v)
+    elif u.reg == 3:
+        k = write_cr3(c, v)
+    else:
+        k = write_cr4(c, v)
+    if k < 0:
+        return raise_gp0(c)
+    return translation_changed(c, u)
+
+cdef int op_clts(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 06: clear CR0.TS."""
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_CR:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_CLTS, 0, NOREG, 0)
+    c.cr0 &= ~(<uint64_t>CR0_TS)
+    return R_NEXT
+
+cdef int op_smsw(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 /4: CR0 to a register (operand size), or its low 16 bits to memory.
+    #GP at CPL > 0 only with CR4.UMIP."""
+    if c.cpl != 0 and c.cr4 & CR4_UMIP:
+        return raise_gp0(c)
+    if u.mem:
+        if mem_write(c, ea_of(c, u), 2, c.cr0 & 0xffff):
+            return R_EXC
+    else:
+        rset(c, u.rm, u.osz, c.cr0)
+    return R_NEXT
+
+cdef int op_lmsw(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 /6: load CR0 bits 3..0 (PE MP EM TS); PE can be set but not cleared."""
+    cdef uint64_t v
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if u.mem:
+        if mem_read(c, ea_of(c, u), 2, &v):
+            return R_EXC
+    else:
+        v = c.r[u.rm] & 0xffff
+    if c.trap_mask & TRAP_CR:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_LMSW, 0, u.rm if not u.mem else NOREG, v)
+    c.cr0 = (c.cr0 & ~(<uint64_t>0xe)) | (v & 0xf)
+    return R_NEXT
+
+# ---- TLB ----
+
+cdef uint64_t leaf_page_size(Cpu* c, uint64_t va) noexcept nogil:
+    """Size of the page now mapping va (no A/D side effects); 0 when not mapped."""
+    cdef uint64_t addr = c.cr3 & PTE_ADDR, e
+    cdef uint64_t* p
+    cdef int level = 4
+    if not (c.cr0 & CR0_PG):
+        return 4096
+    while True:
+        p = pte_ptr(c.m, addr + ((va >> (9 * level)) & 0xff8))
+        if p == NULL:
+            return 0
+        e = p[0]
+        if not (e & PTE_P):
+            return 0
+        if level == 1:
+            return 4096
+        if e & PTE_PS and level <= 3:
+            return (<uint64_t>1) << (3 + 9 * level)
+        addr = e & PTE_ADDR
+        level -= 1
+
+cdef void invlpg_va(Cpu* c, uint64_t va) noexcept nogil:
+    """INVLPG: the TLB holds large pages as 4 KiB slices, so unless va is now
+    mapped by a 4 KiB page (then only its entry can be stale) every entry in
+    va's 1 GiB region goes (covers a 2 MiB / 1 GiB page that was unmapped or
+    changed; dropping extra entries is always allowed)."""
+    cdef uint64_t region, mask = ~(<uint64_t>0x3fffffff)
+    cdef int i
+    cdef TlbEntry* e
+    tlb_flush_page(c, va)
+    if leaf_page_size(c, va) == 4096:
+        return
+    region = va & mask
+    for i in range(TLB_SIZE):
+        e = &c.tlb[i]
+        if (e.tag_r & mask) == region or (e.tag_w & mask) == region or (e.tag_x & mask) == region:
+            e.tag_r = TLB_INVALID
+            e.tag_w = TLB_INVALID
+            e.tag_x = TLB_INVALID
+
+cdef int op_invlpg(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 /7 (memory form)."""
+    cdef uint64_t va
+    if c.cpl != 0:
+        return raise_gp0(c)
+    va = ea_of(c, u)
+    if c.trap_mask & TRAP_INVLPG:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_INVLPG, 0, NOREG, va)
+    invlpg_va(c, va)
+    return translation_changed(c, u)
+
+# ---- descriptor tables (64-bit mode: 2-byte limit, 8-byte base) ----
+
+cdef int op_lgdt_lidt(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 /2 LGDT, /3 LIDT."""
+    cdef uint64_t a, lim, base
+    if c.cpl != 0:
+        return raise_gp0(c)
+    a = ea_of(c, u)
+    if c.trap_mask & TRAP_DESC:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_LGDT if u.sub == 2 else PRIV_LIDT, 0, NOREG, a)
+    if mem_read(c, a, 2, &lim) or mem_read(c, a + 2, 8, &base):
+        return R_EXC
+    if u.sub == 2:
+        c.gdtr_limit = <uint32_t>lim
+        c.gdtr_base = base
+    else:
+        c.idtr_limit = <uint32_t>lim
+        c.idtr_base = base
+    return R_NEXT
+
+cdef int op_sgdt_sidt(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 /0 SGDT, /1 SIDT: allowed at any CPL unless CR4.UMIP."""
+    cdef uint64_t a, t
+    if c.cpl != 0 and c.cr4 & CR4_UMIP:
+        return raise_gp0(c)
+    a = ea_of(c, u)
+    if c.trap_mask & TRAP_DESC:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_SGDT if u.sub == 0 else PRIV_SIDT, 0, NOREG, a)
+    # check both parts are writable before storing either
+    if mem_read_rmw(c, a, 2, &t) or mem_read_rmw(c, a + 2, 8, &t):
+        return R_EXC
+    if u.sub == 0:
+        if mem_write(c, a, 2, c.gdtr_limit) or mem_write(c, a + 2, 8, c.gdtr_base):
+            return R_EXC
+    else:
+        if mem_write(c, a, 2, c.idtr_limit) or mem_write(c, a + 2, 8, c.idtr_base):
+            return R_EXC
+    return R_NEXT
+
+# ---- 0F 01 register forms ----
+
+cdef int op_swapgs(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 F8: exchange GS.base with IA32_KERNEL_GS_BASE."""
+    cdef uint64_t t
+    if c.cpl != 0:
+        return raise_gp0(c)
+    t = c.seg_base[SEG_GS]
+    c.seg_base[SEG_GS] = c.kernel_gs_base
+    c.kernel_gs_base = t
+    return R_NEXT
+
+cdef int op_xgetbv(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 D0: EDX:EAX = XCR[ECX] (ECX 0: XCR0; 1: XINUSE, reported as
+    XCR0: every enabled component counts as in use); any CPL; #UD without
+    CR4.OSXSAVE."""
+    if not (c.cr4 & CR4_OSXSAVE):
+        return raise_ud(c)
+    if <uint32_t>c.r[1] > 1:
+        return raise_gp0(c)
+    c.r[0] = c.xcr0 & 0xffffffffULL
+    c.r[2] = c.xcr0 >> 32
+    return R_NEXT
+
+cdef int op_xsetbv(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 D1: XCR[ECX] = EDX:EAX."""
+    cdef uint64_t v
+    if not (c.cr4 & CR4_OSXSAVE):
+        return raise_ud(c)
+    if c.cpl != 0:
+        return raise_gp0(c)
+    v = (c.r[2] << 32) | (c.r[0] & 0xffffffffULL)
+    if c.trap_mask & TRAP_XSETBV:
+        return priv_exit(c, u, EXIT_PRIV, PRIV_XSETBV, 0, NOREG, v)
+    if <uint32_t>c.r[1] != 0 or not (v & 1) or v & ~(<uint64_t>XCR0_SUPPORTED):
+        return raise_gp0(c)
+    c.xcr0 = v
+    return R_NEXT
+
+cdef int smap_supported(Cpu* c) noexcept nogil:
+    cdef uint32_t out[4]
+    cpuid_lookup(c, 7, 0, out)
+    return (out[1] >> 20) & 1
+
+cdef int op_clac_stac(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 01 CA CLAC, CB STAC: #UD unless CPUID advertises SMAP, and at CPL > 0."""
+    if c.cpl != 0 or not smap_supported(c):
+        return raise_ud(c)
+    if u.sub == 0xca:
+        c.rflags &= ~(<uint64_t>F_AC)
+        if c.cr4 & CR4_SMAP:
+            # supervisor TLB entries for user pages filled while AC was set must go
+            tlb_flush(c)
+    else:
+        c.rflags |= F_AC
+    return R_NEXT
+
+cdef int fix_0f01(Cpu* c, Dec* d, Uop* u) noexcept nogil:
+    """The register forms of the 0F 01 group are separate instructions named
+    by the whole ModRM byte."""
+    cdef uint32_t m = d.modrm
+    if d.mod != 3:
+        return 0
+    if (m >> 3) & 7 == 4 or (m >> 3) & 7 == 6:
+        return 0                     # SMSW r / LMSW r
+    if d.pc >= 2:
+        return raise_ud(c)           # F3/F2 select other instructions (CET, TDX...)
+    if m == 0xf8:
+        u.fn = op_swapgs
+    elif m == 0xf9:
+        u.fn = op_rdtscp
+    elif m == 0xd0:
+        u.fn = op_xgetbv
+    elif m == 0xd1:
+        u.fn = op_xsetbv
+    elif m == 0xca or m == 0xcb:
+        u.fn = op_clac_stac
+        u.sub = m
+    else:
+        return raise_ud(c)
+    return 0
+
+cdef int op_wbinvd(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 08 INVD, 0F 09 WBINVD: no caches to write back."""
+    if c.cpl != 0:
+        return raise_gp0(c)
+    return R_NEXT
+
+# ---- MSRs ----
+
+cdef int pat_valid(uint64_t v) noexcept nogil:
+    cdef int i
+    cdef uint64_t t
+    for i in range(8):
+        t = (v >> (8 * i)) & 0xff
+        if t == 2 or t == 3 or t > 7:
+            return 0
+    return 1
+
+cdef inline uint64_t tsc_at(Cpu* c, uint64_t retired) noexcept nogil:
+    return c.tsc_offset + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+
+cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out, uint64_t retired) noexcept nogil:
+    """The MSRs the core implements. 0, or -1 for an unknown MSR (#GP).
+    retired: instructions retired before this one (c.icount lags inside a block)."""
+    if idx == MSR_EFER:
+        out[0] = c.efer
+    elif idx == MSR_STAR:
+        out[0] = c.msr_star
+    elif idx == MSR_LSTAR:
+        out[0] = c.msr_lstar
+    elif idx == MSR_CSTAR:
+        out[0] = c.msr_cstar
+    elif idx == MSR_SFMASK:
+        out[0] = c.msr_sfmask
+    elif idx == MSR_FS_BASE:
+        out[0] = c.seg_base[SEG_FS]
+    elif idx == MSR_GS_BASE:
+        out[0] = c.seg_base[SEG_GS]
+    elif idx == MSR_KERNEL_GS_BASE:
+        out[0] = c.kernel_gs_base
+    elif idx == MSR_TSC:
+        out[0] = tsc_at(c, retired)
+    elif idx == MSR_TSC_AUX:
+        out[0] = c.tsc_aux
+    elif idx == MSR_PAT:
+        out[0] = c.msr_pat
+    else:
+        return -1
+    return 0
+
+cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v, uint64_t retired) noexcept nogil:
+    """0, 1 when address translation changed (TLB flushed), -1 for #GP
+    (unknown MSR, reserved bits, non-canonical address)."""
+    cdef uint64_t n
+    if idx == MSR_EFER:
+        if v & ~(<uint64_t>(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)):
+            return -1
+        n = (v & (EFER_SCE | EFER_LME | EFER_NXE)) | (c.efer & EFER_LMA)   # LMA is read-only
+        if (n ^ c.efer) & EFER_LME and c.cr0 & CR0_PG:
+            return -1
+        if (n ^ c.efer) & EFER_NXE:
+            c.efer = n
+            tlb_flush(c)
+            return 1
+        c.efer = n
+    elif idx == MSR_STAR:
+        c.msr_star = v
+    elif idx == MSR_SFMASK:
+        if v >> 32:
+            return -1
+        c.msr_sfmask = v
+    elif idx == MSR_TSC:
+        c.tsc_offset = v - <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+    elif idx == MSR_TSC_AUX:
+        if v >> 32:
+            return -1
+        c.tsc_aux = v
+    elif idx == MSR_PAT:
+        if not pat_valid(v):
+            return -1
+        c.msr_pat = v
+    elif (idx == MSR_LSTAR or idx == MSR_CSTAR or idx == MSR_FS_BASE or idx == MSR_GS_BASE
+            or idx == MSR_KERNEL_GS_BASE):
+        if not is_canonical(v):
+            return -1
+        if idx == MSR_LSTAR:
+            c.msr_lstar = v
+        elif idx == MSR_CSTAR:
+            c.msr_cstar = v
+        elif idx == MSR_FS_BASE:
+            c.seg_base[SEG_FS] = v
+        elif idx == MSR_GS_BASE:
+            c.seg_base[SEG_GS] = v
+        else:
+            c.kernel_gs_base = v
+    else:
+        return -1
+    return 0
+
+cdef int op_rdmsr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 32: EDX:EAX = MSR[ECX]."""
+    cdef uint64_t v
+    cdef uint32_t idx = <uint32_t>c.r[1]
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_MSR:
+        c.msr_index = idx
+        return priv_exit(c, u, EXIT_MSR, PRIV_RDMSR, 0, NOREG, 0)
+    if msr_read(c, idx, &v, c.icount + u.ninsn - 1) < 0:
+        return raise_gp0(c)
+    c.r[0] = v & 0xffffffffULL
+    c.r[2] = v >> 32
+    return R_NEXT
+
+cdef int op_wrmsr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 30: MSR[ECX] = EDX:EAX."""
+    cdef uint32_t idx = <uint32_t>c.r[1]
+    cdef uint64_t v = (c.r[2] << 32) | (c.r[0] & 0xffffffffULL)
+    cdef int k
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if c.trap_mask & TRAP_MSR:
+        c.msr_index = idx
+        return priv_exit(c, u, EXIT_MSR, PRIV_WRMSR, 0, NOREG, v)
+    k = msr_write(c, idx, v, c.icount + u.ninsn - 1)
+    if k < 0:
+        return raise_gp0(c)
+    if k > 0:
+        return translation_changed(c, u)
+    return R_NEXT
+
+# ---- interrupt flag, I/O, software interrupts ----
+
+cdef inline uint32_t iopl(Cpu* c) noexcept nogil:
+    return <uint32_t>(c.rflags >> F_IOPL_SHIFT) & 3
+
+cdef int op_cli_sti(Cpu* c, const Uop* u) noexcept nogil:
+    """FA CLI, FB STI: CPL <= IOPL, else #GP(0) (no VME/PVI)."""
+    if c.cpl > iopl(c):
+        return raise_gp0(c)
+    if u.sub:
+        c.rflags |= F_IF
+    else:
+        c.rflags &= ~(<uint64_t>F_IF)
+    return R_NEXT
+
+cdef int op_io(Cpu* c, const Uop* u) noexcept nogil:
+    """E4-E7, EC-EF: IN/OUT exit to the VMM. u.sub bit 0: OUT; bit 1: port in DX.
+    At CPL > IOPL there is no TSS I/O bitmap to consult: #GP(0). For IN the
+    VMM answers with complete_io_in() before resuming."""
+    cdef uint32_t sz = u.osz
+    if sz == 8:
+        sz = 4                       # REX.W does not widen IN/OUT
+    if c.cpl > iopl(c):
+        return raise_gp0(c)
+    c.io_port = (c.r[2] & 0xffff) if u.sub & 2 else (u.imm & 0xff)
+    c.io_size = sz
+    c.io_dir = u.sub & 1
+    c.io_value = rget(c, 0, sz) if u.sub & 1 else 0
+    return exit_after(c, u, EXIT_IO)
+
+cdef int op_int_n(Cpu* c, const Uop* u) noexcept nogil:
+    """CD ib: a software interrupt, handed to the VMM as an EXCEPTION exit with
+    vector n (RIP after the instruction; Exit.software is set)."""
+    c.exc_vector = <uint32_t>(u.imm & 0xff)
+    c.exc_error = 0
+    c.exc_has_error = 0
+    c.exc_soft = 1
+    return exit_after(c, u, EXIT_EXCEPTION)
+
+cdef int op_int1(Cpu* c, const Uop* u) noexcept nogil:
+    """F1 INT1 (ICEBP): a #DB trap, RIP after the instruction."""
+    c.exc_vector = EXC_DB
+    c.exc_error = 0
+    c.exc_has_error = 0
+    return exit_after(c, u, EXIT_EXCEPTION)
 
 cdef void init_priv():
-    pass
+    cdef int k
+    # MOV from/to CRn: the ModRM byte is read as imm8 (mod is ignored)
+    op(1, 0x20, op_mov_from_cr, D_F64, I_8)
+    op(1, 0x22, op_mov_to_cr, D_F64, I_8)
+    opfix(1, 0x20, fix_mov_cr)
+    opfix(1, 0x22, fix_mov_cr)
+    op(1, 0x06, op_clts, 0)
+    op(1, 0x08, op_wbinvd, 0)
+    op(1, 0x09, op_wbinvd, 0)
+    # the 0F 01 group
+    grp(1, 0x01, 0, op_sgdt_sidt, 0)
+    grp(1, 0x01, 1, op_sgdt_sidt, 0)
+    grp(1, 0x01, 2, op_lgdt_lidt, 0)
+    grp(1, 0x01, 3, op_lgdt_lidt, 0)
+    grp(1, 0x01, 4, op_smsw, 0)
+    grp(1, 0x01, 6, op_lmsw, 0)
+    grp(1, 0x01, 7, op_invlpg, 0)
+    opfix(1, 0x01, fix_0f01)
+    op(1, 0x32, op_rdmsr, 0)
+    op(1, 0x30, op_wrmsr, 0)
+    op(0, 0xfa, op_cli_sti, 0, I_NONE, 0)
+    op(0, 0xfb, op_cli_sti, 0, I_NONE, 1)
+    for k in range(2):
+        op(0, 0xe4 + 2 * k, op_io, D_BYTE, I_8, k)        # IN AL, imm8 / OUT imm8, AL
+        op(0, 0xe5 + 2 * k, op_io, 0, I_8, k)             # IN eAX, imm8 / OUT imm8, eAX
+        op(0, 0xec + 2 * k, op_io, D_BYTE, I_NONE, 2 + k) # IN AL, DX / OUT DX, AL
+        op(0, 0xed + 2 * k, op_io, 0, I_NONE, 2 + k)      # IN eAX, DX / OUT DX, eAX
+    op(0, 0xcd, op_int_n, D_END, I_8)
+    op(0, 0xf1, op_int1, D_END)
