@@ -142,3 +142,13 @@ cdef struct Cpu:
     uint32_t n_cpuid
     # pending stop request from another thread
     volatile int stop_request
+    # ---- SSE / x87 state (ops_sse_*.pxi, ops_x87.pxi, ops_fxsave.pxi) ----
+    uint64_t xmm[16][2]   # XMM0-15, two little-endian qwords each
+    uint32_t mxcsr        # reset 0x1F80
+    uint8_t fpr[8][16]    # x87 physical registers R0-R7, 80-bit values in bytes 0..9
+    uint16_t fcw          # x87 control word (reset 0x037F)
+    uint16_t fsw          # x87 status word without TOP (bits 11..13 kept in ftop)
+    uint16_t ftw          # x87 tag word, 2 bits per physical register (11 = empty)
+    uint16_t fop          # last x87 opcode (11 bits)
+    uint32_t ftop         # TOP of the x87 stack
+    uint64_t fip, fdp     # last x87 instruction and data pointers

@@ -35,6 +35,11 @@ include "core/ops_string.pxi"
 include "core/ops_atomic.pxi"
 include "core/ops_flags.pxi"
 include "core/ops_priv.pxi"
+include "core/ops_sse_mov.pxi"
+include "core/ops_sse_int.pxi"
+include "core/ops_sse_fp.pxi"
+include "core/ops_x87.pxi"
+include "core/ops_fxsave.pxi"
 
 init_alu()
 init_mov()
@@ -47,5 +52,10 @@ init_string()
 init_atomic()
 init_flags()
 init_priv()
+init_sse_mov()
+init_sse_int()
+init_sse_fp()
+init_x87()
+init_fxsave()
 
 include "core/api.pxi"

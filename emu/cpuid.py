@@ -23,3 +23,8 @@ def baseline_table() -> list[tuple]:
         (0x80000001, None, 0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)),
         (0x80000008, None, 0x3030, 0, 0, 0),   # 48-bit physical and linear addresses
     ]
+
+
+def hwcap_bits(vcpu) -> tuple[int, int]:
+    """AT_HWCAP is CPUID.1:EDX on x86; AT_HWCAP2 bit 1 is FSGSBASE (not offered)."""
+    return vcpu.cpuid(1)[3], 0

@@ -33,6 +33,7 @@ class Machine:
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.frames = FrameAllocator(self.ram)
         self.vcpu = Vcpu(self.phys)
+        self.vcpus = [self.vcpu]
         self.vcpu.set_cpuid_table(baseline_table())
         self.vcpu.trap_mask = _core.TRAPS["syscall"]
         self.page_tables: PageTables | None = None
@@ -45,13 +46,23 @@ class Machine:
             v.cr0 = CR0_PE | CR0_WP | CR0_PG
         self.vcpu.cpl = cpl
 
+    def add_vcpu(self, like: Vcpu | None = None) -> Vcpu:
+        """Another vCPU on the same RAM and block cache; with `like`, a copy of
+        that vCPU's registers and control state (a thread's starting point)."""
+        v = Vcpu(self.phys)
+        self.vcpus.append(v)
+        src = like or self.vcpu
+        v.copy_state_from(src)
+        return v
+
     def _pt_changed(self, va: int, size: int) -> None:
-        # page-table edits need a TLB shootdown, as INVLPG would do
-        if size > 64 * 4096:
-            self.vcpu.flush_tlb()
-        else:
-            for off in range(0, size, 4096):
-                self.vcpu.invlpg(va + off)
+        # page-table edits need a TLB shootdown on every vCPU, as INVLPG would do
+        for v in self.vcpus:
+            if size > 64 * 4096:
+                v.flush_tlb()
+            else:
+                for off in range(0, size, 4096):
+                    v.invlpg(va + off)
 
     # ---- address space ----
     def map(self, va: int, size: int, prot: int = PROT_R | PROT_W | PROT_X, *,

@@ -29,12 +29,14 @@ class FrameAllocator:
         """Physical address of `count` contiguous zeroed frames."""
         if count == 1 and align == 4096 and self.free_frames:
             pa = self.free_frames.pop()
-        else:
-            pa = (self.next + align - 1) & ~(align - 1)
-            if pa + count * 4096 > self.end:
-                raise OutOfGuestMemory("guest RAM exhausted")
-            self.next = pa + count * 4096
-        self.ram[pa:pa + count * 4096] = 0
+            self.ram[pa:pa + 4096] = 0
+            return pa
+        # never-used frames are still zero from the anonymous mapping: not
+        # touching them keeps guest RAM lazily committed
+        pa = (self.next + align - 1) & ~(align - 1)
+        if pa + count * 4096 > self.end:
+            raise OutOfGuestMemory("guest RAM exhausted")
+        self.next = pa + count * 4096
         return pa
 
     def free(self, pa: int) -> None:

@@ -80,13 +80,23 @@ def emu_side() -> EmuSide:
 
 def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
           flags_mask: int = ARITH, scratch: list | None = None, taken_disp: int | None = None,
-          ignore_regs: tuple = (), note: str = "") -> None:
+          ignore_regs: tuple = (), note: str = "", budget: int = 1, xmm=None, mxcsr: int | None = None,
+          fxstate: bytes | None = None, compare_x87: bool = False) -> None:
     """Run code natively and in emu from the same state; assert the same
     GPRs, RIP, flags (under flags_mask) and scratch memory.
 
     scratch: list of (address, ctypes buffer, initial bytes) from native.scratch();
     both sides start from the initial bytes and must end with the same bytes.
+    budget: instructions emu runs (1: code is a single instruction; more for
+    short straight-line sequences).
+
+    xmm ({index: 16 bytes} or a list), mxcsr, fxstate (a 512-byte FXSAVE64
+    image): the SSE/x87 starting state; when any is given XMM0-15 and MXCSR
+    are compared too, and with fxstate or compare_x87 also the x87 control,
+    status and abridged tag words and ST0-7.
     """
+    sse = xmm is not None or mxcsr is not None or fxstate is not None
+    fx_in = native.fx_image(xmm, mxcsr, fxstate)
     regs = dict(regs or {})
     if "rsp" not in regs:
         stack_addr, _ = native.default_stack()
@@ -103,12 +113,13 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     ctypes_mem = stack_buf
     ctypes_mem[32768 - 256:32768 + 256] = bytes(512)
     mem.append((stack_lo, bytes(512)))
-    res = native.run(code, regs, rflags, taken_disp=taken_disp)
+    res = native.run(code, regs, rflags, taken_disp=taken_disp, fxstate=fx_in)
     native_mem = [bytes(buf[:len(init)]) for _, buf, init in (scratch or [])]
     native_stack = bytes(stack_buf[32768 - 256:32768 + 256])
 
     side = emu_side()
-    ex = side.run(code, res.code_addr, regs, rflags, mem)
+    side.m.vcpu.fxrstor(fx_in)
+    ex = side.run(code, res.code_addr, regs, rflags, mem, budget)
     v = side.m.vcpu
     what = "%s regs=%s flags=%#x %s" % (code.hex(), {k: hex(x) for k, x in regs.items()}, rflags, note)
     assert ex.name in ("BUDGET",), "emu stopped with %r for %s" % (ex, what)
@@ -126,6 +137,18 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
         assert got == nat, "memory at %#x: emu %s native %s for %s" % (addr, got.hex(), nat.hex(), what)
     got_stack = side.m.read(stack_lo, 512)
     assert got_stack == native_stack, "stack differs for %s" % what
+    if sse:
+        for i in range(16):
+            e, n = v.get_xmm(i), res.xmm[i]
+            assert e == n, "xmm%d: emu %s native %s for %s" % (i, e[::-1].hex(), n[::-1].hex(), what)
+        assert v.mxcsr == res.mxcsr, "mxcsr: emu %#x native %#x for %s" % (v.mxcsr, res.mxcsr, what)
+    if fxstate is not None or compare_x87:
+        e, n = v.fxsave(), res.fxsave
+        for name, lo, hi in (("fcw", 0, 2), ("fsw", 2, 4), ("ftw", 4, 5)):
+            assert e[lo:hi] == n[lo:hi], "%s: emu %s native %s for %s" % (name, e[lo:hi].hex(), n[lo:hi].hex(), what)
+        for i in range(8):
+            a, b = e[32 + 16 * i:42 + 16 * i], n[32 + 16 * i:42 + 16 * i]
+            assert a == b, "st%d: emu %s native %s for %s" % (i, a[::-1].hex(), b[::-1].hex(), what)
 
 
 def emu_only(code: bytes, regs: dict | None = None, rflags: int = 0x202, budget: int = 1):

@@ -65,6 +65,12 @@ _SAVED_RSP = 60
 _SAVED_MXCSR = 61
 _SAVED_FCW = 62
 _DATA_QWORDS = 64
+# FXSAVE images (512 bytes each, 16-byte aligned, separate buffer): the
+# prologue loads the guest's x87/SSE state with FXRSTOR64, the epilogue
+# captures it with FXSAVE64 (XMM0-15, MXCSR, x87 registers and words).
+_FX_IN = 0
+_FX_OUT = 512
+_FX_BYTES = 1024
 
 _EXIT_FALL = 0x11
 _EXIT_TAKEN = 0x22
@@ -105,13 +111,14 @@ def _jmp32(at: int, target: int) -> bytes:
     return b"\xE9" + struct.pack("<i", target - (at + 5))
 
 
-def _prologue(data: int) -> bytes:
+def _prologue(data: int, fx: int) -> bytes:
     q = lambda idx: data + 8 * idx  # noqa: E731
     c = bytearray()
     c += _PUSH_CALLEE
     c += _movabs_rax(q(_SAVED_RSP)) + b"\x48\x89\x20"        # mov [rax], rsp
     c += _movabs_rax(q(_SAVED_MXCSR)) + b"\x0F\xAE\x18"      # stmxcsr [rax]
     c += _movabs_rax(q(_SAVED_FCW)) + b"\xD9\x38"            # fnstcw [rax]
+    c += _movabs_rax(fx + _FX_IN) + b"\x48\x0F\xAE\x08"      # fxrstor64 [rax]
     c += _movabs_rax(q(_IN + 16))                            # &in.rflags
     c += b"\xFF\x30"                                         # push qword [rax]
     c += b"\x9D"                                             # popfq
@@ -122,7 +129,7 @@ def _prologue(data: int) -> bytes:
     return bytes(c)
 
 
-def _epilogue(data: int, exit_id: int) -> bytes:
+def _epilogue(data: int, exit_id: int, fx: int) -> bytes:
     q = lambda idx: data + 8 * idx  # noqa: E731
     c = bytearray()
     # Nothing here may touch flags until pushfq.
@@ -136,6 +143,7 @@ def _epilogue(data: int, exit_id: int) -> bytes:
     c += _movabs_rax(q(_OUT + 16))
     c += b"\x48\x89\x08"                                     # mov [rax], rcx
     c += b"\x48\xC7\x40\x08" + struct.pack("<i", exit_id)    # mov [rax+8], id
+    c += _movabs_rax(fx + _FX_OUT) + b"\x48\x0F\xAE\x00"     # fxsave64 [rax]
     # Hand clean state back to C: flags = IF|1 (no DF/AC/TF), MXCSR, empty
     # x87 stack with the caller's control word.
     c += b"\x68\x02\x02\x00\x00"                             # push 0x202
@@ -215,9 +223,12 @@ class _Runner:
         self.libc.mprotect.restype = ctypes.c_int
         self.data = (ctypes.c_uint64 * _DATA_QWORDS)()
         self.data_addr = ctypes.addressof(self.data)
-        self.pro = _prologue(self.data_addr)
-        self.epi_fall = _epilogue(self.data_addr, _EXIT_FALL)
-        self.epi_taken = _epilogue(self.data_addr, _EXIT_TAKEN)
+        self.fx_raw = (ctypes.c_ubyte * (_FX_BYTES + 64))()
+        self.fx_addr = (ctypes.addressof(self.fx_raw) + 63) & ~63
+        self.fx_off = self.fx_addr - ctypes.addressof(self.fx_raw)
+        self.pro = _prologue(self.data_addr, self.fx_addr)
+        self.epi_fall = _epilogue(self.data_addr, _EXIT_FALL, self.fx_addr)
+        self.epi_taken = _epilogue(self.data_addr, _EXIT_TAKEN, self.fx_addr)
         assert len(self.epi_fall) == len(self.epi_taken)
         self.area = _CodeArea(mmap.PAGESIZE * 4, self.libc)
         self.dirty = 0
@@ -302,8 +313,10 @@ class _Runner:
                 blob[at:at + 2] = b"\xEB" + struct.pack("<b", rel)
         return blob, code_off
 
-    def run(self, code: bytes, regs: dict, rflags: int, taken_disp):
+    def run(self, code: bytes, regs: dict, rflags: int, taken_disp,
+            xmm=None, mxcsr=None, fxstate=None):
         code = bytes(code)
+        fx_in = fx_image(xmm, mxcsr, fxstate)
         if taken_disp is not None:
             taken_disp = int(taken_disp)
             if not -_MAX_DISP <= taken_disp <= _MAX_DISP:
@@ -343,6 +356,8 @@ class _Runner:
             d[_IN + 16] = (rflags & FLAGS_SETTABLE) | _FLAGS_FIXED
             for i in range(_OUT, _OUT + 18):
                 d[i] = 0
+            o = self.fx_off
+            self.fx_raw[o + _FX_IN:o + _FX_IN + 512] = fx_in
             fn = self.proto(area.addr)
             # Block async signals: while the guest runs, RSP is not a
             # valid host stack, so a signal frame must never be pushed.
@@ -357,6 +372,7 @@ class _Runner:
             fl = d[_OUT + 16]
             ex = d[_OUT + 17]
             code_addr = area.addr + code_off
+            fx_out = bytes(self.fx_raw[o + _FX_OUT:o + _FX_OUT + 512])
         if ex == _EXIT_FALL:
             exit_ = "fall"
             rip = code_addr + len(code)
@@ -368,7 +384,33 @@ class _Runner:
         res = Result(out, fl, exit_)
         res.code_addr = code_addr
         res.rip = rip & _MASK64
+        res.fxsave = fx_out
+        res.xmm = [fx_out[160 + 16 * i:176 + 16 * i] for i in range(16)]
+        res.mxcsr = struct.unpack_from("<I", fx_out, 24)[0]
         return res
+
+
+def fx_image(xmm=None, mxcsr=None, fxstate=None) -> bytes:
+    """The FXRSTOR64 image the guest starts from: ``fxstate`` (512 raw bytes)
+    if given, else an empty x87 stack (FCW 0x37F), ``mxcsr`` (default
+    0x1F80) and ``xmm`` ({index: 16 bytes} or a list; missing ones zero)."""
+    if fxstate is not None:
+        img = bytearray(bytes(fxstate))
+        if len(img) != 512:
+            raise ValueError("fxstate must be 512 bytes")
+    else:
+        img = bytearray(512)
+        struct.pack_into("<H", img, 0, 0x037F)
+    if mxcsr is not None or fxstate is None:
+        struct.pack_into("<I", img, 24, 0x1F80 if mxcsr is None else mxcsr)
+    if xmm is not None:
+        items = xmm.items() if isinstance(xmm, dict) else enumerate(xmm)
+        for i, v in items:
+            v = bytes(v)
+            if len(v) != 16:
+                raise ValueError("XMM values are 16 bytes")
+            img[160 + 16 * i:176 + 16 * i] = v
+    return bytes(img)
 
 
 def _host_stack_ranges():
@@ -443,7 +485,8 @@ def default_stack():
 
 
 def run(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
-        taken_disp: int | None = None) -> Result:
+        taken_disp: int | None = None, xmm=None, mxcsr: int | None = None,
+        fxstate: bytes | None = None) -> Result:
     """Execute ``code`` natively.
 
     ``regs``: initial GPR values by name (missing -> 0; rsp -> default
@@ -465,7 +508,12 @@ def run(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     address where ``code`` was placed (for RIP-relative operands; it is
     stable between runs unless a larger code area has to be mapped).
 
+    ``xmm`` ({index: 16 bytes} or a list), ``mxcsr`` and ``fxstate`` (a raw
+    512-byte FXRSTOR64 image) set the guest's SSE/x87 state (see
+    ``fx_image``); the result also carries ``xmm`` (16 x 16 bytes),
+    ``mxcsr`` and ``fxsave`` (the FXSAVE64 image at exit).
+
     The caller guarantees the code does not fault, does not loop forever,
     and ends at one of the two exits.
     """
-    return _get_runner().run(code, regs or {}, rflags, taken_disp)
+    return _get_runner().run(code, regs or {}, rflags, taken_disp, xmm, mxcsr, fxstate)

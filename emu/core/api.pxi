@@ -162,6 +162,9 @@ cdef class Vcpu:
         self.c.msr_pat = PAT_RESET
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
+        self.c.mxcsr = 0x1F80
+        self.c.fcw = 0x037F
+        self.c.ftw = 0xFFFF
 
     def __dealloc__(self):
         free(self.c.tlb)
@@ -210,6 +213,29 @@ cdef class Vcpu:
         if reason == EXIT_EXCEPTION:
             e.software = self.c.exc_soft != 0
         return e
+
+    def copy_state_from(self, Vcpu other):
+        """Take over other's architectural state (registers, control registers,
+        CPUID table, traps): how a new thread's vCPU starts. Counters, TLB and
+        caches are not copied."""
+        cdef TlbEntry* tlb = self.c.tlb
+        cdef JcEntry* jc = self.c.jc
+        cdef CpuidEntry* cpuid = self.c.cpuid
+        cdef uint32_t n = other.c.n_cpuid
+        self.c = other.c
+        self.c.tlb = tlb
+        self.c.jc = jc
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.jc_epoch = other.c.jc_epoch + 1
+        self.c.icount = 0
+        self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
+        self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
+        memset(self.c.n_exits, 0, sizeof(self.c.n_exits))
+        free(cpuid)
+        self.c.cpuid = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
+        if n:
+            memcpy(self.c.cpuid, other.c.cpuid, n * sizeof(CpuidEntry))
+        self.c.cur_block = NULL
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
@@ -262,6 +288,71 @@ cdef class Vcpu:
     def rflags(self, uint64_t v):
         self.c.rflags = (v & 0x3f7fd7) | 2
         self.c.lf_op = LF_NONE
+
+    # ---- SSE / x87 state ----
+    def get_xmm(self, int i):
+        """XMM register i as 16 little-endian bytes."""
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        return (<char*>&self.c.xmm[i][0])[:16]
+
+    def set_xmm(self, int i, v):
+        cdef bytes b = bytes(v)
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        if len(b) != 16:
+            raise ValueError("an XMM register takes 16 bytes")
+        memcpy(&self.c.xmm[i][0], <char*>b, 16)
+
+    @property
+    def mxcsr(self):
+        return self.c.mxcsr
+
+    @mxcsr.setter
+    def mxcsr(self, uint32_t v):
+        if v & ~(<uint32_t>0xFFFF):
+            raise ValueError("reserved MXCSR bits")
+        self.c.mxcsr = v
+
+    @property
+    def xcr0(self):
+        return self.c.xcr0
+
+    @xcr0.setter
+    def xcr0(self, uint64_t v):
+        self.c.xcr0 = v
+
+    def get_st(self, int i):
+        """x87 ST(i) as 10 raw bytes (80-bit extended format)."""
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        return (<char*>&self.c.fpr[(self.c.ftop + i) & 7][0])[:10]
+
+    def fxsave(self):
+        """The FXSAVE64 image (512 bytes) of the x87 and SSE state."""
+        cdef uint8_t b[512]
+        memset(b, 0, 512)
+        fx_image(&self.c, b, 1, 1, 1)
+        return (<char*>b)[:512]
+
+    def fxrstor(self, data):
+        """Load x87 and SSE state from an FXSAVE64 image (512 bytes)."""
+        cdef bytes d = bytes(data)
+        cdef uint32_t csr
+        if len(d) != 512:
+            raise ValueError("an FXSAVE image is 512 bytes")
+        memcpy(&csr, <char*>d + 24, 4)
+        if csr & ~(<uint32_t>0xFFFF):
+            raise ValueError("reserved MXCSR bits")
+        self.c.mxcsr = csr
+        memcpy(&self.c.xmm[0][0], <char*>d + 160, 256)
+        fx_load_x87(&self.c, <const uint8_t*><char*>d, 1)
+
+    @property
+    def fpu_state(self):
+        """x87 control, status (with TOP) and full tag words."""
+        return {"fcw": self.c.fcw, "fsw": (self.c.fsw & 0xC7FF) | ((self.c.ftop & 7) << 11),
+                "ftw": self.c.ftw, "fop": self.c.fop, "fip": self.c.fip, "fdp": self.c.fdp}
 
     @property
     def cpl(self):
@@ -365,14 +456,6 @@ cdef class Vcpu:
     @idtr.setter
     def idtr(self, v):
         self.c.idtr_base, self.c.idtr_limit = v[0], v[1] & 0xffff
-
-    @property
-    def xcr0(self):
-        return self.c.xcr0
-
-    @xcr0.setter
-    def xcr0(self, uint64_t v):
-        self.c.xcr0 = v
 
     def get_msr(self, uint32_t index):
         """An MSR as RDMSR would read it; KeyError for one the core lacks."""

@@ -311,6 +311,25 @@ cdef inline int mem_write(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept
         return 0
     return mem_write_slow(c, va, sz, v)
 
+cdef inline uint8_t* tlb_host_r(Cpu* c, uint64_t va) noexcept nogil:
+    """Host pointer to va when its page is in the TLB for reads at this CPL,
+    else NULL (the caller then takes mem_read, which fills the entry). Valid
+    up to the end of va's page."""
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.tag_r == ((va & ~(<uint64_t>0xfff)) | c.tlbm):
+        return <uint8_t*>(va + e.addend)
+    return NULL
+
+cdef inline uint8_t* tlb_host_w(Cpu* c, uint64_t va) noexcept nogil:
+    """Host pointer for writing va when its page is in the TLB for writes, else
+    NULL. A write entry exists only for pages with the D bit set and no
+    translated code, so bulk writes through it cannot miss self-modifying code;
+    the code_page test is a second guard."""
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    if e.tag_w == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and not c.m.code_page[e.ppage >> 12]:
+        return <uint8_t*>(va + e.addend)
+    return NULL
+
 cdef int mem_read_bytes(Cpu* c, uint64_t va, uint8_t* dst, uint64_t n) noexcept nogil:
     """Copy n bytes of guest virtual memory (for SSE/state instructions and the API)."""
     cdef uint64_t v, k

@@ -324,11 +324,13 @@ cdef int op_swapgs(Cpu* c, const Uop* u) noexcept nogil:
     return R_NEXT
 
 cdef int op_xgetbv(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 01 D0: EDX:EAX = XCR[ECX]; any CPL; #UD without CR4.OSXSAVE."""
+    """0F 01 D0: EDX:EAX = XCR[ECX] (ECX 0: XCR0; 1: XINUSE, reported as
+    XCR0: every enabled component counts as in use); any CPL; #UD without
+    CR4.OSXSAVE."""
     if not (c.cr4 & CR4_OSXSAVE):
         return raise_ud(c)
-    if <uint32_t>c.r[1] != 0:
-        return raise_gp0(c)          # XCR0 only (no XINUSE)
+    if <uint32_t>c.r[1] > 1:
+        return raise_gp0(c)
     c.r[0] = c.xcr0 & 0xffffffffULL
     c.r[2] = c.xcr0 >> 32
     return R_NEXT

@@ -1,0 +1,264 @@
+# x87/SSE state save and restore: FXSAVE/FXRSTOR (0F AE /0 /1, 64-bit
+# layout with REX.W), XSAVE/XSAVEOPT/XRSTOR (0F AE /4 /6 /5), XSAVEC
+# (0F C7 /4), XGETBV, and the register forms of 0F AE /5 /6 /7 (LFENCE,
+# MFENCE, SFENCE). Only the x87 (0) and SSE (1) state components exist
+# (SDM Vol. 1, 10.5 and chapter 13).
+
+DEF XSTATE_SUPPORTED = 3        # x87 | SSE
+
+cdef inline uint32_t x87_tag_of(const uint8_t* r) noexcept nogil:
+    """The full tag of an 80-bit value: 0 valid, 1 zero, 2 special."""
+    cdef uint32_t e = (r[8] | (r[9] << 8)) & 0x7fff
+    cdef uint64_t m
+    memcpy(&m, r, 8)
+    if e == 0:
+        return 1 if m == 0 else 2
+    if e == 0x7fff or not (m >> 63):
+        return 2
+    return 0
+
+cdef inline uint16_t x87_fsw(Cpu* c) noexcept nogil:
+    return <uint16_t>((c.fsw & 0xC7FF) | ((c.ftop & 7) << 11))
+
+cdef void x87_init_state(Cpu* c) noexcept nogil:
+    """FNINIT, and the x87 init state for XRSTOR (registers kept by FNINIT but
+    zeroed by XRSTOR: the caller zeroes them when needed)."""
+    c.fcw = 0x037F
+    c.fsw = 0
+    c.ftop = 0
+    c.ftw = 0xFFFF
+    c.fop = 0
+    c.fip = 0
+    c.fdp = 0
+
+cdef void fx_image(Cpu* c, uint8_t* b, int rexw, int x87, int sse) noexcept nogil:
+    """Fill the 512-byte legacy region image (only the parts selected)."""
+    cdef int i
+    cdef uint32_t v32
+    cdef uint8_t abr = 0
+    if x87:
+        memcpy(b, &c.fcw, 2)
+        v32 = x87_fsw(c)
+        memcpy(b + 2, &v32, 2)
+        for i in range(8):
+            if ((c.ftw >> (2 * i)) & 3) != 3:
+                abr |= <uint8_t>(1 << i)
+        b[4] = abr
+        b[5] = 0
+        memcpy(b + 6, &c.fop, 2)
+        if rexw:
+            memcpy(b + 8, &c.fip, 8)
+            memcpy(b + 16, &c.fdp, 8)
+        else:
+            v32 = <uint32_t>c.fip
+            memcpy(b + 8, &v32, 4)
+            memset(b + 12, 0, 4)
+            v32 = <uint32_t>c.fdp
+            memcpy(b + 16, &v32, 4)
+            memset(b + 20, 0, 4)
+        for i in range(8):
+            memcpy(b + 32 + 16 * i, &c.fpr[(c.ftop + i) & 7][0], 10)
+            memset(b + 42 + 16 * i, 0, 6)
+    if sse:
+        memcpy(b + 24, &c.mxcsr, 4)
+        v32 = SSE_MXCSR_MASK
+        memcpy(b + 28, &v32, 4)
+        memcpy(b + 160, &c.xmm[0][0], 256)
+
+cdef void fx_load_x87(Cpu* c, const uint8_t* b, int rexw) noexcept nogil:
+    cdef int i, phys
+    cdef uint16_t fsw
+    cdef uint32_t v32
+    cdef uint8_t abr = b[4]
+    memcpy(&c.fcw, b, 2)
+    memcpy(&fsw, b + 2, 2)
+    c.ftop = (fsw >> 11) & 7
+    c.fsw = fsw & 0xC7FF
+    memcpy(&c.fop, b + 6, 2)
+    c.fop &= 0x7ff
+    if rexw:
+        memcpy(&c.fip, b + 8, 8)
+        memcpy(&c.fdp, b + 16, 8)
+    else:
+        memcpy(&v32, b + 8, 4)
+        c.fip = v32
+        memcpy(&v32, b + 16, 4)
+        c.fdp = v32
+    for i in range(8):
+        phys = (c.ftop + i) & 7
+        memset(&c.fpr[phys][0], 0, 16)
+        memcpy(&c.fpr[phys][0], b + 32 + 16 * i, 10)
+    c.ftw = 0
+    for i in range(8):
+        if (abr >> i) & 1:
+            c.ftw |= <uint16_t>(x87_tag_of(&c.fpr[i][0]) << (2 * i))
+        else:
+            c.ftw |= <uint16_t>(3 << (2 * i))
+
+cdef inline int probe_write(Cpu* c, uint64_t a, uint64_t n) noexcept nogil:
+    """Check that [a, a+n) is writable (n <= 4096) before storing any of it."""
+    cdef uint64_t t
+    if mem_read_rmw(c, a, 1, &t) or mem_read_rmw(c, a + n - 1, 1, &t):
+        return R_EXC
+    return 0
+
+cdef int op_fxsave(Cpu* c, const Uop* u) noexcept nogil:
+    """0F AE /0: FXSAVE m512 (REX.W: FXSAVE64). Bytes 288-511 are not written."""
+    cdef uint8_t b[512]
+    cdef uint64_t a = ea_of(c, u)
+    if c.cr0 & (SSE_CR0_EM | SSE_CR0_TS):
+        return raise_exc(c, EXC_NM if not (c.cr0 & SSE_CR0_EM) else EXC_UD, 0, 0)
+    if a & 15:
+        return raise_gp0(c)
+    memset(b, 0, 512)
+    fx_image(c, b, u.rex & 8, 1, c.cr4 & CR4_OSFXSR)
+    if probe_write(c, a, 288):
+        return R_EXC
+    if c.cr4 & CR4_OSFXSR:
+        return R_EXC if mem_write_bytes(c, a, b, 288) else R_NEXT
+    # without OSFXSR the XMM registers and MXCSR need not be saved
+    if mem_write_bytes(c, a, b, 24) or mem_write_bytes(c, a + 32, b + 32, 128):
+        return R_EXC
+    return R_NEXT
+
+cdef int op_fxrstor(Cpu* c, const Uop* u) noexcept nogil:
+    """0F AE /1: FXRSTOR m512. Reserved MXCSR bits give #GP(0)."""
+    cdef uint8_t b[512]
+    cdef uint64_t a = ea_of(c, u)
+    cdef uint32_t csr
+    if c.cr0 & (SSE_CR0_EM | SSE_CR0_TS):
+        return raise_exc(c, EXC_NM if not (c.cr0 & SSE_CR0_EM) else EXC_UD, 0, 0)
+    if a & 15:
+        return raise_gp0(c)
+    if mem_read_bytes(c, a, b, 288):
+        return R_EXC
+    memcpy(&csr, b + 24, 4)
+    if c.cr4 & CR4_OSFXSR:
+        if csr & ~(<uint32_t>SSE_MXCSR_MASK):
+            return raise_gp0(c)
+        c.mxcsr = csr
+        memcpy(&c.xmm[0][0], b + 160, 256)
+    fx_load_x87(c, b, u.rex & 8)
+    return R_NEXT
+
+cdef inline int xsave_check(Cpu* c, uint64_t a) noexcept nogil:
+    if not (c.cr4 & SSE_CR4_OSXSAVE) or c.cr0 & SSE_CR0_EM:
+        return raise_ud(c)
+    if c.cr0 & SSE_CR0_TS:
+        return raise_exc(c, EXC_NM, 0, 0)
+    if a & 63:
+        return raise_gp0(c)
+    return 0
+
+cdef int xsave_common(Cpu* c, const Uop* u, int compacted) noexcept nogil:
+    """XSAVE/XSAVEOPT (standard form) and XSAVEC (compacted form). Both
+    components are reported in use (XINUSE = 1), which the SDM allows."""
+    cdef uint8_t b[576]
+    cdef uint64_t a = ea_of(c, u)
+    cdef uint64_t rfbm = c.xcr0 & ((c.r[2] << 32) | (c.r[0] & 0xffffffffULL)), bv, cbv
+    if xsave_check(c, a):
+        return R_EXC
+    memset(b, 0, 576)
+    fx_image(c, b, u.rex & 8, rfbm & 1, rfbm & 2)
+    if probe_write(c, a, 576):
+        return R_EXC
+    if compacted:
+        bv = rfbm & XSTATE_SUPPORTED
+        cbv = (rfbm & XSTATE_SUPPORTED) | 0x8000000000000000ULL
+        if mem_write(c, a + 512, 8, bv) or mem_write(c, a + 520, 8, cbv):
+            return R_EXC
+    else:
+        if mem_read(c, a + 512, 8, &bv):
+            return R_EXC
+        bv = (bv & ~rfbm) | (rfbm & XSTATE_SUPPORTED)
+        if mem_write(c, a + 512, 8, bv):
+            return R_EXC
+    if rfbm & 1:
+        if mem_write_bytes(c, a, b, 24) or mem_write_bytes(c, a + 32, b + 32, 128):
+            return R_EXC
+    if rfbm & 2:
+        if mem_write_bytes(c, a + 24, b + 24, 8) or mem_write_bytes(c, a + 160, b + 160, 256):
+            return R_EXC
+    return R_NEXT
+
+cdef int op_xsave(Cpu* c, const Uop* u) noexcept nogil:
+    return xsave_common(c, u, 0)
+
+cdef int op_xsavec(Cpu* c, const Uop* u) noexcept nogil:
+    return xsave_common(c, u, 1)
+
+cdef int op_xrstor(Cpu* c, const Uop* u) noexcept nogil:
+    """XRSTOR (standard and compacted forms, SDM Vol. 1, 13.8)."""
+    cdef uint8_t b[576]
+    cdef uint64_t a = ea_of(c, u)
+    cdef uint64_t rfbm = c.xcr0 & ((c.r[2] << 32) | (c.r[0] & 0xffffffffULL))
+    cdef uint64_t bv, cbv, rest = 0
+    cdef uint32_t csr
+    cdef int i, compacted, load_csr
+    if xsave_check(c, a):
+        return R_EXC
+    if mem_read_bytes(c, a, b, 576):
+        return R_EXC
+    memcpy(&bv, b + 512, 8)
+    memcpy(&cbv, b + 520, 8)
+    for i in range(528, 576):
+        rest |= b[i]
+    compacted = (cbv >> 63) != 0
+    if rest:
+        return raise_gp0(c)
+    if compacted:
+        if (cbv & 0x7fffffffffffffffULL) & ~c.xcr0 or bv & ~cbv:
+            return raise_gp0(c)
+    else:
+        if bv & ~c.xcr0 or cbv:
+            return raise_gp0(c)
+    memcpy(&csr, b + 24, 4)
+    if compacted:
+        load_csr = (rfbm & 2) and (bv & 2)
+    else:
+        load_csr = (rfbm & 6) != 0
+    if load_csr and csr & ~(<uint32_t>SSE_MXCSR_MASK):
+        return raise_gp0(c)
+    if rfbm & 1:
+        if bv & 1:
+            fx_load_x87(c, b, u.rex & 8)
+        else:
+            x87_init_state(c)
+            memset(&c.fpr[0][0], 0, sizeof(c.fpr))
+    if rfbm & 2:
+        if bv & 2:
+            memcpy(&c.xmm[0][0], b + 160, 256)
+        else:
+            memset(&c.xmm[0][0], 0, 256)
+    if load_csr:
+        c.mxcsr = csr
+    elif compacted and rfbm & 2:
+        c.mxcsr = 0x1F80
+    return R_NEXT
+
+cdef int op_ae5(Cpu* c, const Uop* u) noexcept nogil:
+    """0F AE /5: XRSTOR m, or LFENCE."""
+    if u.mem:
+        return op_xrstor(c, u)
+    return R_NEXT
+
+cdef int op_ae6(Cpu* c, const Uop* u) noexcept nogil:
+    """0F AE /6: XSAVEOPT m, or MFENCE."""
+    if u.mem:
+        return xsave_common(c, u, 0)
+    return R_NEXT
+
+cdef int op_ae7(Cpu* c, const Uop* u) noexcept nogil:
+    """0F AE /7: CLFLUSH m8, or SFENCE."""
+    if u.mem:
+        return op_clflush(c, u)
+    return R_NEXT
+
+cdef void init_fxsave():
+    grp(1, 0xae, 0, op_fxsave, D_MEMONLY, I_NONE, 0, 0x1)
+    grp(1, 0xae, 1, op_fxrstor, D_MEMONLY, I_NONE, 0, 0x1)
+    grp(1, 0xae, 4, op_xsave, D_MEMONLY, I_NONE, 0, 0x1)
+    grp(1, 0xae, 5, op_ae5, 0, I_NONE, 0, 0x1)
+    grp(1, 0xae, 6, op_ae6, 0, I_NONE, 0, 0x1)
+    grp(1, 0xae, 7, op_ae7, 0, I_NONE, 0, 0x1)
+    grp(1, 0xc7, 4, op_xsavec, D_MEMONLY, I_NONE, 0, 0x1)

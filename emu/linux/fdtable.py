@@ -1,0 +1,71 @@
+"""The guest's file descriptors: small integers naming host file
+descriptors (or emulated files), with the close-on-exec flag."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class OpenFile:
+    host_fd: int
+    path: str = ""
+    flags: int = 0
+    is_dir: bool = False
+    dir_entries: list | None = None   # getdents64 state
+    dir_pos: int = 0
+    refs: int = 1
+
+
+class FdTable:
+    def __init__(self):
+        self.fds: dict[int, OpenFile] = {}
+        self.cloexec: set[int] = set()
+
+    @classmethod
+    def standard(cls) -> "FdTable":
+        t = cls()
+        for fd in (0, 1, 2):
+            try:
+                t.fds[fd] = OpenFile(os.dup(fd), "<std%d>" % fd, os.O_RDWR)
+            except OSError:
+                pass
+        return t
+
+    def get(self, fd: int) -> OpenFile | None:
+        return self.fds.get(fd)
+
+    def install(self, f: OpenFile, lowest: int = 0, cloexec: bool = False) -> int:
+        fd = lowest
+        while fd in self.fds:
+            fd += 1
+        self.fds[fd] = f
+        if cloexec:
+            self.cloexec.add(fd)
+        return fd
+
+    def put_at(self, fd: int, f: OpenFile, cloexec: bool = False) -> None:
+        if fd in self.fds:
+            self.close(fd)
+        self.fds[fd] = f
+        f.refs += 1
+        self.cloexec.discard(fd)
+        if cloexec:
+            self.cloexec.add(fd)
+
+    def close(self, fd: int) -> bool:
+        f = self.fds.pop(fd, None)
+        self.cloexec.discard(fd)
+        if f is None:
+            return False
+        f.refs -= 1
+        if f.refs <= 0:
+            try:
+                os.close(f.host_fd)
+            except OSError:
+                pass
+        return True
+
+    def close_all(self) -> None:
+        for fd in list(self.fds):
+            self.close(fd)

@@ -1,0 +1,223 @@
+"""The guest's address space, Linux style: a list of VMAs (mmap, munmap,
+mprotect, brk) over real x86-64 page tables. Pages are populated on demand
+from the #PF exits the core raises, as a kernel's fault handler would."""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from emu.linux import errno as E
+from emu.paging import OutOfGuestMemory
+
+PAGE = 4096
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_GROWSDOWN, MAP_NORESERVE, MAP_POPULATE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x8000, 0x100000
+TASK_SIZE = 0x7FFFFFFFF000
+MMAP_TOP = 0x7FFFF7FFF000
+STACK_TOP = 0x7FFFFFFFF000
+STACK_SIZE = 8 << 20
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    prot: int
+    flags: int = MAP_PRIVATE | MAP_ANONYMOUS
+    data: bytes | None = None     # file contents backing the mapping, from data_off
+    data_off: int = 0             # offset in data of the byte mapped at start
+    name: str = ""
+
+    def split(self, at: int) -> "Vma":
+        """Cut at `at`; self keeps the low part, the high part is returned."""
+        hi = Vma(at, self.end, self.prot, self.flags, self.data, self.data_off + (at - self.start), self.name)
+        self.end = at
+        return hi
+
+
+class AddressSpace:
+    def __init__(self, machine):
+        self.machine = machine
+        self.pt = machine.page_tables
+        self.vmas: list[Vma] = []
+        self.pages: dict[int, int] = {}      # populated virtual page -> physical frame
+        self.brk_start = 0
+        self.brk = 0
+
+    # ---- VMA bookkeeping ----
+    def find(self, addr: int) -> Vma | None:
+        i = bisect.bisect_right([v.start for v in self.vmas], addr) - 1
+        if i >= 0 and self.vmas[i].start <= addr < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+    def _insert(self, vma: Vma) -> None:
+        starts = [v.start for v in self.vmas]
+        self.vmas.insert(bisect.bisect_left(starts, vma.start), vma)
+
+    def _carve(self, start: int, end: int) -> list[Vma]:
+        """Split VMAs at start and end; return those inside [start, end)."""
+        out = []
+        for v in list(self.vmas):
+            if v.end <= start or v.start >= end:
+                continue
+            if v.start < start:
+                hi = v.split(start)
+                self._insert(hi)
+                v = hi
+            if v.end > end:
+                self._insert(v.split(end))
+            out.append(v)
+        return out
+
+    def is_free(self, start: int, end: int) -> bool:
+        return all(v.end <= start or v.start >= end for v in self.vmas)
+
+    def find_free(self, length: int, top: int = MMAP_TOP) -> int | None:
+        """Highest free gap of `length` below top (Linux allocates top-down)."""
+        end = top
+        for v in sorted(self.vmas, key=lambda v: -v.start):
+            if v.start >= end:
+                continue
+            if v.end < end and end - v.end >= length:
+                return end - length
+            end = v.start
+        return end - length if end - length >= 0x10000 else None
+
+    # ---- pages ----
+    def _pte_rights(self, prot: int) -> dict:
+        return dict(write=bool(prot & PROT_WRITE), execute=bool(prot & PROT_EXEC), user=True)
+
+    def populate(self, page: int, vma: Vma) -> None:
+        pa = self.machine.frames.alloc()
+        if vma.data is not None:
+            off = vma.data_off + (page - vma.start)
+            chunk = vma.data[off:off + PAGE] if off < len(vma.data) else b""
+            if chunk:
+                self.machine.ram[pa:pa + len(chunk)] = memoryview(chunk)
+        self.pages[page] = pa
+        if vma.prot:
+            self.pt.map(page, pa, PAGE, **self._pte_rights(vma.prot))
+
+    def _unpopulate(self, start: int, end: int) -> None:
+        pages = [p for p in self.pages if start <= p < end] if len(self.pages) < (end - start) // PAGE \
+            else [p for p in range(start, end, PAGE) if p in self.pages]
+        for p in pages:
+            pa = self.pages.pop(p)
+            self.pt.unmap(p, PAGE)
+            self.machine.phys.invalidate(pa, PAGE)
+            self.machine.frames.free(pa)
+
+    def handle_fault(self, addr: int, error_code: int) -> bool:
+        """A #PF from the guest: populate the page if a VMA allows the access.
+        False means the guest gets SIGSEGV."""
+        vma = self.find(addr)
+        if vma is None:
+            return False
+        write, fetch = error_code & 2, error_code & 16
+        if (write and not vma.prot & PROT_WRITE) or (fetch and not vma.prot & PROT_EXEC) \
+                or not vma.prot & PROT_READ and not vma.prot & (PROT_WRITE | PROT_EXEC):
+            return False
+        page = page_down(addr)
+        if page in self.pages:
+            return False          # present and still faulting: a protection fault
+        try:
+            self.populate(page, vma)
+        except OutOfGuestMemory:
+            return False
+        return True
+
+    # ---- the system calls ----
+    def map_fixed_image(self, start: int, size: int, prot: int, content: bytes, name: str = "") -> None:
+        """Map an ELF segment: replaces what was there and populates it now."""
+        self.munmap(start, size)
+        vma = Vma(start, start + size, prot, MAP_PRIVATE, bytes(content), 0, name)
+        self._insert(vma)
+        for page in range(start, start + size, PAGE):
+            self.populate(page, vma)
+
+    def mmap(self, addr: int, length: int, prot: int, flags: int, data: bytes | None = None,
+             offset: int = 0, name: str = "") -> int:
+        if length <= 0 or offset & (PAGE - 1):
+            return -E.EINVAL
+        if not flags & (MAP_PRIVATE | MAP_SHARED):
+            return -E.EINVAL
+        length = page_up(length)
+        if length > TASK_SIZE:
+            return -E.ENOMEM
+        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            if addr & (PAGE - 1) or addr + length > TASK_SIZE:
+                return -E.EINVAL
+            if flags & MAP_FIXED_NOREPLACE and not self.is_free(addr, addr + length):
+                return -E.EEXIST
+            self.munmap(addr, length)
+        else:
+            addr = page_down(addr)
+            if not addr or addr + length > TASK_SIZE or not self.is_free(addr, addr + length):
+                addr = self.find_free(length)
+                if addr is None:
+                    return -E.ENOMEM
+        vma = Vma(addr, addr + length, prot, flags, data, offset if data is not None else 0, name)
+        self._insert(vma)
+        if flags & MAP_POPULATE or data is not None and length <= 16 * PAGE:
+            for page in range(addr, addr + length, PAGE):
+                self.populate(page, vma)
+        return addr
+
+    def munmap(self, addr: int, length: int) -> int:
+        if addr & (PAGE - 1) or length <= 0:
+            return -E.EINVAL
+        end = addr + page_up(length)
+        for v in self._carve(addr, end):
+            self.vmas.remove(v)
+        self._unpopulate(addr, end)
+        return 0
+
+    def mprotect(self, addr: int, length: int, prot: int) -> int:
+        if addr & (PAGE - 1):
+            return -E.EINVAL
+        end = addr + page_up(length)
+        # every page in the range must be mapped (Linux: ENOMEM)
+        covered = sorted((max(v.start, addr), min(v.end, end)) for v in self.vmas if v.start < end and v.end > addr)
+        pos = addr
+        for s, e in covered:
+            if s > pos:
+                return -E.ENOMEM
+            pos = max(pos, e)
+        if pos < end:
+            return -E.ENOMEM
+        for v in self._carve(addr, end):
+            v.prot = prot
+        for page in [p for p in self.pages if addr <= p < end]:
+            if prot:
+                hit = self.pt.lookup(page)
+                if hit is None:
+                    self.pt.map(page, self.pages[page], PAGE, **self._pte_rights(prot))
+                else:
+                    self.pt.protect(page, PAGE, **self._pte_rights(prot))
+            else:
+                if self.pt.lookup(page) is not None:
+                    self.pt.unmap(page, PAGE)
+        return 0
+
+    def set_brk(self, new: int) -> int:
+        if new < self.brk_start:
+            return self.brk
+        old_top, new_top = page_up(self.brk), page_up(new)
+        if new_top > old_top:
+            if not self.is_free(old_top, new_top):
+                return self.brk
+            self._insert(Vma(old_top, new_top, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, name="[heap]"))
+        elif new_top < old_top:
+            self.munmap(new_top, old_top - new_top)
+        self.brk = new
+        return self.brk

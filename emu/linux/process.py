@@ -1,0 +1,303 @@
+"""A Linux process in user mode: the machine it runs on, its address space,
+its files, and the loop that hands SYSCALL and fault exits to the kernel
+code in this package."""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+
+from emu.linux import elf
+from emu.linux.fs import FileSystem
+from emu.linux.fdtable import FdTable
+from emu.linux.mm import PAGE, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP, AddressSpace, Vma, page_up
+from emu.linux.signals import SIGNAL_NAMES, SIGSEGV, SIGILL, SIGFPE, SIGTRAP, SIGBUS
+from emu.machine import Machine
+
+MASK64 = (1 << 64) - 1
+GUEST_RAM = 4 << 30     # lazily committed: only touched pages cost host memory
+
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+
+
+class ProgramNotFound(Exception):
+    """The program file does not exist (shell status 127)."""
+
+
+class ProgramNotExecutable(Exception):
+    """The program exists but cannot be executed (shell status 126)."""
+
+
+class GuestExit(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class Reexec(Exception):
+    """execve succeeded: restart the run loop on the new image."""
+
+
+class GuestKilled(Exception):
+    def __init__(self, signo: int, core: bool = False):
+        super().__init__(signo)
+        self.signo = signo
+        self.core = core
+
+
+class Process:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
+                 sandbox: str | None = None, strace: bool = False, seed: int | None = None,
+                 stdout=None, stderr=None):
+        self.argv = list(argv)
+        self.env = dict(os.environ if env is None else env)
+        self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
+        self.vcpu = self.machine.vcpu
+        self.mm = AddressSpace(self.machine)
+        self.fs = FileSystem(root=root, sandbox=sandbox)
+        self.fds = FdTable.standard()
+        self.strace = strace
+        self.seed = seed
+        self.rng = __import__("random").Random(seed)
+        if seed is not None:
+            self.vcpu.seed_rng(seed)
+        self.pid = os.getpid() if seed is None else 1000
+        self.exe_path = ""
+        self.signal_actions: dict[int, tuple] = {}
+        self.signal_mask = 0
+        self.warned: set[int] = set()
+        self.out = stdout
+        self.forked_child = False
+        from emu.linux.threads import Thread
+        self.current = Thread(self.pid, self.vcpu)
+        self.threads = [self.current]
+        self.next_tid = self.pid + 1
+        from emu.linux.syscalls import Syscalls
+        self.sys = Syscalls(self)
+
+    # ---- exec ----
+    def load(self, path: str) -> None:
+        host = self.fs.resolve(path, follow=True)
+        try:
+            with open(host, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ProgramNotFound("%s: No such file or directory" % path) from None
+        except IsADirectoryError:
+            raise ProgramNotExecutable("%s: Is a directory" % path) from None
+        except PermissionError:
+            raise ProgramNotExecutable("%s: Permission denied" % path) from None
+        except OSError as e:
+            raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        try:
+            image = elf.load(self.mm, data, path)
+            interp_base = 0
+            entry = image.entry
+            if image.interp:
+                ihost = self.fs.resolve(image.interp, follow=True)
+                try:
+                    with open(ihost, "rb") as f:
+                        idata = f.read()
+                except OSError:
+                    raise ProgramNotFound("%s: cannot load interpreter %s" % (path, image.interp)) from None
+                interp = elf.load(self.mm, idata, image.interp, base_hint=elf.INTERP_BASE)
+                interp_base = interp.base
+                entry = interp.entry
+        except elf.ExecFormatError as e:
+            raise ProgramNotExecutable(str(e)) from None
+        self.exe_path = os.path.abspath(host)
+        brk = page_up(image.end)
+        self.mm.brk_start = self.mm.brk = brk
+        # the stack: reserved, populated on demand
+        self.mm._insert(Vma(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, name="[stack]"))
+        sp = self._build_stack(image, interp_base, path)
+        v = self.vcpu
+        for i in range(16):
+            v.set_gpr(i, 0)
+        v.rsp = sp
+        v.rip = entry
+        v.rflags = 0x202
+
+    def _build_stack(self, image, interp_base: int, path: str) -> int:
+        """argc, argv, envp and the auxiliary vector, as Linux lays them out
+        (fs/binfmt_elf.c's create_elf_tables order)."""
+        strings = bytearray()
+        top = STACK_TOP - PAGE        # leave the very top page unused as Linux does (roughly)
+
+        def put(b: bytes) -> int:
+            strings.extend(b)
+            return len(strings) - len(b)
+
+        execfn_off = put(path.encode() + b"\0")
+        arg_offs = [put(a.encode() + b"\0") for a in self.argv]
+        env_offs = [put(("%s=%s" % kv).encode() + b"\0") for kv in self.env.items()]
+        plat_off = put(b"x86_64\0")
+        rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)))
+        str_base = (top - len(strings)) & ~15
+        addr = lambda off: str_base + off
+        from emu.cpuid import hwcap_bits
+        hwcap, hwcap2 = hwcap_bits(self.vcpu)
+        auxv = [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
+                (AT_PAGESZ, PAGE), (AT_BASE, interp_base), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
+                (AT_UID, os.getuid()), (AT_EUID, os.geteuid()), (AT_GID, os.getgid()), (AT_EGID, os.getegid()),
+                (AT_SECURE, 0), (AT_RANDOM, addr(rand_off)), (AT_HWCAP, hwcap), (AT_HWCAP2, hwcap2),
+                (AT_CLKTCK, 100), (AT_PLATFORM, addr(plat_off)), (AT_EXECFN, addr(execfn_off)),
+                (AT_MINSIGSTKSZ, 2048), (AT_NULL, 0)]
+        words = [len(self.argv)] + [addr(o) for o in arg_offs] + [0] + [addr(o) for o in env_offs] + [0]
+        for k, val in auxv:
+            words += [k, val]
+        sp = (str_base - 8 * len(words)) & ~15
+        self.sys.write(str_base, bytes(strings))
+        self.sys.write(sp, struct.pack("<%dQ" % len(words), *[w & MASK64 for w in words]))
+        return sp
+
+    # ---- running ----
+    def run(self) -> int:
+        """Run to the end; returns the exit status (128 + signal for a fatal signal)."""
+        try:
+            self._loop()
+        except GuestExit as e:
+            return e.status & 0xFF
+        except GuestKilled as e:
+            return 128 + e.signo
+        return 0
+
+    def _loop(self) -> None:
+        """Run until the guest exits (GuestExit) or dies (GuestKilled). In a
+        process forked by the guest, never return to the caller: end the host
+        process with the guest's status instead."""
+        try:
+            while True:
+                try:
+                    self._run_image()
+                except Reexec:
+                    continue
+        except GuestExit as e:
+            if self.forked_child:
+                sys.stdout.flush()
+                os._exit(e.status & 0xFF)
+            raise
+        except GuestKilled as e:
+            if self.forked_child:
+                from emu.linux.sys_exec import die_like
+                die_like(e.signo)
+            raise
+
+    def execve(self, path: str, argv: list[str], envp: list[str]) -> int:
+        """Replace the program: on success the old image is gone and the loop
+        restarts in the new one; on failure the old image is untouched."""
+        from emu.linux import errno as E
+        if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
+            path = self.exe_path
+        host = self.fs.resolve(path)
+        try:
+            with open(host, "rb") as f:
+                head = f.read(64)
+        except FileNotFoundError:
+            return -E.ENOENT
+        except (PermissionError, IsADirectoryError):
+            return -E.EACCES
+        if not os.access(host, os.X_OK):
+            return -E.EACCES
+        try:
+            elf.check_header(head, path)
+        except elf.ExecFormatError:
+            return -E.ENOEXEC
+        for fd in list(self.fds.cloexec):
+            self.fds.close(fd)
+        self.argv = argv
+        self.env = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in envp)
+        self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
+        self.vcpu = self.machine.vcpu
+        self.mm = AddressSpace(self.machine)
+        from emu.linux.threads import Thread
+        self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
+        self.threads = [self.current]
+        self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        from emu.linux.syscalls import Syscalls
+        self.sys = Syscalls(self)
+        if self.seed is not None:
+            self.vcpu.seed_rng(self.seed)
+        try:
+            self.load(path)
+        except (ProgramNotFound, ProgramNotExecutable) as e:
+            print("emu: execve: %s" % e, file=sys.stderr)
+            raise GuestKilled(9)
+        raise Reexec()
+
+    def _run_image(self) -> None:
+        from emu.linux.threads import QUANTUM
+        syscall = self.sys.dispatch
+        fault = self.mm.handle_fault
+        while True:
+            t = self.current
+            v = self.vcpu = t.vcpu
+            ex = v.run(QUANTUM if len(self.threads) > 1 else 1 << 62)
+            name = ex.name
+            if name == "SYSCALL":
+                syscall()
+            elif name == "EXCEPTION":
+                if ex.vector == 14 and fault(ex.cr2, ex.error_code):
+                    continue
+                self.fault_signal(ex)
+            elif name == "BUDGET" or name == "STOPPED":
+                self._switch()
+                continue
+            else:
+                self.fatal(SIGSEGV, "unexpected exit %r" % ex)
+            if t.exited or t.futex is not None:
+                self._switch()
+
+    def _switch(self) -> None:
+        """Round robin to the next runnable thread (deterministic)."""
+        self.threads = [t for t in self.threads if not t.exited]
+        if not self.threads:
+            raise GuestExit(0)
+        n = len(self.threads)
+        start = self.threads.index(self.current) + 1 if self.current in self.threads else 0
+        for k in range(n):
+            t = self.threads[(start + k) % n]
+            if t.futex is None:
+                self.current = t
+                return
+        # everyone sleeps: time out the first timed wait, else it is a deadlock
+        for k in range(n):
+            t = self.threads[(start + k) % n]
+            if t.timed:
+                t.futex = None
+                t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT
+                self.current = t
+                return
+        print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
+        raise GuestKilled(9)
+
+    def fault_signal(self, ex) -> None:
+        """A CPU exception the kernel turns into a signal (arch/x86/kernel/traps.c)."""
+        vec = ex.vector
+        if vec == 14:
+            sig = SIGSEGV
+        elif vec == 6:
+            sig = SIGILL
+        elif vec == 0:
+            sig = SIGFPE
+        elif vec in (1, 3):
+            sig = SIGTRAP
+        elif vec == 17:
+            sig = SIGBUS
+        elif vec == 16 or vec == 19:
+            sig = SIGFPE
+        else:
+            sig = SIGSEGV
+        self.sys.deliver_signal(sig, fault=ex)
+
+    def fatal(self, sig: int, why: str = "") -> None:
+        raise GuestKilled(sig)
+
+
+def run_program(argv: list[str], **kw) -> int:
+    """Load and run argv[0]; returns the exit status like a shell would."""
+    p = Process(argv, **kw)
+    p.load(argv[0])
+    return p.run()

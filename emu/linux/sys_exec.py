@@ -1,0 +1,132 @@
+"""Processes: fork/vfork/clone (as host processes, like qemu-user), execve,
+wait4/waitid."""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import struct
+import sys
+
+from emu.linux import errno as E
+from emu.linux.syscalls import s32, syscall
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x4000, 0x8000, 0x10000
+CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x80000, 0x100000, 0x200000, 0x1000000
+
+
+def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        p = s.p
+        p.forked_child = True
+        p.pid = os.getpid()
+        v = s.v
+        if child_stack:
+            v.rsp = child_stack
+        if flags & CLONE_SETTLS:
+            v.fs_base = tls
+        if flags & CLONE_CHILD_SETTID and ctid:
+            s.write(ctid, struct.pack("<i", p.pid))
+        if flags & CLONE_CHILD_CLEARTID:
+            p.current.clear_tid = ctid
+        p.threads = [p.current]
+        p.current.tid = p.pid
+        return 0
+    if flags & CLONE_PARENT_SETTID and ptid:
+        s.write(ptid, struct.pack("<i", pid))
+    if flags & CLONE_VFORK:
+        # the parent sleeps until the child has exec'd or exited; with copied
+        # memory, waiting for the exit is the safe approximation only when the
+        # child does not exec, so just let both run.
+        pass
+    return pid
+
+
+@syscall(57, "fork")
+def sys_fork(s, *_):
+    return _fork(s)
+
+
+@syscall(58, "vfork")
+def sys_vfork(s, *_):
+    return _fork(s, CLONE_VFORK)
+
+
+@syscall(56, "clone")
+def sys_clone(s, flags, stack, ptid, ctid, tls, *_):
+    if flags & CLONE_THREAD:
+        from emu.linux.threads import clone_thread
+        return clone_thread(s, flags, stack, ptid, ctid, tls)
+    return _fork(s, flags, stack, ptid, ctid, tls)
+
+
+@syscall(435, "clone3")
+def sys_clone3(s, args, size, *_):
+    return -E.ENOSYS        # glibc falls back to clone
+
+
+@syscall(61, "wait4")
+def sys_wait4(s, pid, status, options, rusage, *_):
+    try:
+        wpid, wstatus, ru = os.wait4(s32(pid), options & 0xFFFFFFFF)
+    except ChildProcessError:
+        return -E.ECHILD
+    if wpid and status:
+        s.write(status, struct.pack("<i", wstatus))
+    if wpid and rusage:
+        s.write(rusage, struct.pack("<qqqq", int(ru.ru_utime), int(ru.ru_utime % 1 * 1e6),
+                                    int(ru.ru_stime), int(ru.ru_stime % 1 * 1e6)).ljust(144, b"\0"))
+    return wpid
+
+
+@syscall(247, "waitid")
+def sys_waitid(s, idtype, ident, infop, options, *_):
+    try:
+        r = os.waitid(idtype, ident, options)
+    except ChildProcessError:
+        return -E.ECHILD
+    if infop:
+        if r is None:
+            s.write(infop, bytes(128))
+        else:
+            s.write(infop, struct.pack("<iiiiiii", r.si_signo, 0, r.si_code, 0, r.si_pid, r.si_uid,
+                                       r.si_status).ljust(128, b"\0"))
+    return 0
+
+
+def _strings(s, addr):
+    out = []
+    while addr:
+        (p,) = struct.unpack("<Q", s.read(addr, 8))
+        if not p:
+            break
+        out.append(s.cstr(p, 1 << 17))
+        addr += 8
+        if len(out) > 1 << 16:
+            raise OSError(7, "E2BIG")
+    return out
+
+
+@syscall(59, "execve")
+def sys_execve(s, path, argv, envp, *_):
+    return s.p.execve(s.cstr(path), _strings(s, argv), _strings(s, envp))
+
+
+@syscall(322, "execveat")
+def sys_execveat(s, dirfd, path, argv, envp, flags, *_):
+    return s.p.execve(s.path_at(dirfd, path), _strings(s, argv), _strings(s, envp))
+
+
+def die_like(signo: int) -> None:
+    """End this host process the way the guest died, so a waiting parent
+    (guest or shell) sees the same status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signo, signal.SIG_DFL)
+    os.kill(os.getpid(), signo)
+    os._exit(128 + signo)

@@ -1,0 +1,572 @@
+"""File and directory system calls, on host file descriptors, with paths
+resolved through the guest file system (emu.linux.fs)."""
+from __future__ import annotations
+
+import fcntl as hostfcntl
+import os
+import select
+import stat as st
+import struct
+import termios
+
+from emu.linux import errno as E
+from emu.linux.fdtable import OpenFile
+from emu.linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND,
+                                O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, pack_stat,
+                                s32, s64, syscall)
+
+MAX_IO = 1 << 24
+
+# guest open flags -> host open flags
+_FLAG_MAP = ((O_CREAT, os.O_CREAT), (O_EXCL, os.O_EXCL), (O_TRUNC, os.O_TRUNC), (O_APPEND, os.O_APPEND),
+             (O_NONBLOCK, os.O_NONBLOCK), (O_DIRECTORY, os.O_DIRECTORY), (O_NOFOLLOW, os.O_NOFOLLOW))
+
+
+def _host_flags(flags: int) -> int:
+    out = flags & O_ACCMODE
+    for g, h in _FLAG_MAP:
+        if flags & g:
+            out |= h
+    return out
+
+
+def _open(s, dirfd, path_addr, flags, mode):
+    host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)
+    if flags & (O_CREAT | O_TRUNC) or flags & O_ACCMODE:
+        if not os.path.exists(host) or flags & O_ACCMODE:
+            s.check_write(host)
+    hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
+    is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
+    f = OpenFile(hfd, host, flags, is_dir)
+    return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+
+
+@syscall(2, "open")
+def sys_open(s, path, flags, mode, *_):
+    return _open(s, AT_FDCWD, path, flags, mode)
+
+
+@syscall(257, "openat")
+def sys_openat(s, dirfd, path, flags, mode, *_):
+    return _open(s, dirfd, path, flags, mode)
+
+
+@syscall(85, "creat")
+def sys_creat(s, path, mode, *_):
+    return _open(s, AT_FDCWD, path, O_CREAT | O_TRUNC | 1, mode)
+
+
+@syscall(3, "close")
+def sys_close(s, fd, *_):
+    return 0 if s.p.fds.close(s32(fd)) else -E.EBADF
+
+
+@syscall(0, "read")
+def sys_read(s, fd, buf, count, *_):
+    f = s.fd(fd)
+    if f.is_dir:
+        return -E.EISDIR
+    data = os.read(f.host_fd, min(count, MAX_IO))
+    s.write(buf, data)
+    return len(data)
+
+
+@syscall(1, "write")
+def sys_write(s, fd, buf, count, *_):
+    f = s.fd(fd)
+    data = s.read(buf, min(count, MAX_IO))
+    try:
+        return os.write(f.host_fd, data)
+    except BrokenPipeError:
+        s.deliver_signal(13)
+        return -E.EPIPE
+
+
+@syscall(17, "pread64")
+def sys_pread64(s, fd, buf, count, off, *_):
+    data = os.pread(s.fd(fd).host_fd, min(count, MAX_IO), off)
+    s.write(buf, data)
+    return len(data)
+
+
+@syscall(18, "pwrite64")
+def sys_pwrite64(s, fd, buf, count, off, *_):
+    return os.pwrite(s.fd(fd).host_fd, s.read(buf, min(count, MAX_IO)), off)
+
+
+def _iovecs(s, iov, cnt):
+    if cnt > 1024:
+        raise OSError(22, "EINVAL")
+    raw = s.read(iov, 16 * cnt) if cnt else b""
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
+
+
+@syscall(19, "readv")
+def sys_readv(s, fd, iov, cnt, *_):
+    f = s.fd(fd)
+    total = 0
+    for base, length in _iovecs(s, iov, cnt):
+        if not length:
+            continue
+        data = os.read(f.host_fd, min(length, MAX_IO))
+        s.write(base, data)
+        total += len(data)
+        if len(data) < length:
+            break
+    return total
+
+
+@syscall(20, "writev")
+def sys_writev(s, fd, iov, cnt, *_):
+    f = s.fd(fd)
+    data = b"".join(s.read(base, length) for base, length in _iovecs(s, iov, cnt) if length)
+    try:
+        return os.write(f.host_fd, data) if data else 0
+    except BrokenPipeError:
+        s.deliver_signal(13)
+        return -E.EPIPE
+
+
+@syscall(8, "lseek")
+def sys_lseek(s, fd, off, whence, *_):
+    f = s.fd(fd)
+    if f.is_dir:
+        if s64(off) == 0 and whence == 0:
+            f.dir_entries, f.dir_pos = None, 0
+            return 0
+        return -E.EINVAL
+    return os.lseek(f.host_fd, s64(off), whence)
+
+
+@syscall(5, "fstat")
+def sys_fstat(s, fd, buf, *_):
+    s.write(buf, pack_stat(os.fstat(s.fd(fd).host_fd)))
+    return 0
+
+
+@syscall(4, "stat")
+def sys_stat(s, path, buf, *_):
+    s.write(buf, pack_stat(os.stat(s.path_at(AT_FDCWD, path))))
+    return 0
+
+
+@syscall(6, "lstat")
+def sys_lstat(s, path, buf, *_):
+    s.write(buf, pack_stat(os.lstat(s.path_at(AT_FDCWD, path, follow=False))))
+    return 0
+
+
+def _stat_at(s, dirfd, path, flags):
+    if flags & AT_EMPTY_PATH and s.cstr(path) == "":
+        if s32(dirfd) == AT_FDCWD:
+            return os.stat(s.p.fs.cwd)
+        return os.fstat(s.fd(dirfd).host_fd)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host = s.path_at(dirfd, path, follow=follow)
+    return os.stat(host) if follow else os.lstat(host)
+
+
+@syscall(262, "newfstatat")
+def sys_newfstatat(s, dirfd, path, buf, flags, *_):
+    s.write(buf, pack_stat(_stat_at(s, dirfd, path, flags)))
+    return 0
+
+
+@syscall(332, "statx")
+def sys_statx(s, dirfd, path, flags, mask, buf, *_):
+    r = _stat_at(s, dirfd, path, flags)
+
+    def ts(sec_f, ns):
+        return struct.pack("<qI4x", int(sec_f), ns % 10**9)
+    out = struct.pack("<IIQIIIHxxQQQQ", 0x7FF, r.st_blksize, 0, r.st_nlink, r.st_uid, r.st_gid,
+                      r.st_mode & 0xFFFF, r.st_ino, r.st_size, r.st_blocks, 0)
+    out += ts(r.st_atime, r.st_atime_ns) + ts(getattr(r, "st_birthtime", r.st_ctime), r.st_ctime_ns)
+    out += ts(r.st_ctime, r.st_ctime_ns) + ts(r.st_mtime, r.st_mtime_ns)
+    out += struct.pack("<IIII", os.major(r.st_rdev), os.minor(r.st_rdev), os.major(r.st_dev), os.minor(r.st_dev))
+    s.write(buf, out.ljust(256, b"\0"))
+    return 0
+
+
+@syscall(21, "access")
+def sys_access(s, path, mode, *_):
+    return 0 if os.access(s.path_at(AT_FDCWD, path), mode) else -E.EACCES if os.path.exists(
+        s.path_at(AT_FDCWD, path)) else -E.ENOENT
+
+
+@syscall(269, "faccessat")
+def sys_faccessat(s, dirfd, path, mode, *_):
+    host = s.path_at(dirfd, path)
+    if not os.path.lexists(host):
+        return -E.ENOENT
+    if mode & 2 and not s.p.fs.writable(host):
+        return -E.EROFS
+    return 0 if os.access(host, mode) else -E.EACCES
+
+
+@syscall(439, "faccessat2")
+def sys_faccessat2(s, dirfd, path, mode, flags, *_):
+    return sys_faccessat(s, dirfd, path, mode)
+
+
+@syscall(16, "ioctl")
+def sys_ioctl(s, fd, req, arg, *_):
+    f = s.fd(fd)
+    if req == 0x5401:            # TCGETS
+        if not os.isatty(f.host_fd):
+            return -E.ENOTTY
+        attrs = termios.tcgetattr(f.host_fd)
+        iflag, oflag, cflag, lflag, _, _, cc = attrs
+        ccb = bytes(c if isinstance(c, int) else c[0] for c in cc)[:19].ljust(19, b"\0")
+        s.write(arg, struct.pack("<IIIIB", iflag, oflag, cflag, lflag, 0) + ccb)
+        return 0
+    if req == 0x5413:            # TIOCGWINSZ
+        if not os.isatty(f.host_fd):
+            return -E.ENOTTY
+        s.write(arg, hostfcntl.ioctl(f.host_fd, termios.TIOCGWINSZ, b"\0" * 8))
+        return 0
+    if req in (0x5402, 0x5403, 0x5404, 0x540F, 0x5410):   # TCSETS*, TIOCGPGRP, TIOCSPGRP
+        return 0 if os.isatty(f.host_fd) else -E.ENOTTY
+    if req == 0x541B:            # FIONREAD
+        n = hostfcntl.ioctl(f.host_fd, termios.FIONREAD, b"\0" * 4)
+        s.write(arg, n)
+        return 0
+    return -E.ENOTTY
+
+
+@syscall(32, "dup")
+def sys_dup(s, fd, *_):
+    f = s.fd(fd)
+    f.refs += 1
+    return s.p.fds.install(f)
+
+
+def _dup3(s, old, new, flags):
+    f = s.fd(old)
+    old, new = s32(old), s32(new)
+    if new < 0 or new > 65535:
+        return -E.EBADF
+    if old == new:
+        return new
+    s.p.fds.put_at(new, f, cloexec=bool(flags & O_CLOEXEC))
+    return new
+
+
+@syscall(33, "dup2")
+def sys_dup2(s, old, new, *_):
+    if s32(old) == s32(new):
+        s.fd(old)
+        return s32(new)
+    return _dup3(s, old, new, 0)
+
+
+@syscall(292, "dup3")
+def sys_dup3(s, old, new, flags, *_):
+    if s32(old) == s32(new):
+        return -E.EINVAL
+    return _dup3(s, old, new, flags)
+
+
+@syscall(72, "fcntl")
+def sys_fcntl(s, fd, cmd, arg, *_):
+    f = s.fd(fd)
+    fd = s32(fd)
+    if cmd in (0, 1030):         # F_DUPFD, F_DUPFD_CLOEXEC
+        f.refs += 1
+        return s.p.fds.install(f, lowest=arg, cloexec=cmd == 1030)
+    if cmd == 1:                 # F_GETFD
+        return 1 if fd in s.p.fds.cloexec else 0
+    if cmd == 2:                 # F_SETFD
+        (s.p.fds.cloexec.add if arg & 1 else s.p.fds.cloexec.discard)(fd)
+        return 0
+    if cmd == 3:                 # F_GETFL
+        hf = hostfcntl.fcntl(f.host_fd, hostfcntl.F_GETFL)
+        out = hf & 3
+        for g, h in _FLAG_MAP:
+            if hf & h:
+                out |= g
+        return out | 0o100000    # O_LARGEFILE, as the kernel reports on x86-64
+    if cmd == 4:                 # F_SETFL
+        hostfcntl.fcntl(f.host_fd, hostfcntl.F_SETFL, _host_flags(arg & (O_APPEND | O_NONBLOCK)))
+        return 0
+    if cmd in (5, 6, 7):         # locks: single process, always granted
+        return 0
+    return -E.EINVAL
+
+
+@syscall(79, "getcwd")
+def sys_getcwd(s, buf, size, *_):
+    cwd = s.p.fs.cwd.encode() + b"\0"
+    if len(cwd) > size:
+        return -E.ERANGE
+    s.write(buf, cwd)
+    return len(cwd)
+
+
+@syscall(80, "chdir")
+def sys_chdir(s, path, *_):
+    p = s.cstr(path)
+    g = s.p.fs.guest_abspath(p)
+    host = s.p.fs.resolve(p)
+    if not os.path.isdir(host):
+        return -E.ENOENT if not os.path.exists(host) else -E.ENOTDIR
+    s.p.fs.cwd = g
+    return 0
+
+
+@syscall(81, "fchdir")
+def sys_fchdir(s, fd, *_):
+    f = s.fd(fd)
+    if not f.is_dir:
+        return -E.ENOTDIR
+    s.p.fs.cwd = f.path
+    return 0
+
+
+def _readlink(s, host, buf, size):
+    target = os.readlink(host).encode()[:size]
+    s.write(buf, target)
+    return len(target)
+
+
+@syscall(89, "readlink")
+def sys_readlink(s, path, buf, size, *_):
+    p = s.cstr(path)
+    if p == "/proc/self/exe":
+        data = s.p.exe_path.encode()[:size]
+        s.write(buf, data)
+        return len(data)
+    return _readlink(s, s.path_at(AT_FDCWD, path, follow=False), buf, size)
+
+
+@syscall(267, "readlinkat")
+def sys_readlinkat(s, dirfd, path, buf, size, *_):
+    p = s.cstr(path)
+    if p == "/proc/self/exe":
+        data = s.p.exe_path.encode()[:size]
+        s.write(buf, data)
+        return len(data)
+    return _readlink(s, s.path_at(dirfd, path, follow=False), buf, size)
+
+
+@syscall(217, "getdents64")
+def sys_getdents64(s, fd, buf, count, *_):
+    f = s.fd(fd)
+    if not f.is_dir:
+        return -E.ENOTDIR
+    if f.dir_entries is None:
+        ents = [(".", os.stat(f.path)), ("..", os.stat(os.path.dirname(f.path) or "/"))]
+        with os.scandir(f.path) as it:
+            for e in sorted(it, key=lambda e: e.name):
+                try:
+                    ents.append((e.name, e.stat(follow_symlinks=False)))
+                except OSError:
+                    continue
+        f.dir_entries, f.dir_pos = ents, 0
+    out = bytearray()
+    while f.dir_pos < len(f.dir_entries):
+        name, sr = f.dir_entries[f.dir_pos]
+        nb = name.encode("utf-8", "surrogateescape") + b"\0"
+        reclen = (19 + len(nb) + 7) & ~7
+        if len(out) + reclen > count:
+            break
+        dtype = {st.S_IFDIR: 4, st.S_IFREG: 8, st.S_IFLNK: 10, st.S_IFCHR: 2, st.S_IFBLK: 6,
+                 st.S_IFIFO: 1, st.S_IFSOCK: 12}.get(st.S_IFMT(sr.st_mode), 0)
+        out += struct.pack("<QqHB", sr.st_ino, f.dir_pos + 1, reclen, dtype) + nb.ljust(reclen - 19, b"\0")
+        f.dir_pos += 1
+    if not out and f.dir_pos < len(f.dir_entries):
+        return -E.EINVAL
+    s.write(buf, bytes(out))
+    return len(out)
+
+
+def _mutating(s, dirfd, path, follow=False):
+    host = s.path_at(dirfd, path, follow=follow)
+    s.check_write(host)
+    return host
+
+
+@syscall(83, "mkdir")
+def sys_mkdir(s, path, mode, *_):
+    os.mkdir(_mutating(s, AT_FDCWD, path), mode & 0o7777)
+    return 0
+
+
+@syscall(258, "mkdirat")
+def sys_mkdirat(s, dirfd, path, mode, *_):
+    os.mkdir(_mutating(s, dirfd, path), mode & 0o7777)
+    return 0
+
+
+@syscall(87, "unlink")
+def sys_unlink(s, path, *_):
+    os.unlink(_mutating(s, AT_FDCWD, path))
+    return 0
+
+
+@syscall(84, "rmdir")
+def sys_rmdir(s, path, *_):
+    os.rmdir(_mutating(s, AT_FDCWD, path))
+    return 0
+
+
+@syscall(263, "unlinkat")
+def sys_unlinkat(s, dirfd, path, flags, *_):
+    host = _mutating(s, dirfd, path)
+    (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
+    return 0
+
+
+@syscall(82, "rename")
+def sys_rename(s, old, new, *_):
+    os.rename(_mutating(s, AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
+    return 0
+
+
+@syscall(264, "renameat")
+def sys_renameat(s, olddir, old, newdir, new, *_):
+    os.rename(_mutating(s, olddir, old), _mutating(s, newdir, new))
+    return 0
+
+
+@syscall(316, "renameat2")
+def sys_renameat2(s, olddir, old, newdir, new, flags, *_):
+    src, dst = _mutating(s, olddir, old), _mutating(s, newdir, new)
+    if flags & 1 and os.path.lexists(dst):      # RENAME_NOREPLACE
+        return -E.EEXIST
+    os.rename(src, dst)
+    return 0
+
+
+@syscall(88, "symlink")
+def sys_symlink(s, target, path, *_):
+    os.symlink(s.cstr(target), _mutating(s, AT_FDCWD, path))
+    return 0
+
+
+@syscall(266, "symlinkat")
+def sys_symlinkat(s, target, dirfd, path, *_):
+    os.symlink(s.cstr(target), _mutating(s, dirfd, path))
+    return 0
+
+
+@syscall(86, "link")
+def sys_link(s, old, new, *_):
+    os.link(s.path_at(AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
+    return 0
+
+
+@syscall(90, "chmod")
+def sys_chmod(s, path, mode, *_):
+    os.chmod(_mutating(s, AT_FDCWD, path, follow=True), mode & 0o7777)
+    return 0
+
+
+@syscall(268, "fchmodat")
+def sys_fchmodat(s, dirfd, path, mode, *_):
+    os.chmod(_mutating(s, dirfd, path, follow=True), mode & 0o7777)
+    return 0
+
+
+@syscall(91, "fchmod")
+def sys_fchmod(s, fd, mode, *_):
+    f = s.fd(fd)
+    s.check_write(f.path)
+    os.fchmod(f.host_fd, mode & 0o7777)
+    return 0
+
+
+@syscall(77, "ftruncate")
+def sys_ftruncate(s, fd, length, *_):
+    os.ftruncate(s.fd(fd).host_fd, s64(length))
+    return 0
+
+
+@syscall(76, "truncate")
+def sys_truncate(s, path, length, *_):
+    os.truncate(_mutating(s, AT_FDCWD, path, follow=True), s64(length))
+    return 0
+
+
+@syscall(74, "fsync")
+def sys_fsync(s, fd, *_):
+    os.fsync(s.fd(fd).host_fd)
+    return 0
+
+
+@syscall(75, "fdatasync")
+def sys_fdatasync(s, fd, *_):
+    os.fsync(s.fd(fd).host_fd)
+    return 0
+
+
+@syscall(280, "utimensat")
+def sys_utimensat(s, dirfd, path, times, flags, *_):
+    host = _mutating(s, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) if path else s.fd(dirfd).path
+    if times:
+        a_s, a_ns, m_s, m_ns = struct.unpack("<qqqq", s.read(times, 32))
+        cur = os.stat(host)
+        UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+        import time as _t
+        now = _t.time_ns()
+        at = now if a_ns == UTIME_NOW else cur.st_atime_ns if a_ns == UTIME_OMIT else a_s * 10**9 + a_ns
+        mt = now if m_ns == UTIME_NOW else cur.st_mtime_ns if m_ns == UTIME_OMIT else m_s * 10**9 + m_ns
+        os.utime(host, ns=(at, mt))
+    else:
+        os.utime(host)
+    return 0
+
+
+def _pipe(s, fds, flags):
+    r, w = os.pipe()
+    if flags & O_NONBLOCK:
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+    cl = bool(flags & O_CLOEXEC)
+    gr = s.p.fds.install(OpenFile(r, "pipe:[r]", 0), cloexec=cl)
+    gw = s.p.fds.install(OpenFile(w, "pipe:[w]", 1), cloexec=cl)
+    s.write(fds, struct.pack("<ii", gr, gw))
+    return 0
+
+
+@syscall(22, "pipe")
+def sys_pipe(s, fds, *_):
+    return _pipe(s, fds, 0)
+
+
+@syscall(293, "pipe2")
+def sys_pipe2(s, fds, flags, *_):
+    return _pipe(s, fds, flags)
+
+
+@syscall(7, "poll")
+def sys_poll(s, fds, nfds, timeout, *_):
+    return _poll(s, fds, nfds, None if s32(timeout) < 0 else s32(timeout))
+
+
+@syscall(271, "ppoll")
+def sys_ppoll(s, fds, nfds, tsp, sigmask, *_):
+    timeout = None
+    if tsp:
+        sec, nsec = struct.unpack("<qq", s.read(tsp, 16))
+        timeout = sec * 1000 + nsec // 10**6
+    return _poll(s, fds, nfds, timeout)
+
+
+def _poll(s, fds, nfds, timeout_ms):
+    raw = bytearray(s.read(fds, 8 * nfds)) if nfds else bytearray()
+    poller = select.poll()
+    entries = []
+    for i in range(nfds):
+        fd, events, _ = struct.unpack_from("<ihh", raw, 8 * i)
+        f = s.p.fds.get(fd)
+        entries.append((fd, f))
+        if f is not None:
+            poller.register(f.host_fd, events & 0xFFFF)
+    ready = dict(poller.poll(timeout_ms))
+    n = 0
+    for i, (fd, f) in enumerate(entries):
+        rev = 0x20 if f is None and fd >= 0 else ready.get(f.host_fd, 0) if f else 0   # POLLNVAL
+        struct.pack_into("<h", raw, 8 * i + 6, rev)
+        n += bool(rev)
+    s.write(fds, bytes(raw))
+    return n

@@ -1,0 +1,79 @@
+"""Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise."""
+from __future__ import annotations
+
+import os
+
+from emu.linux import errno as E
+from emu.linux.mm import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE, page_up
+from emu.linux.syscalls import s32, syscall
+
+
+@syscall(12, "brk")
+def sys_brk(s, addr, *_):
+    return s.p.mm.set_brk(addr)
+
+
+@syscall(9, "mmap")
+def sys_mmap(s, addr, length, prot, flags, fd, off):
+    data = None
+    name = ""
+    if not flags & MAP_ANONYMOUS:
+        f = s.fd(fd)
+        if f.is_dir:
+            return -E.ENODEV
+        size = os.fstat(f.host_fd).st_size
+        want = min(length, max(0, size - off))
+        data = os.pread(f.host_fd, want, off) if want > 0 else b""
+        name = f.path
+        off = 0
+    return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name)
+
+
+@syscall(11, "munmap")
+def sys_munmap(s, addr, length, *_):
+    return s.p.mm.munmap(addr, length)
+
+
+@syscall(10, "mprotect")
+def sys_mprotect(s, addr, length, prot, *_):
+    return s.p.mm.mprotect(addr, length, prot & 7)
+
+
+@syscall(28, "madvise")
+def sys_madvise(s, addr, length, advice, *_):
+    if advice == 4:          # MADV_DONTNEED: private anonymous pages read back as zero
+        mm = s.p.mm
+        end = addr + page_up(length)
+        for page in [p for p in mm.pages if addr <= p < end]:
+            vma = mm.find(page)
+            if vma is not None and vma.data is None:
+                pa = mm.pages[page]
+                mm.machine.ram[pa:pa + PAGE] = 0
+                mm.machine.phys.invalidate(pa, PAGE)
+    return 0
+
+
+@syscall(25, "mremap")
+def sys_mremap(s, old, old_size, new_size, flags, new_addr, *_):
+    mm = s.p.mm
+    old_size, new_size = page_up(old_size), page_up(new_size)
+    vma = mm.find(old)
+    if vma is None or old & (PAGE - 1) or new_size == 0:
+        return -E.EINVAL if vma is not None else -E.EFAULT
+    if new_size <= old_size:
+        if new_size < old_size:
+            mm.munmap(old + new_size, old_size - new_size)
+        return old
+    if mm.is_free(old + old_size, old + new_size) and vma.end == old + old_size:
+        vma.end = old + new_size
+        return old
+    if not flags & 1:        # MREMAP_MAYMOVE
+        return -E.ENOMEM
+    data = s.read(old, old_size)
+    dest = mm.mmap(0, new_size, vma.prot | 2, MAP_PRIVATE | MAP_ANONYMOUS)
+    if dest < 0:
+        return dest
+    s.write(dest, data)
+    mm.mprotect(dest, new_size, vma.prot)
+    mm.munmap(old, old_size)
+    return dest

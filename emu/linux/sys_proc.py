@@ -1,0 +1,306 @@
+"""Process, identity, time and signal system calls."""
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from emu.linux import errno as E
+from emu.linux.syscalls import s32, s64, syscall
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+@syscall(60, "exit")
+def sys_exit(s, status, *_):
+    from emu.linux.process import GuestExit
+    if len([t for t in s.p.threads if not t.exited]) > 1:
+        from emu.linux.threads import thread_exit
+        thread_exit(s, status)
+        return None
+    raise GuestExit(status & 0xFF)
+
+
+@syscall(231, "exit_group")
+def sys_exit_group(s, status, *_):
+    from emu.linux.process import GuestExit
+    raise GuestExit(status & 0xFF)
+
+
+@syscall(158, "arch_prctl")
+def sys_arch_prctl(s, code, addr, *_):
+    v = s.v
+    if code == ARCH_SET_FS:
+        v.fs_base = addr
+    elif code == ARCH_SET_GS:
+        v.gs_base = addr
+    elif code == ARCH_GET_FS:
+        s.write(addr, struct.pack("<Q", v.fs_base))
+    elif code == ARCH_GET_GS:
+        s.write(addr, struct.pack("<Q", v.gs_base))
+    else:
+        return -E.EINVAL
+    return 0
+
+
+@syscall(218, "set_tid_address")
+def sys_set_tid_address(s, addr, *_):
+    s.p.current.clear_tid = addr
+    return s.p.current.tid
+
+
+@syscall(273, "set_robust_list")
+def sys_set_robust_list(s, head, length, *_):
+    return 0 if length == 24 else -E.EINVAL
+
+
+@syscall(334, "rseq")
+def sys_rseq(s, *_):
+    return -E.ENOSYS
+
+
+@syscall(39, "getpid")
+def sys_getpid(s, *_):
+    return s.p.pid
+
+
+@syscall(186, "gettid")
+def sys_gettid(s, *_):
+    return s.p.current.tid
+
+
+@syscall(110, "getppid")
+def sys_getppid(s, *_):
+    return os.getppid() if s.p.seed is None else 1
+
+
+for _nr, _name, _fn in ((102, "getuid", os.getuid), (107, "geteuid", os.geteuid),
+                        (104, "getgid", os.getgid), (108, "getegid", os.getegid)):
+    syscall(_nr, _name)(lambda s, *a, _f=_fn: _f())
+
+
+@syscall(63, "uname")
+def sys_uname(s, buf, *_):
+    u = os.uname()
+    fields = ("Linux", u.nodename, "6.1.0-emu", "#1 SMP", "x86_64", "(none)")
+    s.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
+    return 0
+
+
+@syscall(302, "prlimit64")
+def sys_prlimit64(s, pid, resource, new, old, *_):
+    if old:
+        s.write(old, struct.pack("<QQ", *_rlimit(resource)))
+    return 0
+
+
+@syscall(97, "getrlimit")
+def sys_getrlimit(s, resource, old, *_):
+    s.write(old, struct.pack("<QQ", *_rlimit(resource)))
+    return 0
+
+
+def _rlimit(resource):
+    inf = (1 << 64) - 1
+    if resource == 3:        # RLIMIT_STACK
+        return (8 << 20, inf)
+    if resource == 7:        # RLIMIT_NOFILE
+        return (1024, 4096)
+    return (inf, inf)
+
+
+@syscall(318, "getrandom")
+def sys_getrandom(s, buf, count, flags, *_):
+    count = min(count, 1 << 20)
+    data = bytes(s.p.rng.getrandbits(8) for _ in range(count)) if s.p.seed is not None else os.urandom(count)
+    s.write(buf, data)
+    return count
+
+
+def _now_ns(s, clock: int) -> int:
+    if clock in (1, 4, 6, 7):          # MONOTONIC, MONOTONIC_RAW, _COARSE, BOOTTIME
+        return time.monotonic_ns()
+    if clock in (2, 3):                # process/thread CPU time
+        return time.process_time_ns()
+    return time.time_ns()
+
+
+@syscall(228, "clock_gettime")
+def sys_clock_gettime(s, clock, tp, *_):
+    ns = _now_ns(s, clock)
+    s.write(tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
+    return 0
+
+
+@syscall(229, "clock_getres")
+def sys_clock_getres(s, clock, tp, *_):
+    if tp:
+        s.write(tp, struct.pack("<qq", 0, 1))
+    return 0
+
+
+@syscall(96, "gettimeofday")
+def sys_gettimeofday(s, tv, tz, *_):
+    ns = time.time_ns()
+    if tv:
+        s.write(tv, struct.pack("<qq", ns // 10**9, (ns % 10**9) // 1000))
+    return 0
+
+
+@syscall(201, "time")
+def sys_time(s, tloc, *_):
+    t = time.time_ns() // 10**9
+    if tloc:
+        s.write(tloc, struct.pack("<q", t))
+    return t
+
+
+@syscall(35, "nanosleep")
+def sys_nanosleep(s, req, rem, *_):
+    sec, nsec = struct.unpack("<qq", s.read(req, 16))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return -E.EINVAL
+    time.sleep(sec + nsec / 1e9)
+    return 0
+
+
+@syscall(230, "clock_nanosleep")
+def sys_clock_nanosleep(s, clock, flags, req, rem, *_):
+    sec, nsec = struct.unpack("<qq", s.read(req, 16))
+    delay = sec + nsec / 1e9
+    if flags & 1:            # TIMER_ABSTIME
+        delay -= _now_ns(s, clock) / 1e9
+    if delay > 0:
+        time.sleep(delay)
+    return 0
+
+
+@syscall(24, "sched_yield")
+def sys_sched_yield(s, *_):
+    return 0
+
+
+@syscall(204, "sched_getaffinity")
+def sys_sched_getaffinity(s, pid, size, mask, *_):
+    if size < 8:
+        return -E.EINVAL
+    s.write(mask, struct.pack("<Q", 1))
+    return 8
+
+
+@syscall(99, "sysinfo")
+def sys_sysinfo(s, info, *_):
+    up = (time.monotonic_ns() - s.start_ns) // 10**9
+    ram = s.m.phys.ram_size
+    s.write(info, struct.pack("<qQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 1, 0, 0, 0, 1).ljust(112, b"\0"))
+    return 0
+
+
+@syscall(95, "umask")
+def sys_umask(s, mask, *_):
+    return os.umask(mask & 0o777)
+
+
+@syscall(13, "rt_sigaction")
+def sys_rt_sigaction(s, sig, act, oact, sigsetsize, *_):
+    if not 1 <= sig <= 64 or sig in (9, 19):
+        return -E.EINVAL
+    if oact:
+        old = s.p.signal_actions.get(sig, (0, 0, 0, 0))
+        s.write(oact, struct.pack("<QQQQ", *old))
+    if act:
+        s.p.signal_actions[sig] = struct.unpack("<QQQQ", s.read(act, 32))
+    return 0
+
+
+@syscall(14, "rt_sigprocmask")
+def sys_rt_sigprocmask(s, how, nset, oset, sigsetsize, *_):
+    if oset:
+        s.write(oset, struct.pack("<Q", s.p.signal_mask))
+    if nset:
+        (m,) = struct.unpack("<Q", s.read(nset, 8))
+        m &= ~((1 << 8) | (1 << 18))       # SIGKILL and SIGSTOP cannot be blocked
+        if how == 0:
+            s.p.signal_mask |= m
+        elif how == 1:
+            s.p.signal_mask &= ~m
+        elif how == 2:
+            s.p.signal_mask = m
+        else:
+            return -E.EINVAL
+    return 0
+
+
+@syscall(131, "sigaltstack")
+def sys_sigaltstack(s, ss, oss, *_):
+    cur = getattr(s.p, "altstack", (0, 2, 0))
+    if oss:
+        s.write(oss, struct.pack("<QiiQ", cur[0], cur[1], 0, cur[2]))
+    if ss:
+        sp, flags, _pad, size = struct.unpack("<QiiQ", s.read(ss, 24))
+        s.p.altstack = (sp, flags, size)
+    return 0
+
+
+@syscall(62, "kill")
+def sys_kill(s, pid, sig, *_):
+    if s32(pid) not in (s.p.pid, 0, -1):
+        return -E.ESRCH
+    if sig:
+        s.deliver_signal(sig)
+    return 0
+
+
+@syscall(234, "tgkill")
+def sys_tgkill(s, tgid, tid, sig, *_):
+    return sys_kill(s, tid, sig)
+
+
+@syscall(200, "tkill")
+def sys_tkill(s, tid, sig, *_):
+    return sys_kill(s, tid, sig)
+
+
+@syscall(202, "futex")
+def sys_futex(s, uaddr, op, val, timeout, uaddr2, val3):
+    from emu.linux.threads import futex_wait, futex_wake
+    cmd = op & 0x7F
+    if cmd == 0:             # FUTEX_WAIT
+        return futex_wait(s, uaddr, val, timeout)
+    if cmd == 9:             # FUTEX_WAIT_BITSET
+        return futex_wait(s, uaddr, val, timeout, val3)
+    if cmd == 1:             # FUTEX_WAKE
+        return futex_wake(s, uaddr, val)
+    if cmd == 10:            # FUTEX_WAKE_BITSET
+        return futex_wake(s, uaddr, val, val3)
+    if cmd in (3, 4):        # FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
+        if cmd == 4:
+            (cur,) = struct.unpack("<I", s.read(uaddr, 4))
+            if cur != val3 & 0xFFFFFFFF:
+                return -E.EAGAIN
+        n = futex_wake(s, uaddr, val)
+        moved = 0
+        for t in s.p.threads:
+            if moved >= timeout:      # val2 travels in the timeout argument
+                break
+            if t.futex == uaddr and not t.exited:
+                t.futex = uaddr2
+                moved += 1
+        return n + moved
+    if cmd == 5:             # FUTEX_WAKE_OP: wake on uaddr, and conditionally on uaddr2
+        return futex_wake(s, uaddr, val) + _wake_op(s, uaddr2, timeout, val3)
+    return -E.ENOSYS
+
+
+def _wake_op(s, uaddr2, nr2, encoded):
+    from emu.linux.threads import futex_wake
+    op, cmp = (encoded >> 28) & 15, (encoded >> 24) & 15
+    oparg, cmparg = (encoded >> 12) & 0xFFF, encoded & 0xFFF
+    if op & 8:
+        oparg = 1 << oparg
+        op &= 7
+    (old,) = struct.unpack("<i", s.read(uaddr2, 4))
+    new = [oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg][op] if op < 5 else old
+    s.write(uaddr2, struct.pack("<i", ((new + (1 << 31)) % (1 << 32)) - (1 << 31)))
+    ok = [old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg][cmp] if cmp < 6 else False
+    return futex_wake(s, uaddr2, nr2) if ok else 0

@@ -1,0 +1,181 @@
+"""System calls of the user-mode personality (x86-64 numbering,
+arch/x86/entry/syscalls/syscall_64.tbl). Each handler takes the six
+argument registers and returns the value for RAX (negative errno on error)."""
+from __future__ import annotations
+
+import os
+import stat as st
+import struct
+import sys
+import time
+
+from emu.linux import errno as E
+from emu.linux.fdtable import OpenFile
+from emu.linux.mm import MAP_ANONYMOUS, MAP_SHARED, PAGE
+from emu.linux.signals import DEFAULT_CORE, DEFAULT_IGNORE, SIGNAL_NAMES, SIGSEGV
+from emu.machine import GuestMemoryError
+
+MASK64 = (1 << 64) - 1
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
+
+# guest open(2) flags (x86-64 values)
+O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_NONBLOCK = 3, 0o100, 0o200, 0o400, 0o1000, 0o2000, 0o4000
+O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o2000000, 0o10000000, 0o20200000
+
+SYSCALLS: dict[int, tuple[str, callable]] = {}
+
+
+def syscall(nr: int, name: str):
+    def deco(fn):
+        SYSCALLS[nr] = (name, fn)
+        return fn
+    return deco
+
+
+def s64(x: int) -> int:
+    x &= MASK64
+    return x - (1 << 64) if x >> 63 else x
+
+
+def s32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >> 31 else x
+
+
+class Fault(Exception):
+    """A bad guest pointer: the system call returns EFAULT."""
+
+
+class Syscalls:
+    def __init__(self, proc):
+        self.p = proc
+        self.m = proc.machine
+        self.start_ns = time.monotonic_ns()
+
+    @property
+    def v(self):
+        """The vCPU of the thread making the call."""
+        return self.p.vcpu
+
+    # ---- guest memory ----
+    def read(self, addr: int, n: int) -> bytes:
+        try:
+            return self.m.read(addr, n)
+        except GuestMemoryError:
+            # populate on demand, as a kernel's copy_from_user would fault pages in
+            self._touch(addr, n, write=False)
+            return self.m.read(addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._touch(addr, len(data), write=True)
+        self.m.write(addr, data)
+
+    def _touch(self, addr: int, n: int, write: bool) -> None:
+        mm = self.p.mm
+        page = addr & ~(PAGE - 1)
+        while page < addr + n:
+            vma = mm.find(page)
+            if vma is None or (write and not vma.prot & 2) or (not write and not vma.prot & 1):
+                raise Fault()
+            if page not in mm.pages:
+                mm.populate(page, vma)
+            page += PAGE
+
+    def cstr(self, addr: int, limit: int = 4096) -> str:
+        if addr == 0:
+            raise Fault()
+        out = bytearray()
+        while len(out) < limit:
+            chunk = self.read(addr + len(out), min(256, PAGE - ((addr + len(out)) & (PAGE - 1))))
+            i = chunk.find(b"\0")
+            if i >= 0:
+                out += chunk[:i]
+                return out.decode("utf-8", "surrogateescape")
+            out += chunk
+        raise Fault()
+
+    # ---- dispatch ----
+    def dispatch(self) -> None:
+        v = self.v
+        nr = v.rax
+        args = (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9)
+        entry = SYSCALLS.get(nr)
+        if entry is None:
+            if nr not in self.p.warned:
+                self.p.warned.add(nr)
+                print("emu: unimplemented system call %d" % nr, file=sys.stderr)
+            ret = -E.ENOSYS
+            name = "syscall_%d" % nr
+        else:
+            name, fn = entry
+            try:
+                ret = fn(self, *args)
+            except Fault:
+                ret = -E.EFAULT
+            except OSError as e:
+                ret = -E.from_oserror(e)
+            except BaseException:
+                if self.p.strace:           # exit, or a fatal signal: the call never returns
+                    self._trace(name, args, None)
+                raise
+        if self.p.strace:
+            self._trace(name, args, ret)
+        if ret is not None:
+            v.rax = ret & MASK64
+
+    def _trace(self, name, args, ret) -> None:
+        shown = ", ".join("%#x" % a for a in args[:3])
+        if ret is None:
+            print("%s(%s) = ?" % (name, shown), file=sys.stderr)
+        elif -4096 < ret < 0:
+            print("%s(%s) = -1 %s" % (name, shown, os.strerror(-ret)), file=sys.stderr)
+        else:
+            print("%s(%s) = %#x" % (name, shown, ret), file=sys.stderr)
+
+    # ---- signals (minimal: default actions) ----
+    def deliver_signal(self, sig: int, fault=None) -> None:
+        from emu.linux.process import GuestKilled
+        act = self.p.signal_actions.get(sig)
+        handler = act[0] if act else 0
+        if handler == 1 and fault is None:      # SIG_IGN
+            return
+        if handler == 0 or fault is not None and handler == 1:
+            if sig in DEFAULT_IGNORE and fault is None:
+                return
+            raise GuestKilled(sig, core=sig in DEFAULT_CORE)
+        from emu.linux.sigframe import setup_frame
+        setup_frame(self, sig, act, fault)
+
+    # ---- helpers ----
+    def fd(self, fd: int) -> OpenFile:
+        f = self.p.fds.get(s32(fd))
+        if f is None:
+            raise OSError(9, "bad fd")
+        return f
+
+    def path_at(self, dirfd: int, addr: int, follow: bool = True) -> str:
+        path = self.cstr(addr)
+        dirfd = s32(dirfd)
+        base = None
+        if not path.startswith("/") and dirfd != AT_FDCWD:
+            f = self.fd(dirfd)
+            base = f.path
+        if path in ("/proc/self/exe",) or path == "/proc/%d/exe" % self.p.pid:
+            return self.p.exe_path
+        return self.p.fs.resolve(path, follow=follow, dirpath=base)
+
+    def check_write(self, host: str) -> None:
+        if not self.p.fs.writable(host):
+            raise OSError(30, "read-only file system")
+
+
+def pack_stat(s: os.stat_result) -> bytes:
+    """struct stat for x86-64 (arch/x86/include/uapi/asm/stat.h)."""
+    return struct.pack("<QQQIIIIQqqqqqqqqq24x", s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0,
+                       s.st_rdev, s.st_size, s.st_blksize, s.st_blocks,
+                       int(s.st_atime), s.st_atime_ns % 10**9, int(s.st_mtime), s.st_mtime_ns % 10**9,
+                       int(s.st_ctime), s.st_ctime_ns % 10**9)
+
+
+from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_proc  # noqa: E402,F401  (register the handlers)

@@ -1,0 +1,139 @@
+"""The command line: guests run with their output and exit status, and bad
+input gets one clear line and the shell's exit statuses, never a traceback."""
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GUESTS = os.path.join(ROOT, "guests")
+native_ok = platform.system() == "Linux" and platform.machine() == "x86_64"
+
+
+import emu as _emu_pkg
+
+# the subprocess imports the same emu package as this test process
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
+
+
+def emu(*args, **kw):
+    # not from the source tree: `python -m` would import ./emu instead of the installed package
+    kw.setdefault("cwd", os.path.dirname(ROOT))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = EMU_PATH + os.pathsep + env.get("PYTHONPATH", "")
+    kw.setdefault("env", env)
+    return subprocess.run([sys.executable, "-m", "emu", *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def native(*args):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+
+
+def guest(*parts):
+    return os.path.join(GUESTS, *parts)
+
+
+def test_hello():
+    r = emu("run", guest("hello", "hello"))
+    assert r.returncode == 0
+    assert r.stdout == "Hello from emu!\n"
+    assert r.stderr == ""
+
+
+def test_exit_status_and_arguments():
+    r = emu("run", guest("faults", "exit_status"), "x", "y")
+    assert (r.returncode, r.stdout) == (42, "argc=3\n")
+    if native_ok:
+        n = native(guest("faults", "exit_status"), "x", "y")
+        assert (n.returncode, n.stdout) == (r.returncode, r.stdout)
+
+
+@pytest.mark.parametrize("prog,signo,before", [
+    ("wild_write", 11, "before\n"),        # write outside its memory
+    ("jump_garbage", 11, "jumping\n"),     # jump into a non-executable page
+    ("undefined_opcode", 4, "ud2\n"),      # UD2
+])
+def test_guest_faults_become_signals(prog, signo, before):
+    r = emu("run", guest("faults", prog))
+    assert r.returncode == 128 + signo
+    assert r.stdout == before
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    if native_ok:
+        n = native(guest("faults", prog))
+        assert n.returncode == -signo and n.stdout == before
+
+
+def test_missing_program():
+    r = emu("run", "/nonexistent/prog")
+    assert r.returncode == 127
+    assert r.stderr.strip() == "emu: /nonexistent/prog: No such file or directory"
+
+
+def test_not_elf(tmp_path):
+    p = tmp_path / "script.txt"
+    p.write_text("just text\n")
+    r = emu("run", str(p))
+    assert r.returncode == 126
+    assert "not an ELF" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_architecture(tmp_path):
+    with open(guest("hello", "hello"), "rb") as f:
+        data = bytearray(f.read())
+    data[18:20] = (183).to_bytes(2, "little")     # EM_AARCH64
+    p = tmp_path / "arm"
+    p.write_bytes(bytes(data))
+    r = emu("run", str(p))
+    assert r.returncode == 126
+    assert "wrong architecture" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_32bit_elf(tmp_path):
+    data = bytearray(b"\x7fELF\x01\x01\x01" + bytes(57))
+    p = tmp_path / "i386"
+    p.write_bytes(bytes(data))
+    r = emu("run", str(p))
+    assert r.returncode == 126 and "64-bit" in r.stderr
+
+
+def test_truncated_elf(tmp_path):
+    with open(guest("hello", "hello"), "rb") as f:
+        data = f.read()[:100]
+    p = tmp_path / "trunc"
+    p.write_bytes(data)
+    r = emu("run", str(p))
+    assert r.returncode == 126 and "Traceback" not in r.stderr
+
+
+def test_directory():
+    r = emu("run", GUESTS)
+    assert r.returncode == 126 and "Traceback" not in r.stderr
+
+
+def test_unknown_option():
+    r = emu("run", "--no-such-option", guest("hello", "hello"))
+    assert r.returncode == 2
+    assert "unrecognized arguments" in r.stderr or "error" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_no_command():
+    r = emu()
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_stats():
+    r = emu("run", "--stats", guest("hello", "hello"))
+    assert r.returncode == 0 and r.stdout == "Hello from emu!\n"
+    assert "MIPS" in r.stderr and "block cache hit rate" in r.stderr and "TLB hit rate" in r.stderr
+    assert "SYSCALL 2" in r.stderr
+
+
+def test_strace():
+    r = emu("run", "--strace", guest("hello", "hello"))
+    assert r.returncode == 0
+    assert "write(0x1," in r.stderr and "exit_group(0x0" in r.stderr
