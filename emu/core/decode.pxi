@@ -326,6 +326,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         k = o.fix(c, d, u)
         if k:
             return k
+    specialize(u)
     return 0
 
 # ---- building the tables ----
