@@ -109,6 +109,7 @@ cdef struct Cpu:
     uint32_t priv_op, priv_cr, priv_gpr
     uint64_t priv_value
     uint32_t exc_soft     # the EXCEPTION exit comes from INT n / INT1 (a software interrupt)
+    uint32_t tlb_large    # a 2 MiB / 1 GiB page was walked since the last full TLB flush (INVLPG)
     # time
     uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
     uint64_t tsc_offset

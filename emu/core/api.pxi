@@ -532,7 +532,7 @@ cdef class Vcpu:
         tlb_flush(&self.c)
 
     def invlpg(self, uint64_t va):
-        tlb_flush_page(&self.c, va)
+        invlpg_va(&self.c, va)
 
     def translate(self, uint64_t va, int access=0):
         """Guest physical address of va as an access of kind access (0 read,

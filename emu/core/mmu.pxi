@@ -82,6 +82,7 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         if e & (psize - 1) & PTE_ADDR & ~(<uint64_t>0x1000):
             raise_pf(c, va, err | PFE_P | PFE_RSVD)
             return -1
+        c.tlb_large = 1           # the TLB may now hold 4 KiB slices of a large page
     # permission checks (SDM 4.6)
     if user:
         if not user_ok or (acc == ACC_W and not write_ok) or (acc == ACC_X and not exec_ok):
@@ -118,6 +119,7 @@ cdef void tlb_flush(Cpu* c) noexcept nogil:
         c.tlb[i].tag_r = TLB_INVALID
         c.tlb[i].tag_w = TLB_INVALID
         c.tlb[i].tag_x = TLB_INVALID
+    c.tlb_large = 0
     c.jc_epoch += 1
     c.n_tlb_flushes += 1
 
