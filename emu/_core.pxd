@@ -81,6 +81,7 @@ cdef struct Mach:
     int32_t* block_hash
     uint64_t n_blocks_translated, n_invalidations, n_flushes
     Cpu* running          # vCPU executing now (its current block may be invalidated)
+    uint32_t epoch_counter # source of jc epochs, unique across the machine's vCPUs
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)

@@ -113,6 +113,13 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         perm_out[0] &= ~(<uint32_t>4)
     return 0
 
+cdef inline void new_epoch(Cpu* c) noexcept nogil:
+    """Address translation changed: virtual-RIP cache entries and chain links
+    made before now are stale. Epochs are unique across the machine's vCPUs,
+    because blocks (and their chain links) are shared."""
+    c.m.epoch_counter += 1
+    c.jc_epoch = c.m.epoch_counter
+
 cdef void tlb_flush(Cpu* c) noexcept nogil:
     cdef int i
     for i in range(TLB_SIZE):
@@ -120,7 +127,7 @@ cdef void tlb_flush(Cpu* c) noexcept nogil:
         c.tlb[i].tag_w = TLB_INVALID
         c.tlb[i].tag_x = TLB_INVALID
     c.tlb_large = 0
-    c.jc_epoch += 1
+    new_epoch(c)
     c.n_tlb_flushes += 1
 
 cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
@@ -128,7 +135,7 @@ cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
     e.tag_r = TLB_INVALID
     e.tag_w = TLB_INVALID
     e.tag_x = TLB_INVALID
-    c.jc_epoch += 1
+    new_epoch(c)
 
 cdef void tlb_drop_writes_to(Cpu* c, uint64_t ppage) noexcept nogil:
     cdef int i
