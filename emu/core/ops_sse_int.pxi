@@ -270,6 +270,7 @@ cdef int op_sse_tab1(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef void sse_register(const emu_sse_def* defs):
     """Register every entry of a {0}-terminated table."""
+    global sse_ntab
     cdef int i = 0, k
     while defs[i].fn != NULL:
         k = sse_ntab
