@@ -130,7 +130,8 @@ def scratch():
 
 def run_form(name: str, pfx, opmap: int, opc: int, kind: str, n: int, seed: int, *,
              imm=None, msize: int = 16, mem: bool = True, reg_only: bool = False, mxcsr_modes=None,
-             flags: bool = False, regs_fn=None, misalign: int = 0, xmm0_fn=None, rexw: bool = False) -> int:
+             flags: bool = False, regs_fn=None, misalign: int = 0, xmm0_fn=None, rexw: bool = False,
+             gpr_reg: bool = False, gpr_rm: bool = False, pfx_extra: bytes = b"") -> int:
     """Differentially test one form: n register cases and (unless reg_only)
     n memory cases. imm: None, an int, or "rand" (random imm8 each case).
     kind chooses the operand generator ("f32", "f64", "int")."""
@@ -145,13 +146,20 @@ def run_form(name: str, pfx, opmap: int, opc: int, kind: str, n: int, seed: int,
         rm = rng.randrange(16)
         if rng.random() < 0.1:
             rm = reg
+        # a general register written by the instruction: not RSP or RSI (the base)
+        if gpr_reg:
+            reg = rng.choice([r for r in range(16) if r not in (4, 6)])
+        if gpr_rm:
+            rm = rng.choice([r for r in range(16) if r not in (4, 6)])
         im = rng.randrange(256) if imm == "rand" else (imm(rng) if callable(imm) else imm)
-        code = encode(pfx, opmap, opc, reg, rm, use_mem, im, rexw)
+        code = pfx_extra + encode(pfx, opmap, opc, reg, rm, use_mem, im, rexw)
         xmm = [gen(rng) for _ in range(16)]
         if xmm0_fn is not None:
             xmm[0] = xmm0_fn(rng)
         csr = rng.choice(modes)
-        regs = {"rsi": addr + 64 + misalign}
+        regs = {name: rng.getrandbits(64) for name in ("rax", "rbx", "rcx", "rdx", "rdi", "r8", "r9", "r10",
+                                                      "r11", "r12", "r13", "r14", "r15")}
+        regs["rsi"] = addr + 64 + misalign
         if regs_fn is not None:
             regs.update(regs_fn(rng))
         scr = []
