@@ -195,3 +195,129 @@ def test_fldcw_arbitrary_words():
     side.m.write(0x10002000, struct.pack("<H", 0x0C7F))
     ex, v = difftest.emu_only(b"\xD9\x2E", {"rsi": 0x10002000})
     assert ex.name == "BUDGET" and v.fpu_state["fcw"] == 0x0C7F
+
+
+# ---- transcendentals, constants, BCD, environment and state images ----
+
+@difftest.needs_native
+def test_transcendentals_and_constants():
+    for nm, code in (("f2xm1", b"\xD9\xF0"), ("fyl2x", b"\xD9\xF1"), ("fptan", b"\xD9\xF2"),
+                     ("fpatan", b"\xD9\xF3"), ("fxtract", b"\xD9\xF4"), ("fprem1", b"\xD9\xF5"),
+                     ("fyl2xp1", b"\xD9\xF9"), ("fsincos", b"\xD9\xFB"), ("fsin", b"\xD9\xFE"),
+                     ("fcos", b"\xD9\xFF"), ("fldl2t", b"\xD9\xE9"), ("fldl2e", b"\xD9\xEA"),
+                     ("fldpi", b"\xD9\xEB"), ("fldlg2", b"\xD9\xEC"), ("fldln2", b"\xD9\xED")):
+        run(nm, [code], nvalid=mostly_full)
+
+
+@difftest.needs_native
+def test_register_aliases():
+    """The aliases hardware accepts: FSTPNCE (D9 D8+i), FSTP (DF D0+i, DF D8+i),
+    FXCH (DD C8+i, DF C8+i), FCOM/FCOMP (DC D0+i, DC D8+i, DE D0+i)."""
+    run("fstpnce st(i)", regs_forms(0xD9, 0xD8), nvalid=mostly_full)
+    run("fstp st(i) (df d0/d8)", regs_forms(0xDF, 0xD0) + regs_forms(0xDF, 0xD8), nvalid=mostly_full)
+    run("fxch st(i) (dd c8/df c8)", regs_forms(0xDD, 0xC8) + regs_forms(0xDF, 0xC8), nvalid=mostly_full)
+    run("fcom/fcomp st(i) (dc d0/d8, de d0)", regs_forms(0xDC, 0xD0) + regs_forms(0xDC, 0xD8)
+        + regs_forms(0xDE, 0xD0), nvalid=mostly_full)
+    run("ffreep st(i)", regs_forms(0xDF, 0xC0), nvalid=mostly_full)
+    run("fneni/fndisi/fnsetpm", [b"\xDB\xE0", b"\xDB\xE1", b"\xDB\xE4"], nvalid=mostly_full)
+
+
+def test_reserved_register_forms_ud():
+    """Every ModRM >= C0 slot of D8-DF that SDM A.4.2 leaves empty is #UD."""
+    valid = {0xD8: [range(0xC0, 0x100)],
+             0xD9: [range(0xC0, 0xD1), range(0xD8, 0xE2), (0xE4, 0xE5), range(0xE8, 0xEF), range(0xF0, 0x100)],
+             0xDA: [range(0xC0, 0xE0), (0xE9,)], 0xDB: [range(0xC0, 0xE5), range(0xE8, 0xF8)],
+             0xDC: [range(0xC0, 0x100)], 0xDD: [range(0xC0, 0xF0)],
+             0xDE: [range(0xC0, 0xD8), (0xD9,), range(0xE0, 0x100)], 0xDF: [range(0xC0, 0xE1), range(0xE8, 0xF8)]}
+    n = 0
+    for op1, rs in valid.items():
+        ok = {x for r in rs for x in r}
+        for modrm in range(0xC0, 0x100):
+            ex, _ = difftest.emu_only(bytes([op1, modrm]))
+            if modrm in ok:
+                assert ex.name == "BUDGET", (hex(op1), hex(modrm), ex)
+            else:
+                assert ex.name == "EXCEPTION" and ex.vector == 6, (hex(op1), hex(modrm), ex)
+            n += 1
+    for code in (b"\xD9\x0E", b"\xDB\x26", b"\xDB\x36", b"\xDD\x2E"):
+        ex, _ = difftest.emu_only(code, {"rsi": 0x10000000})
+        assert ex.name == "EXCEPTION" and ex.vector == 6, code.hex()
+    difftest.covered("x87 reserved encodings #UD", n + 4)
+
+
+def rand_bcd(rng) -> bytes:
+    k = rng.random()
+    if k < 0.8:
+        digits = [rng.randrange(10) for _ in range(18)]
+    else:
+        digits = [rng.randrange(16) for _ in range(18)]       # invalid digits too
+    b = bytearray(10)
+    for i in range(9):
+        b[i] = digits[2 * i] | (digits[2 * i + 1] << 4)
+    b[9] = rng.choice((0, 0x80, rng.getrandbits(8)))
+    return bytes(b)
+
+
+@difftest.needs_native
+def test_bcd():
+    rng = random.Random(87)
+    addr, buf = su.scratch()
+    for k in range(N):
+        init = bytearray(64)
+        init[16:26] = rand_bcd(rng)
+        st = x87_state(rng, rng.choice([0, 3, 7, 8]))
+        difftest.check(b"\xDF\x26", {"rsi": addr + 16}, scratch=[(addr, buf, bytes(init))], fxstate=st, note="fbld")
+    difftest.covered("fbld m80bcd", N)
+    for k in range(2 * N):
+        init = bytearray(rng.getrandbits(8) for _ in range(64))
+        st = bytearray(x87_state(rng, mostly_full(rng)))
+        if rng.random() < 0.6:        # ST0 an integer-ish value in BCD range, or just beyond
+            v = rng.choice([rng.uniform(-1e18, 1e18), rng.uniform(-1e6, 1e6), float(rng.choice([-1, 1]) * (10 ** 18 - 1)),
+                            float(10 ** 18), -1e18 - 1e4, rng.uniform(-2, 2)])
+            st[32:42] = f64_to_80(struct.unpack("<Q", struct.pack("<d", v))[0])
+        difftest.check(b"\xDF\x36", {"rsi": addr + 16}, scratch=[(addr, buf, bytes(init))], fxstate=bytes(st),
+                       note="fbstp")
+    difftest.covered("fbstp m80bcd", 2 * N)
+
+
+def env_image(rng, st: bytes, size16: bool) -> bytes:
+    """A random FLDENV/FRSTOR environment (exceptions flagged only when masked)."""
+    cw = rng.choice(CW) | (rng.getrandbits(6) if rng.random() < 0.3 else 0x3F)
+    flags = rng.getrandbits(7) & (cw | 0x40) & 0x7F
+    sw = (rng.getrandbits(3) << 11) | (rng.getrandbits(4) << 8 & 0x4700) | flags
+    if flags & 0x3F & ~cw:
+        sw |= 0x8080
+    tw = 0
+    for i in range(8):
+        tw |= (3 if rng.random() < 0.4 else rng.randrange(3)) << (2 * i)
+    if size16:
+        return struct.pack("<HHHHHHH", cw, sw, tw, rng.getrandbits(16), 0x33, rng.getrandbits(16), 0x2B)
+    return struct.pack("<HHHHHHIHHIHH", cw, 0xFFFF, sw, 0xFFFF, tw, 0xFFFF, rng.getrandbits(32), 0x33,
+                       rng.getrandbits(11), rng.getrandbits(32), 0x2B, 0xFFFF)
+
+
+@difftest.needs_native
+def test_environment_and_state_images():
+    rng = random.Random(880)
+    addr, buf = su.scratch()
+    n = 0
+    for k in range(2 * N):
+        p16 = rng.random() < 0.3
+        save = rng.random() < 0.5
+        st = x87_state(rng, rng.randint(0, 8))
+        # FNSTENV / FNSAVE: the pointer fields (FIP, FCS, FOP, FDP, FDS) are not compared
+        code = (b"\x66" if p16 else b"") + (b"\xDD\x36" if save else b"\xD9\x36")
+        ign = [(addr + 16 + 6, 8)] if p16 else [(addr + 16 + 12, 16)]
+        init = bytes(rng.getrandbits(8) for _ in range(128))
+        scr = (addr, buf, init + bytes(64))
+        difftest.check(code, {"rsi": addr + 16}, scratch=[scr], fxstate=st, ignore_mem=ign, note="fnstenv/fnsave")
+        # FLDENV / FRSTOR
+        env = env_image(rng, st, p16)
+        regs = b"".join(rand80(rng) for _ in range(8)) if save else b""
+        init = bytearray(192)
+        init[16:16 + len(env) + len(regs)] = env + regs
+        code = (b"\x66" if p16 else b"") + (b"\xDD\x26" if save else b"\xD9\x26")
+        difftest.check(code, {"rsi": addr + 16}, scratch=[(addr, buf, bytes(init))], fxstate=st, note="fldenv/frstor")
+        n += 1
+    difftest.covered("fnstenv/fnsave m28/m14/m108/m94", n)
+    difftest.covered("fldenv/frstor m28/m14/m108/m94", n)

@@ -111,9 +111,48 @@ cdef extern from *:
         memcpy(r, &lr, 10);
         return sw;
     }
+
+    enum { XF_FSIN, XF_FCOS, XF_FSINCOS, XF_FPTAN, XF_FPATAN, XF_F2XM1, XF_FYL2X, XF_FYL2XP1,
+           XF_FPREM1, XF_FXTRACT, XF_FLDL2T, XF_FLDL2E, XF_FLDPI, XF_FLDLG2, XF_FLDLN2,
+           XF_FBLD, XF_FBSTP };
+    /* The whole guest FPU (a 108-byte FNSAVE image, 32-bit layout, in/out)
+       loaded into the host FPU, one instruction run there, and the state
+       saved back: stack faults, C0-C3 and unmasked-exception behaviour are
+       the host's. The image's status word must have no exception flags, ES
+       or B (so nothing is pending); an unmasked exception the instruction
+       raises stays pending only until the non-waiting FNSAVE. m: the
+       instruction's 10-byte memory operand (FBLD/FBSTP). */
+    static void emu_x87_full(unsigned char* img, int op, unsigned char* m) {
+        unsigned char host[108];
+        __asm__ volatile("fnsave %0\\n\\tfrstor %1" : "=m"(host) : "m"(*(unsigned char(*)[108])img) : "memory");
+        switch (op) {
+        case XF_FSIN: __asm__ volatile("fsin"); break;
+        case XF_FCOS: __asm__ volatile("fcos"); break;
+        case XF_FSINCOS: __asm__ volatile("fsincos"); break;
+        case XF_FPTAN: __asm__ volatile("fptan"); break;
+        case XF_FPATAN: __asm__ volatile("fpatan"); break;
+        case XF_F2XM1: __asm__ volatile("f2xm1"); break;
+        case XF_FYL2X: __asm__ volatile("fyl2x"); break;
+        case XF_FYL2XP1: __asm__ volatile("fyl2xp1"); break;
+        case XF_FPREM1: __asm__ volatile("fprem1"); break;
+        case XF_FXTRACT: __asm__ volatile("fxtract"); break;
+        case XF_FLDL2T: __asm__ volatile("fldl2t"); break;
+        case XF_FLDL2E: __asm__ volatile("fldl2e"); break;
+        case XF_FLDPI: __asm__ volatile("fldpi"); break;
+        case XF_FLDLG2: __asm__ volatile("fldlg2"); break;
+        case XF_FLDLN2: __asm__ volatile("fldln2"); break;
+        case XF_FBLD: __asm__ volatile("fbld %0" : : "m"(*(unsigned char(*)[10])m)); break;
+        default: __asm__ volatile("fbstp %0" : "=m"(*(unsigned char(*)[10])m)); break;
+        }
+        __asm__ volatile("fnsave %0\\n\\tfrstor %1" : "=m"(*(unsigned char(*)[108])img) : "m"(host) : "memory");
+    }
     """
     unsigned int emu_x87(unsigned int cw, int op, const unsigned char* a, const unsigned char* b,
                          unsigned char* r, uint64_t* m) noexcept nogil
+    void emu_x87_full(unsigned char* img, int op, unsigned char* m) noexcept nogil
+    enum:
+        XF_FSIN, XF_FCOS, XF_FSINCOS, XF_FPTAN, XF_FPATAN, XF_F2XM1, XF_FYL2X, XF_FYL2XP1
+        XF_FPREM1, XF_FXTRACT, XF_FLDL2T, XF_FLDL2E, XF_FLDPI, XF_FLDLG2, XF_FLDLN2, XF_FBLD, XF_FBSTP
     enum:
         XO_ADD, XO_MUL, XO_COM, XO_COMP_, XO_SUB, XO_SUBR, XO_DIV, XO_DIVR, XO_UCOM, XO_SQRT, XO_PREM
         XO_RNDINT, XO_TST, XO_LD32, XO_LD64, XO_ST32, XO_ST64, XO_ILD16, XO_ILD32, XO_ILD64
@@ -268,8 +307,8 @@ cdef int op_x87_d8(Cpu* c, const Uop* u) noexcept nogil:
             c.fsw |= FSW_C0 | FSW_C2 | FSW_C3
             if n == 3:
                 x87_pop(c)
-                if u.opc == 0xde:
-                    x87_pop(c)
+            if u.opc == 0xde:
+                x87_pop(c)
             return R_NEXT
         st_write(c, 0 if u.opc == 0xd8 else i, X87_INDEFINITE)
         if u.opc == 0xde:
@@ -342,6 +381,10 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
             return R_NEXT
         if n == 2 or n == 3:    # FST/FSTP m32
             return x87_store_fp(c, a, 4, n == 3)
+        if n == 4:              # FLDENV
+            return x87_ldenv(c, u, a, 0)
+        if n == 6:              # FNSTENV
+            return x87_stenv(c, u, a, 0)
         return raise_ud(c)
     if x87_check(c):
         return R_EXC
@@ -356,6 +399,24 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
         x87_push(c, v)
         return R_NEXT
     if n == 1:                  # FXCH ST(i)
+        return x87_fxch(c, i)
+    if n == 3:                  # FSTPNCE ST(i) (D9 D8+i): FSTP ST(i)
+        if st_empty(c, 0):
+            # an empty ST(0) is popped without a stack fault and ST(i) is
+            # left alone (as the AMD host does)
+            c.fsw &= ~(<uint16_t>FSW_C1)
+            x87_pop(c)
+            return R_NEXT
+        return x87_fst_reg(c, i, 1)
+    if n == 2:                  # FNOP (D9 D0)
+        return R_NEXT
+    return op_x87_d9_rest(c, u, n, i)
+
+cdef int x87_fxch(Cpu* c, uint32_t i) noexcept nogil:
+    """FXCH ST(i) (D9 C8+i, and the DD C8+i / DF C8+i aliases)."""
+    cdef uint8_t v[10]
+    cdef uint8_t w[10]
+    if True:
         if st_empty(c, 0) or st_empty(c, i):
             if x87_underflow(c):
                 return R_NEXT
@@ -369,8 +430,27 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
         st_write(c, i, v)
         c.fsw &= ~(<uint16_t>FSW_C1)
         return R_NEXT
-    if u.rm == 0 and n == 2:    # FNOP (D9 D0)
-        return R_NEXT
+
+cdef int x87_fst_reg(Cpu* c, uint32_t i, int pop) noexcept nogil:
+    """FST/FSTP ST(i) (DD D0+i / D8+i, and the D9 D8+i, DF D0+i, DF D8+i aliases)."""
+    cdef uint8_t v[10]
+    if st_empty(c, 0):
+        if x87_underflow(c):
+            return R_NEXT
+        st_write(c, i, X87_INDEFINITE)
+    else:
+        memcpy(v, st_ptr(c, 0), 10)
+        st_write(c, i, v)
+    c.fsw &= ~(<uint16_t>FSW_C1)
+    if pop:
+        x87_pop(c)
+    return R_NEXT
+
+cdef int op_x87_d9_rest(Cpu* c, const Uop* u, uint32_t n, uint32_t i) noexcept nogil:
+    """D9 E0-FF."""
+    cdef uint32_t sw, cls
+    cdef uint64_t m = 0, a
+    cdef uint8_t v[10]
     if n == 4:
         if i == 0 or i == 1:    # FCHS, FABS
             if st_empty(c, 0):
@@ -428,6 +508,8 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
         if i == 6:              # FLDZ
             x87_push(c, X87_ZERO)
             return R_NEXT
+        if i < 6:               # FLDL2T FLDL2E FLDPI FLDLG2 FLDLN2 (rounded under RC)
+            return x87_full(c, XF_FLDL2T + i - 1, NULL)
         return raise_ud(c)
     if n == 6:
         if i == 6:              # FDECSTP
@@ -438,8 +520,27 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
             c.ftop = (c.ftop + 1) & 7
             c.fsw &= ~(<uint16_t>FSW_C1)
             return R_NEXT
-        return raise_ud(c)
+        # F2XM1 FYL2X FPTAN FPATAN FXTRACT FPREM1
+        if i == 0:
+            return x87_full(c, XF_F2XM1, NULL)
+        if i == 1:
+            return x87_full(c, XF_FYL2X, NULL)
+        if i == 2:
+            return x87_full(c, XF_FPTAN, NULL)
+        if i == 3:
+            return x87_full(c, XF_FPATAN, NULL)
+        if i == 4:
+            return x87_full(c, XF_FXTRACT, NULL)
+        return x87_full(c, XF_FPREM1, NULL)
     if n == 7:
+        if i == 1:
+            return x87_full(c, XF_FYL2XP1, NULL)
+        if i == 3:
+            return x87_full(c, XF_FSINCOS, NULL)
+        if i == 6:
+            return x87_full(c, XF_FSIN, NULL)
+        if i == 7:
+            return x87_full(c, XF_FCOS, NULL)
         if i == 0 or i == 5:    # FPREM (F8) / FSCALE (FD): ST(0) with ST(1)
             if st_empty(c, 0) or st_empty(c, 1):
                 if i == 0:
@@ -588,6 +689,10 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
                 return x87_store_int(c, a, 8, 1, 1)
             if n == 2 or n == 3:
                 return x87_store_fp(c, a, 8, n == 3)
+            if n == 4:                      # FRSTOR
+                return x87_ldenv(c, u, a, 1)
+            if n == 6:                      # FNSAVE
+                return x87_stenv(c, u, a, 1)
         elif u.opc == 0xdf:
             if n == 0:
                 return x87_load_int(c, a, 2)
@@ -599,6 +704,15 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
                 return x87_load_int(c, a, 8)
             if n == 7:
                 return x87_store_int(c, a, 8, 1, 0)
+            if n == 4:                      # FBLD m80bcd
+                if mem_read_bytes(c, a, v, 10):
+                    return R_EXC
+                return x87_full(c, XF_FBLD, v)
+            if n == 6:                      # FBSTP m80bcd
+                if probe_write(c, a, 10) or mem_read_bytes(c, a, v, 10):
+                    return R_EXC
+                x87_full(c, XF_FBSTP, v)
+                return R_EXC if mem_write_bytes(c, a, v, 10) else R_NEXT
         return raise_ud(c)
     x87_note(c, u)
     if u.opc == 0xdd:
@@ -607,17 +721,9 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
             c.fsw &= ~(<uint16_t>FSW_C1)
             return R_NEXT
         if n == 2 or n == 3:                # FST/FSTP ST(i)
-            if st_empty(c, 0):
-                if x87_underflow(c):
-                    return R_NEXT
-                st_write(c, i, X87_INDEFINITE)
-            else:
-                memcpy(v, st_ptr(c, 0), 10)
-                st_write(c, i, v)
-            c.fsw &= ~(<uint16_t>FSW_C1)
-            if n == 3:
-                x87_pop(c)
-            return R_NEXT
+            return x87_fst_reg(c, i, n == 3)
+        if n == 1:                          # FXCH alias (DD C8+i)
+            return x87_fxch(c, i)
         if n == 4 or n == 5:                # FUCOM/FUCOMP ST(i)
             return x87_ucom(c, i, 0, n == 5, 0)
         return raise_ud(c)
@@ -636,8 +742,13 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
         return x87_ucom(c, 1, 0, 2, 0)
     if (u.opc == 0xdb or u.opc == 0xdf) and (n == 5 or n == 6):   # F[U]COMI[P]
         return x87_ucom(c, i, n == 6, u.opc == 0xdf, 1)
-    if u.opc == 0xdf and n == 0:            # FFREEP
+    if u.opc == 0xdf and n == 1:            # FXCH alias (DF C8+i)
+        return x87_fxch(c, i)
+    if u.opc == 0xdf and (n == 2 or n == 3):    # FSTP aliases (DF D0+i, DF D8+i)
+        return x87_fst_reg(c, i, 1)
+    if u.opc == 0xdf and n == 0:            # FFREEP (C1 cleared like the host)
         c.ftw |= <uint16_t>(3 << (2 * ((c.ftop + i) & 7)))
+        c.fsw &= ~(<uint16_t>FSW_C1)
         x87_pop(c)
         return R_NEXT
     return raise_ud(c)
@@ -665,6 +776,168 @@ cdef int x87_ucom(Cpu* c, uint32_t i, int ordered, int pops, int eflags) noexcep
         x87_pop(c)
     return R_NEXT
 
+
+# ---- whole-FPU instructions on the host, environment and state images ----
+
+cdef inline uint16_t x87_full_tags(Cpu* c) noexcept nogil:
+    """The full tag word of FNSTENV/FNSAVE: empty, or computed from the contents."""
+    cdef uint32_t i
+    cdef uint16_t t = 0
+    for i in range(8):
+        if ((c.ftw >> (2 * i)) & 3) == 3:
+            t |= <uint16_t>(3 << (2 * i))
+        else:
+            t |= <uint16_t>(x87_tag_of(&c.fpr[i][0]) << (2 * i))
+    return t
+
+cdef void x87_env32(Cpu* c, uint8_t* b, uint16_t fsw) noexcept nogil:
+    """The 28-byte protected-mode environment (32-bit layout; the reserved
+    upper halves read as ones, like the hardware writes them)."""
+    cdef uint16_t w
+    cdef uint32_t v
+    memset(b, 0xff, 28)
+    memcpy(b, &c.fcw, 2)
+    memcpy(b + 4, &fsw, 2)
+    w = x87_full_tags(c)
+    memcpy(b + 8, &w, 2)
+    v = <uint32_t>c.fip
+    memcpy(b + 12, &v, 4)
+    memcpy(b + 16, &c.seg_sel[SEG_CS], 2)
+    w = c.fop & 0x7ff
+    memcpy(b + 18, &w, 2)
+    v = <uint32_t>c.fdp
+    memcpy(b + 20, &v, 4)
+    memcpy(b + 24, &c.seg_sel[SEG_DS], 2)
+
+cdef int x87_full(Cpu* c, int op, uint8_t* m) noexcept nogil:
+    """Run one instruction on the host FPU loaded with the whole guest FPU
+    (emu_x87_full): FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1 FPREM1
+    FXTRACT, the FLDxx constants and FBLD/FBSTP. The guest's exception flags,
+    ES and B are kept out of the host (nothing may be pending there) and
+    merged back afterwards."""
+    cdef uint8_t b[108]
+    cdef uint16_t nsw, old = c.fsw
+    cdef uint32_t i, flags
+    x87_env32(c, b, <uint16_t>(x87_fsw(c) & ~0x80ff))
+    for i in range(8):
+        memcpy(b + 28 + 10 * i, st_ptr(c, i), 10)
+    emu_x87_full(b, op, m)
+    memcpy(&nsw, b + 4, 2)
+    memcpy(&c.ftw, b + 8, 2)
+    c.ftop = (nsw >> 11) & 7
+    flags = nsw & 0x7f
+    c.fsw = <uint16_t>((nsw & (FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)) | (old & 0x80ff) | flags)
+    if flags & 0x3f & ~c.fcw:
+        c.fsw |= FSW_ES | FSW_B
+    for i in range(8):
+        memcpy(st_ptr(c, i), b + 28 + 10 * i, 10)
+    return R_NEXT
+
+cdef int x87_stenv(Cpu* c, const Uop* u, uint64_t a, int save) noexcept nogil:
+    """FNSTENV m28/m14 (D9 /6) and FNSAVE m108/m94 (DD /6): the environment
+    (16-bit layout with 66), then for FNSAVE ST0-7; FNSTENV then masks all
+    exceptions, FNSAVE reinitialises the FPU."""
+    cdef uint8_t b[108]
+    cdef uint8_t e[28]
+    cdef uint32_t n, i
+    cdef uint16_t w
+    if x87_check(c):
+        return R_EXC
+    x87_env32(c, e, x87_fsw(c))
+    if u.pfx66:
+        memcpy(b, e, 2)                 # FCW
+        memcpy(b + 2, e + 4, 2)         # FSW
+        memcpy(b + 4, e + 8, 2)         # FTW
+        memcpy(b + 6, e + 12, 2)        # FIP[15:0]
+        memcpy(b + 8, e + 16, 2)        # FCS
+        memcpy(b + 10, e + 20, 2)       # FDP[15:0]
+        memcpy(b + 12, e + 24, 2)       # FDS
+        n = 14
+    else:
+        memcpy(b, e, 28)
+        n = 28
+    if save:
+        for i in range(8):
+            memcpy(b + n + 10 * i, st_ptr(c, i), 10)
+        n += 80
+    if mem_write_bytes(c, a, b, n):
+        return R_EXC
+    if save:
+        x87_init_state(c)
+    else:
+        c.fcw |= 0x3f
+        c.fsw &= ~(<uint16_t>(FSW_ES | FSW_B))
+    return R_NEXT
+
+cdef int x87_ldenv(Cpu* c, const Uop* u, uint64_t a, int restore) noexcept nogil:
+    """FLDENV m28/m14 (D9 /4) and FRSTOR m108/m94 (DD /4)."""
+    cdef uint8_t b[108]
+    cdef uint32_t n, i, v32 = 0
+    cdef uint16_t cw, sw, tw, w
+    if x87_check(c):
+        return R_EXC
+    n = 14 if u.pfx66 else 28
+    if mem_read_bytes(c, a, b, n + (80 if restore else 0)):
+        return R_EXC
+    if u.pfx66:
+        memcpy(&cw, b, 2)
+        memcpy(&sw, b + 2, 2)
+        memcpy(&tw, b + 4, 2)
+        memcpy(&w, b + 6, 2)
+        c.fip = w
+        memcpy(&w, b + 10, 2)
+        c.fdp = w
+    else:
+        memcpy(&cw, b, 2)
+        memcpy(&sw, b + 4, 2)
+        memcpy(&tw, b + 8, 2)
+        memcpy(&v32, b + 12, 4)
+        c.fip = v32
+        memcpy(&w, b + 18, 2)
+        c.fop = w & 0x7ff
+        memcpy(&v32, b + 20, 4)
+        c.fdp = v32
+    c.fcw = <uint16_t>((cw & 0x1F3F) | 0x40)
+    c.ftop = (sw >> 11) & 7
+    c.fsw = sw & 0xC7FF
+    if restore:
+        for i in range(8):
+            memcpy(st_ptr(c, i), b + n + 10 * i, 10)
+    c.ftw = 0
+    for i in range(8):
+        if ((tw >> (2 * i)) & 3) == 3:
+            c.ftw |= <uint16_t>(3 << (2 * i))
+        else:
+            c.ftw |= <uint16_t>(x87_tag_of(&c.fpr[i][0]) << (2 * i))
+    if c.fsw & 0x3f & ~c.fcw:
+        c.fsw |= FSW_ES | FSW_B
+    else:
+        c.fsw &= ~(<uint16_t>(FSW_ES | FSW_B))
+    return R_NEXT
+
+# register forms (ModRM C0-FF) of D8-DF that exist (SDM Vol. 2, A.4.2),
+# bit k = ModRM 0xC0 + k; the rest are #UD
+cdef uint64_t X87_REG_VALID[8]
+X87_REG_VALID[0] = 0xffffffffffffffffULL                        # D8
+X87_REG_VALID[1] = 0xffff7f33ff01ffffULL                        # D9: D1-D7 E2 E3 E6 E7 EF reserved
+X87_REG_VALID[2] = 0x00000200ffffffffULL                        # DA: C0-DF, E9
+X87_REG_VALID[3] = 0x00ffff1fffffffffULL                        # DB: C0-DF, E0-E4, E8-F7
+X87_REG_VALID[4] = 0xffffffffffffffffULL                        # DC
+X87_REG_VALID[5] = 0x0000ffffffffffffULL                        # DD: C0-EF
+X87_REG_VALID[6] = 0xffffffff02ffffffULL                        # DE: C0-D7, D9, E0-FF
+X87_REG_VALID[7] = 0x00ffff01ffffffffULL                        # DF: C0-DF, E0, E8-F7
+
+cdef int x87_fix(Cpu* c, Dec* d, Uop* u) noexcept nogil:
+    """Reserved x87 encodings: register forms outside the A.4.2 tables and
+    the unused memory forms D9 /1, DB /4, DB /6, DD /5."""
+    cdef uint32_t k = u.opc - 0xd8
+    if d.mod == 3:
+        if not ((X87_REG_VALID[k] >> (d.modrm - 0xc0)) & 1):
+            return raise_ud(c)
+    elif (k == 1 and d.regf == 1) or (k == 3 and (d.regf == 4 or d.regf == 6)) or (k == 5 and d.regf == 5):
+        return raise_ud(c)
+    return 0
+
 cdef int op_fwait(Cpu* c, const Uop* u) noexcept nogil:
     """9B: WAIT/FWAIT: a pending unmasked x87 exception is #MF."""
     if (c.cr0 & (SSE_CR0_MP | SSE_CR0_TS)) == (SSE_CR0_MP | SSE_CR0_TS):
@@ -674,6 +947,7 @@ cdef int op_fwait(Cpu* c, const Uop* u) noexcept nogil:
     return R_NEXT
 
 cdef void init_x87():
+    cdef int k
     op(0, 0xd8, op_x87_d8, D_MODRM)
     op(0, 0xdc, op_x87_d8, D_MODRM)
     op(0, 0xde, op_x87_d8, D_MODRM)
@@ -683,3 +957,5 @@ cdef void init_x87():
     op(0, 0xdd, op_x87_mem_misc, D_MODRM)
     op(0, 0xdf, op_x87_mem_misc, D_MODRM)
     op(0, 0x9b, op_fwait, 0)
+    for k in range(0xd8, 0xe0):
+        opfix(0, k, x87_fix)
