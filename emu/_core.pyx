@@ -40,6 +40,7 @@ include "core/ops_sse_int.pxi"
 include "core/ops_sse_fp.pxi"
 include "core/ops_x87.pxi"
 include "core/ops_fxsave.pxi"
+include "core/ops_mmx.pxi"
 include "core/ops_fast.pxi"
 
 init_alu()
@@ -58,5 +59,6 @@ init_sse_int()
 init_sse_fp()
 init_x87()
 init_fxsave()
+init_mmx()
 
 include "core/api.pxi"

@@ -14,13 +14,20 @@ def baseline_table() -> list[tuple]:
     sig = (6 << 8) | (5 << 4) | (5 << 16)
     edx1 = (1 << 4) | (1 << 8) | (1 << 15)      # TSC, CX8, CMOV
     edx1 |= (1 << 0) | (1 << 19) | (1 << 24) | (1 << 25) | (1 << 26)   # FPU, CLFSH, FXSR, SSE, SSE2
+    edx1 |= 1 << 23                             # MMX
     ecx1 = (1 << 13) | (1 << 22) | (1 << 23) | (1 << 30)  # CX16, MOVBE, POPCNT, RDRAND
     ecx1 |= (1 << 0) | (1 << 9) | (1 << 19) | (1 << 20)   # SSE3, SSSE3, SSE4.1, SSE4.2
+    ecx1 |= 1 << 26                             # XSAVE (OSXSAVE, bit 27, follows CR4.OSXSAVE in the core)
     ebx7 = (1 << 18) | (1 << 19)                # RDSEED, ADX
     return [
-        (0, None, 7, ebx, ecx, edx),
+        (0, None, 0xD, ebx, ecx, edx),
         (1, None, sig, 0x00010800, ecx1, edx1),
         (7, 0, 0, ebx7, 0, 0),
+        # XSAVE: x87 and SSE state only (XCR0 bits 0-1); the standard and the
+        # compacted area are 512 + 64 bytes. Sub-leaf 1: XSAVEOPT, XSAVEC,
+        # XGETBV with ECX = 1 (no XSAVES).
+        (0xD, 0, 3, 576, 576, 0),
+        (0xD, 1, 0x7, 576, 0, 0),
         (0x80000000, None, 0x80000008, 0, 0, 0),
         (0x80000001, None, 0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)),
         (0x80000008, None, 0x3030, 0, 0, 0),   # 48-bit physical and linear addresses

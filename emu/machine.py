@@ -10,7 +10,7 @@ from emu.paging import FrameAllocator, PageTables
 from emu.vcpu import Vcpu
 
 CR0_PE, CR0_WP, CR0_PG = 1, 1 << 16, 1 << 31
-CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE = 1 << 5, 1 << 9, 1 << 10, 1 << 18
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 
 PROT_R, PROT_W, PROT_X = 1, 2, 4
@@ -41,7 +41,7 @@ class Machine:
             self.page_tables = PageTables(self.ram, self.frames, on_change=self._pt_changed)
             v = self.vcpu
             v.cr3 = self.page_tables.root
-            v.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT
+            v.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE
             v.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
             v.cr0 = CR0_PE | CR0_WP | CR0_PG
         self.vcpu.cpl = cpl

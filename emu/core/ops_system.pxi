@@ -33,6 +33,8 @@ cdef int op_int3(Cpu* c, const Uop* u) noexcept nogil:
 cdef int op_ud2(Cpu* c, const Uop* u) noexcept nogil:
     return raise_ud(c)
 
+DEF CR4_OSXSAVE_BIT = 0x40000
+
 cdef void cpuid_lookup(Cpu* c, uint32_t leaf, uint32_t subleaf, uint32_t* out) noexcept nogil:
     cdef uint32_t i
     cdef CpuidEntry* e
@@ -47,7 +49,13 @@ cdef void cpuid_lookup(Cpu* c, uint32_t leaf, uint32_t subleaf, uint32_t* out) n
             out[1] = e.ebx
             out[2] = e.ecx
             out[3] = e.edx
-            return
+            break
+    if leaf == 1:
+        # OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2A, CPUID leaf 1 ECX bit 27)
+        if c.cr4 & CR4_OSXSAVE_BIT:
+            out[2] |= 1 << 27
+        else:
+            out[2] &= ~(<uint32_t>1 << 27)
 
 cdef int op_cpuid(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t out[4]
