@@ -168,9 +168,10 @@ cdef int op_mmx_shift_imm(Cpu* c, const Uop* u) noexcept nogil:
     return R_NEXT
 
 cdef int op_emms(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 77: every x87 tag empty."""
+    """0F 77: TOP = 0 (as any MMX instruction) and every x87 tag empty."""
     if mmx_check(c):
         return R_EXC
+    c.ftop = 0
     c.ftw = 0xffff
     return R_NEXT
 
