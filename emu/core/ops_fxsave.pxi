@@ -150,34 +150,70 @@ cdef inline int xsave_check(Cpu* c, uint64_t a) noexcept nogil:
         return raise_gp0(c)
     return 0
 
-cdef int xsave_common(Cpu* c, const Uop* u, int compacted) noexcept nogil:
-    """XSAVE/XSAVEOPT (standard form) and XSAVEC (compacted form). Both
-    components are reported in use (XINUSE = 1), which the SDM allows."""
+cdef uint64_t xstate_inuse(Cpu* c) noexcept nogil:
+    """XINUSE (SDM Vol. 1, 13.6): a component is not in use when it is in its
+    initial configuration. x87: FCW 037F, FSW 0 (TOP 0), every tag empty and
+    all eight registers zero (the pointer fields are not considered, as on
+    the AMD host); SSE: XMM0-15 zero (MXCSR is not part of it)."""
+    cdef uint64_t r = 0, acc = 0
+    cdef int i
+    if c.fcw != 0x037F or x87_fsw(c) != 0 or c.ftw != 0xFFFF:
+        r |= 1
+    else:
+        for i in range(8):
+            acc |= (<uint64_t*>&c.fpr[i][0])[0] | c.fpr[i][8] | c.fpr[i][9]
+        if acc:
+            r |= 1
+    acc = 0
+    for i in range(16):
+        acc |= c.xmm[i][0] | c.xmm[i][1]
+    if acc:
+        r |= 2
+    return r
+
+cdef int xsave_common(Cpu* c, const Uop* u, int kind) noexcept nogil:
+    """XSAVE (kind 0) and XSAVEOPT (2), standard form, and XSAVEC (1),
+    compacted form (SDM Vol. 1, 13.7, 13.9, 13.10). XSTATE_BV[i] = XINUSE[i]
+    for the requested components; XSAVE writes every requested component,
+    XSAVEOPT and XSAVEC (init optimization) only those in use; XSAVE and
+    XSAVEOPT save MXCSR whenever SSE state is requested."""
     cdef uint8_t b[576]
     cdef uint64_t a = ea_of(c, u)
     cdef uint64_t rfbm = c.xcr0 & ((c.r[2] << 32) | (c.r[0] & 0xffffffffULL)), bv, cbv
+    cdef uint64_t inuse, wr
     if xsave_check(c, a):
         return R_EXC
     memset(b, 0, 576)
     fx_image(c, b, u.rex & 8, rfbm & 1, rfbm & 2)
     if probe_write(c, a, 576):
         return R_EXC
-    if compacted:
-        bv = rfbm & XSTATE_SUPPORTED
+    inuse = xstate_inuse(c) & rfbm & XSTATE_SUPPORTED
+    if kind == 1 and rfbm & 2 and c.mxcsr != 0x1F80:
+        # the compacted form has no separate MXCSR: SSE counts as in use when
+        # MXCSR is not 1F80 either (SDM Vol. 1, 13.10)
+        inuse |= 2
+    wr = rfbm if kind == 0 else inuse
+    if kind == 1:
+        bv = inuse
         cbv = (rfbm & XSTATE_SUPPORTED) | 0x8000000000000000ULL
         if mem_write(c, a + 512, 8, bv) or mem_write(c, a + 520, 8, cbv):
             return R_EXC
     else:
         if mem_read(c, a + 512, 8, &bv):
             return R_EXC
-        bv = (bv & ~rfbm) | (rfbm & XSTATE_SUPPORTED)
+        bv = (bv & ~rfbm) | inuse
         if mem_write(c, a + 512, 8, bv):
             return R_EXC
-    if rfbm & 1:
+    if wr & 1:
         if mem_write_bytes(c, a, b, 24) or mem_write_bytes(c, a + 32, b + 32, 128):
             return R_EXC
     if rfbm & 2:
-        if mem_write_bytes(c, a + 24, b + 24, 8) or mem_write_bytes(c, a + 160, b + 160, 256):
+        # XSAVE and XSAVEOPT write MXCSR whenever SSE state is requested (the
+        # XMM registers: XSAVEOPT only when in use); XSAVEC both only when
+        # XSTATE_BV[1] is set
+        if (kind != 1 or wr & 2) and mem_write_bytes(c, a + 24, b + 24, 8):
+            return R_EXC
+        if wr & 2 and mem_write_bytes(c, a + 160, b + 160, 256):
             return R_EXC
     return R_NEXT
 
@@ -245,7 +281,7 @@ cdef int op_ae5(Cpu* c, const Uop* u) noexcept nogil:
 cdef int op_ae6(Cpu* c, const Uop* u) noexcept nogil:
     """0F AE /6: XSAVEOPT m, or MFENCE."""
     if u.mem:
-        return xsave_common(c, u, 0)
+        return xsave_common(c, u, 2)
     return R_NEXT
 
 cdef int op_ae7(Cpu* c, const Uop* u) noexcept nogil:
