@@ -9,7 +9,11 @@ def _regs_from_str(s: str) -> tuple[int, int, int]:
 
 
 def baseline_table() -> list[tuple]:
-    ebx, edx, ecx = _regs_from_str("EmuVirtCPU64")
+    # The vendor must be one glibc knows (Intel, AMD/Hygon, Centaur/Zhaoxin):
+    # for any other its init_cpu_features never reads leaf 1, so no feature
+    # is seen and ld.so rejects every x86-64-baseline library ("CPU ISA
+    # level is lower than required"). The leaves follow Intel's layout.
+    ebx, edx, ecx = _regs_from_str("GenuineIntel")
     # leaf 1: family 6 model 0x55 stepping 0, as an eax signature
     sig = (6 << 8) | (5 << 4) | (5 << 16)
     edx1 = (1 << 4) | (1 << 8) | (1 << 15)      # TSC, CX8, CMOV
