@@ -15,6 +15,7 @@ class OpenFile:
     dir_entries: list | None = None   # getdents64 state
     dir_pos: int = 0
     refs: int = 1
+    gpath: str = ""                   # the path as the guest named it (for *at() calls)
 
 
 class FdTable:

@@ -78,8 +78,14 @@ class Process:
         self.sys = Syscalls(self)
 
     # ---- exec ----
-    def load(self, path: str) -> None:
-        host = self.fs.resolve(path, follow=True)
+    def load(self, path: str, from_host: bool = True) -> None:
+        """Load the program. The command line names it as the user's shell
+        would (relative to the host's working directory); inside a --root,
+        an absolute path is inside the root. execve() names it in the guest."""
+        if from_host and not (self.fs.root != "/" and path.startswith("/")):
+            host = os.path.abspath(path)
+        else:
+            host = self.fs.resolve(path, follow=True)
         try:
             with open(host, "rb") as f:
                 data = f.read()
@@ -221,7 +227,7 @@ class Process:
         if self.seed is not None:
             self.vcpu.seed_rng(self.seed)
         try:
-            self.load(path)
+            self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:
             print("emu: execve: %s" % e, file=sys.stderr)
             raise GuestKilled(9)
