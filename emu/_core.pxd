@@ -81,6 +81,7 @@ cdef struct Mach:
     int32_t* block_hash
     uint64_t n_blocks_translated, n_invalidations, n_flushes
     Cpu* running          # vCPU executing now (its current block may be invalidated)
+    uint32_t epoch_counter # source of jc epochs, unique across the machine's vCPUs
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)
@@ -109,6 +110,7 @@ cdef struct Cpu:
     uint32_t priv_op, priv_cr, priv_gpr
     uint64_t priv_value
     uint32_t exc_soft     # the EXCEPTION exit comes from INT n / INT1 (a software interrupt)
+    uint32_t tlb_large    # a 2 MiB / 1 GiB page was walked since the last full TLB flush (INVLPG)
     # time
     uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
     uint64_t tsc_offset

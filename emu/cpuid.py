@@ -13,7 +13,9 @@ def baseline_table() -> list[tuple]:
     # leaf 1: family 6 model 0x55 stepping 0, as an eax signature
     sig = (6 << 8) | (5 << 4) | (5 << 16)
     edx1 = (1 << 4) | (1 << 8) | (1 << 15)      # TSC, CX8, CMOV
+    edx1 |= (1 << 0) | (1 << 19) | (1 << 24) | (1 << 25) | (1 << 26)   # FPU, CLFSH, FXSR, SSE, SSE2
     ecx1 = (1 << 13) | (1 << 22) | (1 << 23) | (1 << 30)  # CX16, MOVBE, POPCNT, RDRAND
+    ecx1 |= (1 << 0) | (1 << 9) | (1 << 19) | (1 << 20)   # SSE3, SSSE3, SSE4.1, SSE4.2
     ebx7 = (1 << 18) | (1 << 19)                # RDSEED, ADX
     return [
         (0, None, 7, ebx, ecx, edx),

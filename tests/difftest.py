@@ -81,7 +81,7 @@ def emu_side() -> EmuSide:
 def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
           flags_mask: int = ARITH, scratch: list | None = None, taken_disp: int | None = None,
           ignore_regs: tuple = (), note: str = "", budget: int = 1, xmm=None, mxcsr: int | None = None,
-          fxstate: bytes | None = None, compare_x87: bool = False) -> None:
+          fxstate: bytes | None = None, compare_x87: bool = False, ignore_mem: list | None = None) -> None:
     """Run code natively and in emu from the same state; assert the same
     GPRs, RIP, flags (under flags_mask) and scratch memory.
 
@@ -134,6 +134,10 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     assert ef == nf, "flags: emu %#x native %#x (diff %#x) for %s" % (ef, nf, ef ^ nf, what)
     for (addr, _, init), nat in zip(scratch or [], native_mem):
         got = side.m.read(addr, len(init))
+        for lo, n in ignore_mem or ():       # (address, length) ranges not compared
+            if addr <= lo and lo + n <= addr + len(init):
+                k = lo - addr
+                got = got[:k] + nat[k:k + n] + got[k + n:]
         assert got == nat, "memory at %#x: emu %s native %s for %s" % (addr, got.hex(), nat.hex(), what)
     got_stack = side.m.read(stack_lo, 512)
     assert got_stack == native_stack, "stack differs for %s" % what

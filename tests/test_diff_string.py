@@ -23,7 +23,7 @@ USES_DST = {"movs", "cmps", "stos", "scas"}
 SUFFIX = {1: "b", 2: "w", 4: "d", 8: "q"}
 REP_NAME = {None: "", 0xF3: "rep ", 0xF2: "repne "}
 
-BUF = 3 * 4096
+BUF = 2 * 4096
 
 
 def encode(op: str, sz: int, rep: int | None, a32: bool = False, seg: int | None = None) -> bytes:
@@ -137,7 +137,7 @@ def test_movs_stos_lods():
     base, buf = native.scratch(BUF)
     run_forms(rng, all_forms(("movs", "stos", "lods"), (None, 0xF3)), base, buf, 200)
     # REPNE on MOVS/STOS/LODS repeats like REP
-    run_forms(rng, all_forms(("movs", "stos", "lods"), (0xF2,)), base, buf, 40)
+    run_forms(rng, all_forms(("movs", "stos", "lods"), (0xF2,)), base, buf, 200)
 
 
 @difftest.needs_native
@@ -156,7 +156,7 @@ def test_address_size_67():
     forms = [(op, sz, rep, df) for op in OPC for sz in (1, 8) for rep in (None, 0xF3)
              for df in (0, 1)]
     forms += [(op, sz, 0xF2, 0) for op in ("scas", "cmps") for sz in (2, 4)]
-    run_forms(rng, forms, base, buf, 60, a32=True)
+    run_forms(rng, forms, base, buf, 200, a32=True)
 
 
 @difftest.needs_native
@@ -377,3 +377,30 @@ def test_rep_stos_over_translated_code():
                   dict(rcx=3, rsi=DATA, rdi=CODE + 0x1000, rbx=0))
     assert ex.name == "HLT" and m.vcpu.rbx == 0
     difftest.covered("rep string self-modifying code (emu)", 2)
+
+
+def test_rep_inside_block_budget_accounting():
+    """inc; rep movsb; inc; hlt: the budget stops exactly after the first INC,
+    then after each chunk of the REP (each counts as one instruction, RIP
+    staying on it), and the run ends with both INCs done once."""
+    m = fresh_machine()
+    m.map(CODE, 0x1000)
+    m.map(DATA, 0x40000)
+    v = m.vcpu
+    n = 100000
+    ex = run_code(m, b"\x48\xff\xc3\xf3\xa4\x48\xff\xc3\xf4", dict(rbx=0, rcx=n, rsi=DATA, rdi=DATA + 0x20000), budget=1)
+    assert ex.name == "BUDGET" and v.rip == CODE + 3 and v.rbx == 1 and v.rcx == n
+    start = v.counters["instructions"]
+    chunks = 0
+    while v.rip == CODE + 3:
+        before = v.rcx
+        ex = v.run(1)
+        assert ex.name == "BUDGET"
+        assert v.rcx < before
+        chunks += 1
+        assert v.rsi - DATA == n - v.rcx
+    assert v.rcx == 0 and v.rip == CODE + 5 and v.rbx == 1 and chunks > 1
+    assert v.counters["instructions"] - start == chunks
+    ex = v.run(10)
+    assert ex.name == "HLT" and v.rbx == 2
+    difftest.covered("rep string budget accounting (emu)", 1)

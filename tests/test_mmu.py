@@ -515,3 +515,26 @@ def test_mmio_read_and_write():
     g.v.complete_mmio_read(0x5A)
     assert g.v.run(1).name == "BUDGET" and g.v.rax & 0xFF == 0x5A
     assert g.v.counters["exits"]["MMIO"] == 3
+
+
+def test_tlb_invlpg_split_large_page():
+    """A 2 MiB page replaced by a table of 4 KiB pages: INVLPG of any address
+    the large page covered drops all its cached slices, as the large TLB entry
+    would go on hardware."""
+    g = Guest(cpl=0)
+    va = 0x7F0000200000
+    g.pt.map(va, 0x200000, 2 << 20, page_size=2 << 20)
+    g.ram[0x200000 + 0x5000] = 0x11
+    assert g.load(va + 0x5000).name == "BUDGET" and g.v.rax & 0xFF == 0x11
+    idx, e = g.leaf(va)
+    pt = g.m.frames.alloc()
+    new = g.m.frames.alloc()
+    g.ram[new] = 0x33
+    for i in range(512):
+        g.q[(pt >> 3) + i] = np.uint64((0x200000 + i * 0x1000) | paging.P | paging.RW)
+    g.q[(pt >> 3) + 5] = np.uint64(new | paging.P | paging.RW)
+    g.q[idx] = np.uint64(pt | paging.P | paging.RW | paging.US)
+    assert g.load(va + 0x5000).name == "BUDGET" and g.v.rax & 0xFF == 0x11      # stale
+    ex = g.run(bytes.fromhex("0f013b") + LOAD, 2, rbx=va + 0x100000)  # invlpg elsewhere in the 2 MiB
+    assert ex.name == "BUDGET"
+    assert g.load(va + 0x5000).name == "BUDGET" and g.v.rax & 0xFF == 0x33

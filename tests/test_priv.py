@@ -6,7 +6,9 @@ import struct
 
 import pytest
 
+import difftest
 import emu
+import native
 from emu import _core
 
 CODE = 0x400000
@@ -389,3 +391,47 @@ def test_trap_msr(box):
     ex = box.run(bytes.fromhex("0f30"), rcx=MSR["lstar"], rax=0x81000000, rdx=0xFFFFFFFF)
     assert ex.name == "MSR" and ex.msr == MSR["lstar"] and ex.write and ex.value == 0xFFFFFFFF81000000
     assert v.get_msr(MSR["lstar"]) == 0
+
+
+# ---- WAIT and XLAT ----
+
+def test_wait(box):
+    v = box.v
+    ex = box.run(bytes.fromhex("9b"))
+    assert ex.name == "BUDGET" and v.rip == CODE + 1
+    v.cr0 = v.cr0 | CR0_TS                    # TS without MP: WAIT ignores it
+    assert box.run(bytes.fromhex("9b")).name == "BUDGET"
+    v.cr0 = v.cr0 | CR0_TS | 2                # MP and TS: #NM
+    ex = box.run(bytes.fromhex("9b"))
+    assert ex.name == "EXCEPTION" and ex.vector == 7 and not ex.has_error_code and v.rip == CODE
+
+
+def test_xlat_emu():
+    b = Box(3)
+    v = b.v
+    b.m.write(DATA, bytes(range(255, -1, -1)))
+    for al in (0, 1, 0x7F, 0x80, 0xFF):
+        ex = b.run(bytes.fromhex("d7"), rax=0x1122334455667700 | al, rbx=DATA)
+        assert ex.name == "BUDGET" and v.rax == 0x1122334455667700 | (255 - al) and v.rip == CODE + 1
+    v.fs_base = DATA - 0x100
+    ex = b.run(bytes.fromhex("64d7"), rax=3, rbx=0x100)          # fs: segment override
+    assert ex.name == "BUDGET" and v.rax == 252
+    ex = b.run(bytes.fromhex("67d7"), rax=5, rbx=(0xFFFF << 32) | DATA)   # 67: EBX
+    assert ex.name == "BUDGET" and v.rax == 250
+    ex = b.run(bytes.fromhex("d7"), rax=0, rbx=0x7000)          # unmapped table: #PF
+    assert ex.name == "EXCEPTION" and ex.vector == PF and ex.cr2 == 0x7000
+
+
+@difftest.needs_native
+def test_xlat_native():
+    import random
+    rng = random.Random(7)
+    addr, buf = native.scratch(4096)
+    table = bytes(rng.getrandbits(8) for _ in range(512))
+    n = 0
+    for _ in range(200):
+        rbx = addr + rng.randrange(0, 256)
+        rax = difftest.random_value(rng, 64)
+        difftest.check(bytes.fromhex("d7"), {"rax": rax, "rbx": rbx}, scratch=[(addr, buf, table)])
+        n += 1
+    difftest.covered("xlat", n)

@@ -153,7 +153,7 @@ cdef class Vcpu:
         if self.c.tlb == NULL or self.c.jc == NULL:
             raise MemoryError()
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
-        self.c.jc_epoch = 1
+        new_epoch(&self.c)
         self.c.seg_base[SEG_NONE] = 0
         self.c.rflags = 2
         self.c.tsc_per_insn = 1 << 16
@@ -226,7 +226,7 @@ cdef class Vcpu:
         self.c.tlb = tlb
         self.c.jc = jc
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
-        self.c.jc_epoch = other.c.jc_epoch + 1
+        new_epoch(&self.c)
         self.c.icount = 0
         self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
         self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
@@ -363,7 +363,7 @@ cdef class Vcpu:
         if v > 3:
             raise ValueError("CPL is 0..3")
         set_cpl(&self.c, v)
-        self.c.jc_epoch += 1
+        new_epoch(&self.c)
 
     def get_seg_base(self, int i):
         return self.c.seg_base[i]
@@ -532,7 +532,7 @@ cdef class Vcpu:
         tlb_flush(&self.c)
 
     def invlpg(self, uint64_t va):
-        tlb_flush_page(&self.c, va)
+        invlpg_va(&self.c, va)
 
     def translate(self, uint64_t va, int access=0):
         """Guest physical address of va as an access of kind access (0 read,

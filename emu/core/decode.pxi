@@ -95,7 +95,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     the fault in c.exc_*, or -2 when the bytes run past what may be fetched."""
     cdef uint32_t b, b2, sib, modrm, rexb, rexx, rexr, base, index, i
     cdef int k
-    cdef uint64_t v
+    cdef uint64_t v = 0
     cdef OpDesc* o
     cdef uint32_t flags, pc
     cdef int riprel
@@ -326,6 +326,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         k = o.fix(c, d, u)
         if k:
             return k
+    specialize(u)
     return 0
 
 # ---- building the tables ----

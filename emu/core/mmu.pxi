@@ -82,6 +82,7 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         if e & (psize - 1) & PTE_ADDR & ~(<uint64_t>0x1000):
             raise_pf(c, va, err | PFE_P | PFE_RSVD)
             return -1
+        c.tlb_large = 1           # the TLB may now hold 4 KiB slices of a large page
     # permission checks (SDM 4.6)
     if user:
         if not user_ok or (acc == ACC_W and not write_ok) or (acc == ACC_X and not exec_ok):
@@ -112,13 +113,21 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         perm_out[0] &= ~(<uint32_t>4)
     return 0
 
+cdef inline void new_epoch(Cpu* c) noexcept nogil:
+    """Address translation changed: virtual-RIP cache entries and chain links
+    made before now are stale. Epochs are unique across the machine's vCPUs,
+    because blocks (and their chain links) are shared."""
+    c.m.epoch_counter += 1
+    c.jc_epoch = c.m.epoch_counter
+
 cdef void tlb_flush(Cpu* c) noexcept nogil:
     cdef int i
     for i in range(TLB_SIZE):
         c.tlb[i].tag_r = TLB_INVALID
         c.tlb[i].tag_w = TLB_INVALID
         c.tlb[i].tag_x = TLB_INVALID
-    c.jc_epoch += 1
+    c.tlb_large = 0
+    new_epoch(c)
     c.n_tlb_flushes += 1
 
 cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
@@ -126,7 +135,7 @@ cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
     e.tag_r = TLB_INVALID
     e.tag_w = TLB_INVALID
     e.tag_x = TLB_INVALID
-    c.jc_epoch += 1
+    new_epoch(c)
 
 cdef void tlb_drop_writes_to(Cpu* c, uint64_t ppage) noexcept nogil:
     cdef int i

@@ -103,7 +103,7 @@ cdef inline int probe_write(Cpu* c, uint64_t a, uint64_t n) noexcept nogil:
     return 0
 
 cdef int op_fxsave(Cpu* c, const Uop* u) noexcept nogil:
-    """0F AE /0: FXSAVE m512 (REX.W: FXSAVE64). Bytes 288-511 are not written."""
+    """0F AE /0: FXSAVE m512 (REX.W: FXSAVE64). Bytes 416-511 are not written."""
     cdef uint8_t b[512]
     cdef uint64_t a = ea_of(c, u)
     if c.cr0 & (SSE_CR0_EM | SSE_CR0_TS):
@@ -112,10 +112,10 @@ cdef int op_fxsave(Cpu* c, const Uop* u) noexcept nogil:
         return raise_gp0(c)
     memset(b, 0, 512)
     fx_image(c, b, u.rex & 8, 1, c.cr4 & CR4_OSFXSR)
-    if probe_write(c, a, 288):
+    if probe_write(c, a, 416):
         return R_EXC
     if c.cr4 & CR4_OSFXSR:
-        return R_EXC if mem_write_bytes(c, a, b, 288) else R_NEXT
+        return R_EXC if mem_write_bytes(c, a, b, 416) else R_NEXT
     # without OSFXSR the XMM registers and MXCSR need not be saved
     if mem_write_bytes(c, a, b, 24) or mem_write_bytes(c, a + 32, b + 32, 128):
         return R_EXC
@@ -130,7 +130,7 @@ cdef int op_fxrstor(Cpu* c, const Uop* u) noexcept nogil:
         return raise_exc(c, EXC_NM if not (c.cr0 & SSE_CR0_EM) else EXC_UD, 0, 0)
     if a & 15:
         return raise_gp0(c)
-    if mem_read_bytes(c, a, b, 288):
+    if mem_read_bytes(c, a, b, 416):
         return R_EXC
     memcpy(&csr, b + 24, 4)
     if c.cr4 & CR4_OSFXSR:

@@ -144,7 +144,28 @@ cdef int op_rep_movs(Cpu* c, const Uop* u) noexcept nogil:
                     c.r[1] = (c.r[1] - k) & am
                     lim -= k
                     continue
-        # one element the slow way (page crossing, TLB miss, code page, DF=1)
+        elif (s & 0xfff) + sz <= 0x1000 and (d & 0xfff) + sz <= 0x1000:
+            # DF=1: element by element downwards to the nearer page start
+            ps = tlb_host_r(c, s)
+            pd = tlb_host_w(c, d)
+            if ps != NULL and pd != NULL:
+                k = (s & 0xfff) >> sh
+                if (d & 0xfff) >> sh < k:
+                    k = (d & 0xfff) >> sh
+                if u.asz32 and (c.r[6] & am) >> sh < k:
+                    k = (c.r[6] & am) >> sh
+                k += 1
+                if k > lim:
+                    k = lim
+                for i in range(k):
+                    store_le(pd - (i << sh), sz, load_le(ps - (i << sh), sz))
+                nb = k << sh
+                c.r[6] = (c.r[6] - nb) & am
+                c.r[7] = (c.r[7] - nb) & am
+                c.r[1] = (c.r[1] - k) & am
+                lim -= k
+                continue
+        # one element the slow way (page crossing, TLB miss, code page)
         if mem_read(c, s, sz, &v):
             return R_EXC
         if mem_write(c, d, sz, v):
@@ -182,7 +203,7 @@ cdef int op_rep_stos(Cpu* c, const Uop* u) noexcept nogil:
                     k = lim
                 if k:
                     nb = k << sh
-                    if sz == 1:
+                    if sz == 1 or v == 0:
                         memset(pd, <int>v, nb)
                     elif sz == 8:
                         for i in range(k):
@@ -194,6 +215,19 @@ cdef int op_rep_stos(Cpu* c, const Uop* u) noexcept nogil:
                     c.r[1] = (c.r[1] - k) & am
                     lim -= k
                     continue
+        elif (d & 0xfff) + sz <= 0x1000:
+            pd = tlb_host_w(c, d)
+            if pd != NULL:
+                k = ((d & 0xfff) >> sh) + 1
+                if k > lim:
+                    k = lim
+                for i in range(k):
+                    store_le(pd - (i << sh), sz, v)
+                nb = k << sh
+                c.r[7] = (c.r[7] - nb) & am
+                c.r[1] = (c.r[1] - k) & am
+                lim -= k
+                continue
         if mem_write(c, d, sz, v):
             return R_EXC
         c.r[7] = (c.r[7] + step) & am
@@ -230,7 +264,7 @@ cdef int op_rep_scas(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t cnt = c.r[1] & am
     cdef uint32_t sz = u.osz
     cdef uint32_t sh = sz_shift(sz)
-    cdef uint64_t lim, k, d, room, i, step, b = 0
+    cdef uint64_t lim, k, d, room, i, j, nb, pat, step, b = 0
     cdef uint64_t a = c.r[0] & SZ_MASK[sz]
     cdef int want_eq = u.rep == REP_F3
     cdef int stop = 0
@@ -263,6 +297,22 @@ cdef int op_rep_scas(Cpu* c, const Uop* u) noexcept nogil:
                         b = pd[i]
                     else:
                         i = 0
+                        if want_eq:
+                            # skip the run equal to rAX a word at a time
+                            pat = a
+                            if sz == 1:
+                                pat = a * 0x0101010101010101ULL
+                            elif sz == 2:
+                                pat = a * 0x0001000100010001ULL
+                            elif sz == 4:
+                                pat = a | (a << 32)
+                            nb = k << sh
+                            j = 0
+                            while j + 8 <= nb and load_le(pd + j, 8) == pat:
+                                j += 8
+                            i = j >> sh
+                            if i == k:
+                                i = k - 1
                         while True:
                             b = load_le(pd + (i << sh), sz)
                             if (a == b) != want_eq:
@@ -297,7 +347,7 @@ cdef int op_rep_cmps(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t cnt = c.r[1] & am
     cdef uint32_t sz = u.osz
     cdef uint32_t sh = sz_shift(sz)
-    cdef uint64_t lim, k, s, d, room, i, step, a = 0, b = 0
+    cdef uint64_t lim, k, s, d, room, i, j, nb, step, a = 0, b = 0
     cdef uint64_t sbase = c.seg_base[u.seg]
     cdef int want_eq = u.rep == REP_F3
     cdef int stop = 0
@@ -325,6 +375,15 @@ cdef int op_rep_cmps(Cpu* c, const Uop* u) noexcept nogil:
                     k = lim
                 if k:
                     i = 0
+                    if want_eq:
+                        # skip the equal prefix a word at a time
+                        nb = k << sh
+                        j = 0
+                        while j + 8 <= nb and load_le(ps + j, 8) == load_le(pd + j, 8):
+                            j += 8
+                        i = j >> sh
+                        if i == k:
+                            i = k - 1     # all equal: the last element is compared below
                     while True:
                         a = load_le(ps + (i << sh), sz)
                         b = load_le(pd + (i << sh), sz)

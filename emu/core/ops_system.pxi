@@ -65,13 +65,19 @@ cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
     so the value is deterministic and exits cost the guest no visible time."""
     return c.tsc_offset + <uint64_t>((<emu_u128>c.icount * c.tsc_per_insn) >> 16)
 
+cdef inline uint64_t read_tsc_at(Cpu* c, const Uop* u) noexcept nogil:
+    """The TSC as an instruction inside a block sees it: c.icount is only
+    brought up to date at block boundaries, u.ninsn - 1 instructions of this
+    block have retired before u."""
+    return c.tsc_offset + <uint64_t>((<emu_u128>(c.icount + u.ninsn - 1) * c.tsc_per_insn) >> 16)
+
 cdef int op_rdtsc(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t t
     if c.cr4 & 4 and c.cpl != 0:      # CR4.TSD
         return raise_gp0(c)
     if c.trap_mask & TRAP_RDTSC:
         return exit_after(c, u, EXIT_RDTSC)
-    t = read_tsc(c)
+    t = read_tsc_at(c, u)
     c.r[0] = t & 0xffffffffULL
     c.r[2] = t >> 32
     return R_NEXT

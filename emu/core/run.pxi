@@ -16,7 +16,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef Block* nb
     cdef const Uop* u
     cdef int r, slot
-    cdef uint32_t i, lim
+    cdef uint32_t i, lim, epoch
     cdef Mach* m = c.m
     c.exit_reason = EXIT_NONE
     m.running = c
@@ -32,9 +32,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         b = NULL
         # chaining: a successor on the same virtual page maps the same way
         if prev != NULL and ((prev.vrip ^ rip) >> 12) == 0:
-            if prev.chain_rip[0] == rip:
+            if prev.chain_rip[0] == rip and prev.chain_epoch[0] == c.jc_epoch:
                 b = &m.blocks[prev.chain_blk[0]]
-            elif prev.chain_rip[1] == rip:
+            elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
                 b = &m.blocks[prev.chain_blk[1]]
             if b != NULL:
                 if b.valid and b.vrip == rip and b.mode == c.mode:
@@ -47,12 +47,14 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                     slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
                     prev.chain_rip[slot] = rip
                     prev.chain_blk[slot] = <int32_t>(b - m.blocks)
+                    prev.chain_epoch[slot] = c.jc_epoch
         else:
             b = find_block(c, rip)
         if b == NULL:
             deliver_exception(c)
             break
         c.cur_block = b
+        epoch = c.jc_epoch
         u = &m.uops[b.uop_start]
         remaining = end - c.icount
         if b.ninsn <= remaining:
@@ -79,7 +81,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         c.cur_block = NULL
         if r == R_BRANCH:
             c.icount += u.ninsn
-            prev = b if b.valid else NULL
+            # a block that changed address translation (MOV CR3, INVLPG...)
+            # must not chain: its successor is looked up afresh
+            prev = b if b.valid and c.jc_epoch == epoch else NULL
             continue
         prev = NULL
         if r == -1:

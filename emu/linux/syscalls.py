@@ -25,6 +25,29 @@ O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o20
 
 SYSCALLS: dict[int, tuple[str, callable]] = {}
 
+# names of system calls emu does not implement, for the one-line notice
+SYSCALL_NAMES = {
+    29: "shmget", 30: "shmat", 31: "shmctl", 34: "pause", 36: "getitimer", 37: "alarm", 38: "setitimer",
+    40: "sendfile", 46: "sendmsg", 47: "recvmsg", 48: "shutdown", 53: "socketpair", 54: "setsockopt",
+    55: "getsockopt", 64: "semget", 65: "semop", 66: "semctl", 67: "shmdt", 68: "msgget", 73: "flock",
+    78: "getdents", 92: "chown", 93: "fchown", 94: "lchown", 98: "getrusage", 100: "times", 101: "ptrace",
+    103: "syslog", 105: "setuid", 106: "setgid", 109: "setpgid", 111: "getpgrp", 112: "setsid",
+    115: "getgroups", 116: "setgroups", 117: "setresuid", 118: "getresuid", 119: "setresgid",
+    120: "getresgid", 121: "getpgid", 124: "getsid", 125: "capget", 126: "capset", 127: "rt_sigpending",
+    128: "rt_sigtimedwait", 130: "rt_sigsuspend", 132: "utime", 133: "mknod", 137: "statfs", 138: "fstatfs",
+    140: "getpriority", 141: "setpriority", 149: "mlock", 150: "munlock", 157: "prctl", 160: "setrlimit",
+    161: "chroot", 165: "mount", 166: "umount2", 170: "sethostname", 191: "getxattr", 192: "lgetxattr",
+    193: "fgetxattr", 213: "epoll_create", 221: "fadvise64", 222: "timer_create", 232: "epoll_wait",
+    233: "epoll_ctl", 253: "inotify_init", 254: "inotify_add_watch", 260: "fchownat", 275: "splice",
+    277: "sync_file_range", 281: "epoll_pwait", 282: "signalfd", 283: "timerfd_create", 284: "eventfd",
+    285: "fallocate", 286: "timerfd_settime", 289: "signalfd4", 290: "eventfd2", 291: "epoll_create1",
+    294: "inotify_init1", 295: "preadv", 296: "pwritev", 297: "rt_tgsigqueueinfo", 298: "perf_event_open",
+    299: "recvmmsg", 306: "syncfs", 307: "sendmmsg", 309: "getcpu", 310: "process_vm_readv",
+    312: "kcmp", 315: "sched_getattr", 317: "seccomp", 319: "memfd_create", 324: "membarrier",
+    326: "copy_file_range", 327: "preadv2", 328: "pwritev2", 424: "pidfd_send_signal", 425: "io_uring_setup",
+    434: "pidfd_open", 436: "close_range", 437: "openat2", 441: "epoll_pwait2",
+}
+
 
 def syscall(nr: int, name: str):
     def deco(fn):
@@ -102,11 +125,11 @@ class Syscalls:
         args = (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9)
         entry = SYSCALLS.get(nr)
         if entry is None:
+            name = SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
             if nr not in self.p.warned:
                 self.p.warned.add(nr)
-                print("emu: unimplemented system call %d" % nr, file=sys.stderr)
+                print("emu: unimplemented system call %s (%d)" % (name, nr), file=sys.stderr)
             ret = -E.ENOSYS
-            name = "syscall_%d" % nr
         else:
             name, fn = entry
             try:
@@ -125,13 +148,8 @@ class Syscalls:
             v.rax = ret & MASK64
 
     def _trace(self, name, args, ret) -> None:
-        shown = ", ".join("%#x" % a for a in args[:3])
-        if ret is None:
-            print("%s(%s) = ?" % (name, shown), file=sys.stderr)
-        elif -4096 < ret < 0:
-            print("%s(%s) = -1 %s" % (name, shown, os.strerror(-ret)), file=sys.stderr)
-        else:
-            print("%s(%s) = %#x" % (name, shown, ret), file=sys.stderr)
+        from emu.linux.strace import trace
+        trace(self, name, args, ret)
 
     # ---- signals (minimal: default actions) ----
     def deliver_signal(self, sig: int, fault=None) -> None:
