@@ -146,10 +146,7 @@ def run_emu(path: str, max_insns: int = 200_000_000):
         status, vcpu = run_static(path, out, out, max_insns=max_insns)
     msg = err.getvalue().strip()
     if msg:
-        print(msg)
-    if "exception vector 6 " in msg:
-        # #UD: an instruction emu does not implement yet (the message names it)
-        pytest.xfail("emu lacks an instruction: " + msg)
+        print(msg)      # e.g. the instruction behind a #UD, shown on failure
     return status, out.getvalue(), vcpu
 
 
