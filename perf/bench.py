@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """emu's benchmark: the guests in guests/bench/bin/ under emu (in-process,
-through perf/run_static.py), natively (the same binary as a subprocess, on
+through perf/run_static.py, i.e. emu.linux), natively (the same binary as a subprocess, on
 x86-64 Linux hosts) and under qemu-x86_64 when it is on PATH.
 
     python perf/bench.py [--runs N] [--only NAME] [--markdown] [--small]

@@ -50,14 +50,14 @@ class GuestKilled(Exception):
 class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
-                 stdout=None, stderr=None):
+                 stdio: tuple[int, int, int] = (0, 1, 2)):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
-        self.fds = FdTable.standard()
+        self.fds = FdTable.standard(stdio)
         self.strace = strace
         self.seed = seed
         self.rng = __import__("random").Random(seed)
@@ -68,7 +68,6 @@ class Process:
         self.signal_actions: dict[int, tuple] = {}
         self.signal_mask = 0
         self.warned: set[int] = set()
-        self.out = stdout
         self.forked_child = False
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
