@@ -9,10 +9,10 @@ def _regs_from_str(s: str) -> tuple[int, int, int]:
 
 
 def baseline_table() -> list[tuple]:
-    # The vendor must be one glibc knows (Intel, AMD/Hygon, Centaur/Zhaoxin):
-    # for any other its init_cpu_features never reads leaf 1, so no feature
-    # is seen and ld.so rejects every x86-64-baseline library ("CPU ISA
-    # level is lower than required"). The leaves follow Intel's layout.
+    # A real vendor: glibc's dynamic loader only trusts the feature bits of
+    # vendors it knows (with any other string it finds the x86-64 baseline ISA
+    # missing and refuses to start). emu announces itself in the hypervisor
+    # leaves (0x40000000) of the transparent profile instead.
     ebx, edx, ecx = _regs_from_str("GenuineIntel")
     # leaf 1: family 6 model 0x55 stepping 0, as an eax signature
     sig = (6 << 8) | (5 << 4) | (5 << 16)
