@@ -66,7 +66,7 @@ def rand80(rng) -> bytes:
 CW = [0x037F, 0x027F, 0x007F, 0x077F, 0x0B7F, 0x0F7F, 0x067F, 0x0E7F, 0x0C7F]
 
 
-def x87_state(rng, nvalid=None, top=None) -> bytes:
+def x87_state(rng, nvalid=None, top=None, cws=None) -> bytes:
     img = bytearray(512)
     top = rng.randrange(8) if top is None else top
     nvalid = rng.randint(0, 8) if nvalid is None else nvalid
@@ -76,7 +76,7 @@ def x87_state(rng, nvalid=None, top=None) -> bytes:
             abr |= 1 << ((top + i) & 7)
         img[32 + 16 * i:42 + 16 * i] = rand80(rng) if i < nvalid else bytes(10)
     fsw = (top << 11) | (rng.getrandbits(4) << 8 & 0x4700)     # C0-C3 leftovers
-    struct.pack_into("<HHBBH", img, 0, rng.choice(CW), fsw, abr, 0, 0)
+    struct.pack_into("<HHBBH", img, 0, rng.choice(cws or CW), fsw, abr, 0, 0)
     struct.pack_into("<I", img, 24, 0x1F80)
     return bytes(img)
 
@@ -91,7 +91,7 @@ def mem_value(rng, size):
     return rng.getrandbits(8 * size).to_bytes(size, "little")
 
 
-def run(name, codes, n=N, seed=0, mem=None, nvalid=None, flags=False, ints=None):
+def run(name, codes, n=N, seed=0, mem=None, nvalid=None, flags=False, ints=None, cws=None):
     """codes: list of instruction byte strings (one picked per case)."""
     rng = random.Random(seed or zlib.crc32(name.encode()))
     addr, buf = su.scratch()
@@ -105,7 +105,7 @@ def run(name, codes, n=N, seed=0, mem=None, nvalid=None, flags=False, ints=None)
                 v = mem_value(rng, mem)
             init[16:16 + len(v)] = v
         nv = nvalid(rng) if callable(nvalid) else nvalid
-        st = x87_state(rng, nv)
+        st = x87_state(rng, nv, cws=cws)
         difftest.check(code, {"rsi": addr + 16, "rax": rng.getrandbits(64)}, 0x202 | (rng.getrandbits(12) & 0x8D5),
                        scratch=[(addr, buf, bytes(init))], fxstate=st, note=name)
     difftest.covered(name, n)
@@ -321,3 +321,50 @@ def test_environment_and_state_images():
         n += 1
     difftest.covered("fnstenv/fnsave m28/m14/m108/m94", n)
     difftest.covered("fldenv/frstor m28/m14/m108/m94", n)
+
+
+# control words with exceptions unmasked: the instruction then runs whole on
+# the host FPU (no store on invalid/zero-divide, biased results on overflow
+# and underflow, ES and B set); the pending #MF itself is not delivered
+CW_UNMASKED = [0x0360, 0x0372, 0x037E, 0x035F, 0x0B60, 0x0F7B, 0x037D, 0x0377, 0x036F, 0x0340]
+
+
+@difftest.needs_native
+def test_unmasked_exceptions():
+    fa = [bytes([op, 0xC0 + 8 * j + i]) for op in (0xD8, 0xDC, 0xDE) for j in (0, 1, 4, 5, 6, 7) for i in range(8)]
+    run("x87 arith st(i) (unmasked)", fa, n=2 * N, nvalid=mostly_full, cws=CW_UNMASKED)
+    run("x87 arith m64 (unmasked)", [bytes([0xDC, 0x06 | (j << 3)]) for j in range(8)], mem=8,
+        nvalid=mostly_full, cws=CW_UNMASKED)
+    run("x87 arith m32int (unmasked)", [bytes([0xDA, 0x06 | (j << 3)]) for j in range(8)], mem=4, ints=True,
+        nvalid=mostly_full, cws=CW_UNMASKED)
+    run("fst/fstp m32/m64, fist/fistp/fisttp (unmasked)", [b"\xD9\x16", b"\xD9\x1E", b"\xDD\x16", b"\xDD\x1E",
+        b"\xDB\x16", b"\xDB\x1E", b"\xDF\x3E", b"\xDD\x0E"], mem=8, nvalid=mostly_full, cws=CW_UNMASKED)
+    run("fld m32/m64/m80 (unmasked)", [b"\xD9\x06", b"\xDD\x06", b"\xDB\x2E"], mem=10,
+        nvalid=lambda r: r.choice([0, 3, 7, 8]), cws=CW_UNMASKED)
+    run("fsqrt/frndint/fscale/fprem/ftst/fxam (unmasked)", [b"\xD9\xFA", b"\xD9\xFC", b"\xD9\xFD", b"\xD9\xF8",
+        b"\xD9\xE4", b"\xD9\xE5"], nvalid=mostly_full, cws=CW_UNMASKED)
+    run("fsin/fcos/fptan/fpatan/fyl2x/f2xm1 (unmasked)", [b"\xD9\xFE", b"\xD9\xFF", b"\xD9\xF2", b"\xD9\xF3",
+        b"\xD9\xF1", b"\xD9\xF0"], nvalid=mostly_full, cws=CW_UNMASKED)
+    run("fcom/fucom/fcomi/fucomip (unmasked)", regs_forms(0xD8, 0xD0) + regs_forms(0xDD, 0xE0)
+        + regs_forms(0xDB, 0xF0) + regs_forms(0xDF, 0xE8), nvalid=mostly_full, cws=CW_UNMASKED)
+    codes = [bytes([op1, base + i]) for op1 in (0xDA, 0xDB) for base in (0xC0, 0xC8, 0xD0, 0xD8) for i in range(8)]
+    run("fcmovcc (unmasked)", codes, nvalid=mostly_full, cws=CW_UNMASKED)
+
+
+@difftest.needs_native
+def test_partial_remainder_and_out_of_range():
+    """FPREM/FPREM1 with exponent differences beyond 63 (C2 = 1, partial
+    remainder) and FSIN/FCOS/FPTAN/FSINCOS with |x| >= 2^63 (C2 = 1, operand
+    unchanged)."""
+    rng = random.Random(63)
+    addr, buf = su.scratch()
+    n = 0
+    for k in range(2 * N):
+        code = rng.choice([b"\xD9\xF8", b"\xD9\xF5", b"\xD9\xFE", b"\xD9\xFF", b"\xD9\xF2", b"\xD9\xFB"])
+        st = bytearray(x87_state(rng, rng.choice([2, 3, 8]), top=rng.randrange(8)))
+        e0 = rng.choice([0x403E, 0x403F, 0x4040, 0x4100, 0x43FF, 0x7FFE, 0x3FFF + rng.randrange(200)])
+        st[32:42] = struct.pack("<QH", (1 << 63) | rng.getrandbits(63), (rng.getrandbits(1) << 15) | e0)
+        st[48:58] = struct.pack("<QH", (1 << 63) | rng.getrandbits(63), rng.choice([0x3FFF, 0x3FFE, 0x4000, 0x3F00]))
+        difftest.check(code, {"rsi": addr + 16}, fxstate=bytes(st), note="fprem/fsin large")
+        n += 1
+    difftest.covered("fprem/fprem1 partial, fsin/fcos/fptan/fsincos out of range", n)

@@ -1,16 +1,28 @@
-# x87 FPU (SDM Vol. 1, chapter 8): the register stack with tags, loads and
-# stores (m32/m64/m80, integers m16/m32/m64), the arithmetic forms of
-# D8/DC/DE and the m32/m64 forms, FXCH, FCHS, FABS, FLDZ/FLD1, FSQRT,
-# FPREM, FRNDINT, FTST, FXAM, compares (FCOM/FUCOM, FCOMI/FUCOMI and popping
-# forms), control and status words, FNINIT/FNCLEX, FFREE, FINCSTP/FDECSTP.
+# x87 FPU (SDM Vol. 1, chapter 8; Vol. 2, A.4 for the opcode map): the
+# register stack with tags, loads and stores (m32/m64/m80, integers
+# m16/m32/m64, BCD), the arithmetic forms of D8/DC/DE and the memory forms,
+# FXCH, FCHS, FABS, the constants, FSQRT, FPREM/FPREM1, FRNDINT, FSCALE,
+# FXTRACT, the transcendentals, FTST, FXAM, compares (FCOM/FUCOM,
+# FCOMI/FUCOMI and popping forms), FCMOVcc, control and status words,
+# FNSTENV/FLDENV, FNSAVE/FRSTOR, FNINIT/FNCLEX, FFREE(P), FINCSTP/FDECSTP,
+# and the register-form aliases hardware accepts (FSTPNCE D9 D8+i, FSTP
+# DF D0+i/D8+i, FXCH DD C8+i/DF C8+i, FCOM/FCOMP DC D0+i/D8+i, DE D0+i).
+# Reserved register-form slots of A.4.2 and memory forms D9 /1, DB /4 /6,
+# DD /5 are #UD at decode time (x87_fix).
 #
-# Values are kept as raw 80-bit images. The arithmetic runs on the host x87
-# under the guest's control word (precision and rounding) with exceptions
-# masked, and the host status word supplies the exception flags and C1, so
-# results match the host bit for bit (host dependency like ops_sse_int.pxi:
-# replace emu_x87 with a soft-float implementation to port).
+# Values are kept as raw 80-bit images; host dependency as ops_sse_int.pxi
+# (replace the C helpers with a soft-float implementation to port):
+# - the common arithmetic runs on the host x87 on copies of its operands
+#   (emu_x87) under the guest's precision and rounding with exceptions
+#   masked; the host status word supplies the exception flags and C1;
+# - the transcendentals, FPREM1, FXTRACT, the FLDxx constants and FBLD/FBSTP,
+#   and every non-control instruction while the guest unmasks any exception,
+#   run whole on the host FPU loaded with the entire guest FPU state
+#   (emu_x87_any via x87_any), so stack faults, C0-C3 and the unmasked
+#   responses are the hardware's.
 # Unmasked exceptions set ES/B in the status word (the #MF that the next
-# waiting instruction would take is not delivered yet).
+# waiting instruction would take is delivered by FWAIT and MMX instructions
+# only).
 
 cdef extern from *:
     """
@@ -112,47 +124,57 @@ cdef extern from *:
         return sw;
     }
 
-    enum { XF_FSIN, XF_FCOS, XF_FSINCOS, XF_FPTAN, XF_FPATAN, XF_F2XM1, XF_FYL2X, XF_FYL2XP1,
-           XF_FPREM1, XF_FXTRACT, XF_FLDL2T, XF_FLDL2E, XF_FLDPI, XF_FLDLG2, XF_FLDLN2,
-           XF_FBLD, XF_FBSTP };
-    /* The whole guest FPU (a 108-byte FNSAVE image, 32-bit layout, in/out)
-       loaded into the host FPU, one instruction run there, and the state
-       saved back: stack faults, C0-C3 and unmasked-exception behaviour are
-       the host's. The image's status word must have no exception flags, ES
-       or B (so nothing is pending); an unmasked exception the instruction
-       raises stays pending only until the non-waiting FNSAVE. m: the
-       instruction's 10-byte memory operand (FBLD/FBSTP). */
-    static void emu_x87_full(unsigned char* img, int op, unsigned char* m) {
+    /* Any x87 instruction run on the host FPU loaded with the whole guest
+       FPU (a 108-byte FNSAVE image, 32-bit layout, in/out): enc is the
+       opcode byte and ModRM (memory forms with ModRM (n << 3) | 6, i.e.
+       [rsi], pointing at m). Stack faults, C0-C3, results under unmasked
+       exceptions are the host's. The image's status word must carry no
+       exception flags, ES or B (nothing may be pending when the instruction
+       starts); an exception it raises unmasked stays pending only until the
+       non-waiting FNSAVE. *ah: RFLAGS bits 0-7 in (FCMOVcc, via SAHF) and
+       out (FCOMI and friends, via LAHF). */
+    #define EMU_XA1(op, mm) case (((op) << 8) | (mm)): __asm__ volatile("sahf\\n\\t.byte %c2, %c3\\n\\tlahf" \
+        : "+a"(ax) : "S"(m), "i"(op), "i"(mm) : "cc", "memory"); break;
+    #define EMU_XA8(op, mm) EMU_XA1(op, mm) EMU_XA1(op, mm + 1) EMU_XA1(op, mm + 2) EMU_XA1(op, mm + 3) \
+        EMU_XA1(op, mm + 4) EMU_XA1(op, mm + 5) EMU_XA1(op, mm + 6) EMU_XA1(op, mm + 7)
+    #define EMU_XAREG(op) EMU_XA8(op, 0xc0) EMU_XA8(op, 0xc8) EMU_XA8(op, 0xd0) EMU_XA8(op, 0xd8) \
+        EMU_XA8(op, 0xe0) EMU_XA8(op, 0xe8) EMU_XA8(op, 0xf0) EMU_XA8(op, 0xf8)
+    #define EMU_XAMEM(op) EMU_XA1(op, 0x06) EMU_XA1(op, 0x0e) EMU_XA1(op, 0x16) EMU_XA1(op, 0x1e) \
+        EMU_XA1(op, 0x26) EMU_XA1(op, 0x2e) EMU_XA1(op, 0x36) EMU_XA1(op, 0x3e)
+    #define EMU_XAOP(op) EMU_XAREG(op) EMU_XAMEM(op)
+    static void emu_x87_any(unsigned char* img, unsigned int enc, unsigned char* m, unsigned int* ah) {
         unsigned char host[108];
+        unsigned long ax = (unsigned long)(*ah & 0xff) << 8;
         __asm__ volatile("fnsave %0\\n\\tfrstor %1" : "=m"(host) : "m"(*(unsigned char(*)[108])img) : "memory");
-        switch (op) {
-        case XF_FSIN: __asm__ volatile("fsin"); break;
-        case XF_FCOS: __asm__ volatile("fcos"); break;
-        case XF_FSINCOS: __asm__ volatile("fsincos"); break;
-        case XF_FPTAN: __asm__ volatile("fptan"); break;
-        case XF_FPATAN: __asm__ volatile("fpatan"); break;
-        case XF_F2XM1: __asm__ volatile("f2xm1"); break;
-        case XF_FYL2X: __asm__ volatile("fyl2x"); break;
-        case XF_FYL2XP1: __asm__ volatile("fyl2xp1"); break;
-        case XF_FPREM1: __asm__ volatile("fprem1"); break;
-        case XF_FXTRACT: __asm__ volatile("fxtract"); break;
-        case XF_FLDL2T: __asm__ volatile("fldl2t"); break;
-        case XF_FLDL2E: __asm__ volatile("fldl2e"); break;
-        case XF_FLDPI: __asm__ volatile("fldpi"); break;
-        case XF_FLDLG2: __asm__ volatile("fldlg2"); break;
-        case XF_FLDLN2: __asm__ volatile("fldln2"); break;
-        case XF_FBLD: __asm__ volatile("fbld %0" : : "m"(*(unsigned char(*)[10])m)); break;
-        default: __asm__ volatile("fbstp %0" : "=m"(*(unsigned char(*)[10])m)); break;
+        switch (enc) {
+        EMU_XAOP(0xd8) EMU_XAOP(0xd9) EMU_XAOP(0xda) EMU_XAOP(0xdb)
+        EMU_XAOP(0xdc) EMU_XAOP(0xdd) EMU_XAOP(0xde) EMU_XAOP(0xdf)
+        default: break;
         }
         __asm__ volatile("fnsave %0\\n\\tfrstor %1" : "=m"(*(unsigned char(*)[108])img) : "m"(host) : "memory");
+        *ah = (ax >> 8) & 0xff;
     }
     """
     unsigned int emu_x87(unsigned int cw, int op, const unsigned char* a, const unsigned char* b,
                          unsigned char* r, uint64_t* m) noexcept nogil
-    void emu_x87_full(unsigned char* img, int op, unsigned char* m) noexcept nogil
-    enum:
-        XF_FSIN, XF_FCOS, XF_FSINCOS, XF_FPTAN, XF_FPATAN, XF_F2XM1, XF_FYL2X, XF_FYL2XP1
-        XF_FPREM1, XF_FXTRACT, XF_FLDL2T, XF_FLDL2E, XF_FLDPI, XF_FLDLG2, XF_FLDLN2, XF_FBLD, XF_FBSTP
+    void emu_x87_any(unsigned char* img, unsigned int enc, unsigned char* m, unsigned int* ah) noexcept nogil
+
+# encodings for x87_full (opcode << 8 | ModRM; memory forms address [rsi])
+DEF XF_FSIN = 0xd9fe
+DEF XF_FCOS = 0xd9ff
+DEF XF_FSINCOS = 0xd9fb
+DEF XF_FPTAN = 0xd9f2
+DEF XF_FPATAN = 0xd9f3
+DEF XF_F2XM1 = 0xd9f0
+DEF XF_FYL2X = 0xd9f1
+DEF XF_FYL2XP1 = 0xd9f9
+DEF XF_FPREM1 = 0xd9f5
+DEF XF_FXTRACT = 0xd9f4
+DEF XF_FLDL2T = 0xd9e9
+DEF XF_FBLD = 0xdf26
+DEF XF_FBSTP = 0xdf36
+
+cdef extern from *:
     enum:
         XO_ADD, XO_MUL, XO_COM, XO_COMP_, XO_SUB, XO_SUBR, XO_DIV, XO_DIVR, XO_UCOM, XO_SQRT, XO_PREM
         XO_RNDINT, XO_TST, XO_LD32, XO_LD64, XO_ST32, XO_ST64, XO_ILD16, XO_ILD32, XO_ILD64
@@ -272,6 +294,8 @@ cdef int op_x87_d8(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t sw
     if x87_check(c):
         return R_EXC
+    if x87_unmasked(c):
+        return x87_slow(c, u)
     x87_note(c, u)
     if u.mem:
         # the host instruction with the memory operand in its own format, so
@@ -366,6 +390,8 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
             return R_EXC if mem_write(c, a, 2, c.fcw) else R_NEXT
         if x87_check(c):
             return R_EXC
+        if x87_unmasked(c) and n != 4 and n != 6:
+            return x87_slow(c, u)
         x87_note(c, u)
         if n == 0:              # FLD m32
             if mem_read(c, a, 4, &m):
@@ -388,6 +414,8 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
         return raise_ud(c)
     if x87_check(c):
         return R_EXC
+    if x87_unmasked(c):
+        return x87_slow(c, u)
     x87_note(c, u)
     if n == 0:                  # FLD ST(i)
         if st_empty(c, i):
@@ -643,6 +671,8 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
         return R_NEXT
     if x87_check(c):
         return R_EXC
+    if x87_unmasked(c) and not (u.mem and u.opc == 0xdd and n >= 4):
+        return x87_slow(c, u)
     if u.mem:
         a = ea_of(c, u)
         if u.opc == 0xdd and n == 7:        # FNSTSW m16
@@ -809,19 +839,25 @@ cdef void x87_env32(Cpu* c, uint8_t* b, uint16_t fsw) noexcept nogil:
     memcpy(b + 20, &v, 4)
     memcpy(b + 24, &c.seg_sel[SEG_DS], 2)
 
-cdef int x87_full(Cpu* c, int op, uint8_t* m) noexcept nogil:
-    """Run one instruction on the host FPU loaded with the whole guest FPU
-    (emu_x87_full): FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1 FPREM1
-    FXTRACT, the FLDxx constants and FBLD/FBSTP. The guest's exception flags,
-    ES and B are kept out of the host (nothing may be pending there) and
-    merged back afterwards."""
+cdef int x87_full(Cpu* c, uint32_t enc, uint8_t* m) noexcept nogil:
+    """FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1 FPREM1 FXTRACT, the
+    FLDxx constants and FBLD/FBSTP: always on the host FPU (x87_any)."""
+    x87_any(c, enc, m, 0)
+    return R_NEXT
+
+cdef uint32_t x87_any(Cpu* c, uint32_t enc, uint8_t* m, uint32_t ah) noexcept nogil:
+    """Run one instruction (opcode << 8 | ModRM, memory operand at m) on the
+    host FPU loaded with the whole guest FPU (emu_x87_any). The guest's
+    exception flags, ES and B are kept out of the host (nothing may be
+    pending there) and merged back afterwards. ah: RFLAGS bits 0-7 in and
+    out."""
     cdef uint8_t b[108]
     cdef uint16_t nsw, old = c.fsw
     cdef uint32_t i, flags
     x87_env32(c, b, <uint16_t>(x87_fsw(c) & ~0x80ff))
     for i in range(8):
         memcpy(b + 28 + 10 * i, st_ptr(c, i), 10)
-    emu_x87_full(b, op, m)
+    emu_x87_any(b, enc, m, &ah)
     memcpy(&nsw, b + 4, 2)
     memcpy(&c.ftw, b + 8, 2)
     c.ftop = (nsw >> 11) & 7
@@ -831,6 +867,51 @@ cdef int x87_full(Cpu* c, int op, uint8_t* m) noexcept nogil:
         c.fsw |= FSW_ES | FSW_B
     for i in range(8):
         memcpy(st_ptr(c, i), b + 28 + 10 * i, 10)
+    return ah
+
+cdef inline int x87_unmasked(Cpu* c) noexcept nogil:
+    return (c.fcw & 0x3f) != 0x3f
+
+cdef int x87_slow(Cpu* c, const Uop* u) noexcept nogil:
+    """A non-control x87 instruction run whole on the host FPU (x87_any): the
+    path taken while the guest unmasks any exception, so results, stack and
+    status under unmasked exceptions (no store; biased exponents for
+    overflow/underflow; rounded result with precision) are the hardware's."""
+    cdef uint32_t n = u.reg & 7, k = u.opc - 0xd8, size = 0, store = 0, enc, ah
+    cdef uint8_t buf[16]
+    cdef uint64_t a = 0
+    x87_note(c, u)
+    memset(buf, 0, 16)
+    if u.mem:
+        enc = (<uint32_t>u.opc << 8) | (n << 3) | 6
+        if k == 0 or k == 2:
+            size = 4
+        elif k == 4:
+            size = 8
+        elif k == 6:
+            size = 2
+        else:
+            size = 4 if k == 1 or k == 3 else (8 if k == 5 else 2)
+            if 1 <= n <= 3:
+                store = 1
+            elif k == 3 and (n == 5 or n == 7):
+                size = 10
+                store = n == 7
+            elif k == 7 and n >= 4:
+                size = 10 if (n == 4 or n == 6) else 8
+                store = n >= 6
+        a = ea_of(c, u)
+        if store and probe_write(c, a, size):
+            return R_EXC
+        if mem_read_bytes(c, a, buf, size):
+            return R_EXC
+    else:
+        enc = (<uint32_t>u.opc << 8) | 0xc0 | (n << 3) | (u.rm & 7)
+    ah = x87_any(c, enc, buf, <uint32_t>get_rflags(c) & 0xff)
+    if store and mem_write_bytes(c, a, buf, size):
+        return R_EXC
+    if not u.mem and (k == 3 or k == 7) and (n == 5 or n == 6):
+        set_arith_flags(c, ah & 0xD5)       # FCOMI family: ZF PF CF, OF SF AF clear
     return R_NEXT
 
 cdef int x87_stenv(Cpu* c, const Uop* u, uint64_t a, int save) noexcept nogil:
