@@ -368,3 +368,34 @@ def test_partial_remainder_and_out_of_range():
         difftest.check(code, {"rsi": addr + 16}, fxstate=bytes(st), note="fprem/fsin large")
         n += 1
     difftest.covered("fprem/fprem1 partial, fsin/fcos/fptan/fsincos out of range", n)
+
+
+def test_pending_exception_mf():
+    """With ES set (an unmasked exception flagged), waiting x87 instructions
+    take #MF before doing anything; the no-wait ones and FLDCW/FLDENV/FRSTOR
+    do not; FNCLEX clears the condition."""
+    side = difftest.emu_side()
+    base = 0x10050000
+    side.ensure_mapped(base, 0x1000)
+    side.m.write(base, struct.pack("<H", 0x037F) + bytes(126))
+    v = side.m.vcpu
+    img = bytearray(x87_state(random.Random(16), 3))
+    struct.pack_into("<HH", img, 0, 0x0372, 0x8081 | (7 << 11))   # IE flagged, unmasked: ES, B
+    n = 0
+    waiting = [b"\xD8\xC1", b"\xD9\xE8", b"\xDD\x06", b"\xDB\x06", b"\xD9\xFE", b"\xDF\x36", b"\xDD\xD1", b"\x9B"]
+    nowait = [b"\xDB\xE2", b"\xDB\xE3", b"\xDF\xE0", b"\xD9\x3E", b"\xDD\x3E", b"\xD9\x36", b"\xDD\x36",
+              b"\xD9\x2E", b"\xD9\x26", b"\xDD\x26"]
+    for code in waiting + nowait:
+        v.fxrstor(bytes(img))
+        ex, _ = difftest.emu_only(code, {"rsi": base})
+        if code in waiting:
+            assert ex.name == "EXCEPTION" and ex.vector == 16, (code.hex(), ex)
+            assert v.fpu_state["fsw"] == 0x8081 | (7 << 11)          # nothing done
+        else:
+            assert ex.name == "BUDGET", (code.hex(), ex)
+        n += 1
+    v.fxrstor(bytes(img))
+    ex, _ = difftest.emu_only(b"\xDB\xE2\x9B", {}, budget=2)        # FNCLEX; FWAIT
+    assert ex.name == "BUDGET" and not v.fpu_state["fsw"] & 0x8080
+    v.fxrstor(x87_state(random.Random(17), 0))
+    difftest.covered("x87 pending exception #MF / no-wait forms (emu)", n + 1)

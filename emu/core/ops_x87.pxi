@@ -20,9 +20,9 @@
 #   run whole on the host FPU loaded with the entire guest FPU state
 #   (emu_x87_any via x87_any), so stack faults, C0-C3 and the unmasked
 #   responses are the hardware's.
-# Unmasked exceptions set ES/B in the status word (the #MF that the next
-# waiting instruction would take is delivered by FWAIT and MMX instructions
-# only).
+# Unmasked exceptions set ES/B in the status word; the next waiting x87
+# instruction (all but FNINIT FNCLEX FNSTSW FNSTCW FNSTENV FNSAVE and
+# FLDCW FLDENV FRSTOR), FWAIT or MMX instruction then takes #MF.
 
 cdef extern from *:
     """
@@ -224,9 +224,22 @@ cdef inline void x87_exc(Cpu* c, uint32_t flags) noexcept nogil:
     if flags & 0x3f & ~c.fcw:
         c.fsw |= FSW_ES | FSW_B
 
-cdef inline int x87_check(Cpu* c) noexcept nogil:
+cdef inline int x87_check_nw(Cpu* c) noexcept nogil:
+    """The no-wait instructions (FNINIT FNCLEX FNSTSW FNSTCW FNSTENV FNSAVE)
+    and FLDCW/FLDENV/FRSTOR, which list no #MF (a pending exception they
+    unmask is taken by the next waiting instruction): CR0.EM or CR0.TS
+    give #NM."""
     if c.cr0 & (SSE_CR0_EM | SSE_CR0_TS):
         return raise_exc(c, EXC_NM, 0, 0)
+    return 0
+
+cdef inline int x87_check(Cpu* c) noexcept nogil:
+    """The other x87 instructions also take a pending unmasked exception
+    (ES set) first: #MF (SDM Vol. 1, 8.6)."""
+    if c.cr0 & (SSE_CR0_EM | SSE_CR0_TS):
+        return raise_exc(c, EXC_NM, 0, 0)
+    if c.fsw & FSW_ES:
+        return raise_exc(c, EXC_MF, 0, 0)
     return 0
 
 cdef inline void x87_result_flags(Cpu* c, uint32_t sw) noexcept nogil:
@@ -378,7 +391,7 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
     if u.mem:
         a = ea_of(c, u)
         if n == 5:              # FLDCW
-            if mem_read(c, a, 2, &m):
+            if x87_check_nw(c) or mem_read(c, a, 2, &m):
                 return R_EXC
             c.fcw = <uint16_t>((m & 0x1F3F) | 0x40)
             if c.fsw & 0x3f & ~c.fcw:
@@ -387,10 +400,16 @@ cdef int op_x87_d9(Cpu* c, const Uop* u) noexcept nogil:
                 c.fsw &= ~(<uint16_t>(FSW_ES | FSW_B))
             return R_NEXT
         if n == 7:              # FNSTCW
+            if x87_check_nw(c):
+                return R_EXC
             return R_EXC if mem_write(c, a, 2, c.fcw) else R_NEXT
+        if n == 4:              # FLDENV
+            return x87_ldenv(c, u, a, 0)
+        if n == 6:              # FNSTENV
+            return x87_stenv(c, u, a, 0)
         if x87_check(c):
             return R_EXC
-        if x87_unmasked(c) and n != 4 and n != 6:
+        if x87_unmasked(c):
             return x87_slow(c, u)
         x87_note(c, u)
         if n == 0:              # FLD m32
@@ -658,6 +677,10 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t cc
     if u.mem and u.opc == 0xda:
         return op_x87_d8(c, u)
+    if not u.mem and ((u.opc == 0xdb and n == 4) or (u.opc == 0xdf and n == 4 and i == 0)) or \
+            (u.mem and u.opc == 0xdd and (n == 6 or n == 7)):
+        if x87_check_nw(c):
+            return R_EXC
     if not u.mem and u.opc == 0xdb and n == 4:
         if i == 3:              # FNINIT
             x87_init_state(c)
@@ -669,7 +692,7 @@ cdef int op_x87_mem_misc(Cpu* c, const Uop* u) noexcept nogil:
     if not u.mem and u.opc == 0xdf and n == 4 and i == 0:      # FNSTSW AX
         rset(c, 0, 2, x87_fsw(c))
         return R_NEXT
-    if x87_check(c):
+    if not (u.mem and u.opc == 0xdd and (n == 4 or n == 6 or n == 7)) and x87_check(c):
         return R_EXC
     if x87_unmasked(c) and not (u.mem and u.opc == 0xdd and n >= 4):
         return x87_slow(c, u)
@@ -922,7 +945,7 @@ cdef int x87_stenv(Cpu* c, const Uop* u, uint64_t a, int save) noexcept nogil:
     cdef uint8_t e[28]
     cdef uint32_t n, i
     cdef uint16_t w
-    if x87_check(c):
+    if x87_check_nw(c):
         return R_EXC
     x87_env32(c, e, x87_fsw(c))
     if u.pfx66:
@@ -955,7 +978,7 @@ cdef int x87_ldenv(Cpu* c, const Uop* u, uint64_t a, int restore) noexcept nogil
     cdef uint8_t b[108]
     cdef uint32_t n, i, v32 = 0
     cdef uint16_t cw, sw, tw, w
-    if x87_check(c):
+    if x87_check_nw(c):
         return R_EXC
     n = 14 if u.pfx66 else 28
     if mem_read_bytes(c, a, b, n + (80 if restore else 0)):
