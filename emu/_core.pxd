@@ -153,6 +153,7 @@ cdef struct Cpu:
     uint64_t tr_base, ldtr_base
     uint32_t tr_limit, ldtr_limit
     uint16_t tr_sel, ldtr_sel
+    uint64_t dr[8]            # debug registers (stored; no breakpoints are raised)
     # ---- SSE / x87 state (ops_sse_*.pxi, ops_x87.pxi, ops_fxsave.pxi) ----
     uint64_t xmm[16][2]   # XMM0-15, two little-endian qwords each
     uint32_t mxcsr        # reset 0x1F80

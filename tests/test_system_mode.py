@@ -208,7 +208,7 @@ PRIVILEGED = [
     ("ltr ax", "0f00d8"), ("lldt ax", "0f00d0"), ("clts", "0f06"), ("wbinvd", "0f09"),
     ("invd", "0f08"), ("rdpmc", "0f33"), ("swapgs", "0f01f8"), ("sysretq", "480f07"),
     ("in al, 0x81", "e481"), ("out dx, al (0x3000)", "ee"), ("in eax, dx (0x3000)", "ed"),
-    ("mov ss, ax (null)", "8ed0"),
+    ("mov ss, ax (null)", "8ed0"), ("mov dr7, rax", "0f23f8"), ("mov rbx, dr6", "0f21f3"),
 ]
 
 
@@ -878,3 +878,49 @@ def test_user_mode_personality_unchanged():
     v.rip = UCODE
     ex = v.run(10)
     assert ex.name == "EXCEPTION" and ex.vector == GP
+
+
+def test_debug_registers_and_into():
+    k = Kernel()
+    v = k.v
+    hud = k.handler(UD, CPUID)
+    main = KCODE + 0x2000
+    # mov dr7, rax / mov rbx, dr7 / mov rcx, dr4 (DR6 alias) / mov dr0, rdx / mov r9, dr0
+    k.m.write(main, bytes.fromhex("0f23f8 0f21fb 0f21e1 0f23c2 410f21c1") + CPUID)
+    k.kernel_mode(main)
+    v.rax, v.rdx = 0x1FFFF, 0xFFFF800000001234
+    at(k.run(), "CPUID", main + 16)
+    assert v.rbx == (0x1FFFF & 0xFFFF2BFF) | 0x400 and v.rcx == 0xFFFF0FF0
+    assert v.r9 == 0xFFFF800000001234 and v.get_dr(0) == 0xFFFF800000001234
+    # DR4 with CR4.DE, DR8 (REX.R): #UD; the upper half of DR7: #GP
+    v.cr4 = v.cr4 | 8
+    for code in ("0f21e1", "440f21c0"):
+        k.m.write(main, bytes.fromhex(code))
+        k.kernel_mode(main)
+        at(k.run(), "CPUID", hud)
+    hgp = k.handler(GP, CPUID, slot=1)
+    k.m.write(main, bytes.fromhex("0f23f8"))
+    k.kernel_mode(main)
+    v.rax = 1 << 32
+    at(k.run(), "CPUID", hgp)
+    # INTO does not exist in 64-bit mode: #UD through the IDT
+    k.m.write(UCODE, bytes.fromhex("ce"))
+    k.user_mode(rflags=0xA02)
+    at(k.run(), "CPUID", hud)
+    assert k.frame(err=False)[1] == UCODE
+
+
+def test_delivery_through_device_memory_faults():
+    """A kernel stack outside RAM (an MMIO address) cannot take the frame:
+    #GP(EXT) for the #UD, which needs that stack too: #DF on IST1."""
+    k = Kernel()
+    v = k.v
+    k.m.page_tables.map(0x800000, 0x10000000, 0x1000, user=False)
+    k.m.write(TSS + 4, struct.pack("<Q", 0x801000))
+    k.handler(UD, CPUID)
+    k.handler(GP, CPUID, slot=1)
+    hdf = k.handler(DF, CPUID, slot=2, ist=1)
+    k.m.write(UCODE, bytes.fromhex("0f0b"))
+    k.user_mode()
+    at(k.run(), "CPUID", hdf)
+    assert k.frame() == (0, UCODE, UCS, 0x202, USP, UDS)

@@ -165,6 +165,8 @@ cdef class Vcpu:
         self.c.mxcsr = 0x1F80
         self.c.fcw = 0x037F
         self.c.ftw = 0xFFFF
+        self.c.dr[6] = 0xFFFF0FF0ULL
+        self.c.dr[7] = 0x400
 
     def __dealloc__(self):
         free(self.c.tlb)
@@ -348,6 +350,17 @@ cdef class Vcpu:
     @tr.setter
     def tr(self, v):
         self.c.tr_sel, self.c.tr_base, self.c.tr_limit = v[0], v[1], v[2]
+
+    def get_dr(self, int i):
+        """Debug register DRi (0-3, 6, 7)."""
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        return self.c.dr[i]
+
+    def set_dr(self, int i, uint64_t v):
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        self.c.dr[i] = v
 
     @property
     def ldtr(self):

@@ -278,6 +278,18 @@ cdef int idt_deliver(Cpu* c, uint32_t vec, uint64_t err, int has_err, int kind,
     c.halted = 0
     return 0
 
+cdef int idt_deliver_checked(Cpu* c, uint32_t vec, uint64_t err, int has_err, int kind,
+                             uint64_t ret_rip) noexcept nogil:
+    """idt_deliver, where a descriptor table, TSS or stack outside RAM (an
+    MMIO exit) counts as #GP(EXT): the core does not deliver events through
+    device memory."""
+    if idt_deliver(c, vec, err, has_err, kind, ret_rip) == 0:
+        return 0
+    if c.exit_reason == EXIT_MMIO:
+        c.exit_reason = EXIT_NONE
+        return raise_exc(c, EXC_GP, 0 if kind == EVK_SOFT else 1, 1)
+    return R_EXC
+
 cdef int deliver_event(Cpu* c, uint32_t vec, uint64_t err, int has_err, int kind,
                        uint64_t ret_rip) noexcept nogil:
     """Deliver an event, turning faults during delivery into a double fault
@@ -287,7 +299,7 @@ cdef int deliver_event(Cpu* c, uint32_t vec, uint64_t err, int has_err, int kind
     cdef uint32_t second
     cdef int cf, cs, n = 0
     while True:
-        if idt_deliver(c, vec, err, has_err, kind, ret_rip) == 0:
+        if idt_deliver_checked(c, vec, err, has_err, kind, ret_rip) == 0:
             return 0
         second = c.exc_vector
         cf = exc_class(first) if first < 256 else 0
@@ -312,7 +324,7 @@ cdef inline int soft_interrupt(Cpu* c, const Uop* u, uint32_t vec, int kind) noe
     """INT n / INT3 / INT1 in system mode: a trap through the IDT, returning
     after the instruction. A fault during delivery is a fault of the INT
     instruction (software interrupts are benign: no double fault)."""
-    if idt_deliver(c, vec, 0, 0, kind, u.rip_next):
+    if idt_deliver_checked(c, vec, 0, 0, kind, u.rip_next):
         return R_EXC
     return R_BRANCH
 
@@ -600,6 +612,46 @@ cdef int op_rdpmc(Cpu* c, const Uop* u) noexcept nogil:
     c.r[2] = 0
     return R_NEXT
 
+cdef int fix_mov_dr(Cpu* c, Dec* d, Uop* u) noexcept nogil:
+    """0F 21 / 0F 23: like MOV CR the ModRM byte is read as imm8 (mod is
+    ignored). REX.R (DR8-15) is #UD."""
+    cdef uint32_t m = <uint32_t>u.imm & 0xff
+    if d.rex & 4:
+        return raise_ud(c)
+    u.reg = (m >> 3) & 7
+    u.rm = (m & 7) | ((d.rex & 1) << 3)
+    u.mem = 0
+    u.osz = 8
+    return 0
+
+cdef int op_mov_dr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 21 MOV r64, DRn (u.sub 0) / 0F 23 MOV DRn, r64 (u.sub 1) (SDM MOV
+    Debug Registers): #GP(0) at CPL > 0; DR4/DR5 alias DR6/DR7 unless
+    CR4.DE (then #UD); DR6/DR7 upper halves must be written as zero. The
+    values are kept but no debug exceptions are generated."""
+    cdef uint32_t n = u.reg
+    cdef uint64_t v
+    if n == 4 or n == 5:
+        if c.cr4 & 8:
+            return raise_ud(c)
+        n += 2
+    if c.cpl != 0:
+        return raise_gp0(c)
+    if u.sub == 0:
+        c.r[u.rm] = c.dr[n]
+        return R_NEXT
+    v = c.r[u.rm]
+    if n == 6:
+        if v >> 32:
+            return raise_gp0(c)
+        v = (v & 0xe00f) | 0xffff0ff0ULL
+    elif n == 7:
+        if v >> 32:
+            return raise_gp0(c)
+        v = (v & 0xffff2bffULL) | 0x400
+    c.dr[n] = v
+    return R_NEXT
+
 cdef void init_sysmode():
     op(0, 0xcf, op_iret, D_END)
     op(0, 0xcb, op_retf, D_END)
@@ -616,3 +668,7 @@ cdef void init_sysmode():
     grp(1, 0x00, 2, op_lldt_ltr, 0)
     grp(1, 0x00, 3, op_lldt_ltr, 0)
     op(1, 0x33, op_rdpmc, 0)
+    op(1, 0x21, op_mov_dr, D_F64, I_8, 0)
+    op(1, 0x23, op_mov_dr, D_F64, I_8, 1)
+    opfix(1, 0x21, fix_mov_dr)
+    opfix(1, 0x23, fix_mov_dr)
