@@ -924,3 +924,46 @@ def test_delivery_through_device_memory_faults():
     k.user_mode()
     at(k.run(), "CPUID", hdf)
     assert k.frame() == (0, UCODE, UCS, 0x202, USP, UDS)
+
+
+def test_demand_paging_retries_the_faulting_instruction():
+    k = Kernel()
+    v = k.v
+    # #PF handler: cpuid (the test maps the page here) / add rsp, 8 / iretq
+    h = k.handler(PF, CPUID + POP_ERR_IRETQ)
+    # user: mov rax, [rbx] / cpuid
+    k.m.write(UCODE, bytes.fromhex("488b03") + CPUID)
+    k.user_mode()
+    v.rbx = UNMAPPED + 0x10
+    at(k.run(), "CPUID", h)
+    assert k.frame()[:2] == (0x4, UCODE) and v.cr2 == UNMAPPED + 0x10
+    k.m.map(UNMAPPED, 0x1000)
+    k.m.write(UNMAPPED + 0x10, struct.pack("<Q", 0x1122334455667788))
+    at(k.run(), "CPUID", UCODE + 3)
+    assert v.rax == 0x1122334455667788 and v.cpl == 3
+
+
+def test_timer_interrupts_preempt_a_user_loop():
+    """A user loop counting in RAX, interrupted by vector 0x20 a few times:
+    the handler counts ticks in kernel memory and returns with IRETQ; the
+    user's registers and flags survive."""
+    k = Kernel()
+    v = k.v
+    ticks = KDATA + 0xA00
+    # handler: inc qword [ticks] / iretq
+    h = k.handler(0x20, bytes.fromhex("48ff0425") + struct.pack("<I", ticks) + IRETQ)
+    # user: inc rax / cmp rax, 100000 / jne user / cpuid
+    k.m.write(UCODE, bytes.fromhex("48ffc0 483da0860100 75f5") + CPUID)
+    k.user_mode()
+    v.rax = 0
+    n = 0
+    while True:
+        ex = v.run(5000)
+        if ex.name == "CPUID":
+            break
+        assert ex.name == "BUDGET" and v.cpl == 3
+        v.raise_irq(0x20)
+        n += 1
+    assert ex.rip == UCODE + 11 and v.rax == 100000 and v.cpl == 3 and v.rsp == USP
+    assert k.q(ticks)[0] == n and n >= 10
+    assert h == k.handlers[0x20]

@@ -117,10 +117,14 @@ cdef int op_rdrand(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
     """SYSCALL at CPL 3 to the kernel's LSTAR (SDM SYSCALL; flat 64-bit segments)."""
+    cdef uint64_t old
     c.r[1] = u.rip_next
     c.r[11] = get_rflags(c)
     materialize_flags(c)
+    old = c.rflags
     c.rflags &= ~(c.msr_sfmask | 0x10000)
+    if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
+        tlb_flush(c)                 # SMAP permissions cached in the TLB depend on AC
     c.rip = c.msr_lstar
     c.seg_sel[SEG_CS] = (c.msr_star >> 32) & 0xfffc
     c.seg_sel[SEG_SS] = ((c.msr_star >> 32) + 8) & 0xfffc
