@@ -780,9 +780,13 @@ def test_far_return_and_iret_checks():
         k.kernel_mode(main, rsp=RSP0 - 0x140, rflags=rflags)
         return k.run()
 
-    # iretq to ring 3 with IOPL and IF from the image (CPL 0 may change both)
+    # iretq to ring 3 with IOPL and IF from the image (CPL 0 may change both);
+    # DS and FS held DPL-0 data segments: nulled; ES (DPL 3) and GS (null) stay
+    for sr, sel in ((0, UDS), (3, KDS), (4, FSBASE_SEL), (5, 0)):
+        v.set_seg_sel(sr, sel)
     at(iret((UCODE, UCS, 0x3202 | 0x8D5, USP, UDS)), "CPUID", UCODE)
     assert v.rflags == 0x3202 | 0x8D5 and v.cpl == 3
+    assert [v.get_seg_sel(i) for i in range(6)] == [UDS, UCS, UDS, 0, 0, 0]
     # to a 32-bit code segment (compatibility mode): #GP(selector)
     at(iret((UCODE, UCS32, 0x202, USP, UDS)), "CPUID", hgp)
     assert k.frame()[0] == UCS32 & ~3

@@ -13,7 +13,7 @@
 # IRET/RET far to such a CS raise #GP(selector) and SYSRET without REX.W
 # raises #UD; the RF flag is never set (no debug breakpoints), so the frames
 # pushed carry RF=0 and IRET does not load it; descriptor Accessed bits are
-# not set; an IRET/RET far to an outer level does not null DS/ES/FS/GS.
+# not set.
 
 DEF F_NT_ = 0x4000
 DEF F_RF_ = 0x10000
@@ -173,6 +173,32 @@ cdef int load_seg(Cpu* c, uint32_t sr, uint32_t sel) noexcept nogil:
     if sr == SEG_FS or sr == SEG_GS:
         c.seg_base[sr] = desc_base32(d)
     return 0
+
+cdef void null_outer_segs(Cpu* c) noexcept nogil:
+    """After IRET / RET far to an outer level (SDM IRET, RET): ES, DS, FS and
+    GS that hold a data or non-conforming code segment more privileged than
+    the new CPL get a null selector (bases are kept). An unreadable
+    descriptor leaves the register alone (and no fault is raised)."""
+    cdef uint64_t d, cr2 = c.cr2
+    cdef uint32_t sr, sel
+    cdef uint32_t vec = c.exc_vector, has = c.exc_has_error
+    cdef uint64_t err = c.exc_error
+    for sr in range(6):
+        if sr == SEG_CS or sr == SEG_SS:
+            continue
+        sel = c.seg_sel[sr]
+        if (sel & 0xfffc) == 0:
+            continue
+        if read_desc(c, sel, 0, &d, NULL):
+            if c.exit_reason == EXIT_MMIO:
+                c.exit_reason = EXIT_NONE
+            continue
+        if (desc_is_data(d) or (desc_is_code(d) and not (d & (<uint64_t>1 << 42)))) and desc_dpl(d) < c.cpl:
+            c.seg_sel[sr] = 0
+    c.cr2 = cr2
+    c.exc_vector = vec
+    c.exc_error = err
+    c.exc_has_error = has
 
 # ---- the TSS (SDM 7.7) ----
 
@@ -424,6 +450,8 @@ cdef int op_iret(Cpu* c, const Uop* u) noexcept nogil:
     c.seg_sel[SEG_CS] = <uint16_t>ncs
     c.seg_sel[SEG_SS] = <uint16_t>nss
     set_cpl(c, rpl)
+    if rpl > cpl:
+        null_outer_segs(c)
     c.rip = nrip
     if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
         tlb_flush(c)
@@ -464,6 +492,7 @@ cdef int op_retf(Cpu* c, const Uop* u) noexcept nogil:
         c.r[4] = nrsp + imm
         c.seg_sel[SEG_SS] = <uint16_t>nss
         set_cpl(c, rpl)
+        null_outer_segs(c)
     else:
         c.r[4] = sp + 2 * sz + imm
     c.seg_sel[SEG_CS] = <uint16_t>ncs
