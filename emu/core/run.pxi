@@ -21,6 +21,27 @@ cdef inline int deliver_exception(Cpu* c) noexcept nogil:
     c.exit_rip = c.rip
     return 1
 
+cdef int cpu_events(Cpu* c, uint64_t end) noexcept nogil:
+    """The block-boundary slow path, taken when c.events is nonzero: a stop
+    request (1: exit), or a pending interrupt (2: one was delivered, c.rip
+    changed; 1: delivering it shut the vCPU down; 0: not deliverable now)."""
+    cdef int r
+    if c.events & EV_STOP:
+        emu_atomic_and32(&c.events, ~(<uint32_t>EV_STOP))
+        c.exit_reason = EXIT_STOPPED
+        return 1
+    if c.icount < end:
+        r = irq_service(c)
+        if r < 0:
+            return 1
+        if r > 0:
+            return 2
+    return 0
+
+ctypedef int (*events_fn)(Cpu* c, uint64_t end) noexcept nogil
+# called through a pointer so the compiler keeps the slow path out of the loop
+cdef events_fn cpu_events_slow = cpu_events
+
 cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef uint64_t end = c.icount + budget
     cdef uint64_t remaining, rip
@@ -44,16 +65,11 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     while True:
         if c.events:
             # one test per block: a stop request or a pending interrupt
-            if c.events & EV_STOP:
-                emu_atomic_and32(&c.events, ~(<uint32_t>EV_STOP))
-                c.exit_reason = EXIT_STOPPED
-                break
-            if c.icount < end:
-                r = irq_service(c)
-                if r:
-                    prev = NULL
-                    if r < 0:
-                        break
+            r = cpu_events_slow(c, end)
+            if r:
+                if r == 1:
+                    break
+                prev = NULL
         if c.icount >= end:
             c.exit_reason = EXIT_BUDGET
             break
