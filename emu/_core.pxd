@@ -142,8 +142,9 @@ cdef struct Cpu:
     # CPUID table
     CpuidEntry* cpuid
     uint32_t n_cpuid
-    # pending stop request from another thread
-    volatile int stop_request
+    # attention bits tested once per block (EV_STOP: stop request from another
+    # thread; EV_IRQ: an external interrupt is pending), core/system.pxi
+    volatile uint32_t events
     # ---- SSE / x87 state (ops_sse_*.pxi, ops_x87.pxi, ops_fxsave.pxi) ----
     uint64_t xmm[16][2]   # XMM0-15, two little-endian qwords each
     uint32_t mxcsr        # reset 0x1F80
@@ -154,3 +155,12 @@ cdef struct Cpu:
     uint16_t fop          # last x87 opcode (11 bits)
     uint32_t ftop         # TOP of the x87 stack
     uint64_t fip, fdp     # last x87 instruction and data pointers
+    # ---- system mode (core/system.pxi); kept last so the hot fields keep their offsets ----
+    uint32_t deliver_via_idt  # faults and interrupts go through the IDT (else EXCEPTION exits)
+    uint32_t halted           # HLT exited with nothing deliverable: run() stays halted
+    uint64_t irq_bits[4]      # pending external interrupt vectors (set by the VMM)
+    uint64_t shadow_end       # interrupts blocked while icount < shadow_end (STI, MOV SS)
+    uint64_t tr_base, ldtr_base
+    uint32_t tr_limit, ldtr_limit
+    uint16_t tr_sel, ldtr_sel
+    uint64_t dr[8]            # debug registers (stored; no breakpoints are raised)

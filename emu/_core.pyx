@@ -35,6 +35,7 @@ include "core/ops_string.pxi"
 include "core/ops_atomic.pxi"
 include "core/ops_flags.pxi"
 include "core/ops_priv.pxi"
+include "core/system.pxi"
 include "core/ops_sse_mov.pxi"
 include "core/ops_sse_int.pxi"
 include "core/ops_sse_fp.pxi"
@@ -54,6 +55,7 @@ init_string()
 init_atomic()
 init_flags()
 init_priv()
+init_sysmode()
 init_sse_mov()
 init_sse_int()
 init_sse_fp()

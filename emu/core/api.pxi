@@ -165,6 +165,8 @@ cdef class Vcpu:
         self.c.mxcsr = 0x1F80
         self.c.fcw = 0x037F
         self.c.ftw = 0xFFFF
+        self.c.dr[6] = 0xFFFF0FF0ULL
+        self.c.dr[7] = 0x400
 
     def __dealloc__(self):
         free(self.c.tlb)
@@ -236,10 +238,14 @@ cdef class Vcpu:
         if n:
             memcpy(self.c.cpuid, other.c.cpuid, n * sizeof(CpuidEntry))
         self.c.cur_block = NULL
+        self.c.events = 0
+        memset(self.c.irq_bits, 0, sizeof(self.c.irq_bits))
+        self.c.halted = 0
+        self.c.shadow_end = 0
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
-        self.c.stop_request = 1
+        emu_atomic_or32(&self.c.events, EV_STOP)
 
     def complete_mmio_read(self, uint64_t value):
         """Answer the pending MMIO read; the instruction completes on the next run()."""
@@ -279,6 +285,91 @@ cdef class Vcpu:
     @rip.setter
     def rip(self, uint64_t v):
         self.c.rip = v
+        self.c.halted = 0
+
+    # ---- system mode (core/system.pxi) ----
+    @property
+    def system_mode(self):
+        """True: exceptions and interrupts are delivered through the guest's
+        IDT (a guest kernel runs at CPL 0); False: faults exit to the VMM as
+        EXCEPTION exits."""
+        return self.c.deliver_via_idt != 0
+
+    @system_mode.setter
+    def system_mode(self, bint v):
+        self.c.deliver_via_idt = v
+
+    @property
+    def deliver_via_idt(self):
+        """The same switch as system_mode."""
+        return self.c.deliver_via_idt != 0
+
+    @deliver_via_idt.setter
+    def deliver_via_idt(self, bint v):
+        self.c.deliver_via_idt = v
+
+    def raise_irq(self, int vector):
+        """Make external interrupt `vector` pending (callable from another
+        thread while run() executes). It is delivered through the IDT at a
+        block boundary once RFLAGS.IF=1, no STI/MOV SS shadow is active and
+        its priority class (vector >> 4) is above CR8; it wakes a HLT."""
+        if not 0 <= vector < 256:
+            raise ValueError("vector is 0..255")
+        irq_raise(&self.c, <uint32_t>vector)
+
+    def clear_irq(self, int vector):
+        """Withdraw a pending external interrupt."""
+        if not 0 <= vector < 256:
+            raise ValueError("vector is 0..255")
+        emu_atomic_and64(&self.c.irq_bits[vector >> 6], ~((<uint64_t>1) << (vector & 63)))
+
+    @property
+    def pending_irqs(self):
+        """Pending external interrupt vectors, highest first."""
+        return [v for v in range(255, -1, -1) if (self.c.irq_bits[v >> 6] >> (v & 63)) & 1]
+
+    @property
+    def halted(self):
+        """HLT executed in system mode and no interrupt has woken the vCPU."""
+        return self.c.halted != 0
+
+    @halted.setter
+    def halted(self, bint v):
+        self.c.halted = v
+
+    @property
+    def interrupt_shadow(self):
+        """Interrupts are blocked for one more instruction (after STI or MOV SS)."""
+        return self.c.icount < self.c.shadow_end
+
+    @property
+    def tr(self):
+        """(selector, base, limit) of the task register."""
+        return (self.c.tr_sel, self.c.tr_base, self.c.tr_limit)
+
+    @tr.setter
+    def tr(self, v):
+        self.c.tr_sel, self.c.tr_base, self.c.tr_limit = v[0], v[1], v[2]
+
+    def get_dr(self, int i):
+        """Debug register DRi (0-3, 6, 7)."""
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        return self.c.dr[i]
+
+    def set_dr(self, int i, uint64_t v):
+        if not 0 <= i < 8:
+            raise IndexError(i)
+        self.c.dr[i] = v
+
+    @property
+    def ldtr(self):
+        """(selector, base, limit) of the LDT register."""
+        return (self.c.ldtr_sel, self.c.ldtr_base, self.c.ldtr_limit)
+
+    @ldtr.setter
+    def ldtr(self, v):
+        self.c.ldtr_sel, self.c.ldtr_base, self.c.ldtr_limit = v[0], v[1], v[2]
 
     @property
     def rflags(self):

@@ -513,6 +513,9 @@ cdef int op_cli_sti(Cpu* c, const Uop* u) noexcept nogil:
     if c.cpl > iopl(c):
         return raise_gp0(c)
     if u.sub:
+        if not (c.rflags & F_IF):
+            # STI shadow: interrupts wait until the next instruction completes
+            c.shadow_end = c.icount + u.ninsn + 1
         c.rflags |= F_IF
     else:
         c.rflags &= ~(<uint64_t>F_IF)
@@ -520,14 +523,16 @@ cdef int op_cli_sti(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef int op_io(Cpu* c, const Uop* u) noexcept nogil:
     """E4-E7, EC-EF: IN/OUT exit to the VMM. u.sub bit 0: OUT; bit 1: port in DX.
-    At CPL > IOPL there is no TSS I/O bitmap to consult: #GP(0). For IN the
-    VMM answers with complete_io_in() before resuming."""
+    At CPL > IOPL the TSS I/O permission bitmap decides (#GP(0) when a bit is
+    set or TR holds no TSS). For IN the VMM answers with complete_io_in()
+    before resuming."""
     cdef uint32_t sz = u.osz
+    cdef uint32_t port = <uint32_t>((c.r[2] & 0xffff) if u.sub & 2 else (u.imm & 0xff))
     if sz == 8:
         sz = 4                       # REX.W does not widen IN/OUT
-    if c.cpl > iopl(c):
+    if c.cpl > iopl(c) and not io_allowed(c, port, sz):
         return raise_gp0(c)
-    c.io_port = (c.r[2] & 0xffff) if u.sub & 2 else (u.imm & 0xff)
+    c.io_port = port
     c.io_size = sz
     c.io_dir = u.sub & 1
     c.io_value = rget(c, 0, sz) if u.sub & 1 else 0
@@ -535,7 +540,10 @@ cdef int op_io(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef int op_int_n(Cpu* c, const Uop* u) noexcept nogil:
     """CD ib: a software interrupt, handed to the VMM as an EXCEPTION exit with
-    vector n (RIP after the instruction; Exit.software is set)."""
+    vector n (RIP after the instruction; Exit.software is set). In system
+    mode it goes through the IDT (gate DPL checked: #GP(n*8+2))."""
+    if c.deliver_via_idt:
+        return soft_interrupt(c, u, <uint32_t>(u.imm & 0xff), EVK_SOFT)
     c.exc_vector = <uint32_t>(u.imm & 0xff)
     c.exc_error = 0
     c.exc_has_error = 0
@@ -543,7 +551,10 @@ cdef int op_int_n(Cpu* c, const Uop* u) noexcept nogil:
     return exit_after(c, u, EXIT_EXCEPTION)
 
 cdef int op_int1(Cpu* c, const Uop* u) noexcept nogil:
-    """F1 INT1 (ICEBP): a #DB trap, RIP after the instruction."""
+    """F1 INT1 (ICEBP): a #DB trap, RIP after the instruction (through the
+    IDT in system mode, without the gate DPL check)."""
+    if c.deliver_via_idt:
+        return soft_interrupt(c, u, EXC_DB, EVK_ICEBP)
     c.exc_vector = EXC_DB
     c.exc_error = 0
     c.exc_has_error = 0

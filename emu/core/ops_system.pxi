@@ -8,8 +8,17 @@ cdef inline int exit_after(Cpu* c, const Uop* u, uint32_t reason) noexcept nogil
     return R_EXIT
 
 cdef int op_hlt(Cpu* c, const Uop* u) noexcept nogil:
+    """In system mode HLT retires at once when an interrupt can be taken
+    (it is delivered at the block boundary, returning after the HLT);
+    otherwise the vCPU halts: EXIT_HLT, and run() keeps returning EXIT_HLT
+    until an interrupt is deliverable (core/system.pxi)."""
     if c.cpl != 0:
         return raise_gp0(c)
+    if c.deliver_via_idt:
+        if irq_deliverable(c) >= 0:
+            c.rip = u.rip_next
+            return R_BRANCH
+        c.halted = 1
     return exit_after(c, u, EXIT_HLT)
 
 cdef int op_syscall(Cpu* c, const Uop* u) noexcept nogil:
@@ -24,7 +33,10 @@ cdef int op_syscall(Cpu* c, const Uop* u) noexcept nogil:
     return syscall_enter(c, u)
 
 cdef int op_int3(Cpu* c, const Uop* u) noexcept nogil:
-    """#BP is a trap: RIP points after the INT3."""
+    """#BP is a trap: RIP points after the INT3. In system mode it goes
+    through the IDT like INT 3 (gate DPL checked)."""
+    if c.deliver_via_idt:
+        return soft_interrupt(c, u, EXC_BP, EVK_SOFT)
     c.exc_vector = EXC_BP
     c.exc_error = 0
     c.exc_has_error = 0
@@ -113,10 +125,14 @@ cdef int op_rdrand(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
     """SYSCALL at CPL 3 to the kernel's LSTAR (SDM SYSCALL; flat 64-bit segments)."""
+    cdef uint64_t old
     c.r[1] = u.rip_next
     c.r[11] = get_rflags(c)
     materialize_flags(c)
+    old = c.rflags
     c.rflags &= ~(c.msr_sfmask | 0x10000)
+    if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
+        tlb_flush(c)                 # SMAP permissions cached in the TLB depend on AC
     c.rip = c.msr_lstar
     c.seg_sel[SEG_CS] = (c.msr_star >> 32) & 0xfffc
     c.seg_sel[SEG_SS] = ((c.msr_star >> 32) + 8) & 0xfffc

@@ -1,12 +1,46 @@
 # The vCPU loop: find a block, dispatch over its uops, account, repeat until
 # something needs the VMM. This is KVM_RUN for emu.
 
+# c.events bits (core/system.pxi)
+DEF EV_STOP = 1
+DEF EV_IRQ = 2
+
+# what kind of event is delivered through the IDT (core/system.pxi)
+DEF EVK_HW = 0            # exception or external interrupt: EXT=1, no gate DPL check
+DEF EVK_SOFT = 1          # INT n, INT3: gate DPL checked, EXT=0
+DEF EVK_ICEBP = 2         # INT1: no DPL check, EXT=1
+
 cdef inline int deliver_exception(Cpu* c) noexcept nogil:
-    """A fault at c.rip. Hands it to the VMM as an EXCEPTION exit (the user-mode
-    personality and the system-mode VMM decide what it means)."""
+    """A fault at c.rip. In system mode it goes through the guest's IDT (0:
+    a handler runs; 1: triple fault, EXIT_SHUTDOWN); otherwise it is handed to
+    the VMM as an EXCEPTION exit (the user-mode personality decides what it
+    means)."""
+    if c.deliver_via_idt:
+        return deliver_event(c, c.exc_vector, c.exc_error, c.exc_has_error, EVK_HW, c.rip)
     c.exit_reason = EXIT_EXCEPTION
     c.exit_rip = c.rip
     return 1
+
+cdef int cpu_events(Cpu* c, uint64_t end) noexcept nogil:
+    """The block-boundary slow path, taken when c.events is nonzero: a stop
+    request (1: exit), or a pending interrupt (2: one was delivered, c.rip
+    changed; 1: delivering it shut the vCPU down; 0: not deliverable now)."""
+    cdef int r
+    if c.events & EV_STOP:
+        emu_atomic_and32(&c.events, ~(<uint32_t>EV_STOP))
+        c.exit_reason = EXIT_STOPPED
+        return 1
+    if c.icount < end:
+        r = irq_service(c)
+        if r < 0:
+            return 1
+        if r > 0:
+            return 2
+    return 0
+
+ctypedef int (*events_fn)(Cpu* c, uint64_t end) noexcept nogil
+# called through a pointer so the compiler keeps the slow path out of the loop
+cdef events_fn cpu_events_slow = cpu_events
 
 cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef uint64_t end = c.icount + budget
@@ -19,12 +53,23 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef uint32_t i, lim, epoch
     cdef Mach* m = c.m
     c.exit_reason = EXIT_NONE
+    if c.halted:
+        # HLT: stay halted until an interrupt can be taken
+        if irq_deliverable(c) < 0 or not c.deliver_via_idt:
+            c.exit_reason = EXIT_HLT
+            c.exit_rip = c.rip
+            c.n_exits[EXIT_HLT] += 1
+            return EXIT_HLT
+        c.halted = 0
     m.running = c
     while True:
-        if c.stop_request:
-            c.stop_request = 0
-            c.exit_reason = EXIT_STOPPED
-            break
+        if c.events:
+            # one test per block: a stop request or a pending interrupt
+            r = cpu_events_slow(c, end)
+            if r:
+                if r == 1:
+                    break
+                prev = NULL
         if c.icount >= end:
             c.exit_reason = EXIT_BUDGET
             break
@@ -51,8 +96,10 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         else:
             b = find_block(c, rip)
         if b == NULL:
-            deliver_exception(c)
-            break
+            prev = NULL
+            if deliver_exception(c):
+                break
+            continue
         c.cur_block = b
         epoch = c.jc_epoch
         u = &m.uops[b.uop_start]
@@ -106,8 +153,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         if c.exit_reason == EXIT_MMIO:
             c.exit_rip = u.rip
             break
-        deliver_exception(c)
-        break
+        if deliver_exception(c):
+            break
     m.running = NULL
     c.n_exits[c.exit_reason] += 1
     return c.exit_reason
