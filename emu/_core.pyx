@@ -41,6 +41,7 @@ include "core/ops_sse_fp.pxi"
 include "core/ops_x87.pxi"
 include "core/ops_fxsave.pxi"
 include "core/ops_fast.pxi"
+include "core/hooks.pxi"
 
 init_alu()
 init_mov()
