@@ -494,3 +494,55 @@ def test_no_hooks_no_change():
     for prep in (removed, unreached, lambda v: v.enable_coverage()):
         got = _run_guest("crc32-small", prep)
         assert got == base
+
+
+REP = bytes.fromhex("48bf0000600000000000 b92c010000 b0ab f3aa"        # rep stosb x300 at DATA
+                    "48be0000600000000000 48bf0002600000000000 b904000000 f348a5 f4")  # rep movsq
+
+
+def test_mem_hooks_rep_string_instructions():
+    for budget in (None, 1, 5):
+        b = Box(REP)
+        h = Hooks(b.v)
+        got = []
+        rec = (lambda v, k, a, s, val: got.append((k, a - DATA, s, val)))
+        h.mem_write(DATA, DATA + 299, rec)
+        h.mem_read(DATA + 8, DATA + 15, rec)
+        h.mem_write(DATA + 0x218, DATA + 0x21F, rec)
+        ex = h.run(budget)
+        while ex.name == "BUDGET":
+            ex = h.run(budget)
+        assert ex.name == "HLT"
+        want = [("write", i, 1, 0xAB) for i in range(300)]
+        want += [("read", 8, 8, 0), ("write", 0x218, 8, 0xABABABABABABABAB)]
+        assert got == want, budget
+        assert b.m.read(DATA, 301) == b"\xab" * 300 + b"\0"
+        assert b.m.read(DATA + 0x200, 0x21) == b"\xab" * 0x20 + b"\0"
+        assert b.v.rcx == 0
+
+
+def test_code_hook_on_faulting_instructions():
+    # NOP ; UD2   and   NOP ; 06 (PUSH ES: #UD in 64-bit mode, a decode fault)
+    for code in (bytes.fromhex("90 0f0b"), bytes.fromhex("90 06")):
+        b = Box(code)
+        b.v.add_code_hook(CODE + 1, CODE + 1)
+        ex = b.v.run()
+        assert (ex.name, ex.kind, ex.address) == ("HOOK", "code", CODE + 1)
+        ex = b.v.run()
+        assert ex.name == "EXCEPTION" and ex.vector == 6 and ex.rip == CODE + 1
+        assert b.v.icount == 1
+
+
+def test_code_hook_on_syscall_user_mode():
+    # user mode: SYSCALL exits to the personality after the hook
+    m = emu.Machine(16 << 20, cpl=3)
+    m.map(CODE, 0x1000)
+    m.write(CODE, bytes.fromhex("b83c000000 0f05 f4"))
+    v = m.vcpu
+    v.rip = CODE
+    h = Hooks(v)
+    seen = []
+    h.code(CODE + 5, CODE + 5, lambda vv, a, s: seen.append((a, s)))
+    ex = h.run()
+    assert ex.name == "SYSCALL" and v.rax == 60 and seen == [(CODE + 5, 2)]
+    assert v.rip == CODE + 7 and v.icount == 2

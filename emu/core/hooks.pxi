@@ -172,13 +172,13 @@ cdef int hook_mem_access(Cpu* c, uint64_t va, uint32_t sz, uint32_t kind, uint64
     if hit == NULL:
         return 0
     tag = sz | (kind << 8)
-    for i in range(c.mh_n):
+    for i in range(c.mh_n if c.mh_n < MH_LOG else MH_LOG):
         if c.mh_log[i][0] == va and c.mh_log[i][1] == tag:
             return 0              # reported before this instruction was re-executed
-    if c.mh_n >= MH_LOG:
-        return 0                  # (an instruction with that many hooked accesses)
-    c.mh_log[c.mh_n][0] = va
-    c.mh_log[c.mh_n][1] = tag
+    # a ring: a REP string instruction commits each element, so only its
+    # latest accesses are re-executed
+    c.mh_log[c.mh_n % MH_LOG][0] = va
+    c.mh_log[c.mh_n % MH_LOG][1] = tag
     c.mh_n += 1
     c.hook_id = hit.id
     c.hook_kind = kind
