@@ -69,12 +69,14 @@ class Hooks:
         self._mem: list[Hook] = []          # read and write
         self._block: list[Hook] = []
         self._insn: dict[str, list[Hook]] = {}
+        self._direct: dict = {}
 
     # ---- registration ----
     def code(self, begin: int, end: int, fn: Callable) -> Hook:
         """fn(vcpu, address, size) before each instruction starting in begin..end."""
         h = Hook("code", begin, end, fn, self.vcpu.add_code_hook(begin, end))
         self._code.append(h)
+        self._rebuild()
         return h
 
     def block(self, fn: Callable) -> Hook:
@@ -82,11 +84,13 @@ class Hooks:
         h = Hook("block", 1, 0, fn, None)
         self._block.append(h)
         self.vcpu.set_block_hook(True)
+        self._rebuild()
         return h
 
     def _mem_hook(self, kind: str, begin: int, end: int, fn: Callable) -> Hook:
         h = Hook(kind, begin, end, fn, self.vcpu.add_mem_hook(begin, end, (kind,)))
         (self._code if kind == "fetch" else self._mem).append(h)
+        self._rebuild()
         return h
 
     def mem_read(self, begin: int, end: int, fn: Callable) -> Hook:
@@ -129,37 +133,55 @@ class Hooks:
         else:
             (self._mem if h.kind in ("read", "write") else self._code).remove(h)
             self.vcpu.remove_hook(h.core_id)
+        self._rebuild()
 
     def clear(self) -> None:
         for h in self._code + self._mem + self._block + [x for v in self._insn.values() for x in v]:
             self.remove(h)
 
     # ---- dispatch ----
+    def _rebuild(self) -> None:
+        """Hook ids whose exits can go straight to one callback (the core
+        reports one hook per exit: the callback alone covers that exit when
+        no other hook of its group covers nearby addresses)."""
+        d = {}
+        for group, margin in ((self._code, 0), (self._mem, 16)):
+            for h in group:
+                if not any(o is not h and (o.begin > o.end or h.begin > h.end or
+                                           (o.begin <= h.end + margin and o.end + margin >= h.begin))
+                           for o in group):
+                    d[h.core_id] = h.fn
+        if len(self._block) == 1:
+            d[0] = self._block[0].fn
+        self._direct = d
+
     def dispatch(self, ex) -> bool:
         """Call the callbacks for a HOOK exit; False if one asked to stop."""
+        return self._slow(ex.hook_id, ex.kind, ex.address, ex.size, ex.value) is not False
+
+    def _slow(self, hook_id, kind, address, size, value):
         v = self.vcpu
         go = True
-        kind = ex.kind
         if kind == "block":
             for h in list(self._block):
-                if h.fn(v, ex.address, ex.size) is False:
+                if h.fn(v, address, size) is False:
                     go = False
         elif kind in ("code", "fetch"):
-            lo, hi = ex.address, ex.address + max(ex.size, 1) - 1
+            lo, hi = address, address + max(size, 1) - 1
             for h in list(self._code):
                 if h.kind == "code" and _covers(h.begin, h.end, lo, lo):
-                    r = h.fn(v, ex.address, ex.size)
+                    r = h.fn(v, address, size)
                 elif h.kind == "fetch" and _covers(h.begin, h.end, lo, hi):
-                    r = h.fn(v, "fetch", ex.address, ex.size, 0)
+                    r = h.fn(v, "fetch", address, size, 0)
                 else:
                     continue
                 if r is False:
                     go = False
         else:
-            lo, hi = ex.address, ex.address + ex.size - 1
+            lo, hi = address, address + size - 1
             for h in list(self._mem):
                 if h.kind == kind and _covers(h.begin, h.end, lo, hi):
-                    if h.fn(v, kind, ex.address, ex.size, ex.value) is False:
+                    if h.fn(v, kind, address, size, value) is False:
                         go = False
         return go
 
@@ -188,16 +210,14 @@ def run(vcpu, hooks: Hooks | None = None, budget: int | None = None):
     start = vcpu.icount
     while True:
         if budget is None:
-            ex = vcpu.run()
+            left = 0xFFFFFFFFFFFFFFFF
         else:
-            left = budget - (vcpu.icount - start)
-            ex = vcpu.run(left if left > 0 else 0)
+            left = max(budget - (vcpu.icount - start), 0)
         if hooks is None:
-            return ex
+            return vcpu.run(left)
+        ex = vcpu.run_hooks(hooks._direct, hooks._slow, left)
         if ex.reason == _EXIT_HOOK:
-            if not hooks.dispatch(ex):
-                return ex
-            continue
+            return ex                       # a callback returned False
         lst = hooks._insn_for(ex)
         if lst is None:
             return ex

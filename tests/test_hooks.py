@@ -546,3 +546,45 @@ def test_code_hook_on_syscall_user_mode():
     ex = h.run()
     assert ex.name == "SYSCALL" and v.rax == 60 and seen == [(CODE + 5, 2)]
     assert v.rip == CODE + 7 and v.icount == 2
+
+
+def test_overlapping_python_hooks_all_called():
+    b = Box()
+    h = Hooks(b.v)
+    got = []
+    h.code(L_INC, L_DEC, lambda v, a, s: got.append(("wide", a)))
+    h.code(L_DEC, L_DEC, lambda v, a, s: got.append(("dec", a)))
+    h.mem_write(DATA, DATA + 3, lambda v, k, a, s, val: got.append(("w0", a)))
+    h.mem_write(DATA + 4, DATA + 7, lambda v, k, a, s, val: got.append(("w4", a)))
+    b1 = h.block(lambda v, a, s: got.append(("b1", a)))
+    b2 = h.block(lambda v, a, s: got.append(("b2", a)))
+    assert h._direct == {}                     # every exit takes the general dispatch
+    assert h.run().name == "HLT"
+    it = [("wide", L_INC), ("wide", L_STORE), ("w0", DATA), ("w4", DATA), ("wide", L_LOAD),
+          ("wide", L_DEC), ("dec", L_DEC)]
+    assert got == [("b1", CODE), ("b2", CODE)] + it + (
+        [("b1", L_INC), ("b2", L_INC)] + it) * 9 + [("b1", L_HLT), ("b2", L_HLT)]
+    assert b.v.rax == 10 and b.v.icount == LOOP_INSNS
+    h.remove(b1)
+    h.remove(b2)
+    h.clear()
+    assert b.v.hooks == [] and h._direct == {}
+    b.restart()
+    got.clear()
+    assert h.run().name == "HLT" and got == []
+
+
+def test_hooks_run_budget_and_dispatch_by_hand():
+    b = Box()
+    h = Hooks(b.v)
+    got = []
+    h.code(L_INC, L_INC, lambda v, a, s: got.append(a))
+    ex = h.run(budget=10)
+    assert ex.name == "BUDGET" and b.v.icount == 10 and len(got) == 2
+    # a loop of one's own over vcpu.run() with Hooks.dispatch
+    while True:
+        ex = b.v.run()
+        if ex.name != "HOOK":
+            break
+        assert h.dispatch(ex)
+    assert ex.name == "HLT" and len(got) == 10 and b.v.rax == 10

@@ -188,6 +188,39 @@ cdef class Vcpu:
             budget = 0xffffffffffffffffULL - self.c.icount
         with nogil:
             reason = vcpu_run(&self.c, budget)
+        return self.make_exit(reason)
+
+    def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
+        """run(), calling back into Python for HOOK exits without building
+        Exit objects (emu/hooks.py): direct maps a hook id (0: the block
+        hook) to fn(vcpu, address, size) for code and block hooks or
+        fn(vcpu, kind, address, size, value) for read/write/fetch hooks; other hook
+        exits go to slow(hook_id, kind, address, size, value). A callback
+        returning False stops: the HOOK exit is returned."""
+        cdef int reason
+        cdef uint64_t end
+        cdef uint32_t kind
+        self.c.exc_soft = 0
+        end = self.c.icount + budget
+        if end < self.c.icount:
+            end = 0xffffffffffffffffULL
+        while True:
+            with nogil:
+                reason = vcpu_run(&self.c, end - self.c.icount)
+            if reason != EXIT_HOOK:
+                return self.make_exit(reason)
+            kind = self.c.hook_kind
+            fn = direct.get(self.c.hook_id)
+            if fn is None:
+                r = slow(self.c.hook_id, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            elif kind == HK_READ or kind == HK_WRITE or kind == HK_FETCH:
+                r = fn(self, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            else:
+                r = fn(self, self.c.hook_addr, self.c.hook_size)
+            if r is False:
+                return self.make_exit(reason)
+
+    cdef Exit make_exit(self, int reason):
         cdef Exit e = Exit.__new__(Exit)
         e.reason = reason
         e.name = EXIT_NAMES.get(reason, str(reason))
