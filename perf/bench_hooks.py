@@ -34,9 +34,13 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from elftools.elf.elffile import ELFFile  # noqa: E402
 
-import emu  # noqa: E402
+import tempfile  # noqa: E402
+
 from emu.hooks import Hooks  # noqa: E402
-from run_static import load_static, setup_stack, STACK_TOP, STACK_SIZE  # noqa: E402
+from emu.linux.process import GuestExit, Process  # noqa: E402
+
+STACK_TOP = 0x7FFFFFF00000      # (Unicorn's stack for the guest)
+STACK_SIZE = 1 << 20
 
 try:
     import unicorn
@@ -49,12 +53,41 @@ CONFIGS = ("none", "code", "block", "coverage")
 
 # ---- emu ----
 
+def _process(path: str):
+    out = tempfile.TemporaryFile()
+    p = Process([path], env={}, stdio=(0, out.fileno(), out.fileno()), seed=1)
+    p.load(path)
+    p.out = out
+    return p
+
+
+def _drive(p, hooks=None, limit=None):
+    """Run the guest under the Linux personality (system calls, demand
+    paging), with the Hooks' callbacks. Returns the guest's output."""
+    v = p.vcpu
+    while True:
+        if hooks is not None:
+            ex = hooks.run(None if limit is None else max(limit - v.icount, 0))
+        else:
+            ex = v.run() if limit is None else v.run(max(limit - v.icount, 0))
+        if ex.name == "SYSCALL":
+            try:
+                p.sys.dispatch()
+            except GuestExit:
+                break
+        elif ex.name == "EXCEPTION" and ex.vector == 14 and p.mm.handle_fault(ex.cr2, ex.error_code):
+            continue
+        elif ex.name == "BUDGET" and limit is not None:
+            break
+        else:
+            raise RuntimeError("unexpected exit %r" % ex)
+    p.out.seek(0)
+    return p.out.read()
+
+
 def emu_run(path: str, config: str, hot: int = 0):
-    m = emu.Machine(64 << 20, cpl=3)
-    v = m.vcpu
-    v.rip = load_static(m, path)
-    v.rsp = setup_stack(m)
-    v.rflags = 0x202
+    p = _process(path)
+    v = p.vcpu
     h = Hooks(v)
     hits = [0]
     if config == "code":
@@ -67,39 +100,21 @@ def emu_run(path: str, config: str, hot: int = 0):
         h.block(on_block)
     elif config == "coverage":
         v.enable_coverage()
-    out = bytearray()
     t0 = time.perf_counter()
-    while True:
-        ex = h.run()
-        if ex.name != "SYSCALL":
-            raise RuntimeError("unexpected exit %r" % ex)
-        if v.rax == 1:
-            out += m.read(v.rsi, v.rdx)
-            v.rax = v.rdx
-            continue
-        break
+    out = _drive(p, h)
     dt = time.perf_counter() - t0
     if config == "coverage":
         hits[0] = int(np.count_nonzero(v.coverage))
-    return dt, v.icount, bytes(out), hits[0]
+    return dt, v.icount, out, hits[0]
 
 
 def hot_address(path: str) -> int:
-    """The start of the block emu executes most often."""
-    m = emu.Machine(64 << 20, cpl=3)
-    v = m.vcpu
-    v.rip = load_static(m, path)
-    v.rsp = setup_stack(m)
-    v.set_block_hook(True)
+    """The start of the block emu executes most often (early in the run)."""
+    p = _process(path)
+    h = Hooks(p.vcpu)
     count = collections.Counter()
-    while v.icount < 300_000:
-        ex = v.run(300_000 - v.icount)
-        if ex.name == "HOOK":
-            count[ex.address] += 1
-        elif ex.name == "SYSCALL" and v.rax == 1:
-            v.rax = v.rdx
-        else:
-            break
+    h.block(lambda vcpu, address, size: count.update((address,)))
+    _drive(p, h, limit=300_000)
     return count.most_common(1)[0][0]
 
 
