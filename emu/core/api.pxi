@@ -538,7 +538,9 @@ cdef class Vcpu:
     def add_code_hook(self, uint64_t begin, uint64_t end):
         """Exit (HOOK, kind "code") before each instruction starting in
         begin..end (inclusive; begin > end: every instruction). The instruction
-        runs when the VMM resumes. Returns the hook id."""
+        runs when the VMM resumes. Returns the hook id. Hooks belong to this
+        vCPU; add and remove them while no vCPU of the machine runs (code
+        hooks flush the machine's block cache)."""
         return hook_add(&self.c, begin, end, HK_CODE)
 
     def add_mem_hook(self, uint64_t begin, uint64_t end, kinds=("read", "write")):
@@ -558,8 +560,10 @@ cdef class Vcpu:
         return hook_list(&self.c)
 
     def set_block_hook(self, bint enabled):
-        """Exit (HOOK, kind "block", address = block start, size = its bytes)
-        at the start of each block execution."""
+        """Exit (HOOK, kind "block", address = block start, size = its bytes,
+        value = its instructions) at the start of each block execution. A
+        block is emu's translation unit (up to a branch, 64 instructions or
+        a page end); resuming inside a block after an exit is no new block."""
         if enabled:
             self.c.hook_flags |= HF_BLOCK
         else:
