@@ -368,15 +368,31 @@ def test_code_and_memory_hook_on_one_instruction():
 
 
 def test_mem_hook_stale_after_rip_change():
-    # the VMM abandons an instruction stopped by a memory hook: no replay elsewhere
+    # the VMM abandons an instruction stopped by a memory hook: its access is
+    # not treated as already reported when the program runs again
     b = Box()
-    hid = b.v.add_mem_hook(DATA, DATA + 7, "write")
+    b.v.add_mem_hook(DATA, DATA + 7, "write")
     ex = b.v.run()
-    assert ex.name == "HOOK" and ex.rip == L_STORE
-    b.v.remove_hook(hid)
-    b.restart()
+    assert ex.name == "HOOK" and ex.rip == L_STORE and ex.value == 1
+    b.restart(rax=0)
     ex, hooks = run_to_exit(b.v)
-    assert ex.name == "HLT" and hooks == [] and b.v.rax == 10
+    assert ex.name == "HLT" and [h.value for h in hooks] == list(range(1, 11)) and b.v.rax == 10
+
+
+def test_mem_hooks_belong_to_their_vcpu_and_api_checks():
+    b = Box()
+    v2 = b.m.add_vcpu()
+    hid = b.v.add_mem_hook(DATA, DATA + 15, ("read", "write"))
+    assert b.v.hooks == [(hid, DATA, DATA + 15, ("read", "write"))] and v2.hooks == []
+    v2.rip = CODE
+    ex, hooks = run_to_exit(v2)
+    assert ex.name == "HLT" and hooks == [] and v2.rax == 10
+    with pytest.raises(ValueError):
+        b.v.add_mem_hook(DATA, DATA, "execute-ish")
+    with pytest.raises(ValueError):
+        b.v.add_mem_hook(DATA, DATA, ())
+    with pytest.raises(KeyError):
+        v2.remove_hook(hid)                    # not v2's
 
 
 # ---- instruction classes ----
