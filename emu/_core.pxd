@@ -68,6 +68,13 @@ cdef struct CpuidEntry:
     uint32_t leaf, subleaf, eax, ebx, ecx, edx
     uint32_t flags        # CPUID_SUBLEAF_INDEXED
 
+cdef struct Hook:
+    uint64_t begin        # covered addresses: begin..end inclusive (begin > end: all)
+    uint64_t end
+    uint32_t id
+    uint32_t kinds        # HK_* bits (core/hooks.pxi)
+    uint32_t owner        # Cpu.hook_owner of the vCPU it belongs to
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -82,6 +89,10 @@ cdef struct Mach:
     uint64_t n_blocks_translated, n_invalidations, n_flushes
     Cpu* running          # vCPU executing now (its current block may be invalidated)
     uint32_t epoch_counter # source of jc epochs, unique across the machine's vCPUs
+    # instrumentation (core/hooks.pxi): hooks of every vCPU (code hooks shape translation)
+    Hook* hooks
+    uint32_t n_hooks, hooks_cap, next_hook_id
+    uint32_t hook_kinds   # union of the HK_CODE / HK_FETCH bits of all hooks
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)
@@ -164,3 +175,17 @@ cdef struct Cpu:
     uint32_t tr_limit, ldtr_limit
     uint16_t tr_sel, ldtr_sel
     uint64_t dr[8]            # debug registers (stored; no breakpoints are raised)
+    # ---- instrumentation (core/hooks.pxi) ----
+    uint32_t hook_owner   # identity of this vCPU in Mach.hooks
+    uint32_t hook_flags   # HF_BLOCK | HF_COV: tested once per block entry
+    uint32_t hook_mem     # HK_READ | HK_WRITE: kinds of memory hooks this vCPU has
+    uint32_t hook_id, hook_kind   # EXIT_HOOK record
+    uint64_t hook_addr, hook_size, hook_value
+    # resume marker: the instruction at resume_rip with resume_icount retired before it
+    # already went through block entry (stage 1), its code hook (2), memory hooks (3)
+    uint64_t resume_rip, resume_icount
+    uint32_t resume_stage
+    uint32_t mh_n         # memory-hook accesses already reported for the resumed instruction
+    uint64_t mh_log[128][2]
+    uint8_t* cov_map      # AFL edge map (65536 bytes) when coverage is on
+    uint32_t cov_prev

@@ -43,6 +43,7 @@ include "core/ops_x87.pxi"
 include "core/ops_fxsave.pxi"
 include "core/ops_mmx.pxi"
 include "core/ops_fast.pxi"
+include "core/hooks.pxi"
 
 init_alu()
 init_mov()

@@ -51,6 +51,7 @@ cdef class PhysMachine:
         free(self.m.blocks)
         free(self.m.uops)
         free(self.m.block_hash)
+        free(self.m.hooks)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
     def __getbuffer__(self, Py_buffer* buf, int flags):
@@ -129,12 +130,16 @@ cdef class Exit:
     cdef public object op                    # PRIV / MSR: the trapped instruction (PRIV_NAMES)
     cdef public int cr, gpr                  # PRIV: control register, general register operand
     cdef public bint software                # EXCEPTION from INT n
+    cdef public int hook_id                  # HOOK: the hook (0 for the block hook)
+    cdef public object kind                  # HOOK: "code", "block", "read", "write", "fetch"
 
     def __repr__(self):
         if self.reason == EXIT_EXCEPTION:
             return "<Exit EXCEPTION vector=%d error=%#x rip=%#x>" % (self.vector, self.error_code, self.rip)
         if self.reason == EXIT_MMIO:
             return "<Exit MMIO %s %#x size=%d value=%#x>" % ("write" if self.write else "read", self.address, self.size, self.value)
+        if self.reason == EXIT_HOOK:
+            return "<Exit HOOK %s id=%d address=%#x size=%d rip=%#x>" % (self.kind, self.hook_id, self.address, self.size, self.rip)
         return "<Exit %s rip=%#x>" % (self.name, self.rip)
 
 
@@ -167,11 +172,15 @@ cdef class Vcpu:
         self.c.ftw = 0xFFFF
         self.c.dr[6] = 0xFFFF0FF0ULL
         self.c.dr[7] = 0x400
+        self.c.hook_owner = hook_new_owner()
 
     def __dealloc__(self):
         free(self.c.tlb)
         free(self.c.jc)
         free(self.c.cpuid)
+        free(self.c.cov_map)
+        if self.machine is not None:
+            hook_drop_owner(&self.machine.m, self.c.hook_owner)
 
     def run(self, uint64_t budget=0xffffffffffffffffULL):
         """Execute until an exit; budget caps the instructions retired."""
@@ -180,7 +189,40 @@ cdef class Vcpu:
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
         with nogil:
-            reason = cpu_run(&self.c, budget)
+            reason = vcpu_run(&self.c, budget)
+        return self.make_exit(reason)
+
+    def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
+        """run(), calling back into Python for HOOK exits without building
+        Exit objects (emu/hooks.py): direct maps a hook id (0: the block
+        hook) to fn(vcpu, address, size) for code and block hooks or
+        fn(vcpu, kind, address, size, value) for read/write/fetch hooks; other hook
+        exits go to slow(hook_id, kind, address, size, value). A callback
+        returning False stops: the HOOK exit is returned."""
+        cdef int reason
+        cdef uint64_t end
+        cdef uint32_t kind
+        self.c.exc_soft = 0
+        end = self.c.icount + budget
+        if end < self.c.icount:
+            end = 0xffffffffffffffffULL
+        while True:
+            with nogil:
+                reason = vcpu_run(&self.c, end - self.c.icount)
+            if reason != EXIT_HOOK:
+                return self.make_exit(reason)
+            kind = self.c.hook_kind
+            fn = direct.get(self.c.hook_id)
+            if fn is None:
+                r = slow(self.c.hook_id, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            elif kind == HK_READ or kind == HK_WRITE or kind == HK_FETCH:
+                r = fn(self, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            else:
+                r = fn(self, self.c.hook_addr, self.c.hook_size)
+            if r is False:
+                return self.make_exit(reason)
+
+    cdef Exit make_exit(self, int reason):
         cdef Exit e = Exit.__new__(Exit)
         e.reason = reason
         e.name = EXIT_NAMES.get(reason, str(reason))
@@ -212,6 +254,13 @@ cdef class Vcpu:
             e.gpr = self.c.priv_gpr if self.c.priv_gpr < 16 else -1
             e.value = self.c.priv_value
             e.address = self.c.priv_value
+        elif reason == EXIT_HOOK:
+            e.hook_id = self.c.hook_id
+            e.kind = HOOK_KIND_NAMES.get(self.c.hook_kind)
+            e.address = self.c.hook_addr
+            e.size = self.c.hook_size
+            e.value = self.c.hook_value
+            e.write = self.c.hook_kind == HK_WRITE
         if reason == EXIT_EXCEPTION:
             e.software = self.c.exc_soft != 0
         return e
@@ -224,7 +273,15 @@ cdef class Vcpu:
         cdef JcEntry* jc = self.c.jc
         cdef CpuidEntry* cpuid = self.c.cpuid
         cdef uint32_t n = other.c.n_cpuid
+        cdef uint32_t owner = self.c.hook_owner
+        cdef uint8_t* cov = self.c.cov_map
         self.c = other.c
+        self.c.hook_owner = owner          # hooks and coverage stay per vCPU
+        self.c.cov_map = cov
+        self.c.hook_flags = 0
+        self.c.mh_n = 0
+        self.c.resume_stage = 0
+        hook_recompute(&self.c)
         self.c.tlb = tlb
         self.c.jc = jc
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
@@ -567,6 +624,63 @@ cdef class Vcpu:
     @trap_mask.setter
     def trap_mask(self, uint64_t v):
         self.c.trap_mask = v
+
+    # ---- instrumentation (core/hooks.pxi; emu/hooks.py has the callback layer) ----
+    def add_code_hook(self, uint64_t begin, uint64_t end):
+        """Exit (HOOK, kind "code") before each instruction starting in
+        begin..end (inclusive; begin > end: every instruction). The instruction
+        runs when the VMM resumes. Returns the hook id. Hooks belong to this
+        vCPU; add and remove them while no vCPU of the machine runs (code
+        hooks flush the machine's block cache)."""
+        return hook_add(&self.c, begin, end, HK_CODE)
+
+    def add_mem_hook(self, uint64_t begin, uint64_t end, kinds=("read", "write")):
+        """Exit (HOOK, kind "read"/"write"/"fetch") before each access of
+        those kinds that overlaps virtual begin..end (inclusive); the access
+        completes when the VMM resumes. Fetch hooks fire before each
+        instruction whose bytes overlap the range. Returns the hook id."""
+        return hook_add(&self.c, begin, end, hook_kinds_of(kinds))
+
+    def remove_hook(self, uint32_t hook_id):
+        if not hook_remove(&self.c, hook_id):
+            raise KeyError(hook_id)
+
+    @property
+    def hooks(self):
+        """This vCPU's hooks: (id, begin, end, kinds)."""
+        return hook_list(&self.c)
+
+    def set_block_hook(self, bint enabled):
+        """Exit (HOOK, kind "block", address = block start, size = its bytes,
+        value = its instructions) at the start of each block execution. A
+        block is emu's translation unit (up to a branch, 64 instructions or
+        a page end); resuming inside a block after an exit is no new block."""
+        if enabled:
+            self.c.hook_flags |= HF_BLOCK
+        else:
+            self.c.hook_flags &= ~(<uint32_t>HF_BLOCK)
+
+    def trap(self, name, bint on=True):
+        """Make an instruction class exit to the VMM (names: TRAPS)."""
+        cdef uint64_t bit = TRAPS[name]
+        if on:
+            self.c.trap_mask |= bit
+        else:
+            self.c.trap_mask &= ~bit
+
+    def enable_coverage(self, bint on=True):
+        """AFL-style edge coverage: map[cur ^ prev] += 1 per block executed."""
+        cov_enable(&self.c, on)
+
+    def clear_coverage(self):
+        if self.c.cov_map != NULL:
+            memset(self.c.cov_map, 0, 65536)
+        self.c.cov_prev = 0
+
+    @property
+    def coverage(self):
+        """The 65536-byte edge map as a zero-copy numpy uint8 array."""
+        return cov_view(&self.c, self)
 
     @property
     def icount(self):

@@ -33,12 +33,10 @@ cdef inline uint32_t hash_pa(uint64_t pa, uint32_t mode) noexcept nogil:
     return <uint32_t>(((pa >> 2) ^ (pa >> 14) ^ (mode * 0x9e37)) & (HASH_SIZE - 1))
 
 cdef void blk_stop(Block* b, Mach* m) noexcept nogil:
-    cdef uint32_t i
     cdef Uop* u = &m.uops[b.uop_start]
-    for i in range(b.ninsn + 1):
-        if u[i].fn == NULL:
-            break
-        u[i].fn = uop_restart
+    while u.fn != NULL:           # (hook uops make blocks longer than ninsn + 1)
+        u.fn = uop_restart
+        u += 1
 
 cdef void blk_unlink_hash(Mach* m, int32_t bi) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
@@ -84,17 +82,17 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     cdef Block* b
     cdef Uop* u
     cdef int32_t bi
-    cdef uint32_t n = 0, ustart, room, k2
+    cdef uint32_t n = 0, nu = 0, ustart, room, k2
     cdef uint64_t cur = rip, cpa = pa, pa2, page2 = NO_PAGE
     cdef int k, ended = 0
     cdef TlbEntry* e2
-    if m.n_blocks >= MAX_BLOCKS or m.n_uops + MAX_BLOCK_INSNS + 2 > MAX_UOPS:
+    if m.n_blocks >= MAX_BLOCKS or m.n_uops + 2 * MAX_BLOCK_INSNS + 2 > MAX_UOPS:
         cache_flush(m)
     bi = m.n_blocks
     b = &m.blocks[bi]
     ustart = m.n_uops
     while True:
-        u = &m.uops[ustart + n]
+        u = &m.uops[ustart + nu]
         room = 0x1000 - (cur & 0xfff)
         d.limit_is_fault = 0
         if room >= 15:
@@ -135,11 +133,19 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
             u.rip = cur
             u.rip_next = cur
             u.len = 1
+            if m.hook_kinds and hook_code_wanted(m, cur, 1):
+                u = hook_insert(u, n)
+                nu += 1
             n += 1
+            nu += 1
             u.ninsn = n
             ended = 1
             break
+        if m.hook_kinds and hook_code_wanted(m, cur, u.len):
+            u = hook_insert(u, n)
+            nu += 1
         n += 1
+        nu += 1
         u.ninsn = n
         if optab_flags_end(&d):
             ended = 1
@@ -152,15 +158,15 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
             break
     # a block that does not end in a branch or a fault falls through
     if not ended:
-        u = &m.uops[ustart + n]
+        u = &m.uops[ustart + nu]
         memset(u, 0, sizeof(Uop))
         u.fn = uop_fallthrough
-        u.imm = m.uops[ustart + n - 1].rip_next
+        u.imm = m.uops[ustart + nu - 1].rip_next
         u.rip = u.imm
         u.ninsn = n
-        m.n_uops = ustart + n + 1
+        m.n_uops = ustart + nu + 1
     else:
-        m.n_uops = ustart + n
+        m.n_uops = ustart + nu
     m.uops[m.n_uops].fn = NULL    # sentinel for blk_stop
     m.n_uops += 1
     b.vrip = rip
@@ -187,6 +193,13 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     m.n_blocks += 1
     m.n_blocks_translated += 1
     return bi
+
+cdef inline Uop* hook_insert(Uop* u, uint32_t n) noexcept nogil:
+    """Move the instruction just decoded at u one slot up and put a code-hook
+    uop in front of it (core/hooks.pxi). Returns the instruction's new slot."""
+    memcpy(u + 1, u, sizeof(Uop))
+    hook_make_uop(u, u[1].rip, n, u[1].len)
+    return u + 1
 
 cdef inline int optab_flags_end(Dec* d) noexcept nogil:
     return (d.flags & D_END) != 0

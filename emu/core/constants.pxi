@@ -68,6 +68,15 @@ DEF TRAP_RDPMC = 256
 DEF TRAP_XSETBV = 512
 DEF TRAP_SYSCALL = 1024   # SYSCALL exits to the VMM (user-mode personality)
 
+# instrumentation (core/hooks.pxi): hook kinds, and c.hook_flags bits
+DEF HK_CODE = 1
+DEF HK_READ = 2
+DEF HK_WRITE = 4
+DEF HK_FETCH = 8
+DEF HK_BLOCK = 16         # only as the kind of a block-hook exit
+DEF HF_BLOCK = 1
+DEF HF_COV = 2
+
 # RFLAGS bits
 DEF F_CF = 0x1
 DEF F_PF = 0x4

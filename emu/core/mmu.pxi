@@ -181,6 +181,8 @@ cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out
     if (perm & 2) and (perm & 8 or not (c.cr0 & CR0_PG)) and not c.m.code_page[ppage >> 12]:
         e.tag_w = page
         c.m.dirty[ppage >> 12] = 1
+    if c.hook_mem:
+        hook_tlb_strip(c, e, va & ~(<uint64_t>0xfff))    # memory hooks: slow path (hooks.pxi)
     out[0] = e
     return 0
 
@@ -243,6 +245,8 @@ cdef int mem_read_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out, int acc)
         return -1
     n1 = 0x1000 - (va & 0xfff)
     if n1 >= sz:
+        if c.hook_mem and hook_mem_access(c, va, sz, HK_READ, 0):
+            return -1
         if k == 1:
             return mmio_access(c, pa, sz, 0, out)
         out[0] = load_le(<uint8_t*>(va + e.addend), sz)
@@ -250,6 +254,8 @@ cdef int mem_read_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out, int acc)
     # crosses a page: translate both halves before touching either
     k2 = tlb_fill(c, va + n1, acc, &e2, &pa2)
     if k2 < 0:
+        return -1
+    if c.hook_mem and hook_mem_access(c, va, sz, HK_READ, 0):
         return -1
     if k == 1 or k2 == 1:
         return mmio_access(c, pa, sz, 0, out)
@@ -270,6 +276,8 @@ cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept n
         return -1
     n1 = 0x1000 - (va & 0xfff)
     if n1 >= sz:
+        if c.hook_mem and hook_mem_access(c, va, sz, HK_WRITE, v):
+            return -1
         if k == 1:
             return mmio_access(c, pa, sz, 1, &v)
         if c.m.code_page[pa >> 12]:
@@ -279,6 +287,8 @@ cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept n
         return 0
     k2 = tlb_fill(c, va + n1, ACC_W, &e2, &pa2)
     if k2 < 0:
+        return -1
+    if c.hook_mem and hook_mem_access(c, va, sz, HK_WRITE, v):
         return -1
     if k == 1 or k2 == 1:
         return mmio_access(c, pa, sz, 1, &v)

@@ -50,7 +50,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef Block* nb
     cdef const Uop* u
     cdef int r, slot
-    cdef uint32_t i, lim, epoch
+    cdef uint32_t lim, epoch
     cdef Mach* m = c.m
     c.exit_reason = EXIT_NONE
     if c.halted:
@@ -100,6 +100,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             if deliver_exception(c):
                 break
             continue
+        if c.hook_flags:          # block hook / coverage (core/hooks.pxi)
+            if hook_block_entry(c, b):
+                break
         c.cur_block = b
         epoch = c.jc_epoch
         u = &m.uops[b.uop_start]
@@ -113,15 +116,14 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         else:
             # budget ends inside this block: stop after exactly `remaining`
             lim = <uint32_t>remaining
-            i = 0
             while True:
                 r = u.fn(c, u)
                 if r != R_NEXT:
                     break
-                i += 1
-                if i >= lim:
+                if u.ninsn >= lim:        # (not i: hook uops retire nothing)
                     c.icount += u.ninsn
                     c.rip = u.rip_next
+                    mark_resume(c, c.rip, c.icount, 1)    # resumes inside this block
                     r = -1
                     break
                 u += 1
@@ -135,24 +137,32 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         prev = NULL
         if r == -1:
             continue
+        # (the resume marks keep a resume inside a block from counting as a
+        # block entry for block hooks and coverage, core/hooks.pxi)
         if r == R_EXIT:
             c.icount += u.ninsn
+            if u.ninsn < b.ninsn:
+                mark_resume(c, c.rip, c.icount, 1)
             break
         if r == R_RESTART:
             c.icount += u.ninsn - (1 if u.len else 0)
             c.rip = u.rip
+            mark_resume(c, c.rip, c.icount, 1)
             continue
         if r == R_EXIT_BEFORE:
             c.icount += u.ninsn - 1
             c.rip = u.rip
             c.exit_rip = u.rip
+            mark_resume(c, c.rip, c.icount, 1)
             break
         # R_EXC: the instruction did not retire
         c.icount += u.ninsn - 1
         c.rip = u.rip
-        if c.exit_reason == EXIT_MMIO:
+        if c.exit_reason == EXIT_MMIO or c.exit_reason == EXIT_HOOK:
             c.exit_rip = u.rip
+            mark_resume(c, c.rip, c.icount, 3 if c.exit_reason == EXIT_HOOK else 1)
             break
+        mark_resume(c, c.rip, c.icount, 1)
         if deliver_exception(c):
             break
     m.running = NULL
