@@ -68,6 +68,11 @@ cdef struct CpuidEntry:
     uint32_t leaf, subleaf, eax, ebx, ecx, edx
     uint32_t flags        # CPUID_SUBLEAF_INDEXED
 
+cdef struct MsrPolicy:
+    uint32_t index
+    uint32_t action       # MSRP_* bits (core/ops_priv.pxi)
+    uint64_t value        # what RDMSR reads with MSRP_FIXED
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -154,3 +159,9 @@ cdef struct Cpu:
     uint16_t fop          # last x87 opcode (11 bits)
     uint32_t ftop         # TOP of the x87 stack
     uint64_t fip, fdp     # last x87 instruction and data pointers
+    # ---- hypervisor layer (emu/hypervisor): declarative MSR policy applied in
+    # the core without a VMM exit, and the host-clock TSC (TSC_HOST) ----
+    uint32_t n_msr_pol
+    MsrPolicy msr_pol[16]
+    uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
+    uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset
