@@ -143,13 +143,10 @@ def run_emu(path: str, max_insns: int = 200_000_000):
     out = io.BytesIO()
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        status, vcpu = run_static(path, out, out, max_insns=max_insns)
+        status, vcpu = run_static(path, out, out)
     msg = err.getvalue().strip()
     if msg:
-        print(msg)
-    if "exception vector 6 " in msg:
-        # #UD: an instruction emu does not implement yet (the message names it)
-        pytest.xfail("emu lacks an instruction: " + msg)
+        print(msg)      # e.g. the instruction behind a #UD, shown on failure
     return status, out.getvalue(), vcpu
 
 
@@ -259,16 +256,3 @@ def test_runner_write_exit_status_and_bss(tmp_path):
     status, out, err, vcpu = run_code(tmp_path, bytes(code), bss=0x2000)
     assert err == "" and out == msg and status == 42
     assert vcpu.rsp % 16 == 0
-
-
-def test_runner_reports_unsupported_syscall(tmp_path):
-    code = b"\xb8\x27\x00\x00\x00\x0f\x05"                              # getpid
-    status, out, err, vcpu = run_code(tmp_path, code)
-    assert status != 0 and out == b""
-    assert "unsupported system call 39" in err and err.count("\n") == 1
-
-
-def test_runner_reports_exceptions(tmp_path):
-    status, out, err, vcpu = run_code(tmp_path, b"\x90\x0f\x0b")       # nop; ud2
-    assert status != 0
-    assert "exception vector 6" in err and "%#x" % (ENTRY + 1) in err

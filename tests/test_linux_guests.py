@@ -24,12 +24,8 @@ def run_emu(args, cwd):
                           env=env, timeout=300)
 
 
-# x87 (long double) is not implemented yet: strict, so this fails once it works
-PENDING = {"floats": pytest.mark.xfail(strict=True, reason="needs x87 (long double)")}
-
-
 @pytest.mark.parametrize("libc", ["glibc", "musl"])
-@pytest.mark.parametrize("prog", [pytest.param(p, marks=PENDING[p]) if p in PENDING else p for p in PROGRAMS])
+@pytest.mark.parametrize("prog", PROGRAMS)
 def test_guest_matches_native(prog, libc, tmp_path):
     binary = os.path.join(LINUX, "bin", "%s.%s" % (prog, libc))
     with open(os.path.join(LINUX, "expected", "%s.%s.out" % (prog, libc)), "rb") as f:

@@ -50,14 +50,14 @@ class GuestKilled(Exception):
 class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
-                 stdout=None, stderr=None):
+                 stdio: tuple[int, int, int] = (0, 1, 2)):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
-        self.fds = FdTable.standard()
+        self.fds = FdTable.standard(stdio)
         self.strace = strace
         self.seed = seed
         self.rng = __import__("random").Random(seed)
@@ -68,7 +68,6 @@ class Process:
         self.signal_actions: dict[int, tuple] = {}
         self.signal_mask = 0
         self.warned: set[int] = set()
-        self.out = stdout
         self.forked_child = False
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
@@ -78,8 +77,14 @@ class Process:
         self.sys = Syscalls(self)
 
     # ---- exec ----
-    def load(self, path: str) -> None:
-        host = self.fs.resolve(path, follow=True)
+    def load(self, path: str, from_host: bool = True) -> None:
+        """Load the program. The command line names it as the user's shell
+        would (relative to the host's working directory); inside a --root,
+        an absolute path is inside the root. execve() names it in the guest."""
+        if from_host and not (self.fs.root != "/" and path.startswith("/")):
+            host = os.path.abspath(path)
+        else:
+            host = self.fs.resolve(path, follow=True)
         try:
             with open(host, "rb") as f:
                 data = f.read()
@@ -221,7 +226,7 @@ class Process:
         if self.seed is not None:
             self.vcpu.seed_rng(self.seed)
         try:
-            self.load(path)
+            self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:
             print("emu: execve: %s" % e, file=sys.stderr)
             raise GuestKilled(9)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats"]
+PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
 LIBS = {"threads": ["-lpthread"], "floats": ["-lm"]}
 
