@@ -547,6 +547,13 @@ cdef class Vcpu:
     def tsc_cycles_per_insn(self):
         return self.c.tsc_per_insn / 65536.0
 
+    def tsc_at_trap(self):
+        """The TSC the trapped RDTSC/RDTSCP would have read (the current TSC
+        when no trap is open)."""
+        if self.trap_reason:
+            return tsc_at_count(&self.c, self.c.icount - 1)
+        return read_tsc(&self.c)
+
     def tsc_advance(self, uint64_t cycles):
         """Move the TSC forward (virtual time passing while the guest sleeps)."""
         self.c.tsc_offset += cycles
@@ -725,6 +732,13 @@ cdef class Vcpu:
         free(self.c.cpuid)
         self.c.cpuid = t
         self.c.n_cpuid = len(entries)
+
+    def get_cpuid_table(self):
+        """The installed table as set_cpuid_table takes it."""
+        cdef uint32_t i
+        return [(self.c.cpuid[i].leaf, self.c.cpuid[i].subleaf if self.c.cpuid[i].flags & 1 else None,
+                 self.c.cpuid[i].eax, self.c.cpuid[i].ebx, self.c.cpuid[i].ecx, self.c.cpuid[i].edx)
+                for i in range(self.c.n_cpuid)]
 
     def cpuid(self, uint32_t leaf, uint32_t subleaf=0):
         """What the guest's CPUID returns for this leaf."""
