@@ -600,6 +600,7 @@ cdef class Vcpu:
             self.c.cr2 = cr2
 
     def _trap_fault(self, int vector, uint64_t err, int has_err):
+        self.trap_reason = 1            # still open: the fault is taken at the trapped instruction
         self.inject_exception(vector, err if has_err else None)
         return False
 

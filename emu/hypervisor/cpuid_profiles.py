@@ -313,10 +313,15 @@ def user_table(base, entries: dict) -> list[tuple]:
     """base with entries {(leaf, subleaf or None) or leaf: (eax, ebx, ecx, edx)}
     replaced or added."""
     d = to_dict(base)
+    given = {}
     for k, regs in entries.items():
         leaf, sub = k if isinstance(k, tuple) else (k, None)
         _set_leaf(d, leaf, sub, regs)
+        given[(leaf, sub)] = regs
     _fix_max_leaves(d)
+    for (leaf, sub), regs in given.items():      # explicit max-leaf answers stand
+        if leaf in (0, 0x80000000):
+            _set_leaf(d, leaf, sub, regs)
     return to_table(d)
 
 
