@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Build guests/antivm/antivm: a freestanding static x86-64 Linux program
+"""Build guests/antivm/antivm and timecheck: freestanding static x86-64 Linux programs
 (no libc, general registers only, so it runs on the integer core). The
-binary is committed beside the source.
+binaries are committed beside the sources.
 
     python guests/antivm/build.py
 """
@@ -17,12 +17,16 @@ sys.path.insert(0, os.path.dirname(HERE))
 from build import COMMON_FLAGS, GCC_ONLY_FLAGS, compiler, is_gcc  # noqa: E402  (guests/build.py)
 
 
+PROGRAMS = ["antivm", "timecheck"]
+
+
 def main() -> int:
     cc = compiler()
-    cmd = cc + COMMON_FLAGS + (GCC_ONLY_FLAGS if is_gcc(cc) else [])
-    cmd += ["-o", os.path.join(HERE, "antivm"), os.path.join(HERE, "antivm.c")]
-    print(" ".join(cmd))
-    subprocess.run(cmd, check=True)
+    for name in PROGRAMS:
+        cmd = cc + COMMON_FLAGS + (GCC_ONLY_FLAGS if is_gcc(cc) else [])
+        cmd += ["-o", os.path.join(HERE, name), os.path.join(HERE, name + ".c")]
+        print(" ".join(cmd))
+        subprocess.run(cmd, check=True)
     return 0
 
 
