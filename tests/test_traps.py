@@ -232,3 +232,15 @@ def test_inject_exception_directly():
     assert ex.name == "EXCEPTION" and ex.vector == 14 and ex.error_code == 6 and ex.cr2 == 0xDEAD000
     assert ex.rip == CODE and v.icount == 0
     assert v.run().name == "HLT" and v.icount == 3
+
+
+def test_ignore_drops_writes():
+    code = wrmsr(LSTAR, 0xFFFFFFFF81000000) + wrmsr(TSC_AUX, 9) + HLT
+    for table in ({"msr_write": {"*": "ignore"}}, {"msr_write": {LSTAR: "ignore", TSC_AUX: "ignore"}}):
+        m, v = machine(code)
+        hv = Hypervisor(Policy(table))
+        hv.install(v)
+        assert hv.run(v).name == "HLT"
+        assert v.get_msr(LSTAR) == 0 and v.tsc_aux == 0 and v.icount == 9
+    # the second form lives in the core's MSR table: no exits
+    assert "MSR" not in v.counters["exits"]

@@ -599,6 +599,13 @@ cdef class Vcpu:
         if cr2 is not None:
             self.c.cr2 = cr2
 
+    def skip_trap(self):
+        """Retire the trapped instruction without its effect (a write the
+        policy drops)."""
+        if not self.trap_reason:
+            raise RuntimeError("no trapped instruction to skip")
+        self.trap_reason = 0
+
     def _trap_fault(self, int vector, uint64_t err, int has_err):
         self.trap_reason = 1            # still open: the fault is taken at the trapped instruction
         self.inject_exception(vector, err if has_err else None)

@@ -17,6 +17,8 @@ SGDT, SIDT), xsetbv. A callable gets a TrapEvent and answers:
 - None, "allow" or ALLOW: perform the instruction as the core would;
 - "deny" or DENY: the architectural fault (#GP(0)); "ud": #UD;
   Deny(vector, error_code) for another;
+- "ignore": a write (WRMSR, MOV to CR, LMSW, CLTS, XSETBV, LGDT/LIDT,
+  INVLPG) retires without its effect;
 - a value: the instruction's result changed: (eax, ebx, ecx, edx) for CPUID,
   the TSC value for RDTSC, the MSR value for RDMSR, the CR value for MOV from
   CR, or the value written for WRMSR / MOV to CR / XSETBV / LMSW.
@@ -232,6 +234,11 @@ class Hypervisor:
             vcpu.inject_exception(GP)
         elif ans == "ud":
             vcpu.inject_exception(UD)
+        elif ans == "ignore":
+            if ev.kind in ("msr_write", "cr_write", "xsetbv", "desc", "invlpg") and ev.op not in ("sgdt", "sidt"):
+                vcpu.skip_trap()
+            else:
+                vcpu.complete_trap()
         elif isinstance(ans, Deny):
             vcpu.inject_exception(ans.vector, ans.error_code)
         else:
