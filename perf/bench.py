@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 from run_static import run_static  # noqa: E402
 
 BIN = os.path.join(ROOT, "guests", "bench", "bin")
-WORKLOADS = ["sieve", "crc32", "sort", "hash", "matmul"]
+WORKLOADS = ["sieve", "crc32", "sort", "hash", "matmul", "nbody"]   # nbody: floating point (SSE2)
 
 
 def native_available() -> bool:

@@ -38,3 +38,12 @@ def test_guest_matches_native(prog, libc, tmp_path):
     if NATIVE:
         n = subprocess.run([binary, "arg1"], capture_output=True, cwd=tmp_path, timeout=60)
         assert (n.stdout, n.returncode) == (r.stdout, r.returncode)
+
+
+def test_static_pie(tmp_path):
+    """A static PIE: loaded at a bias, it relocates itself."""
+    binary = os.path.join(LINUX, "bin", "stdio_malloc.static-pie")
+    with open(os.path.join(LINUX, "expected", "stdio_malloc.glibc.out"), "rb") as f:
+        expected = f.read()
+    r = run_emu([binary, "arg1"], cwd=tmp_path)
+    assert (r.stdout, r.returncode) == (expected, 3), r.stderr.decode(errors="replace")[-2000:]

@@ -74,6 +74,7 @@ class Process:
         self.signal_mask = 0
         self.warned: set[int] = set()
         self.forked_child = False
+        self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
         self.threads = [self.current]
@@ -185,11 +186,13 @@ class Process:
                 except Reexec:
                     continue
         except GuestExit as e:
+            self.mm.write_back()
             if self.forked_child:
                 sys.stdout.flush()
                 os._exit(e.status & 0xFF)
             raise
         except GuestKilled as e:
+            self.mm.write_back()
             if self.forked_child:
                 from emu.linux.sys_exec import die_like
                 die_like(e.signo)
@@ -215,6 +218,7 @@ class Process:
             elf.check_header(head, path)
         except elf.ExecFormatError:
             return -E.ENOEXEC
+        self.mm.write_back()
         for fd in list(self.fds.cloexec):
             self.fds.close(fd)
         self.argv = argv
@@ -232,6 +236,9 @@ class Process:
         self.sys = Syscalls(self)
         if self.seed is not None:
             self.vcpu.seed_rng(self.seed)
+        if self.vfork_done_fd >= 0:
+            os.close(self.vfork_done_fd)
+            self.vfork_done_fd = -1
         try:
             self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:

@@ -204,4 +204,4 @@ def pack_stat(s: os.stat_result) -> bytes:
                        int(s.st_ctime), s.st_ctime_ns % 10**9)
 
 
-from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_net, sys_proc  # noqa: E402,F401  (register the handlers)
+from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_proc  # noqa: E402,F401  (register the handlers)
