@@ -244,3 +244,41 @@ def test_ignore_drops_writes():
         assert v.get_msr(LSTAR) == 0 and v.tsc_aux == 0 and v.icount == 9
     # the second form lives in the core's MSR table: no exits
     assert "MSR" not in v.counters["exits"]
+
+
+# ---- through the Linux personality ----
+
+def run_antivm(tmp_path, policy):
+    import os
+    from emu.hypervisor import Guest
+    from emu.linux.process import Process
+    prog = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "antivm", "antivm")
+    out = tmp_path / "out"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        guest = Guest("transparent", "virtual", policy=policy)
+        p = Process([prog], env={}, stdio=(0, fd, 2), guest=guest)
+        p.load(prog)
+        status = p.run()
+    finally:
+        os.close(fd)
+    return status, out.read_text(), guest.hypervisor
+
+
+def test_policy_in_a_linux_process(tmp_path):
+    def hide(ev):
+        if ev.leaf == 0x40000000:
+            return (0, 0, 0, 0)
+        if ev.leaf == 1:
+            a, b, c, d = ev.default()
+            return (a, b, c & ~(1 << 31), d)
+        return None
+    status, out, hv = run_antivm(tmp_path, Policy(cpuid=hide))
+    assert "cpuid_hypervisor_bit: clean" in out and "cpuid_hypervisor_vendor: clean" in out
+    assert "dmi_strings: DETECTED" in out                  # the policy only rewrote CPUID
+    assert hv.events > 1100                                # every CPUID went through Python
+    # with virtual time the exits cost the guest no visible time
+    assert "rdtsc_cpuid_exit: clean" in out
+    # a user-mode guest whose RDTSC is denied gets SIGSEGV (like CR4.TSD / CPUID faulting)
+    status, out, hv = run_antivm(tmp_path, Policy(rdtsc=lambda ev: DENY))
+    assert status == 128 + 11 and "rdtsc_cpuid_exit" not in out
