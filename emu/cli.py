@@ -20,10 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--strace", action="store_true", help="print each system call to stderr")
     r.add_argument("--stats", action="store_true", help="print throughput and cache figures at exit")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
-    r.add_argument("--profile", choices=("stealth", "transparent"), default="transparent",
+    r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default="transparent",
                    help="what the guest learns about the machine: 'transparent' (default) says it is a "
                         "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
-                        "like bare metal")
+                        "like bare metal; 'host' shows the host CPU's identity, 'baseline' the plain core")
     r.add_argument("--time", choices=("virtual", "host"), default="host",
                    help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
                         "deterministic clock derived from instructions retired (sleeps take no time)")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The hypervisor layer's cost when no trap is armed: the bench guests
 (guests/bench/bin/) run under the Linux personality in several set-ups,
-interleaved, the fastest (and the median) wall time of N runs each:
+interleaved, the fastest (and the median) CPU time of the running thread
+(time.thread_time: less disturbed than wall time by other load on a shared
+machine) of N runs each:
 
 - bare: the core as the personality had it before the hypervisor layer:
   baseline CPUID table, virtual TSC, no MSR table, trap bits = SYSCALL only;
@@ -13,7 +15,7 @@ interleaved, the fastest (and the median) wall time of N runs each:
     python perf/bench_hypervisor.py [--runs N] [--small] [--only NAME] [--markdown FILE]
 
 Overhead = min(set-up) / min(bare) - 1: the minimum is the estimate least
-disturbed by other load on a shared machine; the medians are listed too.
+disturbed by other load; the medians are listed too.
 Instruction counts must be
 identical across set-ups (the layer must not change what the guest runs).
 """
@@ -68,7 +70,7 @@ def make_process(path: str, setup: str, out_fd: int) -> Process:
 def run_once(path: str, setup: str):
     with tempfile.TemporaryFile() as out:
         p = make_process(path, setup, out.fileno())
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             p._loop()
             status = 0
@@ -76,7 +78,7 @@ def run_once(path: str, setup: str):
             status = e.status
         except GuestKilled as e:
             status = 128 + e.signo
-        dt = time.perf_counter() - t0
+        dt = time.thread_time() - t0
         p.fds.close_all()
         out.seek(0)
         return dt, p.vcpu.icount, status, out.read()
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
             f.write("`python perf/bench_hypervisor.py --runs %d%s` on %s, %s, Python %s, %s.\n\n" % (
                 a.runs, " --small" if a.small else "", _cpu(), platform.machine(), platform.python_version(),
                 datetime.date.today().isoformat()))
-            f.write("Fastest / median wall time of %d interleaved runs per set-up (in-process, Linux "
+            f.write("Fastest / median thread CPU time of %d interleaved runs per set-up (in-process, Linux "
                     "personality). Percentages are against `bare` (the core without the hypervisor layer's "
                     "set-up).\n\n" % a.runs)
             f.write(table + "\n")

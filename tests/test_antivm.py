@@ -81,6 +81,8 @@ def test_profiles_never_exceed_baseline():
         assert set(cp.features(t)) - {"hypervisor"} <= base, name
     t = cp.stealth()
     d = cp.to_dict(t)
+    assert all(cp._get(d, leaf) == cp._get(d, 0x16) for leaf, _ in d if 0x40000000 <= leaf < 0x50000000)
+    d = cp.to_dict(cp.stealth(identity="amd"))
     assert not any(0x40000000 <= leaf < 0x50000000 for leaf, _ in d)
     assert not cp._get(d, 1)[2] >> 31
     t = cp.transparent(tsc_hz=2_000_000_000)

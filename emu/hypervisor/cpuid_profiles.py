@@ -8,7 +8,8 @@ emu.cpuid.baseline_table() returns them. Profiles:
 - `host`: the host CPU's identity (vendor, signature, brand string) with its
   feature bits masked to the baseline: never a feature the core lacks.
 - `stealth`: looks like bare metal: a real vendor and brand string, no
-  hypervisor bit (CPUID.1:ECX[31]) and no 0x40000000 leaves.
+  hypervisor bit (CPUID.1:ECX[31]) and no hypervisor leaves (with the Intel
+  identity, probes of 0x40000000 get the highest basic leaf, as on Intel).
 - `transparent`: says it is a hypervisor: the hypervisor bit, leaf
   0x40000000 ("EmuEmuEmuEmu", max leaf) and the 0x40000010 timing leaf.
 - `user_table(base, {(leaf, subleaf): regs})`: entries replaced or added.
@@ -293,6 +294,13 @@ def stealth(base=None, identity: str = "intel", tsc_hz: int = DEFAULT_TSC_HZ) ->
     _get(d, 1)[2] &= ~HYPERVISOR_BIT
     set_brand(d, brand)
     set_tsc_leaves(d, tsc_hz)
+    if vendor == "GenuineIntel":
+        # Intel answers a leaf above the maximum with the highest basic leaf's
+        # data (SDM CPUID: "If a value entered ... is higher than the maximum
+        # input value"), so a probe of the hypervisor range sees that, not zeros
+        top = max(k[0] for k in d if k[0] < 0x40000000)
+        for leaf in (HV_LEAF, HV_LEAF + 1, HV_TIMING_LEAF):
+            _set_leaf(d, leaf, None, list(_get(d, top)))
     return to_table(d)
 
 
