@@ -84,6 +84,33 @@ def run_once(path: str, setup: str):
         return dt, p.vcpu.icount, status, out.read()
 
 
+def trap_costs(n: int = 200_000) -> list[str]:
+    """A loop of n CPUIDs (and one of n RDTSCs) answered by the core's table
+    vs trapped and answered by a Python policy: the cost of one trap."""
+    import emu
+    rows = []
+    for what, insn, kind in (("CPUID", b"\x0f\xa2", "cpuid"), ("RDTSC", b"\x0f\x31\x90", "rdtsc")):
+        # mov r8d, n; 1: xor eax,eax; xor ecx,ecx; <insn>; dec r8d; jnz 1b; hlt
+        body = b"\x31\xc0\x31\xc9" + insn + b"\x41\xff\xc8"
+        code = b"\x41\xb8" + n.to_bytes(4, "little") + body + b"\x75" + bytes([(-(len(body) + 2)) & 0xFF]) + b"\xf4"
+        res = {}
+        for mode in ("core", "python policy"):
+            m = emu.Machine(1 << 20, paging=False, cpl=0)
+            m.write(0, code)
+            v = m.vcpu
+            pol = Policy(**{kind: (lambda ev: None)}) if mode != "core" else Policy()
+            hv = Hypervisor(pol)
+            hv.install(v)
+            t0 = time.perf_counter()
+            ex = hv.run(v)
+            res[mode] = time.perf_counter() - t0
+            assert ex.name == "HLT", ex
+        per = (res["python policy"] - res["core"]) / n * 1e6
+        rows.append("| %s x %d | %.3f s | %.3f s | %.2f us |" % (what, n, res["core"], res["python policy"], per))
+    return ["| loop | answered in the core | trapped, Python policy (allow) | cost per trap |",
+            "|---|---|---|---|"] + rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -128,6 +155,8 @@ def main(argv=None) -> int:
         "%.3f (%+.1f%%)" % (tot[s], 100.0 * (tot[s] / tot["bare"] - 1)) for s in SETUPS[1:]) + " | |")
     table = "\n".join(lines)
     print(table)
+    traps = "\n".join(trap_costs())
+    print(traps)
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write("# Hypervisor layer overhead (no traps armed)\n\n")
@@ -138,6 +167,8 @@ def main(argv=None) -> int:
                     "personality). Percentages are against `bare` (the core without the hypervisor layer's "
                     "set-up).\n\n" % a.runs)
             f.write(table + "\n")
+            f.write("\nFor scale, what an armed trap costs (wall time, one vCPU, `Hypervisor.run`):\n\n")
+            f.write(traps + "\n")
     return 0 if ok else 1
 
 
