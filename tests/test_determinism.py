@@ -122,3 +122,25 @@ def test_guest_clock_unit():
     assert clk.now_ns(v, 1) == clk.boot_ns + 2 * 1001 + 5_000
     assert v.tsc == (clk.boot_ns + 2 * 1001 + 5_000)
     assert clk.now_ns(v, 0) == clk.realtime_epoch_ns + 2 * 1001 + 5_000
+
+
+def test_tsc_host_mode_core():
+    import time
+    import emu
+    m = emu.Machine(1 << 20, paging=False, cpl=0)
+    v = m.vcpu
+    # rdtsc; mov rdi, rax; mov rsi, rdx; then WRMSR IA32_TSC <- 0 (ecx = 0x10); rdtsc; hlt
+    m.write(0, bytes.fromhex("0f31 4889c7 4889d6 b910000000 31c0 31d2 0f30 0f31 f4"))
+    v.set_tsc_host(1e9, 5_000_000_000)           # 1 GHz: one cycle per host nanosecond
+    assert v.tsc_mode == "host"
+    t0 = v.tsc
+    time.sleep(0.05)
+    t1 = v.tsc
+    assert 5_000_000_000 <= t0 < t1 and 40_000_000 <= t1 - t0 < 1_000_000_000
+    assert v.run().name == "HLT"
+    first = v.rsi << 32 | v.rdi
+    assert first >= t1
+    # after WRMSR IA32_TSC <- 0 the TSC counts on from 0 at host speed
+    assert (v.rdx << 32 | v.rax) < 50_000_000
+    v.set_tsc(0, 1.0)
+    assert v.tsc_mode == "virtual" and v.tsc == v.icount
