@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANTIVM = os.path.join(ROOT, "guests", "antivm", "antivm")
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
 CHECKS = ["cpuid_hypervisor_bit", "cpuid_hypervisor_vendor", "cpuid_vendor", "cpuid_brand_string",
-          "rdtsc_cpuid_exit", "rdtsc_consecutive", "cpuinfo_hypervisor_flag", "dmi_strings"]
+          "rdtsc_cpuid_exit", "rdtsc_consecutive", "cpuinfo_hypervisor_flag", "dmi_strings",
+          "kernel_release"]
 
 
 def emu_run(*args):
@@ -48,7 +49,8 @@ def test_stealth_detects_nothing(time):
 def test_transparent_is_detected(args):
     r = emu_run(*args, ANTIVM)       # [] : transparent is the default profile
     res = results(r.stdout)
-    for name in ("cpuid_hypervisor_bit", "cpuid_hypervisor_vendor", "cpuinfo_hypervisor_flag", "dmi_strings"):
+    for name in ("cpuid_hypervisor_bit", "cpuid_hypervisor_vendor", "cpuinfo_hypervisor_flag", "dmi_strings",
+                 "kernel_release"):
         assert res[name] == "DETECTED", r.stdout
     assert "(EmuEmuEmuEmu)" in r.stdout
     # timing is not what gives emu away: its TSC never shows an exit

@@ -39,6 +39,13 @@ class Guest:
         if self.hypervisor is not None:
             self.hypervisor.install(vcpu)
 
+    def uname(self) -> tuple[str, str]:
+        """(release, version) for uname(2): a distribution kernel under
+        stealth, emu's own name otherwise."""
+        if self.profile == "stealth":
+            return "6.1.0-18-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)"
+        return "6.1.0-emu", "#1 SMP"
+
     def virtual_file(self, guest_path: str):
         from emu.hypervisor.platform import virtual_file
         return virtual_file(guest_path, self.table, self.profile, self.tsc_hz)

@@ -82,7 +82,9 @@ for _nr, _name, _fn in ((102, "getuid", os.getuid), (107, "geteuid", os.geteuid)
 @syscall(63, "uname")
 def sys_uname(s, buf, *_):
     u = os.uname()
-    fields = ("Linux", u.nodename, "6.1.0-emu", "#1 SMP", "x86_64", "(none)")
+    g = getattr(s.p, "guest", None)
+    release, version = g.uname() if g is not None else ("6.1.0-emu", "#1 SMP")
+    fields = ("Linux", u.nodename, release, version, "x86_64", "(none)")
     s.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
     return 0
 

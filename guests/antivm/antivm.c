@@ -306,6 +306,20 @@ static void check_dmi(void)
     report("dmi_strings", 0, "");
 }
 
+/* 9. the kernel release names a hypervisor or an emulator (uname -r) */
+static void check_uname(void)
+{
+    static const char *const bad[] = {"emu", "kvm", "xen", "qemu", "vbox", "hyperv", "vmware", 0};
+    static char u[6 * 65];
+    int hit = 0;
+    sys3(63, (long)u, 0, 0);
+    const char *rel = u + 2 * 65;
+    for (int i = 0; bad[i]; i++)
+        if (contains(rel, len(rel), bad[i], 1))
+            hit = 1;
+    report("kernel_release", hit, rel);
+}
+
 void __attribute__((used)) cmain(long *sp)
 {
     (void)sp;
@@ -317,6 +331,7 @@ void __attribute__((used)) cmain(long *sp)
     check_rdtsc_delta();
     check_cpuinfo();
     check_dmi();
+    check_uname();
     say("detections: ");
     say_num((u64)detections);
     say("\n");
