@@ -14,8 +14,8 @@ Event kinds: cpuid, rdtsc (RDTSC and RDTSCP), msr_read, msr_write, cr_read
 (MOV from CR), cr_write (MOV to CR, CLTS, LMSW), invlpg, desc (LGDT, LIDT,
 SGDT, SIDT), xsetbv. A callable gets a TrapEvent and answers:
 
-- None, "allow" or ALLOW: perform the instruction as the core would;
-- "deny" or DENY: the architectural fault (#GP(0)); "ud": #UD;
+- None, True, "allow" or ALLOW: perform the instruction as the core would;
+- False, "deny" or DENY: the architectural fault (#GP(0)); "ud": #UD;
   Deny(vector, error_code) for another;
 - "ignore": a write (WRMSR, MOV to CR, LMSW, CLTS, XSETBV, LGDT/LIDT,
   INVLPG) retires without its effect;
@@ -230,7 +230,7 @@ class Hypervisor:
         ans = self.policy.decide(ev)
         if ans is None or ans == ALLOW or ans is True:
             vcpu.complete_trap()
-        elif ans == DENY:
+        elif ans == DENY or ans is False:
             vcpu.inject_exception(GP)
         elif ans == "ud":
             vcpu.inject_exception(UD)
