@@ -94,6 +94,9 @@ def test_one_virtual_clock():
     assert 1_500_000_000 <= d_mono < 1_500_010_000
     assert 1_500_000_000 * hz // 10**9 <= d_tsc < (1_500_010_000 * hz) // 10**9
     assert c["after_time_s"] - c["before_time_s"] in (1, 2)
+    # a futex wait that times out (the only thread blocked) lets exactly its timeout pass
+    assert c["after_futex_etimedout"] == 1
+    assert 250_000_000 <= c["futex_mono_ns"] - c["after_mono_ns"] < 250_010_000
 
 
 def test_host_clock_consistent():
@@ -105,6 +108,7 @@ def test_host_clock_consistent():
     d_mono = c["after_mono_ns"] - c["before_mono_ns"]
     assert 1_500_000_000 <= d_mono < 3_000_000_000
     assert abs((c["after_tsc"] - c["before_tsc"]) * 10**9 // hz - d_mono) < 50_000_000
+    assert c["after_futex_etimedout"] == 1 and c["futex_mono_ns"] - c["after_mono_ns"] >= 250_000_000
 
 
 def test_guest_clock_unit():

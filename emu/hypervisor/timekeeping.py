@@ -12,6 +12,7 @@ Linux personality's clock_gettime, gettimeofday, time and nanosleep agree.
 """
 from __future__ import annotations
 
+import struct
 import time
 
 from emu.hypervisor.cpuid_profiles import DEFAULT_TSC_HZ
@@ -88,3 +89,43 @@ class GuestClock:
         for v in vcpus:
             v.tsc_advance(c)
         self.last_ns += ns
+
+
+def futex_deadline_ns(proc, thread):
+    """The CLOCK_MONOTONIC deadline (virtual ns) of a thread blocked in a
+    timed futex wait, from its still-pending system call's arguments
+    (RSI op, R10 timeout: relative for FUTEX_WAIT, absolute for
+    FUTEX_WAIT_BITSET, on CLOCK_REALTIME with FUTEX_CLOCK_REALTIME); None
+    when it cannot be read."""
+    clk = proc.guest.clock
+    v = thread.vcpu
+    try:
+        sec, nsec = struct.unpack("<qq", proc.sys.read(v.r10, 16))
+    except Exception:
+        return None
+    ns = max(0, sec) * NS + nsec
+    now = clk.now_ns(v, 1)
+    if v.rsi & 0x7F == 9:                        # FUTEX_WAIT_BITSET: absolute
+        if v.rsi & 256:                          # FUTEX_CLOCK_REALTIME
+            ns -= clk.now_ns(v, 0) - now
+        return ns
+    return now + ns
+
+
+def earliest_timeout(proc, threads):
+    """Every thread is blocked: the timed waiter with the earliest deadline
+    goes first, and the clock passes to that deadline (virtual time jumps,
+    host time waits)."""
+    clk = proc.guest.clock
+    best = None
+    for t in threads:
+        if t.timed:
+            d = futex_deadline_ns(proc, t)
+            if d is not None and (best is None or d < best[0]):
+                best = (d, t)
+    if best is None:
+        return threads
+    d, t = best
+    now = clk.now_ns(proc.vcpu, 1)
+    clk.sleep([x.vcpu for x in proc.threads], d - now)
+    return [t] + [x for x in threads if x is not t]

@@ -284,8 +284,10 @@ class Process:
                 self.current = t
                 return
         # everyone sleeps: time out the first timed wait, else it is a deadlock
-        for k in range(n):
-            t = self.threads[(start + k) % n]
+        waiting = [self.threads[(start + k) % n] for k in range(n)]
+        from emu.hypervisor.timekeeping import earliest_timeout
+        waiting = earliest_timeout(self, waiting)    # the clock passes to the earliest deadline
+        for t in waiting:
             if t.timed:
                 t.futex = None
                 t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT

@@ -1,6 +1,7 @@
 /* timecheck: reads every clock a Linux guest has (RDTSC, RDTSCP, CPUID 0x15,
  * clock_gettime MONOTONIC/REALTIME, gettimeofday, time), sleeps 1.5 s with
- * nanosleep and reads them again; prints the raw values, one "name value"
+ * nanosleep and reads them again, then once more after a futex wait that
+ * times out after 0.25 s; prints the raw values, one "name value"
  * per line, for tests/test_determinism.py to check they tell one time. */
 typedef unsigned long u64;
 typedef unsigned int u32;
@@ -9,6 +10,14 @@ static long sys3(long n, long a, long b, long c)
 {
     long r;
     __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return r;
+}
+
+static long sys3_6(long n, long a, long b, long c, long d)
+{
+    long r;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
     return r;
 }
 
@@ -72,6 +81,13 @@ void __attribute__((used)) cmain(long *sp)
     sample("before");
     sys3(35, (long)req, 0, 0);
     sample("after");
+    {
+        static int word;
+        long rel[2] = {0, 250000000};
+        long r = sys3_6(202, (long)&word, 0 /* FUTEX_WAIT */, 0, (long)rel);
+        put("futex_etimedout", r == -110);
+    }
+    sample("futex");
     sys3(231, 0, 0, 0);
     for (;;)
         ;
