@@ -75,6 +75,11 @@ cdef struct Hook:
     uint32_t kinds        # HK_* bits (core/hooks.pxi)
     uint32_t owner        # Cpu.hook_owner of the vCPU it belongs to
 
+cdef struct MsrPolicy:
+    uint32_t index
+    uint32_t action       # MSRP_* bits (core/ops_priv.pxi)
+    uint64_t value        # what RDMSR reads with MSRP_FIXED
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -189,3 +194,9 @@ cdef struct Cpu:
     uint64_t mh_log[128][2]
     uint8_t* cov_map      # AFL edge map (65536 bytes) when coverage is on
     uint32_t cov_prev
+    # ---- hypervisor layer (emu/hypervisor): declarative MSR policy applied in
+    # the core without a VMM exit, and the host-clock TSC (TSC_HOST) ----
+    uint32_t n_msr_pol
+    MsrPolicy msr_pol[16]
+    uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
+    uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset

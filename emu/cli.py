@@ -20,6 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--strace", action="store_true", help="print each system call to stderr")
     r.add_argument("--stats", action="store_true", help="print throughput and cache figures at exit")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
+    r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default="transparent",
+                   help="what the guest learns about the machine: 'transparent' (default) says it is a "
+                        "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
+                        "like bare metal; 'host' shows the host CPU's identity, 'baseline' the plain core")
+    r.add_argument("--time", choices=("virtual", "host"), default="host",
+                   help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
+                        "deterministic clock derived from instructions retired (sleeps take no time)")
     r.add_argument("program", help="the program to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     return p
@@ -46,7 +53,8 @@ def cmd_run(a) -> int:
         if d is not None and not os.path.isdir(d):
             print("emu: %s %s: not a directory" % (what, d), file=sys.stderr)
             return 2
-    proc = Process([a.program] + a.args, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=a.seed)
+    proc = Process([a.program] + a.args, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=a.seed,
+                   profile=a.profile, time=a.time)
     try:
         proc.load(a.program)
     except ProgramNotFound as e:

@@ -148,6 +148,13 @@ cdef class Vcpu:
     code with the GIL released until an exit."""
     cdef Cpu c
     cdef readonly PhysMachine machine
+    # hypervisor support: the last exit was a trapped instruction not yet
+    # completed or refused (complete_trap / inject_exception), and an
+    # exception the VMM injected, delivered by the next run()
+    cdef int trap_reason
+    cdef int inj_vector
+    cdef uint64_t inj_error
+    cdef bint inj_has_error
 
     def __cinit__(self, PhysMachine machine):
         memset(&self.c, 0, sizeof(Cpu))
@@ -173,6 +180,7 @@ cdef class Vcpu:
         self.c.dr[6] = 0xFFFF0FF0ULL
         self.c.dr[7] = 0x400
         self.c.hook_owner = hook_new_owner()
+        self.inj_vector = -1
 
     def __dealloc__(self):
         free(self.c.tlb)
@@ -186,10 +194,24 @@ cdef class Vcpu:
         """Execute until an exit; budget caps the instructions retired."""
         cdef int reason
         self.c.exc_soft = 0
+        self.trap_reason = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
-        with nogil:
-            reason = vcpu_run(&self.c, budget)
+        if self.inj_vector >= 0:
+            # an injected exception: the guest takes it before executing anything
+            self.c.exc_vector = <uint32_t>self.inj_vector
+            self.c.exc_error = self.inj_error
+            self.c.exc_has_error = self.inj_has_error
+            self.c.exit_reason = EXIT_EXCEPTION
+            self.c.exit_rip = self.c.rip
+            self.c.n_exits[EXIT_EXCEPTION] += 1
+            self.inj_vector = -1
+            reason = EXIT_EXCEPTION
+        else:
+            with nogil:
+                reason = vcpu_run(&self.c, budget)
+            if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV:
+                self.trap_reason = reason
         return self.make_exit(reason)
 
     def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
@@ -248,6 +270,10 @@ cdef class Vcpu:
             e.op = PRIV_NAMES[self.c.priv_op]
             e.write = self.c.priv_op == PRIV_WRMSR
             e.value = self.c.priv_value
+        elif reason == EXIT_RDTSC:
+            e.op = PRIV_NAMES[self.c.priv_op]
+        elif reason == EXIT_CPUID:
+            e.op = "cpuid"
         elif reason == EXIT_PRIV:
             e.op = PRIV_NAMES[self.c.priv_op]
             e.cr = self.c.priv_cr
@@ -290,6 +316,8 @@ cdef class Vcpu:
         self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
         self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
         memset(self.c.n_exits, 0, sizeof(self.c.n_exits))
+        if self.c.tsc_mode == TSC_VIRTUAL:
+            self.c.tsc_offset = read_tsc(&other.c)   # the TSC goes on from the parent's value
         free(cpuid)
         self.c.cpuid = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
         if n:
@@ -697,8 +725,200 @@ cdef class Vcpu:
 
     def set_tsc(self, uint64_t offset, double cycles_per_insn):
         """Virtual TSC = offset + instructions retired x cycles_per_insn."""
+        self.c.tsc_mode = TSC_VIRTUAL
         self.c.tsc_offset = offset
         self.c.tsc_per_insn = <uint64_t>(cycles_per_insn * 65536.0)
+
+    def set_tsc_host(self, double freq_hz, offset=None):
+        """Host TSC mode: TSC = offset + host CLOCK_MONOTONIC time since now
+        x freq_hz. offset None: go on from the current TSC value."""
+        cdef uint64_t off = read_tsc(&self.c) if offset is None else <uint64_t>offset
+        if freq_hz <= 0:
+            raise ValueError("the TSC frequency must be positive")
+        self.c.tsc_host_mult = <uint64_t>(freq_hz / 1e9 * 4294967296.0)
+        self.c.tsc_host_base = host_ns()
+        self.c.tsc_offset = off
+        self.c.tsc_mode = TSC_HOST
+
+    @property
+    def tsc_mode(self):
+        return "host" if self.c.tsc_mode == TSC_HOST else "virtual"
+
+    @property
+    def tsc_offset(self):
+        return self.c.tsc_offset
+
+    @property
+    def tsc_cycles_per_insn(self):
+        return self.c.tsc_per_insn / 65536.0
+
+    def tsc_at_trap(self):
+        """The TSC the trapped RDTSC/RDTSCP would have read (the current TSC
+        when no trap is open)."""
+        if self.trap_reason:
+            return tsc_at_count(&self.c, self.c.icount - 1)
+        return read_tsc(&self.c)
+
+    def tsc_advance(self, uint64_t cycles):
+        """Move the TSC forward (virtual time passing while the guest sleeps)."""
+        self.c.tsc_offset += cycles
+
+    # ---- hypervisor: MSR table, completing or refusing trapped instructions ----
+    def set_msr_policy(self, entries):
+        """entries: up to 16 (msr, action bits (MSR_POLICY), value); applied
+        by RDMSR/WRMSR in the core before the trap check (no exit)."""
+        entries = list(entries)
+        if len(entries) > 16:
+            raise ValueError("at most 16 MSR policy entries")
+        for i, (idx, action, value) in enumerate(entries):
+            self.c.msr_pol[i].index = idx
+            self.c.msr_pol[i].action = action
+            self.c.msr_pol[i].value = value
+        self.c.n_msr_pol = len(entries)
+
+    @property
+    def trap_open(self):
+        """The last exit was a trapped instruction still waiting for
+        complete_trap() or inject_exception()."""
+        return self.trap_reason != 0
+
+    def inject_exception(self, int vector, error_code=None, cr2=None):
+        """Make the guest take exception `vector`. After a trap exit it is
+        taken at the trapped instruction (which then did not retire);
+        otherwise at the current RIP. The next run() returns it as an
+        EXCEPTION exit, the way the core reports any fault. error_code None:
+        0 for the vectors that push one (8, 10-14, 17, 21), none otherwise."""
+        if not 0 <= vector < 256:
+            raise ValueError("vector 0..255")
+        if self.trap_reason:
+            self.c.rip = self.c.exit_rip
+            self.c.icount -= 1
+            self.trap_reason = 0
+        self.inj_vector = vector
+        if error_code is None:
+            self.inj_has_error = vector in (8, 10, 11, 12, 13, 14, 17, 21)
+            self.inj_error = 0
+        else:
+            self.inj_has_error = True
+            self.inj_error = error_code
+        if cr2 is not None:
+            self.c.cr2 = cr2
+
+    def skip_trap(self):
+        """Retire the trapped instruction without its effect (a write the
+        policy drops)."""
+        if not self.trap_reason:
+            raise RuntimeError("no trapped instruction to skip")
+        self.trap_reason = 0
+
+    def _trap_fault(self, int vector, uint64_t err, int has_err):
+        self.trap_reason = 1            # still open: the fault is taken at the trapped instruction
+        self.inject_exception(vector, err if has_err else None)
+        return False
+
+    def complete_trap(self, value=None):
+        """Perform the effect of the instruction that trapped, as the core
+        would have (the policy allowed it). value changes the result: the
+        (eax, ebx, ecx, edx) of a CPUID, the value a RDTSC/RDTSCP, RDMSR or
+        MOV from CR reads, or the value a WRMSR/MOV to CR/XSETBV/LMSW writes.
+        Returns True, or False when the instruction faults instead (#GP for
+        an unknown MSR or a reserved bit, #PF for LGDT's operand...): the
+        fault is then injected at the instruction."""
+        cdef uint32_t out[4]
+        cdef uint64_t v, lim, base, t
+        cdef int k = 0
+        cdef uint32_t op = self.c.priv_op
+        cdef int reason = self.trap_reason
+        cdef Cpu* c = &self.c
+        if not reason:
+            raise RuntimeError("no trapped instruction to complete")
+        self.trap_reason = 0
+        if reason == EXIT_CPUID:
+            if value is None:
+                cpuid_lookup(c, <uint32_t>c.r[0], <uint32_t>c.r[1], out)
+            else:
+                out[0], out[1], out[2], out[3] = value
+            c.r[0] = out[0]
+            c.r[3] = out[1]
+            c.r[1] = out[2]
+            c.r[2] = out[3]
+            return True
+        if reason == EXIT_RDTSC:
+            v = tsc_at_count(c, c.icount - 1) if value is None else <uint64_t>value
+            c.r[0] = v & 0xffffffffULL
+            c.r[2] = v >> 32
+            if op == PRIV_RDTSCP:
+                c.r[1] = c.tsc_aux & 0xffffffffULL
+            return True
+        if reason == EXIT_MSR:
+            if op == PRIV_RDMSR:
+                if value is None:
+                    if msr_read(c, <uint32_t>c.msr_index, &v, c.icount - 1) < 0:
+                        return self._trap_fault(EXC_GP, 0, 1)
+                else:
+                    v = <uint64_t>value
+                c.r[0] = v & 0xffffffffULL
+                c.r[2] = v >> 32
+                return True
+            v = c.priv_value if value is None else <uint64_t>value
+            if msr_write(c, <uint32_t>c.msr_index, v, c.icount - 1) < 0:
+                return self._trap_fault(EXC_GP, 0, 1)
+            return True
+        # EXIT_PRIV
+        if op == PRIV_MOV_FROM_CR:
+            if value is None:
+                v = (c.cr0 if c.priv_cr == 0 else c.cr2 if c.priv_cr == 2 else c.cr3 if c.priv_cr == 3
+                     else c.cr4 if c.priv_cr == 4 else c.cr8)
+            else:
+                v = <uint64_t>value
+            c.r[c.priv_gpr] = v
+        elif op == PRIV_MOV_TO_CR:
+            v = c.priv_value if value is None else <uint64_t>value
+            if c.priv_cr == 2:
+                c.cr2 = v
+            elif c.priv_cr == 8:
+                if v >> 4:
+                    k = -1
+                else:
+                    c.cr8 = v
+            elif c.priv_cr == 0:
+                k = write_cr0(c, v)
+            elif c.priv_cr == 3:
+                k = write_cr3(c, v)
+            else:
+                k = write_cr4(c, v)
+        elif op == PRIV_CLTS:
+            c.cr0 &= ~(<uint64_t>CR0_TS)
+        elif op == PRIV_LMSW:
+            v = c.priv_value if value is None else <uint64_t>value
+            c.cr0 = (c.cr0 & ~(<uint64_t>0xe)) | (v & 0xf)
+        elif op == PRIV_INVLPG:
+            invlpg_va(c, c.priv_value)
+        elif op == PRIV_LGDT or op == PRIV_LIDT:
+            if mem_read(c, c.priv_value, 2, &lim) or mem_read(c, c.priv_value + 2, 8, &base):
+                return self._trap_fault(c.exc_vector, c.exc_error, c.exc_has_error)
+            if op == PRIV_LGDT:
+                c.gdtr_limit = <uint32_t>lim
+                c.gdtr_base = base
+            else:
+                c.idtr_limit = <uint32_t>lim
+                c.idtr_base = base
+        elif op == PRIV_SGDT or op == PRIV_SIDT:
+            if mem_read_rmw(c, c.priv_value, 2, &t) or mem_read_rmw(c, c.priv_value + 2, 8, &t):
+                return self._trap_fault(c.exc_vector, c.exc_error, c.exc_has_error)
+            lim = c.gdtr_limit if op == PRIV_SGDT else c.idtr_limit
+            base = c.gdtr_base if op == PRIV_SGDT else c.idtr_base
+            if mem_write(c, c.priv_value, 2, lim) or mem_write(c, c.priv_value + 2, 8, base):
+                return self._trap_fault(c.exc_vector, c.exc_error, c.exc_has_error)
+        elif op == PRIV_XSETBV:
+            v = c.priv_value if value is None else <uint64_t>value
+            if <uint32_t>c.r[1] != 0 or not (v & 1) or v & ~(<uint64_t>XCR0_SUPPORTED):
+                k = -1
+            else:
+                c.xcr0 = v
+        if k < 0:
+            return self._trap_fault(EXC_GP, 0, 1)
+        return True
 
     @property
     def tsc(self):
@@ -725,6 +945,13 @@ cdef class Vcpu:
         free(self.c.cpuid)
         self.c.cpuid = t
         self.c.n_cpuid = len(entries)
+
+    def get_cpuid_table(self):
+        """The installed table as set_cpuid_table takes it."""
+        cdef uint32_t i
+        return [(self.c.cpuid[i].leaf, self.c.cpuid[i].subleaf if self.c.cpuid[i].flags & 1 else None,
+                 self.c.cpuid[i].eax, self.c.cpuid[i].ebx, self.c.cpuid[i].ecx, self.c.cpuid[i].edx)
+                for i in range(self.c.n_cpuid)]
 
     def cpuid(self, uint32_t leaf, uint32_t subleaf=0):
         """What the guest's CPUID returns for this leaf."""
@@ -770,3 +997,6 @@ TRAPS = {"cpuid": TRAP_CPUID, "rdtsc": TRAP_RDTSC, "msr": TRAP_MSR, "hlt": TRAP_
          "cr": TRAP_CR, "invlpg": TRAP_INVLPG, "desc": TRAP_DESC, "int": TRAP_INT,
          "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL}
 EXIT = {v: k for k, v in EXIT_NAMES.items()}
+# Vcpu.set_msr_policy action bits
+MSR_POLICY = {"deny_read": MSRP_DENY_R, "deny_write": MSRP_DENY_W, "fixed_read": MSRP_FIXED_R,
+              "ignore_write": MSRP_IGNORE_W}

@@ -24,7 +24,14 @@ DEF PRIV_RDMSR = 11
 DEF PRIV_WRMSR = 12
 
 PRIV_NAMES = ("none", "mov_to_cr", "mov_from_cr", "clts", "lmsw", "invlpg", "lgdt", "lidt",
-              "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr")
+              "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr", "rdtsc", "rdtscp")   # 13, 14: ops_system.pxi
+
+# c.msr_pol[].action: the hypervisor's declarative MSR policy, applied before
+# the trap check so a table entry costs no VMM exit
+DEF MSRP_DENY_R = 1       # RDMSR raises #GP(0)
+DEF MSRP_DENY_W = 2       # WRMSR raises #GP(0)
+DEF MSRP_FIXED_R = 4      # RDMSR reads msr_pol[].value
+DEF MSRP_IGNORE_W = 8     # WRMSR is dropped
 
 DEF CR0_MP = 0x2
 DEF CR0_TS = 0x8
@@ -391,7 +398,7 @@ cdef int pat_valid(uint64_t v) noexcept nogil:
     return 1
 
 cdef inline uint64_t tsc_at(Cpu* c, uint64_t retired) noexcept nogil:
-    return c.tsc_offset + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+    return tsc_at_count(c, retired)
 
 cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out, uint64_t retired) noexcept nogil:
     """The MSRs the core implements. 0, or -1 for an unknown MSR (#GP).
@@ -444,7 +451,7 @@ cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v, uint64_t retired) noexcept 
             return -1
         c.msr_sfmask = v
     elif idx == MSR_TSC:
-        c.tsc_offset = v - <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+        c.tsc_offset = v - (tsc_at_count(c, retired) - c.tsc_offset)
     elif idx == MSR_TSC_AUX:
         if v >> 32:
             return -1
@@ -471,12 +478,40 @@ cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v, uint64_t retired) noexcept 
         return -1
     return 0
 
+cdef int msr_policy(Cpu* c, uint32_t idx, int write, uint64_t* v) noexcept nogil:
+    """The hypervisor's MSR table: -1 #GP, 1 handled (value in v for a read,
+    write dropped), 0 not in the table (or no action for this direction)."""
+    cdef uint32_t i, a
+    for i in range(c.n_msr_pol):
+        if c.msr_pol[i].index == idx:
+            a = c.msr_pol[i].action
+            if write:
+                if a & MSRP_DENY_W:
+                    return -1
+                return 1 if a & MSRP_IGNORE_W else 0
+            if a & MSRP_DENY_R:
+                return -1
+            if a & MSRP_FIXED_R:
+                v[0] = c.msr_pol[i].value
+                return 1
+            return 0
+    return 0
+
 cdef int op_rdmsr(Cpu* c, const Uop* u) noexcept nogil:
     """0F 32: EDX:EAX = MSR[ECX]."""
     cdef uint64_t v
     cdef uint32_t idx = <uint32_t>c.r[1]
+    cdef int k
     if c.cpl != 0:
         return raise_gp0(c)
+    if c.n_msr_pol:
+        k = msr_policy(c, idx, 0, &v)
+        if k < 0:
+            return raise_gp0(c)
+        if k > 0:
+            c.r[0] = v & 0xffffffffULL
+            c.r[2] = v >> 32
+            return R_NEXT
     if c.trap_mask & TRAP_MSR:
         c.msr_index = idx
         return priv_exit(c, u, EXIT_MSR, PRIV_RDMSR, 0, NOREG, 0)
@@ -491,8 +526,15 @@ cdef int op_wrmsr(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t idx = <uint32_t>c.r[1]
     cdef uint64_t v = (c.r[2] << 32) | (c.r[0] & 0xffffffffULL)
     cdef int k
+    cdef uint64_t t
     if c.cpl != 0:
         return raise_gp0(c)
+    if c.n_msr_pol:
+        k = msr_policy(c, idx, 1, &t)
+        if k < 0:
+            return raise_gp0(c)
+        if k > 0:
+            return R_NEXT
     if c.trap_mask & TRAP_MSR:
         c.msr_index = idx
         return priv_exit(c, u, EXIT_MSR, PRIV_WRMSR, 0, NOREG, v)

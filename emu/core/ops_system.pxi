@@ -80,22 +80,51 @@ cdef int op_cpuid(Cpu* c, const Uop* u) noexcept nogil:
     c.r[2] = out[3]
     return R_NEXT
 
+cdef extern from "time.h" nogil:
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_MONOTONIC
+
+# which instruction a trapped RDTSC exit was (c.priv_op; names in PRIV_NAMES)
+DEF PRIV_RDTSC = 13
+DEF PRIV_RDTSCP = 14
+
+cdef inline uint64_t host_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000000ULL + <uint64_t>ts.tv_nsec
+
+cdef inline uint64_t tsc_host_part(Cpu* c) noexcept nogil:
+    """TSC_HOST: cycles since tsc_host_base at the configured frequency."""
+    return <uint64_t>((<emu_u128>(host_ns() - c.tsc_host_base) * c.tsc_host_mult) >> 32)
+
+cdef inline uint64_t tsc_at_count(Cpu* c, uint64_t retired) noexcept nogil:
+    """The TSC after `retired` instructions: virtual (deterministic: offset +
+    retired x cycles per instruction) or, with TSC_HOST, the host's monotonic
+    clock scaled to the guest frequency plus the offset."""
+    if c.tsc_mode == TSC_HOST:
+        return c.tsc_offset + tsc_host_part(c)
+    return c.tsc_offset + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+
 cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
     """Virtual time: TSC = offset + instructions retired x cycles per instruction,
     so the value is deterministic and exits cost the guest no visible time."""
-    return c.tsc_offset + <uint64_t>((<emu_u128>c.icount * c.tsc_per_insn) >> 16)
+    return tsc_at_count(c, c.icount)
 
 cdef inline uint64_t read_tsc_at(Cpu* c, const Uop* u) noexcept nogil:
     """The TSC as an instruction inside a block sees it: c.icount is only
     brought up to date at block boundaries, u.ninsn - 1 instructions of this
     block have retired before u."""
-    return c.tsc_offset + <uint64_t>((<emu_u128>(c.icount + u.ninsn - 1) * c.tsc_per_insn) >> 16)
+    return tsc_at_count(c, c.icount + u.ninsn - 1)
 
 cdef int op_rdtsc(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t t
     if c.cr4 & 4 and c.cpl != 0:      # CR4.TSD
         return raise_gp0(c)
     if c.trap_mask & TRAP_RDTSC:
+        c.priv_op = PRIV_RDTSC if u.opc == 0x31 else PRIV_RDTSCP
         return exit_after(c, u, EXIT_RDTSC)
     t = read_tsc_at(c, u)
     c.r[0] = t & 0xffffffffULL

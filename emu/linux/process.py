@@ -50,11 +50,16 @@ class GuestKilled(Exception):
 class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
-                 stdio: tuple[int, int, int] = (0, 1, 2)):
+                 stdio: tuple[int, int, int] = (0, 1, 2), profile: str = "transparent", time: str = "host",
+                 guest=None):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
+        # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
+        from emu.hypervisor import Guest
+        self.guest = guest if guest is not None else Guest(profile, time)
+        self.guest.install(self.vcpu)
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
         self.fds = FdTable.standard(stdio)
@@ -218,8 +223,10 @@ class Process:
             self.fds.close(fd)
         self.argv = argv
         self.env = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in envp)
+        old_vcpu = self.vcpu
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
+        self.guest.install(self.vcpu, like=old_vcpu)     # the clock goes on across exec
         self.mm = AddressSpace(self.machine)
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
@@ -257,6 +264,8 @@ class Process:
             elif name == "BUDGET" or name == "STOPPED":
                 self._switch()
                 continue
+            elif self.guest.hypervisor is not None and self.guest.hypervisor.handle(v, ex):
+                continue                 # a trapped instruction the policy answered
             else:
                 self.fatal(SIGSEGV, "unexpected exit %r" % ex)
             if t.exited or t.futex is not None:
@@ -275,8 +284,10 @@ class Process:
                 self.current = t
                 return
         # everyone sleeps: time out the first timed wait, else it is a deadlock
-        for k in range(n):
-            t = self.threads[(start + k) % n]
+        waiting = [self.threads[(start + k) % n] for k in range(n)]
+        from emu.hypervisor.timekeeping import earliest_timeout
+        waiting = earliest_timeout(self, waiting)    # the clock passes to the earliest deadline
+        for t in waiting:
             if t.timed:
                 t.futex = None
                 t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT

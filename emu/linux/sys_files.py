@@ -32,12 +32,30 @@ def _host_flags(flags: int) -> int:
 
 def _open(s, dirfd, path_addr, flags, mode):
     gpath = s.guest_path_at(dirfd, path_addr)
+    # hypervisor layer: /proc/cpuinfo and the DMI strings come from the virtual platform
+    g = getattr(s.p, "guest", None)
+    data = g.virtual_file(gpath) if g is not None else None
+    if data is not None:
+        return _open_virtual(s, gpath, data, flags)
     host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)
     if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND):
         s.check_write(host)
     hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
     f = OpenFile(hfd, host, flags, is_dir, gpath=gpath)
+    return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+
+
+def _open_virtual(s, gpath, data, flags):
+    """An in-memory read-only file (a memfd) with the given contents."""
+    if data is False:
+        return -E.ENOENT
+    if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND):
+        return -E.EACCES
+    hfd = os.memfd_create("emu-virtual", os.MFD_CLOEXEC)
+    os.write(hfd, data)
+    os.lseek(hfd, 0, os.SEEK_SET)
+    f = OpenFile(hfd, gpath, flags, False, gpath=gpath)
     return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
 
 

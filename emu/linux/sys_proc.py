@@ -82,7 +82,9 @@ for _nr, _name, _fn in ((102, "getuid", os.getuid), (107, "geteuid", os.geteuid)
 @syscall(63, "uname")
 def sys_uname(s, buf, *_):
     u = os.uname()
-    fields = ("Linux", u.nodename, "6.1.0-emu", "#1 SMP", "x86_64", "(none)")
+    g = getattr(s.p, "guest", None)
+    release, version = g.uname() if g is not None else ("6.1.0-emu", "#1 SMP")
+    fields = ("Linux", u.nodename, release, version, "x86_64", "(none)")
     s.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
     return 0
 
@@ -117,12 +119,32 @@ def sys_getrandom(s, buf, count, flags, *_):
     return count
 
 
+# ---- time: every clock comes from the process's GuestClock (emu/hypervisor/
+# timekeeping.py): the host clocks, or with time="virtual" a deterministic
+# clock derived from the TSC (retired instructions); sleeping advances it ----
+
+def _clock(s):
+    g = getattr(s.p, "guest", None)
+    return g.clock if g is not None else None
+
+
 def _now_ns(s, clock: int) -> int:
+    c = _clock(s)
+    if c is not None:
+        return c.now_ns(s.v, clock)
     if clock in (1, 4, 6, 7):          # MONOTONIC, MONOTONIC_RAW, _COARSE, BOOTTIME
         return time.monotonic_ns()
     if clock in (2, 3):                # process/thread CPU time
         return time.process_time_ns()
     return time.time_ns()
+
+
+def _sleep_ns(s, ns: int) -> None:
+    c = _clock(s)
+    if c is not None:
+        c.sleep([t.vcpu for t in s.p.threads], ns)
+    elif ns > 0:
+        time.sleep(ns / 1e9)
 
 
 @syscall(228, "clock_gettime")
@@ -141,7 +163,7 @@ def sys_clock_getres(s, clock, tp, *_):
 
 @syscall(96, "gettimeofday")
 def sys_gettimeofday(s, tv, tz, *_):
-    ns = time.time_ns()
+    ns = _now_ns(s, 0)
     if tv:
         s.write(tv, struct.pack("<qq", ns // 10**9, (ns % 10**9) // 1000))
     return 0
@@ -149,7 +171,7 @@ def sys_gettimeofday(s, tv, tz, *_):
 
 @syscall(201, "time")
 def sys_time(s, tloc, *_):
-    t = time.time_ns() // 10**9
+    t = _now_ns(s, 0) // 10**9
     if tloc:
         s.write(tloc, struct.pack("<q", t))
     return t
@@ -160,18 +182,17 @@ def sys_nanosleep(s, req, rem, *_):
     sec, nsec = struct.unpack("<qq", s.read(req, 16))
     if sec < 0 or not 0 <= nsec < 10**9:
         return -E.EINVAL
-    time.sleep(sec + nsec / 1e9)
+    _sleep_ns(s, sec * 10**9 + nsec)
     return 0
 
 
 @syscall(230, "clock_nanosleep")
 def sys_clock_nanosleep(s, clock, flags, req, rem, *_):
     sec, nsec = struct.unpack("<qq", s.read(req, 16))
-    delay = sec + nsec / 1e9
+    delay = sec * 10**9 + nsec
     if flags & 1:            # TIMER_ABSTIME
-        delay -= _now_ns(s, clock) / 1e9
-    if delay > 0:
-        time.sleep(delay)
+        delay -= _now_ns(s, clock)
+    _sleep_ns(s, delay)
     return 0
 
 
@@ -190,7 +211,7 @@ def sys_sched_getaffinity(s, pid, size, mask, *_):
 
 @syscall(99, "sysinfo")
 def sys_sysinfo(s, info, *_):
-    up = (time.monotonic_ns() - s.start_ns) // 10**9
+    up = _now_ns(s, 7) // 10**9 if _clock(s) is not None else (time.monotonic_ns() - s.start_ns) // 10**9
     ram = s.m.phys.ram_size
     s.write(info, struct.pack("<qQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 1, 0, 0, 0, 1).ljust(112, b"\0"))
     return 0

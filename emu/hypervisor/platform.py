@@ -1,0 +1,89 @@
+"""What the guest's platform files say: a /proc/cpuinfo generated from the
+installed CPUID table (flags consistent with it; `hypervisor` only when the
+table sets CPUID.1:ECX[31]) and the DMI strings of /sys/class/dmi/id,
+plausible hardware under `stealth`, "emu" under `transparent`."""
+from __future__ import annotations
+
+from emu.hypervisor import cpuid_profiles as cp
+
+DMI = {
+    "stealth": {"sys_vendor": "Dell Inc.", "product_name": "OptiPlex 7060", "product_version": "",
+                "product_family": "OptiPlex", "board_vendor": "Dell Inc.", "board_name": "0C96W1",
+                "board_version": "A00", "bios_vendor": "Dell Inc.", "bios_version": "1.22.0",
+                "bios_date": "07/12/2022", "chassis_vendor": "Dell Inc.", "chassis_type": "3",
+                "chassis_version": ""},
+    "transparent": {"sys_vendor": "emu", "product_name": "emu virtual machine", "product_version": "1.0",
+                    "product_family": "emu", "board_vendor": "emu", "board_name": "emu virtual board",
+                    "board_version": "1.0", "bios_vendor": "emu", "bios_version": "emu-1.0",
+                    "bios_date": "01/01/2024", "chassis_vendor": "emu", "chassis_type": "1",
+                    "chassis_version": "1.0"},
+}
+DMI_DIRS = ("/sys/class/dmi/id/", "/sys/devices/virtual/dmi/id/")
+
+# Linux's order of the capability words (arch/x86/include/asm/cpufeatures.h)
+_WORD_ORDER = [(1, None, 3), (0x80000001, None, 3), (1, None, 2), (0x80000001, None, 2), (7, 0, 1), (7, 0, 2),
+               (7, 0, 3)]
+
+
+def flags(table) -> list[str]:
+    have = set(cp.features(table))
+    out = []
+    for leaf, sub, reg in _WORD_ORDER:
+        for (l, s, r, bit), name in sorted(cp.FEATURES.items(), key=lambda kv: kv[0][3]):
+            if (l, s, r) == (leaf, sub, reg) and name in have:
+                out.append(name)
+                if name == "lm":
+                    out += ["constant_tsc", "nopl"]      # synthetic flags Linux derives
+    return out
+
+
+def _signature(eax: int):
+    fam = (eax >> 8) & 0xF
+    model = (eax >> 4) & 0xF
+    if fam == 0xF:
+        fam += (eax >> 20) & 0xFF
+    if fam in (6, 0xF) or fam > 0xF:
+        model |= ((eax >> 16) & 0xF) << 4
+    return fam, model, eax & 0xF
+
+
+def cpuinfo(table, tsc_hz: int = cp.DEFAULT_TSC_HZ, ncpus: int = 1) -> str:
+    d = cp.to_dict(table)
+    fam, model, stepping = _signature(cp._get(d, 1)[0])
+    vendor = cp.vendor_of(table)
+    brand = cp.brand_of(table) or "%s x86-64 CPU" % vendor
+    mhz = tsc_hz / 1e6
+    maxleaf = cp._get(d, 0)[0]
+    fl = " ".join(flags(table))
+    out = []
+    for n in range(ncpus):
+        out.append("\n".join([
+            "processor\t: %d" % n, "vendor_id\t: %s" % vendor, "cpu family\t: %d" % fam,
+            "model\t\t: %d" % model, "model name\t: %s" % brand, "stepping\t: %d" % stepping,
+            "microcode\t: 0xf4", "cpu MHz\t\t: %.3f" % mhz, "cache size\t: 12288 KB",
+            "physical id\t: 0", "siblings\t: %d" % ncpus, "core id\t\t: %d" % n, "cpu cores\t: %d" % ncpus,
+            "apicid\t\t: %d" % n, "initial apicid\t: %d" % n, "fpu\t\t: yes", "fpu_exception\t: yes",
+            "cpuid level\t: %d" % maxleaf, "wp\t\t: yes", "flags\t\t: %s" % fl, "bugs\t\t:",
+            "bogomips\t: %.2f" % (2 * mhz), "clflush size\t: 64", "cache_alignment\t: 64",
+            "address sizes\t: 48 bits physical, 48 bits virtual", "power management:", "", ""]))
+    return "".join(out)
+
+
+def dmi(profile: str) -> dict:
+    return DMI["stealth" if profile == "stealth" else "transparent"]
+
+
+def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ):
+    """Contents (bytes) for a platform file the hypervisor serves, None when
+    the path is not one of them, or False for a DMI file that does not exist
+    (the host's must not show through)."""
+    if guest_path == "/proc/cpuinfo":
+        return cpuinfo(table, tsc_hz).encode()
+    for d in DMI_DIRS:
+        if guest_path.startswith(d):
+            name = guest_path[len(d):]
+            vals = dmi(profile)
+            if name in vals:
+                return (vals[name] + "\n").encode()
+            return False
+    return None

@@ -1,0 +1,131 @@
+"""Time virtualization: one clock behind every time source the guest can
+read. The TSC (RDTSC, RDTSCP, IA32_TSC), CPUID 0x15/0x16/0x40000010 and the
+Linux personality's clock_gettime, gettimeofday, time and nanosleep agree.
+
+- `virtual`: deterministic. The TSC counts retired instructions (offset +
+  icount x cycles_per_insn); guest nanoseconds = TSC / frequency.
+  CLOCK_MONOTONIC starts at `boot_ns`, CLOCK_REALTIME at a fixed date;
+  sleeping advances virtual time instead of waiting.
+- `host`: the TSC reads the host's CLOCK_MONOTONIC scaled to the frequency
+  (TSC / frequency = host monotonic time), and the system calls read the
+  host clocks.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+from emu.hypervisor.cpuid_profiles import DEFAULT_TSC_HZ
+
+NS = 1_000_000_000
+REALTIME_EPOCH_NS = 1_704_067_200 * NS      # 2024-01-01 00:00:00 UTC
+BOOT_NS = 10 * NS                           # virtual uptime at process start
+REALTIME_CLOCKS = (0, 5, 8, 11)             # REALTIME, _COARSE, _ALARM, TAI
+CPUTIME_CLOCKS = (2, 3)                     # PROCESS_CPUTIME_ID, THREAD_CPUTIME_ID
+
+
+class GuestClock:
+    def __init__(self, mode: str = "host", tsc_hz: int = DEFAULT_TSC_HZ, cycles_per_insn: float = 1.0,
+                 boot_ns: int = BOOT_NS, realtime_epoch_ns: int = REALTIME_EPOCH_NS):
+        if mode not in ("virtual", "host"):
+            raise ValueError("time mode is 'virtual' or 'host', not %r" % mode)
+        self.mode = mode
+        self.tsc_hz = int(tsc_hz)
+        self.cycles_per_insn = cycles_per_insn
+        self.boot_ns = boot_ns
+        self.realtime_epoch_ns = realtime_epoch_ns
+        self.last_ns = 0
+        self.start_ns = None
+
+    @property
+    def virtual(self) -> bool:
+        return self.mode == "virtual"
+
+    def cycles(self, ns: int) -> int:
+        return ns * self.tsc_hz // NS
+
+    def install(self, vcpu, like=None) -> None:
+        """TSC set-up of a vCPU; with `like` (the vCPU an exec replaces) the
+        virtual TSC goes on from that one's value."""
+        if self.virtual:
+            vcpu.set_tsc(like.tsc if like is not None else self.cycles(self.boot_ns), self.cycles_per_insn)
+        else:
+            vcpu.set_tsc_host(self.tsc_hz, self.cycles(time.monotonic_ns()))
+        if self.start_ns is None:
+            self.start_ns = self.monotonic_ns(vcpu)
+
+    def monotonic_ns(self, vcpu) -> int:
+        """Virtual: the vCPU's TSC in nanoseconds, never behind a value
+        already handed out (threads' vCPUs run their own TSCs)."""
+        if not self.virtual:
+            return time.monotonic_ns()
+        ns = vcpu.tsc * NS // self.tsc_hz
+        if ns < self.last_ns:
+            ns = self.last_ns
+        self.last_ns = ns
+        return ns
+
+    def now_ns(self, vcpu, clock: int = 0) -> int:
+        """clock_gettime(clock) in nanoseconds."""
+        if not self.virtual:
+            if clock in CPUTIME_CLOCKS:
+                return time.process_time_ns()
+            return time.time_ns() if clock in REALTIME_CLOCKS else time.monotonic_ns()
+        mono = self.monotonic_ns(vcpu)
+        if clock in REALTIME_CLOCKS:
+            return self.realtime_epoch_ns + mono - self.boot_ns
+        if clock in CPUTIME_CLOCKS:
+            return mono - (self.start_ns or 0)
+        return mono
+
+    def sleep(self, vcpus, ns: int) -> None:
+        """Let ns pass: virtual time jumps forward on every vCPU; host time waits."""
+        if ns <= 0:
+            return
+        if not self.virtual:
+            time.sleep(ns / NS)
+            return
+        c = self.cycles(ns)
+        for v in vcpus:
+            v.tsc_advance(c)
+        self.last_ns += ns
+
+
+def futex_deadline_ns(proc, thread):
+    """The CLOCK_MONOTONIC deadline (virtual ns) of a thread blocked in a
+    timed futex wait, from its still-pending system call's arguments
+    (RSI op, R10 timeout: relative for FUTEX_WAIT, absolute for
+    FUTEX_WAIT_BITSET, on CLOCK_REALTIME with FUTEX_CLOCK_REALTIME); None
+    when it cannot be read."""
+    clk = proc.guest.clock
+    v = thread.vcpu
+    try:
+        sec, nsec = struct.unpack("<qq", proc.sys.read(v.r10, 16))
+    except Exception:
+        return None
+    ns = max(0, sec) * NS + nsec
+    now = clk.now_ns(v, 1)
+    if v.rsi & 0x7F == 9:                        # FUTEX_WAIT_BITSET: absolute
+        if v.rsi & 256:                          # FUTEX_CLOCK_REALTIME
+            ns -= clk.now_ns(v, 0) - now
+        return ns
+    return now + ns
+
+
+def earliest_timeout(proc, threads):
+    """Every thread is blocked: the timed waiter with the earliest deadline
+    goes first, and the clock passes to that deadline (virtual time jumps,
+    host time waits)."""
+    clk = proc.guest.clock
+    best = None
+    for t in threads:
+        if t.timed:
+            d = futex_deadline_ns(proc, t)
+            if d is not None and (best is None or d < best[0]):
+                best = (d, t)
+    if best is None:
+        return threads
+    d, t = best
+    now = clk.now_ns(proc.vcpu, 1)
+    clk.sleep([x.vcpu for x in proc.threads], d - now)
+    return [t] + [x for x in threads if x is not t]
