@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Build the guest kernel: guests/kernel/build/kernel.elf (and the user image
-it embeds). Uses gcc, or `python -m ziglang cc` when gcc is missing.
+"""Build the guest kernel: guests/kernel/kernel.elf (intermediate files,
+including the user image it embeds, go to build/). Uses gcc, or `python -m ziglang cc` when gcc is missing.
 
     python3 guests/kernel/build.py
 """
@@ -52,7 +52,8 @@ def main() -> int:
     run(c + ["-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-T,kernel.ld",
              "-Wl,-z,noexecstack", "-Wl,-z,max-page-size=4096",
              "build/entry.o", "build/kernel.o", "-o", "build/kernel.elf"])
-    print("built", os.path.join(OUT, "kernel.elf"), os.path.getsize(os.path.join(OUT, "kernel.elf")), "bytes")
+    shutil.copyfile(os.path.join(OUT, "kernel.elf"), os.path.join(HERE, "kernel.elf"))
+    print("built", os.path.join(HERE, "kernel.elf"), os.path.getsize(os.path.join(HERE, "kernel.elf")), "bytes")
     return 0
 
 
