@@ -68,6 +68,8 @@ class Assist:
 
     # -- descriptors --
     def tss_base(self) -> int:
+        if hasattr(self.v, "tr") and self.v.tr[0]:
+            return self.v.tr[1]               # the core's LTR loaded it
         base, limit = self.v.gdtr
         sel = self.tr & ~7
         if sel == 0 or sel + 15 > limit:

@@ -74,9 +74,14 @@ class VM:
 
         # MSRs always exit: the VMM owns the APIC MSRs and applies msr_policy
         self.msr_policy = msr_policy      # callable(index, value, write) -> True to allow
-        self.core_irq = hasattr(self.vcpu, "raise_irq")
-        self.vcpu.trap_mask = T["msr"] | T["hlt"] if "hlt" in T else T["msr"]
+        # a core with the system-level CPU delivers faults and interrupts through
+        # the guest's IDT itself; otherwise the VMM does it (emu/vm/assist.py)
+        self.core_irq = hasattr(self.vcpu, "raise_irq") and hasattr(self.vcpu, "system_mode")
+        if self.core_irq:
+            self.vcpu.system_mode = True
+        self.vcpu.trap_mask = T["msr"]
         self.assist = Assist(self.vcpu, self.mem)
+        self.inflight = None              # vector handed to the core, not yet taken
 
         self.lapic = LocalApic(self.tsc)
         self.ioapic = IoApic(self.lapic)
@@ -211,17 +216,31 @@ class VM:
     def if_set(self) -> bool:
         return bool(self.vcpu.rflags & 0x200)
 
+    def sync_inflight(self) -> None:
+        """The vector handed to the core has been delivered once the core no
+        longer holds it pending: it moves to the APIC's ISR then."""
+        if self.inflight is not None and self.inflight not in self.vcpu.pending_irqs:
+            self.lapic.isr |= 1 << self.inflight
+            self.inflight = None
+
     def inject_pending(self) -> bool:
-        """Hand the highest pending APIC interrupt to the vCPU when it can take it."""
-        if self.lapic.pending() is None:
-            return False
+        """Hand the highest pending APIC interrupt to the vCPU. With the core's
+        delivery one vector at a time is in flight (the core takes it when
+        RFLAGS.IF and the interrupt shadow allow); otherwise it is delivered
+        here when IF=1."""
         if self.core_irq:
-            if not self.if_set():
-                # the core delivers when IF allows; hand it over now if it queues
-                pass
-            self.vcpu.raise_irq(self.lapic.accept())
+            if self.inflight is not None:
+                self.sync_inflight()
+                if self.inflight is not None:
+                    return False
+            v = self.lapic.pending()
+            if v is None:
+                return False
+            self.lapic.irr &= ~(1 << v)
+            self.inflight = v
+            self.vcpu.raise_irq(v)
             return True
-        if not self.if_set():
+        if self.lapic.pending() is None or not self.if_set():
             return False
         self.assist.deliver(self.lapic.accept())
         return True
@@ -272,6 +291,8 @@ class VM:
                     if n_io & 0xFF == 0 and self.input_fd is not None:
                         self.poll_input()
                 elif r == EXIT["MMIO"]:
+                    if self.inflight is not None:
+                        self.sync_inflight()          # before an EOI is processed
                     self.mmio(e)
                 elif r == EXIT["BUDGET"]:
                     if t_end is not None and time.perf_counter() > t_end:
@@ -298,35 +319,43 @@ class VM:
         return self.exit_reason
 
     def halt(self) -> None:
-        """HLT at CPL 0: wait for an interrupt."""
+        """HLT at CPL 0: wait for an interrupt. Virtual time jumps to the next
+        timer deadline (realtime: the VMM sleeps until then); with console
+        input attached, the wait also ends when input arrives."""
         v = self.vcpu
         lapic = self.lapic
         while True:
+            if self.inflight is not None:
+                self.sync_inflight()
             lapic.poll(v.tsc)
-            if lapic.pending() is not None and self.if_set():
-                return                    # the loop injects it; RIP is after HLT
             if not self.if_set():
-                if self.input_fd is None:
-                    self.exit_reason = "halted"
-                    return
+                # interrupts off: only console input could matter, and it cannot be taken
+                self.exit_reason = "halted"
+                return
+            if lapic.pending() is not None or self.inflight is not None:
+                return                    # the run loop hands it over; RIP is after HLT
             dl = lapic.next_deadline()
-            if dl is None and self.input_fd is None and lapic.pending() is None:
+            if dl is None and self.input_fd is None:
                 self.exit_reason = "halted"
                 return
             self.uart.flush()
+            now = v.tsc
             if self.realtime or self.input_fd is not None:
-                wait = 1.0 if dl is None else max(0.0, (dl - v.tsc) / TSC_HZ)
+                wait = 1.0 if dl is None else max(0.0, (dl - now) / TSC_HZ)
                 t0 = time.perf_counter()
                 if self.input_fd is not None:
                     self.poll_input(wait)
                 else:
                     time.sleep(wait)
-                self.halted_wait += time.perf_counter() - t0
-                now = v.tsc
+                waited = time.perf_counter() - t0
+                self.halted_wait += waited
                 if dl is not None:
-                    self.skip_time(min(dl - now, int((time.perf_counter() - t0) * TSC_HZ)) if self.input_fd is not None and self.uart.rx else dl - now)
+                    # input may end the wait early: time moves on by what passed
+                    self.skip_time(min(dl - now, max(1, int(waited * TSC_HZ))) if self.uart.rx else dl - now)
+                else:
+                    self.skip_time(int(waited * TSC_HZ))
             else:
-                self.skip_time(dl - v.tsc)
+                self.skip_time(dl - now)
 
     def exception(self, e) -> None:
         v = self.vcpu
