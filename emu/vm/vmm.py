@@ -54,7 +54,7 @@ class VM:
 
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
-                 msr_policy=None, disk_readonly=False):
+                 msr_policy=None, disk_readonly=False, core_delivery=None):
         self.t_create = time.perf_counter()
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
@@ -77,6 +77,10 @@ class VM:
         # a core with the system-level CPU delivers faults and interrupts through
         # the guest's IDT itself; otherwise the VMM does it (emu/vm/assist.py)
         self.core_irq = hasattr(self.vcpu, "raise_irq") and hasattr(self.vcpu, "system_mode")
+        if core_delivery is not None:
+            if core_delivery and not self.core_irq:
+                raise VMError("this core has no in-guest event delivery")
+            self.core_irq = core_delivery
         if self.core_irq:
             self.vcpu.system_mode = True
         self.vcpu.trap_mask = T["msr"]
@@ -100,7 +104,7 @@ class VM:
                 image = f.read()
         self.entry = boot.setup_boot(self, image, cmdline)
         self.exit_reason = None
-        self.n_exits = {}
+        self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
 
     # ---- platform ----
@@ -145,6 +149,9 @@ class VM:
                 self.vcpu.complete_io_in(self.uart.io_read(port - UART_BASE))
             return
         if e.write:
+            if port == 0x80:                                           # POST code: a timestamped marker
+                self.post_codes.append((e.value & 0xFF, time.perf_counter(), self.vcpu.tsc))
+                return
             if port == 0x604 and e.value & 0x2000 or port == 0x501:      # poweroff / debug exit
                 self.exit_reason = "poweroff"
             return
