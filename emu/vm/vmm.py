@@ -292,14 +292,14 @@ class VM:
                     budget = min(budget, left)
                 e = v.run(budget)
                 r = e.reason
+                if self.inflight is not None:
+                    self.sync_inflight()              # before an EOI (MMIO or MSR) is processed
                 if r == EXIT["IO"]:
                     self.io(e)
                     n_io += 1
                     if n_io & 0xFF == 0 and self.input_fd is not None:
                         self.poll_input()
                 elif r == EXIT["MMIO"]:
-                    if self.inflight is not None:
-                        self.sync_inflight()          # before an EOI is processed
                     self.mmio(e)
                 elif r == EXIT["BUDGET"]:
                     if t_end is not None and time.perf_counter() > t_end:

@@ -278,8 +278,18 @@ static void idt_init(void) {
 
 /* ------------------------------------------------------------------ APICs */
 
-static inline u32 lapic_r(u32 off) { return *(volatile u32 *)(LAPIC_BASE + off); }
-static inline void lapic_w(u32 off, u32 v) { *(volatile u32 *)(LAPIC_BASE + off) = v; }
+static int x2apic;           /* registers through MSRs 0x800+ instead of MMIO */
+static int timer_mode;       /* 0 periodic, 1 one-shot (re-armed per tick), 2 TSC-deadline */
+static const char *timer_mode_names[3] = { "periodic", "one-shot", "TSC-deadline" };
+
+static inline u32 lapic_r(u32 off) {
+    if (x2apic) return (u32)rdmsr(0x800 + (off >> 4));
+    return *(volatile u32 *)(LAPIC_BASE + off);
+}
+static inline void lapic_w(u32 off, u32 v) {
+    if (x2apic) wrmsr(0x800 + (off >> 4), v);
+    else *(volatile u32 *)(LAPIC_BASE + off) = v;
+}
 static inline void lapic_eoi(void) { lapic_w(0xB0, 0); }
 
 static void ioapic_route(int pin, int vector) {
@@ -291,17 +301,37 @@ static void ioapic_route(int pin, int vector) {
 
 #define TICK_CYCLES 100000
 
+static void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d) {
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static void timer_rearm(void) {
+    if (timer_mode == 1) lapic_w(0x380, TICK_CYCLES);
+    else if (timer_mode == 2) wrmsr(0x6E0, rdtsc() + TICK_CYCLES);
+}
+
 static void apic_init(void) {
+    u32 a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    if (find_arg("x2apic") && (c & (1 << 21))) {
+        wrmsr(0x1B, rdmsr(0x1B) | (1 << 10) | (1 << 11));   /* IA32_APIC_BASE: EN + EXTD */
+        x2apic = 1;
+    }
+    const char *tm = find_arg("timer=");
+    if (tm && !strncmp_(tm, "oneshot", 7)) timer_mode = 1;
+    if (tm && !strncmp_(tm, "deadline", 8) && (c & (1 << 24))) timer_mode = 2;
     lapic_w(0xF0, 0x100 | VEC_SPURIOUS);        /* software enable, spurious vector */
     lapic_w(0x80, 0);                           /* TPR */
     lapic_w(0x3E0, 0xB);                        /* divide by 1 */
-    lapic_w(0x320, VEC_TIMER | (1 << 17));      /* periodic */
-    lapic_w(0x380, TICK_CYCLES);
+    lapic_w(0x320, VEC_TIMER | ((timer_mode == 0 ? 1 : timer_mode == 2 ? 2 : 0) << 17));
+    if (timer_mode == 2) timer_rearm();
+    else lapic_w(0x380, TICK_CYCLES);
     u32 ver = lapic_r(0x30);
     *(volatile u32 *)IOAPIC_BASE = 1;
     u32 iover = *(volatile u32 *)(IOAPIC_BASE + 0x10);
     kprintf("apic: local APIC id %u version 0x%x, I/O APIC version 0x%x with %u pins, timer every %u cycles\n",
-            lapic_r(0x20) >> 24, ver & 0xFF, iover & 0xFF, ((iover >> 16) & 0xFF) + 1, TICK_CYCLES);
+            lapic_r(0x20) >> (x2apic ? 0 : 24), ver & 0xFF, iover & 0xFF, ((iover >> 16) & 0xFF) + 1, TICK_CYCLES);
+    kprintf("apic: %s, timer mode %s\n", x2apic ? "x2APIC (MSRs)" : "xAPIC (MMIO)", timer_mode_names[timer_mode]);
 }
 
 /* ------------------------------------------------------------------ virtio-mmio block */
@@ -597,6 +627,7 @@ void trap(struct trapframe *tf) {
     if (v == 0x81) return;                          /* the interrupt benchmark's empty handler */
     if (v == VEC_TIMER) {
         ticks++;
+        timer_rearm();
         for (int i = 0; i < NPROC; i++)
             if (procs[i].state == SLEEPING && procs[i].wake <= ticks) procs[i].state = RUNNABLE;
         lapic_eoi();
@@ -628,6 +659,8 @@ void trap(struct trapframe *tf) {
     kprintf("unexpected vector %lu\n", v);
 }
 
+static u64 cur_cr3;
+
 static void schedule(void) {
     int last = -1;
     for (;;) {
@@ -648,11 +681,10 @@ static void schedule(void) {
         p->state = RUNNING;
         tss.rsp[0] = p->kstack_top;
         cur_kstack_top = p->kstack_top;
-        write_cr3(p->pml4);
+        if (p->pml4 != cur_cr3) { write_cr3(p->pml4); cur_cr3 = p->pml4; }
         n_switch++;
         swtch(&sched_ctx, p->ctx);
-        write_cr3(kernel_pml4);
-        cur = NULL;
+        cur = NULL;             /* the scheduler runs on the last process's tables: the kernel half is shared */
     }
 }
 
