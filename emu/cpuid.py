@@ -9,7 +9,11 @@ def _regs_from_str(s: str) -> tuple[int, int, int]:
 
 
 def baseline_table() -> list[tuple]:
-    ebx, edx, ecx = _regs_from_str("EmuVirtCPU64")
+    # A real vendor: glibc's dynamic loader only trusts the feature bits of
+    # vendors it knows (with any other string it finds the x86-64 baseline ISA
+    # missing and refuses to start). emu announces itself in the hypervisor
+    # leaves (0x40000000) of the transparent profile instead.
+    ebx, edx, ecx = _regs_from_str("GenuineIntel")
     # leaf 1: family 6 model 0x55 stepping 0, as an eax signature
     sig = (6 << 8) | (5 << 4) | (5 << 16)
     edx1 = (1 << 4) | (1 << 8) | (1 << 15)      # TSC, CX8, CMOV

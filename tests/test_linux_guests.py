@@ -24,12 +24,8 @@ def run_emu(args, cwd):
                           env=env, timeout=300)
 
 
-# x87 (long double) is not implemented yet: strict, so this fails once it works
-PENDING = {"floats": pytest.mark.xfail(strict=True, reason="needs x87 (long double)")}
-
-
 @pytest.mark.parametrize("libc", ["glibc", "musl"])
-@pytest.mark.parametrize("prog", [pytest.param(p, marks=PENDING[p]) if p in PENDING else p for p in PROGRAMS])
+@pytest.mark.parametrize("prog", PROGRAMS)
 def test_guest_matches_native(prog, libc, tmp_path):
     binary = os.path.join(LINUX, "bin", "%s.%s" % (prog, libc))
     with open(os.path.join(LINUX, "expected", "%s.%s.out" % (prog, libc)), "rb") as f:
@@ -42,3 +38,12 @@ def test_guest_matches_native(prog, libc, tmp_path):
     if NATIVE:
         n = subprocess.run([binary, "arg1"], capture_output=True, cwd=tmp_path, timeout=60)
         assert (n.stdout, n.returncode) == (r.stdout, r.returncode)
+
+
+def test_static_pie(tmp_path):
+    """A static PIE: loaded at a bias, it relocates itself."""
+    binary = os.path.join(LINUX, "bin", "stdio_malloc.static-pie")
+    with open(os.path.join(LINUX, "expected", "stdio_malloc.glibc.out"), "rb") as f:
+        expected = f.read()
+    r = run_emu([binary, "arg1"], cwd=tmp_path)
+    assert (r.stdout, r.returncode) == (expected, 3), r.stderr.decode(errors="replace")[-2000:]

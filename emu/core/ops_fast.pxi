@@ -183,6 +183,45 @@ cdef int op_jmp_fast(Cpu* c, const Uop* u) noexcept nogil:
     c.rip = u.imm
     return R_BRANCH
 
+# ---- byte loads and stores, and ALU with a memory source ----
+cdef int op_movzx_m8(Cpu* c, const Uop* u) noexcept nogil:
+    cdef uint64_t v
+    if mem_read(c, ea_of(c, u), 1, &v):
+        return R_EXC
+    wr32or64(c, u.reg, u.osz, v)
+    return R_NEXT
+
+cdef int op_movzx_r8(Cpu* c, const Uop* u) noexcept nogil:
+    """MOVZX r32/64, r8 with a low-byte source register (no AH..BH)."""
+    wr32or64(c, u.reg, u.osz, c.r[u.rm] & 0xff)
+    return R_NEXT
+
+cdef int op_store_imm(Cpu* c, const Uop* u) noexcept nogil:
+    """MOV m, imm (C6/C7): the immediate is already masked to the operand size."""
+    if mem_write(c, ea_of(c, u), u.osz, u.imm):
+        return R_EXC
+    return R_NEXT
+
+cdef int op_logic_rm(Cpu* c, const Uop* u) noexcept nogil:
+    """AND/OR/XOR/SUB r32/64, [m]."""
+    cdef uint64_t b, a = c.r[u.reg], r
+    if mem_read(c, ea_of(c, u), u.osz, &b):
+        return R_EXC
+    if u.sub == 4:
+        r = a & b
+    elif u.sub == 1:
+        r = a | b
+    elif u.sub == 6:
+        r = a ^ b
+    else:
+        r = a - b
+        lf_set(c, LF_SUB, u.osz, a, b, r)
+        wr32or64(c, u.reg, u.osz, r)
+        return R_NEXT
+    lf_set(c, LF_LOGIC, u.osz, 0, 0, r)
+    wr32or64(c, u.reg, u.osz, r)
+    return R_NEXT
+
 cdef void specialize(Uop* u) noexcept nogil:
     """Swap in a specialized handler where one exists for this exact form."""
     cdef uop_fn f = u.fn
@@ -237,12 +276,30 @@ cdef void specialize(Uop* u) noexcept nogil:
             u.fn = op_cmp_rm64
         elif u.sub == 0:
             u.fn = op_add_rm
+        elif u.sub in (1, 4, 5, 6):
+            u.fn = op_logic_rm
+    elif f == op_alu_a_imm and wide and u.sub in (0, 4, 5, 7):
+        # AL/eAX forms: the same as group 1 with RAX as the r/m register
+        u.rm = 0
+        if u.osz == 4:
+            u.imm &= 0xffffffffULL
+        u.fn = (op_add_ri if u.sub == 0 else op_and_ri if u.sub == 4 else
+                op_sub_ri if u.sub == 5 else op_cmp_ri)
+    elif f == op_movzx and u.sub == 1 and wide:
+        if u.mem:
+            u.fn = op_movzx_m8
+        elif u.rm < 16:
+            u.fn = op_movzx_r8
+    elif f == op_mov_rm_imm and u.mem:
+        u.imm &= SZ_MASK[u.osz]
+        u.fn = op_store_imm
+    elif f == op_alu_rm_imm and u.mem and u.sub == 7:
+        u.fn = op_cmp_mi             # any size: lf_set masks the operands
     elif f == op_alu_rm_imm and wide:
         if u.osz == 4:
             u.imm &= 0xffffffffULL
         if u.mem:
-            if u.sub == 7:
-                u.fn = op_cmp_mi
+            pass
         elif u.sub == 0:
             u.fn = op_add_ri
         elif u.sub == 5:

@@ -15,6 +15,7 @@ class OpenFile:
     dir_entries: list | None = None   # getdents64 state
     dir_pos: int = 0
     refs: int = 1
+    gpath: str = ""                   # the path as the guest named it (for *at() calls)
 
 
 class FdTable:
@@ -23,11 +24,12 @@ class FdTable:
         self.cloexec: set[int] = set()
 
     @classmethod
-    def standard(cls) -> "FdTable":
+    def standard(cls, stdio: tuple[int, int, int] = (0, 1, 2)) -> "FdTable":
+        """Guest fds 0, 1 and 2 on (copies of) the given host fds."""
         t = cls()
-        for fd in (0, 1, 2):
+        for fd, host in enumerate(stdio):
             try:
-                t.fds[fd] = OpenFile(os.dup(fd), "<std%d>" % fd, os.O_RDWR)
+                t.fds[fd] = OpenFile(os.dup(host), "<std%d>" % fd, os.O_RDWR)
             except OSError:
                 pass
         return t

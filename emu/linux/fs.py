@@ -54,9 +54,13 @@ class FileSystem:
             resolved.append(p)
         return os.path.join(self.root, *resolved)
 
-    def writable(self, host_path: str) -> bool:
-        """May the guest create or modify host_path?"""
+    def writable(self, host_path: str, follow: bool = True) -> bool:
+        """May the guest create or modify host_path? (follow=False: the
+        operation acts on a final symlink itself, not on what it points to.)"""
         if self.sandbox is None:
             return True
-        real = os.path.realpath(host_path)
+        if follow:
+            real = os.path.realpath(host_path)
+        else:
+            real = os.path.join(os.path.realpath(os.path.dirname(host_path)), os.path.basename(host_path))
         return real == self.sandbox or real.startswith(self.sandbox + os.sep)

@@ -36,10 +36,13 @@ class Vma:
     data: bytes | None = None     # file contents backing the mapping, from data_off
     data_off: int = 0             # offset in data of the byte mapped at start
     name: str = ""
+    host_fd: int = -1             # MAP_SHARED file mapping: written back to this file
+    file_off: int = 0             # file offset of the byte mapped at start
 
     def split(self, at: int) -> "Vma":
         """Cut at `at`; self keeps the low part, the high part is returned."""
-        hi = Vma(at, self.end, self.prot, self.flags, self.data, self.data_off + (at - self.start), self.name)
+        hi = Vma(at, self.end, self.prot, self.flags, self.data, self.data_off + (at - self.start), self.name,
+                 self.host_fd, self.file_off + (at - self.start))
         self.end = at
         return hi
 
@@ -146,7 +149,7 @@ class AddressSpace:
             self.populate(page, vma)
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, data: bytes | None = None,
-             offset: int = 0, name: str = "") -> int:
+             offset: int = 0, name: str = "", host_fd: int = -1, file_off: int = 0) -> int:
         if length <= 0 or offset & (PAGE - 1):
             return -E.EINVAL
         if not flags & (MAP_PRIVATE | MAP_SHARED):
@@ -166,7 +169,8 @@ class AddressSpace:
                 addr = self.find_free(length)
                 if addr is None:
                     return -E.ENOMEM
-        vma = Vma(addr, addr + length, prot, flags, data, offset if data is not None else 0, name)
+        vma = Vma(addr, addr + length, prot, flags, data, offset if data is not None else 0, name,
+                  host_fd if flags & MAP_SHARED else -1, file_off)
         self._insert(vma)
         if flags & MAP_POPULATE or data is not None and length <= 16 * PAGE:
             for page in range(addr, addr + length, PAGE):
@@ -177,10 +181,30 @@ class AddressSpace:
         if addr & (PAGE - 1) or length <= 0:
             return -E.EINVAL
         end = addr + page_up(length)
+        self.write_back(addr, end)
         for v in self._carve(addr, end):
             self.vmas.remove(v)
         self._unpopulate(addr, end)
         return 0
+
+    def write_back(self, start: int = 0, end: int = 1 << 64) -> None:
+        """Copy the populated pages of MAP_SHARED file mappings in [start, end)
+        back to their files (munmap, msync, exit)."""
+        import os
+        for v in self.vmas:
+            if v.host_fd < 0 or v.end <= start or v.start >= end:
+                continue
+            try:
+                size = os.fstat(v.host_fd).st_size
+            except OSError:
+                continue
+            for page in range(max(v.start, start), min(v.end, end), PAGE):
+                pa = self.pages.get(page)
+                off = v.file_off + (page - v.start)
+                if pa is None or off >= size:
+                    continue
+                n = min(PAGE, size - off)
+                os.pwrite(v.host_fd, self.machine.ram[pa:pa + n].tobytes(), off)
 
     def mprotect(self, addr: int, length: int, prot: int) -> int:
         if addr & (PAGE - 1):

@@ -50,14 +50,14 @@ class GuestKilled(Exception):
 class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
-                 stdout=None, stderr=None):
+                 stdio: tuple[int, int, int] = (0, 1, 2)):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
-        self.fds = FdTable.standard()
+        self.fds = FdTable.standard(stdio)
         self.strace = strace
         self.seed = seed
         self.rng = __import__("random").Random(seed)
@@ -68,8 +68,8 @@ class Process:
         self.signal_actions: dict[int, tuple] = {}
         self.signal_mask = 0
         self.warned: set[int] = set()
-        self.out = stdout
         self.forked_child = False
+        self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
         self.threads = [self.current]
@@ -78,8 +78,14 @@ class Process:
         self.sys = Syscalls(self)
 
     # ---- exec ----
-    def load(self, path: str) -> None:
-        host = self.fs.resolve(path, follow=True)
+    def load(self, path: str, from_host: bool = True) -> None:
+        """Load the program. The command line names it as the user's shell
+        would (relative to the host's working directory); inside a --root,
+        an absolute path is inside the root. execve() names it in the guest."""
+        if from_host and not (self.fs.root != "/" and path.startswith("/")):
+            host = os.path.abspath(path)
+        else:
+            host = self.fs.resolve(path, follow=True)
         try:
             with open(host, "rb") as f:
                 data = f.read()
@@ -175,11 +181,13 @@ class Process:
                 except Reexec:
                     continue
         except GuestExit as e:
+            self.mm.write_back()
             if self.forked_child:
                 sys.stdout.flush()
                 os._exit(e.status & 0xFF)
             raise
         except GuestKilled as e:
+            self.mm.write_back()
             if self.forked_child:
                 from emu.linux.sys_exec import die_like
                 die_like(e.signo)
@@ -205,6 +213,7 @@ class Process:
             elf.check_header(head, path)
         except elf.ExecFormatError:
             return -E.ENOEXEC
+        self.mm.write_back()
         for fd in list(self.fds.cloexec):
             self.fds.close(fd)
         self.argv = argv
@@ -220,8 +229,11 @@ class Process:
         self.sys = Syscalls(self)
         if self.seed is not None:
             self.vcpu.seed_rng(self.seed)
+        if self.vfork_done_fd >= 0:
+            os.close(self.vfork_done_fd)
+            self.vfork_done_fd = -1
         try:
-            self.load(path)
+            self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:
             print("emu: execve: %s" % e, file=sys.stderr)
             raise GuestKilled(9)

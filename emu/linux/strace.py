@@ -56,6 +56,16 @@ def _str(s, addr: int, limit: int = 64) -> str:
     return repr(text.decode("utf-8", "backslashreplace")).replace("'", '"') + ("" if end >= 0 else "...")
 
 
+def _buf(s, addr: int, n: int, limit: int = 32) -> str:
+    """A write buffer: its first bytes as strace shows them."""
+    try:
+        data = s.read(addr, min(n, limit))
+    except Exception:
+        return "%#x" % addr
+    text = repr(data.decode("utf-8", "backslashreplace")).replace("'", '"')
+    return text + ("..." if n > limit else "")
+
+
 def format_call(s, name: str, args) -> str:
     sig = SIGNATURES.get(name)
     if sig is None:
@@ -73,7 +83,7 @@ def format_call(s, name: str, args) -> str:
         elif kind == "s":
             out.append(_str(s, a))
         elif kind == "b":
-            out.append(_str(s, a, min(32, args[i + 1]) if i + 1 < len(args) else 32))
+            out.append(_buf(s, a, args[i + 1] if i + 1 < len(args) else 32))
         elif kind == "o":
             out.append(("O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE")[a & 3] + "".join(
                 "|" + n for bit, n in O_FLAGS if a & bit))

@@ -19,10 +19,16 @@ CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x
 def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     sys.stdout.flush()
     sys.stderr.flush()
+    # vfork: the parent sleeps until the child has exec'd or exited; the child
+    # holds the write end of this pipe and closes it then
+    sync = os.pipe() if flags & CLONE_VFORK else None
     pid = os.fork()
     if pid == 0:
         p = s.p
         p.forked_child = True
+        if sync:
+            os.close(sync[0])
+            p.vfork_done_fd = sync[1]
         p.pid = os.getpid()
         v = s.v
         if child_stack:
@@ -38,11 +44,10 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         return 0
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
-    if flags & CLONE_VFORK:
-        # the parent sleeps until the child has exec'd or exited; with copied
-        # memory, waiting for the exit is the safe approximation only when the
-        # child does not exec, so just let both run.
-        pass
+    if sync:
+        os.close(sync[1])
+        os.read(sync[0], 1)            # EOF when the child execs or exits
+        os.close(sync[0])
     return pid
 
 

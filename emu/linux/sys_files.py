@@ -31,13 +31,13 @@ def _host_flags(flags: int) -> int:
 
 
 def _open(s, dirfd, path_addr, flags, mode):
+    gpath = s.guest_path_at(dirfd, path_addr)
     host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)
-    if flags & (O_CREAT | O_TRUNC) or flags & O_ACCMODE:
-        if not os.path.exists(host) or flags & O_ACCMODE:
-            s.check_write(host)
+    if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND):
+        s.check_write(host)
     hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
-    f = OpenFile(hfd, host, flags, is_dir)
+    f = OpenFile(hfd, host, flags, is_dir, gpath=gpath)
     return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
 
 
@@ -318,7 +318,7 @@ def sys_fchdir(s, fd, *_):
     f = s.fd(fd)
     if not f.is_dir:
         return -E.ENOTDIR
-    s.p.fs.cwd = f.path
+    s.p.fs.cwd = f.gpath or f.path
     return 0
 
 
@@ -381,7 +381,7 @@ def sys_getdents64(s, fd, buf, count, *_):
 
 def _mutating(s, dirfd, path, follow=False):
     host = s.path_at(dirfd, path, follow=follow)
-    s.check_write(host)
+    s.check_write(host, follow)
     return host
 
 
@@ -451,7 +451,14 @@ def sys_symlinkat(s, target, dirfd, path, *_):
 
 @syscall(86, "link")
 def sys_link(s, old, new, *_):
-    os.link(s.path_at(AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
+    # a hard link to a file outside the sandbox would make it writable
+    os.link(_mutating(s, AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
+    return 0
+
+
+@syscall(265, "linkat")
+def sys_linkat(s, olddir, old, newdir, new, flags, *_):
+    os.link(_mutating(s, olddir, old, follow=bool(flags & 0x400)), _mutating(s, newdir, new))
     return 0
 
 

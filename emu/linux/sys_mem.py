@@ -17,6 +17,7 @@ def sys_brk(s, addr, *_):
 def sys_mmap(s, addr, length, prot, flags, fd, off):
     data = None
     name = ""
+    host_fd, file_off = -1, 0
     if not flags & MAP_ANONYMOUS:
         f = s.fd(fd)
         if f.is_dir:
@@ -25,8 +26,21 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
         want = min(length, max(0, size - off))
         data = os.pread(f.host_fd, want, off) if want > 0 else b""
         name = f.path
+        if flags & MAP_SHARED and prot & 2:
+            if f.flags & 3 != 2:         # a writable shared mapping needs O_RDWR
+                return -E.EACCES
+            s.check_write(f.path)
+            host_fd, file_off = os.dup(f.host_fd), off
         off = 0
-    return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name)
+    return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name, host_fd, file_off)
+
+
+@syscall(26, "msync")
+def sys_msync(s, addr, length, flags, *_):
+    if addr & (PAGE - 1):
+        return -E.EINVAL
+    s.p.mm.write_back(addr, addr + page_up(length))
+    return 0
 
 
 @syscall(11, "munmap")

@@ -172,19 +172,27 @@ class Syscalls:
             raise OSError(9, "bad fd")
         return f
 
-    def path_at(self, dirfd: int, addr: int, follow: bool = True) -> str:
+    def guest_path_at(self, dirfd: int, addr: int) -> str:
+        """The absolute guest path a (dirfd, path) pair names."""
         path = self.cstr(addr)
         dirfd = s32(dirfd)
         base = None
         if not path.startswith("/") and dirfd != AT_FDCWD:
             f = self.fd(dirfd)
-            base = f.path
-        if path in ("/proc/self/exe",) or path == "/proc/%d/exe" % self.p.pid:
-            return self.p.exe_path
-        return self.p.fs.resolve(path, follow=follow, dirpath=base)
+            if not f.is_dir:
+                raise OSError(20, "ENOTDIR")
+            base = f.gpath
+        return self.p.fs.guest_abspath(path, base)
 
-    def check_write(self, host: str) -> None:
-        if not self.p.fs.writable(host):
+    def path_at(self, dirfd: int, addr: int, follow: bool = True) -> str:
+        """The host path for a (dirfd, path) pair, resolved inside the guest root."""
+        gpath = self.guest_path_at(dirfd, addr)
+        if gpath in ("/proc/self/exe", "/proc/%d/exe" % self.p.pid):
+            return self.p.exe_path
+        return self.p.fs.resolve(gpath, follow=follow)
+
+    def check_write(self, host: str, follow: bool = True) -> None:
+        if not self.p.fs.writable(host, follow):
             raise OSError(30, "read-only file system")
 
 
@@ -196,4 +204,4 @@ def pack_stat(s: os.stat_result) -> bytes:
                        int(s.st_ctime), s.st_ctime_ns % 10**9)
 
 
-from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_proc  # noqa: E402,F401  (register the handlers)
+from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_proc  # noqa: E402,F401  (register the handlers)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats"]
+PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
 LIBS = {"threads": ["-lpthread"], "floats": ["-lm"]}
 
@@ -28,6 +28,14 @@ def build(name: str, flavour: str) -> None:
     subprocess.run(["strip", out], check=False)
 
 
+def build_static_pie(name: str) -> None:
+    """One program also as a static PIE (loaded at a bias, relocates itself)."""
+    src = os.path.join(HERE, name + ".c")
+    out = os.path.join(HERE, "bin", "%s.static-pie" % name)
+    subprocess.run([shutil.which("gcc") or "cc", "-O2", "-static-pie", "-fpie", "-o", out, src], check=True)
+    subprocess.run(["strip", out], check=False)
+
+
 def main() -> int:
     os.makedirs(os.path.join(HERE, "bin"), exist_ok=True)
     names = sys.argv[1:] or PROGRAMS
@@ -35,6 +43,9 @@ def main() -> int:
         for flavour in ("glibc", "musl"):
             build(name, flavour)
             print("built bin/%s.%s" % (name, flavour))
+        if name == "stdio_malloc":
+            build_static_pie(name)
+            print("built bin/%s.static-pie" % name)
     return 0
 
 

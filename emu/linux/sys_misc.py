@@ -1,0 +1,252 @@
+"""The smaller system calls real tools make: file-system statistics,
+extended attributes, process groups and sessions, resource usage, and a few
+that only need a well-formed answer."""
+from __future__ import annotations
+
+import os
+import resource
+import struct
+import time
+
+from emu.linux import errno as E
+from emu.linux.syscalls import AT_FDCWD, s32, syscall
+
+ENODATA = 61
+
+
+def _statfs_bytes(v: os.statvfs_result) -> bytes:
+    """struct statfs (x86-64)."""
+    return struct.pack("<qqQQQQQiiqqq4q", 0xEF53, v.f_bsize, v.f_blocks, v.f_bfree, v.f_bavail,
+                       v.f_files, v.f_ffree, 0, 0, v.f_namemax, v.f_frsize, v.f_flag, 0, 0, 0, 0)
+
+
+@syscall(137, "statfs")
+def sys_statfs(s, path, buf, *_):
+    s.write(buf, _statfs_bytes(os.statvfs(s.path_at(AT_FDCWD, path))))
+    return 0
+
+
+@syscall(138, "fstatfs")
+def sys_fstatfs(s, fd, buf, *_):
+    s.write(buf, _statfs_bytes(os.fstatvfs(s.fd(fd).host_fd)))
+    return 0
+
+
+def _getxattr(s, host, name, buf, size, follow=True):
+    try:
+        value = os.getxattr(host, s.cstr(name), follow_symlinks=follow)
+    except OSError as e:
+        if e.errno in (61, 95):          # ENODATA, ENOTSUP
+            return -e.errno
+        raise
+    if size == 0:
+        return len(value)
+    if len(value) > size:
+        return -E.ERANGE
+    s.write(buf, value)
+    return len(value)
+
+
+@syscall(191, "getxattr")
+def sys_getxattr(s, path, name, buf, size, *_):
+    return _getxattr(s, s.path_at(AT_FDCWD, path), name, buf, size)
+
+
+@syscall(192, "lgetxattr")
+def sys_lgetxattr(s, path, name, buf, size, *_):
+    return _getxattr(s, s.path_at(AT_FDCWD, path, follow=False), name, buf, size, follow=False)
+
+
+@syscall(193, "fgetxattr")
+def sys_fgetxattr(s, fd, name, buf, size, *_):
+    return _getxattr(s, s.fd(fd).host_fd, name, buf, size)
+
+
+def _listxattr(s, host, buf, size, follow=True):
+    names = b"".join(n.encode() + b"\0" for n in os.listxattr(host, follow_symlinks=follow))
+    if size == 0:
+        return len(names)
+    if len(names) > size:
+        return -E.ERANGE
+    s.write(buf, names)
+    return len(names)
+
+
+@syscall(194, "listxattr")
+def sys_listxattr(s, path, buf, size, *_):
+    return _listxattr(s, s.path_at(AT_FDCWD, path), buf, size)
+
+
+@syscall(195, "llistxattr")
+def sys_llistxattr(s, path, buf, size, *_):
+    return _listxattr(s, s.path_at(AT_FDCWD, path, follow=False), buf, size, follow=False)
+
+
+@syscall(196, "flistxattr")
+def sys_flistxattr(s, fd, buf, size, *_):
+    return _listxattr(s, s.fd(fd).host_fd, buf, size)
+
+
+@syscall(98, "getrusage")
+def sys_getrusage(s, who, buf, *_):
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN if s32(who) == -1 else resource.RUSAGE_SELF)
+    tv = lambda t: struct.pack("<qq", int(t), int(t % 1 * 1e6))
+    s.write(buf, (tv(ru.ru_utime) + tv(ru.ru_stime) + struct.pack("<14q", ru.ru_maxrss, 0, 0, 0, ru.ru_minflt,
+             ru.ru_majflt, 0, 0, 0, 0, 0, 0, ru.ru_nvcsw, ru.ru_nivcsw)))
+    return 0
+
+
+@syscall(100, "times")
+def sys_times(s, buf, *_):
+    t = os.times()
+    if buf:
+        s.write(buf, struct.pack("<qqqq", *(int(x * 100) for x in (t.user, t.system, t.children_user,
+                                                                   t.children_system))))
+    return int(time.monotonic() * 100) & 0x7FFFFFFF
+
+
+@syscall(111, "getpgrp")
+def sys_getpgrp(s, *_):
+    return os.getpgrp()
+
+
+@syscall(121, "getpgid")
+def sys_getpgid(s, pid, *_):
+    return os.getpgid(s32(pid))
+
+
+@syscall(109, "setpgid")
+def sys_setpgid(s, pid, pgid, *_):
+    os.setpgid(s32(pid), s32(pgid))
+    return 0
+
+
+@syscall(124, "getsid")
+def sys_getsid(s, pid, *_):
+    return os.getsid(s32(pid))
+
+
+@syscall(112, "setsid")
+def sys_setsid(s, *_):
+    return os.setsid()
+
+
+@syscall(115, "getgroups")
+def sys_getgroups(s, size, lst, *_):
+    groups = os.getgroups()
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        return -E.EINVAL
+    s.write(lst, struct.pack("<%dI" % len(groups), *groups))
+    return len(groups)
+
+
+@syscall(118, "getresuid")
+def sys_getresuid(s, r, e, su, *_):
+    for addr, v in zip((r, e, su), os.getresuid()):
+        s.write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall(120, "getresgid")
+def sys_getresgid(s, r, e, sg, *_):
+    for addr, v in zip((r, e, sg), os.getresgid()):
+        s.write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall(157, "prctl")
+def sys_prctl(s, option, a2, *_):
+    if option == 15:              # PR_SET_NAME
+        s.p.comm = s.cstr(a2, 16)
+        return 0
+    if option == 16:              # PR_GET_NAME
+        s.write(a2, getattr(s.p, "comm", "emu-guest").encode()[:15].ljust(16, b"\0"))
+        return 0
+    if option in (4, 3):          # PR_SET_DUMPABLE, PR_GET_DUMPABLE
+        return 1 if option == 3 else 0
+    return -E.EINVAL
+
+
+@syscall(160, "setrlimit")
+def sys_setrlimit(s, resource_, rlim, *_):
+    return 0                      # limits are not enforced on the guest
+
+
+@syscall(221, "fadvise64")
+def sys_fadvise64(s, *_):
+    return 0
+
+
+@syscall(73, "flock")
+def sys_flock(s, fd, op, *_):
+    s.fd(fd)
+    return 0
+
+
+@syscall(309, "getcpu")
+def sys_getcpu(s, cpu, node, *_):
+    if cpu:
+        s.write(cpu, b"\0\0\0\0")
+    if node:
+        s.write(node, b"\0\0\0\0")
+    return 0
+
+
+@syscall(436, "close_range")
+def sys_close_range(s, first, last, flags, *_):
+    for fd in [fd for fd in s.p.fds.fds if first <= fd <= last]:
+        if flags & 4:             # CLOSE_RANGE_CLOEXEC
+            s.p.fds.cloexec.add(fd)
+        else:
+            s.p.fds.close(fd)
+    return 0
+
+
+def _chown(s, host, uid, gid, follow=True):
+    uid, gid = s32(uid), s32(gid)
+    os.chown(host, uid, gid, follow_symlinks=follow)
+    return 0
+
+
+@syscall(92, "chown")
+def sys_chown(s, path, uid, gid, *_):
+    host = s.path_at(AT_FDCWD, path)
+    s.check_write(host)
+    return _chown(s, host, uid, gid)
+
+
+@syscall(94, "lchown")
+def sys_lchown(s, path, uid, gid, *_):
+    host = s.path_at(AT_FDCWD, path, follow=False)
+    s.check_write(host, False)
+    return _chown(s, host, uid, gid, follow=False)
+
+
+@syscall(93, "fchown")
+def sys_fchown(s, fd, uid, gid, *_):
+    f = s.fd(fd)
+    s.check_write(f.path)
+    os.fchown(f.host_fd, s32(uid), s32(gid))
+    return 0
+
+
+@syscall(260, "fchownat")
+def sys_fchownat(s, dirfd, path, uid, gid, flags, *_):
+    follow = not flags & 0x100
+    host = s.path_at(dirfd, path, follow=follow)
+    s.check_write(host, follow)
+    return _chown(s, host, uid, gid, follow)
+
+
+@syscall(40, "sendfile")
+def sys_sendfile(s, out_fd, in_fd, offset, count, *_):
+    src, dst = s.fd(in_fd), s.fd(out_fd)
+    if offset:
+        (off,) = struct.unpack("<q", s.read(offset, 8))
+        data = os.pread(src.host_fd, min(count, 1 << 24), off)
+        s.write(offset, struct.pack("<q", off + len(data)))
+    else:
+        data = os.read(src.host_fd, min(count, 1 << 24))
+    return os.write(dst.host_fd, data) if data else 0

@@ -1,0 +1,292 @@
+"""Sockets on host sockets (AF_UNIX, AF_INET, AF_INET6), denied in a
+sandbox; select/pselect6 and epoll on host file descriptors."""
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+
+from emu.linux import errno as E
+from emu.linux.fdtable import OpenFile
+from emu.linux.syscalls import s32, syscall
+
+SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+
+
+def _net_allowed(s) -> bool:
+    return s.p.fs.sandbox is None
+
+
+def _install_socket(s, sock: socket.socket, flags: int) -> int:
+    fd = sock.detach()
+    if flags & SOCK_NONBLOCK:
+        os.set_blocking(fd, False)
+    return s.p.fds.install(OpenFile(fd, "socket:[%d]" % fd, 2), cloexec=bool(flags & SOCK_CLOEXEC))
+
+
+@syscall(41, "socket")
+def sys_socket(s, family, type_, proto, *_):
+    if not _net_allowed(s):
+        return -E.EACCES
+    if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
+        return -E.EAFNOSUPPORT
+    sock = socket.socket(family, type_ & 0xF, proto)
+    return _install_socket(s, sock, type_)
+
+
+@syscall(53, "socketpair")
+def sys_socketpair(s, family, type_, proto, sv, *_):
+    if family != socket.AF_UNIX:
+        return -E.EAFNOSUPPORT
+    a, b = socket.socketpair(family, type_ & 0xF, proto)
+    fa, fb = _install_socket(s, a, type_), _install_socket(s, b, type_)
+    s.write(sv, struct.pack("<ii", fa, fb))
+    return 0
+
+
+def _sock(s, fd) -> socket.socket:
+    f = s.fd(fd)
+    return socket.socket(fileno=os.dup(f.host_fd))
+
+
+def _sockaddr(s, addr, length) -> bytes:
+    return s.read(addr, length) if addr and length else b""
+
+
+def _call_addr(s, fd, addr, length, op):
+    """connect/bind through the raw sockaddr bytes (libc on the host side)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    raw = _sockaddr(s, addr, length)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    r = getattr(libc, op)(s.fd(fd).host_fd, buf, len(raw))
+    if r < 0:
+        return -E.from_oserror(OSError(ctypes.get_errno(), ""))
+    return r
+
+
+@syscall(42, "connect")
+def sys_connect(s, fd, addr, length, *_):
+    return _call_addr(s, fd, addr, length, "connect")
+
+
+@syscall(49, "bind")
+def sys_bind(s, fd, addr, length, *_):
+    return _call_addr(s, fd, addr, length, "bind")
+
+
+@syscall(50, "listen")
+def sys_listen(s, fd, backlog, *_):
+    sock = _sock(s, fd)
+    try:
+        sock.listen(s32(backlog))
+    finally:
+        sock.close()
+    return 0
+
+
+@syscall(288, "accept4")
+def sys_accept4(s, fd, addr, addrlen, flags, *_):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.accept4(s.fd(fd).host_fd, None, None, 0)
+    if r < 0:
+        return -E.from_oserror(OSError(ctypes.get_errno(), ""))
+    if flags & SOCK_NONBLOCK:
+        os.set_blocking(r, False)
+    return s.p.fds.install(OpenFile(r, "socket:[%d]" % r, 2), cloexec=bool(flags & SOCK_CLOEXEC))
+
+
+@syscall(43, "accept")
+def sys_accept(s, fd, addr, addrlen, *_):
+    return sys_accept4(s, fd, addr, addrlen, 0)
+
+
+@syscall(44, "sendto")
+def sys_sendto(s, fd, buf, length, flags, addr, addrlen):
+    data = s.read(buf, length)
+    sock = _sock(s, fd)
+    try:
+        return sock.send(data, flags) if not addr else sock.sendto(data, flags, _sockaddr(s, addr, addrlen))
+    finally:
+        sock.close()
+
+
+@syscall(45, "recvfrom")
+def sys_recvfrom(s, fd, buf, length, flags, addr, addrlen):
+    sock = _sock(s, fd)
+    try:
+        data = sock.recv(min(length, 1 << 24), flags)
+    finally:
+        sock.close()
+    s.write(buf, data)
+    if addrlen:
+        s.write(addrlen, struct.pack("<I", 0))
+    return len(data)
+
+
+@syscall(48, "shutdown")
+def sys_shutdown(s, fd, how, *_):
+    sock = _sock(s, fd)
+    try:
+        sock.shutdown(how)
+    finally:
+        sock.close()
+    return 0
+
+
+@syscall(54, "setsockopt")
+def sys_setsockopt(s, fd, level, name, val, length, *_):
+    sock = _sock(s, fd)
+    try:
+        sock.setsockopt(level, name, s.read(val, length))
+    finally:
+        sock.close()
+    return 0
+
+
+@syscall(55, "getsockopt")
+def sys_getsockopt(s, fd, level, name, val, lenp, *_):
+    (length,) = struct.unpack("<I", s.read(lenp, 4))
+    sock = _sock(s, fd)
+    try:
+        data = sock.getsockopt(level, name, length)
+    finally:
+        sock.close()
+    s.write(val, data)
+    s.write(lenp, struct.pack("<I", len(data)))
+    return 0
+
+
+def _name(s, fd, addr, lenp, peer):
+    (length,) = struct.unpack("<I", s.read(lenp, 4))
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(128)
+    ln = ctypes.c_uint(128)
+    r = (libc.getpeername if peer else libc.getsockname)(s.fd(fd).host_fd, buf, ctypes.byref(ln))
+    if r < 0:
+        return -E.from_oserror(OSError(ctypes.get_errno(), ""))
+    s.write(addr, buf.raw[:min(length, ln.value)])
+    s.write(lenp, struct.pack("<I", ln.value))
+    return 0
+
+
+@syscall(51, "getsockname")
+def sys_getsockname(s, fd, addr, lenp, *_):
+    return _name(s, fd, addr, lenp, False)
+
+
+@syscall(52, "getpeername")
+def sys_getpeername(s, fd, addr, lenp, *_):
+    return _name(s, fd, addr, lenp, True)
+
+
+# ---- select ----
+def _fdset(s, addr, nfds):
+    if not addr:
+        return []
+    raw = s.read(addr, (nfds + 63) // 64 * 8)
+    bits = int.from_bytes(raw, "little")
+    return [i for i in range(nfds) if bits >> i & 1]
+
+
+def _put_fdset(s, addr, nfds, fds):
+    if addr:
+        bits = sum(1 << i for i in fds)
+        s.write(addr, bits.to_bytes((nfds + 63) // 64 * 8, "little"))
+
+
+def _select(s, nfds, r, w, x, timeout):
+    nfds = min(s32(nfds), 1024)
+    sets = [_fdset(s, a, nfds) for a in (r, w, x)]
+    hmap = {}
+    for lst in sets:
+        for fd in lst:
+            f = s.p.fds.get(fd)
+            if f is None:
+                return -E.EBADF
+            hmap[fd] = f.host_fd
+    rr, ww, xx = select.select(*[[hmap[fd] for fd in lst] for lst in sets], timeout)
+    back = [[fd for fd in lst if hmap[fd] in res] for lst, res in zip(sets, (rr, ww, xx))]
+    for a, lst in zip((r, w, x), back):
+        _put_fdset(s, a, nfds, lst)
+    return sum(len(lst) for lst in back)
+
+
+@syscall(23, "select")
+def sys_select(s, nfds, r, w, x, tv, *_):
+    timeout = None
+    if tv:
+        sec, usec = struct.unpack("<qq", s.read(tv, 16))
+        timeout = sec + usec / 1e6
+    return _select(s, nfds, r, w, x, timeout)
+
+
+@syscall(270, "pselect6")
+def sys_pselect6(s, nfds, r, w, x, ts, sigmask):
+    timeout = None
+    if ts:
+        sec, nsec = struct.unpack("<qq", s.read(ts, 16))
+        timeout = sec + nsec / 1e9
+    return _select(s, nfds, r, w, x, timeout)
+
+
+# ---- epoll ----
+class Epoll:
+    def __init__(self):
+        self.ep = select.epoll()
+        self.data: dict[int, tuple[int, int]] = {}    # host fd -> (guest events, user data)
+
+
+@syscall(291, "epoll_create1")
+def sys_epoll_create1(s, flags, *_):
+    e = Epoll()
+    f = OpenFile(os.dup(e.ep.fileno()), "anon_inode:[eventpoll]", 2)
+    f.epoll = e
+    return s.p.fds.install(f, cloexec=bool(flags & 0o2000000))
+
+
+@syscall(213, "epoll_create")
+def sys_epoll_create(s, size, *_):
+    return sys_epoll_create1(s, 0) if s32(size) > 0 else -E.EINVAL
+
+
+@syscall(233, "epoll_ctl")
+def sys_epoll_ctl(s, epfd, op, fd, event, *_):
+    e = getattr(s.fd(epfd), "epoll", None)
+    if e is None:
+        return -E.EINVAL
+    host = s.fd(fd).host_fd
+    if op == 2:                       # EPOLL_CTL_DEL
+        e.ep.unregister(host)
+        e.data.pop(host, None)
+        return 0
+    events, data = struct.unpack("<IQ", s.read(event, 12))
+    if op == 1:
+        e.ep.register(host, events)
+    else:
+        e.ep.modify(host, events)
+    e.data[host] = (events, data)
+    return 0
+
+
+def _epoll_wait(s, epfd, events, maxevents, timeout_ms):
+    e = getattr(s.fd(epfd), "epoll", None)
+    if e is None:
+        return -E.EINVAL
+    ready = e.ep.poll(None if timeout_ms < 0 else timeout_ms / 1000.0, maxevents)
+    out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in ready)
+    s.write(events, out)
+    return len(ready)
+
+
+@syscall(232, "epoll_wait")
+def sys_epoll_wait(s, epfd, events, maxevents, timeout, *_):
+    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout))
+
+
+@syscall(281, "epoll_pwait")
+def sys_epoll_pwait(s, epfd, events, maxevents, timeout, sigmask, *_):
+    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout))

@@ -1,0 +1,84 @@
+"""The host's own dynamically linked tools under emu (x86-64 Linux hosts):
+the dynamic loader, libc and the program come from the host's /, and the
+output must be byte-identical to the native run."""
+import gzip
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import emu as _emu_pkg
+
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
+pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.machine() != "x86_64",
+                                reason="runs the host's x86-64 programs")
+
+
+def emu_cmd(*argv):
+    return [sys.executable, "-m", "emu", "run", *argv]
+
+
+def env():
+    return dict(os.environ, PYTHONPATH=EMU_PATH, LC_ALL="C")
+
+
+def both(argv, cwd, stdin=None):
+    e = subprocess.run(emu_cmd(*argv), capture_output=True, cwd=cwd, env=env(), input=stdin, timeout=600)
+    n = subprocess.run(argv, capture_output=True, cwd=cwd, env=env(), input=stdin, timeout=60)
+    return e, n
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for i in range(5):
+        (tmp_path / ("file%d.txt" % i)).write_text("line %d\n" % i * (i * 100 + 1))
+    os.symlink("file1.txt", tmp_path / "link")
+    os.utime(tmp_path / "sub", (1_600_000_000, 1_600_000_000))
+    return tmp_path
+
+
+def tool(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip("%s is not installed" % name)
+    return path
+
+
+def test_ls_la(tree):
+    e, n = both([tool("ls"), "-la", "--time-style=+%Y", "."], cwd=tree)
+    assert e.returncode == n.returncode == 0, e.stderr
+    assert e.stdout == n.stdout
+
+
+def test_sha256sum(tree):
+    e, n = both([tool("sha256sum"), "file3.txt", "file4.txt"], cwd=tree)
+    assert e.returncode == 0 and e.stdout == n.stdout, e.stderr
+
+
+def test_gzip_pipe_gunzip(tree):
+    data = (tree / "file4.txt").read_bytes() * 20
+    z = subprocess.run(emu_cmd(tool("gzip"), "-c"), input=data, capture_output=True, env=env(), timeout=600)
+    assert z.returncode == 0, z.stderr
+    assert gzip.decompress(z.stdout) == data
+    u = subprocess.run(emu_cmd(tool("gunzip"), "-c"), input=z.stdout, capture_output=True, env=env(), timeout=600)
+    assert u.returncode == 0 and u.stdout == data, u.stderr
+
+
+def test_sort(tree):
+    text = "".join("%d %s\n" % ((i * 7919) % 1000, "xyz"[i % 3]) for i in range(2000)).encode()
+    e, n = both([tool("sort"), "-n", "-k1,1", "-k2"], cwd=tree, stdin=text)
+    assert e.returncode == 0 and e.stdout == n.stdout, e.stderr
+
+
+def test_python3_does_real_work(tree):
+    code = ("import json, hashlib, re\n"
+            "d = {str(i): [i * i, hashlib.sha1(str(i).encode()).hexdigest()[:8]] for i in range(300)}\n"
+            "s = json.dumps(d, sort_keys=True)\n"
+            "print(len(s), hashlib.sha256(s.encode()).hexdigest(), len(re.findall(r'[0-9a-f]{8}', s)))\n"
+            "print(sorted(set(open('file2.txt').read().split()))[:3])\n")
+    e, n = both([tool("python3"), "-S", "-c", code], cwd=tree)
+    assert e.returncode == 0 and e.stdout == n.stdout, e.stderr[-3000:]
