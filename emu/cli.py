@@ -97,7 +97,7 @@ def cmd_boot(a) -> int:
         print("emu: %s: no such file" % a.disk, file=sys.stderr)
         return 2
     try:
-        stdin = sys.stdin.fileno() if not sys.stdin.isatty() or True else None
+        stdin = sys.stdin.fileno()          # console input: the UART's receive side
     except (AttributeError, ValueError, OSError):
         stdin = None
     try:
