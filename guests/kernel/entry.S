@@ -97,7 +97,8 @@ trapret:
     iretq
 
 /* ---- SYSCALL: RCX = user RIP, R11 = user RFLAGS, IF cleared by SFMASK.
-   Build the same frame an interrupt from ring 3 builds, vector 0x100. ---- */
+   Build the same frame an interrupt from ring 3 builds (vector 0x100), so
+   trap() sees one layout; return with SYSRETQ from that frame. ---- */
     .globl syscall_entry
 syscall_entry:
     mov %rsp, user_rsp_scratch(%rip)
@@ -109,7 +110,43 @@ syscall_entry:
     push %rcx
     pushq $0
     pushq $0x100
-    jmp alltraps
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rdi
+    call trap
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    mov (%rsp), %rcx          /* RIP and RFLAGS from the frame */
+    mov 16(%rsp), %r11
+    mov 24(%rsp), %rsp        /* the user stack; IF is still 0 here */
+    sysretq
 
 /* ---- swtch(uint64_t *save, uint64_t next): callee-saved registers on the stack ---- */
     .globl swtch
