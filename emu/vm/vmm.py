@@ -294,18 +294,19 @@ class VM:
                 r = e.reason
                 if self.inflight is not None:
                     self.sync_inflight()              # before an EOI (MMIO or MSR) is processed
-                if r == EXIT["IO"]:
-                    self.io(e)
-                    n_io += 1
-                    if n_io & 0xFF == 0 and self.input_fd is not None:
-                        self.poll_input()
-                elif r == EXIT["MMIO"]:
-                    self.mmio(e)
-                elif r == EXIT["BUDGET"]:
+                n_io += 1
+                if r == EXIT["BUDGET"] or n_io & 0xFF == 0:
+                    # now and then: console input and the wall-clock limit
                     if t_end is not None and time.perf_counter() > t_end:
                         self.exit_reason = "timeout"
                     if self.input_fd is not None:
                         self.poll_input()
+                if r == EXIT["IO"]:
+                    self.io(e)
+                elif r == EXIT["MMIO"]:
+                    self.mmio(e)
+                elif r == EXIT["BUDGET"]:
+                    pass
                 elif r == EXIT["HLT"]:
                     self.halt()
                 elif r == EXIT["MSR"]:
