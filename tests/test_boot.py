@@ -363,3 +363,31 @@ def test_cli_boot(tmp_path):
     assert "disk: test file %d bytes, fnv1a 0x%08x\n" % (len(DISK_TEXT), fnv1a(DISK_TEXT)) in out
     assert "kernel: halting\n" in out
     assert "first console byte" in p.stderr.decode()
+
+
+def tiny_elf(code: bytes, addr: int = 0x200000) -> bytes:
+    """An ELF64 executable with one PT_LOAD segment holding code at addr."""
+    eh = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7, 2, 62, 1,
+                     addr, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 1, 5, 120, addr, addr, len(code), len(code), 0x1000)
+    return eh + ph + code
+
+
+def test_foreign_kernel_boot_protocol_and_triple_fault():
+    """A minimal kernel that prints the command line found through RSI ->
+    boot_params.cmd_line_ptr to the UART, then executes UD2 with no IDT:
+    #UD, #GP, #DF, triple fault -> the VM shuts down."""
+    code = bytes.fromhex("8bbe28020000" "8a07" "84c0" "740a" "66baf803" "ee" "48ffc7" "ebf0" "0f0b")
+    for core in (None, False):
+        out = []
+        vm = VM(tiny_elf(code), mem="8M", cmdline="hello boot protocol", output=out.append, core_delivery=core)
+        assert vm.run(timeout=10) == "shutdown"
+        assert b"".join(out) == b"hello boot protocol"
+
+
+def test_realtime_idle_sleeps(tmp_path):
+    """realtime=True: an idle guest waits for its timer in host time (sleeps)."""
+    vm, reason, lines, _, dt = boot_kernel(tmp_path, disk=False, cmdline="console=ttyS0 bench", realtime=True)
+    assert reason == "halted"
+    assert vm.halted_wait >= 0.0015              # 20 idle ticks of 100 us at the advertised 1 GHz
+    assert any(l.startswith("bench: 20 timer ticks in") for l in lines)
