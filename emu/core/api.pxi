@@ -197,17 +197,24 @@ cdef class Vcpu:
         self.trap_reason = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
+        reason = EXIT_NONE
         if self.inj_vector >= 0:
             # an injected exception: the guest takes it before executing anything
             self.c.exc_vector = <uint32_t>self.inj_vector
             self.c.exc_error = self.inj_error
             self.c.exc_has_error = self.inj_has_error
-            self.c.exit_reason = EXIT_EXCEPTION
-            self.c.exit_rip = self.c.rip
-            self.c.n_exits[EXIT_EXCEPTION] += 1
             self.inj_vector = -1
-            reason = EXIT_EXCEPTION
-        else:
+            if self.c.deliver_via_idt:
+                # system mode: through the guest's IDT, like any fault
+                if deliver_exception(&self.c):
+                    reason = self.c.exit_reason
+                    self.c.n_exits[reason] += 1
+            else:
+                self.c.exit_reason = EXIT_EXCEPTION
+                self.c.exit_rip = self.c.rip
+                self.c.n_exits[EXIT_EXCEPTION] += 1
+                reason = EXIT_EXCEPTION
+        if reason == EXIT_NONE:
             with nogil:
                 reason = vcpu_run(&self.c, budget)
             if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV:

@@ -83,10 +83,12 @@ class Process:
         self.sys = Syscalls(self)
 
     # ---- exec ----
-    def load(self, path: str, from_host: bool = True) -> None:
+    def load(self, path: str, from_host: bool = True, depth: int = 0) -> None:
         """Load the program. The command line names it as the user's shell
         would (relative to the host's working directory); inside a --root,
-        an absolute path is inside the root. execve() names it in the guest."""
+        an absolute path is inside the root. execve() names it in the guest.
+        A `#!` script runs its interpreter (fs/binfmt_script.c): argv becomes
+        interpreter [optional argument] script args..."""
         if from_host and not (self.fs.root != "/" and path.startswith("/")):
             host = os.path.abspath(path)
         else:
@@ -102,6 +104,14 @@ class Process:
             raise ProgramNotExecutable("%s: Permission denied" % path) from None
         except OSError as e:
             raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        if data[:2] == b"#!":
+            line = data[2:].split(b"\n", 1)[0].strip().decode("utf-8", "surrogateescape")
+            if not line or depth >= 4:
+                raise ProgramNotExecutable("%s: bad interpreter line" % path)
+            interp, _, arg = line.partition(" ")
+            arg = arg.strip()
+            self.argv = [interp] + ([arg] if arg else []) + [path] + self.argv[1:]
+            return self.load(interp, from_host=False, depth=depth + 1)
         try:
             image = elf.load(self.mm, data, path)
             interp_base = 0
@@ -214,10 +224,11 @@ class Process:
             return -E.EACCES
         if not os.access(host, os.X_OK):
             return -E.EACCES
-        try:
-            elf.check_header(head, path)
-        except elf.ExecFormatError:
-            return -E.ENOEXEC
+        if head[:2] != b"#!":
+            try:
+                elf.check_header(head, path)
+            except elf.ExecFormatError:
+                return -E.ENOEXEC
         self.mm.write_back()
         for fd in list(self.fds.cloexec):
             self.fds.close(fd)
