@@ -356,8 +356,12 @@ def test_ioapic_and_uart():
 def test_cli_boot(tmp_path):
     disk = str(tmp_path / "d.img")
     make_disk(disk)
+    import emu as emu_pkg
+    # the emu this test imported (installed, or the source tree with an in-place build)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(emu_pkg.__file__))))
     p = subprocess.run([sys.executable, "-m", "emu", "boot", KERNEL, "--mem", "64M", "--disk", disk,
-                        "--stats"], stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=ROOT)
+                        "--stats"], stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=tmp_path,
+                       env=env)
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode().replace("\r", "")
     assert "disk: test file %d bytes, fnv1a 0x%08x\n" % (len(DISK_TEXT), fnv1a(DISK_TEXT)) in out

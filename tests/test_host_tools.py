@@ -61,10 +61,11 @@ def test_sha256sum(tree):
 
 def test_gzip_pipe_gunzip(tree):
     data = (tree / "file4.txt").read_bytes() * 20
-    z = subprocess.run(emu_cmd(tool("gzip"), "-c"), input=data, capture_output=True, env=env(), timeout=600)
+    z = subprocess.run(emu_cmd(tool("gzip"), "-c"), input=data, capture_output=True, env=env(), cwd=tree, timeout=600)
     assert z.returncode == 0, z.stderr
     assert gzip.decompress(z.stdout) == data
-    u = subprocess.run(emu_cmd(tool("gunzip"), "-c"), input=z.stdout, capture_output=True, env=env(), timeout=600)
+    u = subprocess.run(emu_cmd(tool("gunzip"), "-c"), input=z.stdout, capture_output=True, env=env(), cwd=tree,
+                       timeout=600)
     assert u.returncode == 0 and u.stdout == data, u.stderr
 
 
