@@ -36,6 +36,16 @@ class GuestExit(Exception):
         self.status = status
 
 
+class SyscallHook:
+    """before(process, nr, args) -> None, new args (tuple), or a result (int:
+    the call is not made); after(process, nr, args, result) -> None or a new
+    result. args are the six argument registers."""
+
+    def __init__(self, before=None, after=None):
+        self.before = before
+        self.after = after
+
+
 class Reexec(Exception):
     """execve succeeded: restart the run loop on the new image."""
 
@@ -74,6 +84,9 @@ class Process:
         self.signal_mask = 0
         self.warned: set[int] = set()
         self.forked_child = False
+        self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
+        self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
+        self.syscall_counts: dict[int, int] = {}     # system call number -> times called
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
@@ -307,8 +320,23 @@ class Process:
         print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
         raise GuestKilled(9)
 
+    def add_syscall_hook(self, before=None, after=None) -> SyscallHook:
+        """Observe or change system calls: see SyscallHook."""
+        h = SyscallHook(before, after)
+        self.syscall_hooks.append(h)
+        return h
+
+    def add_fault_hook(self, fn) -> None:
+        """fn(process, exit) for every CPU exception the guest takes (after
+        demand paging): return True if fn handled it (the guest resumes),
+        anything else to let the kernel turn it into a signal."""
+        self.fault_hooks.append(fn)
+
     def fault_signal(self, ex) -> None:
         """A CPU exception the kernel turns into a signal (arch/x86/kernel/traps.c)."""
+        for fn in self.fault_hooks:
+            if fn(self, ex) is True:
+                return
         vec = ex.vector
         if vec == 14:
             sig = SIGSEGV

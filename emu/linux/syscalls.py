@@ -121,8 +121,19 @@ class Syscalls:
     # ---- dispatch ----
     def dispatch(self) -> None:
         v = self.v
+        p = self.p
         nr = v.rax
         args = (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9)
+        p.syscall_counts[nr] = p.syscall_counts.get(nr, 0) + 1
+        if p.syscall_hooks:
+            # before-hooks: may return new arguments (a tuple) or a result (an int: the call is skipped)
+            for hook in p.syscall_hooks:
+                r = hook.before(p, nr, args) if hook.before else None
+                if isinstance(r, tuple):
+                    args = tuple(r) + args[len(r):]
+                elif r is not None:
+                    self._finish(nr, args, r, "syscall_%d" % nr)
+                    return
         entry = SYSCALLS.get(nr)
         if entry is None:
             name = SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
@@ -142,10 +153,19 @@ class Syscalls:
                 if self.p.strace:           # exit, or a fatal signal: the call never returns
                     self._trace(name, args, None)
                 raise
-        if self.p.strace:
+        self._finish(nr, args, ret, name)
+
+    def _finish(self, nr, args, ret, name) -> None:
+        p = self.p
+        for hook in p.syscall_hooks:
+            if hook.after:
+                r = hook.after(p, nr, args, ret)      # may replace the result
+                if r is not None:
+                    ret = r
+        if p.strace:
             self._trace(name, args, ret)
         if ret is not None:
-            v.rax = ret & MASK64
+            self.v.rax = ret & MASK64
 
     def _trace(self, name, args, ret) -> None:
         from emu.linux.strace import trace
