@@ -395,3 +395,51 @@ def test_realtime_idle_sleeps(tmp_path):
     assert reason == "halted"
     assert vm.halted_wait >= 0.0015              # 20 idle ticks of 100 us at the advertised 1 GHz
     assert any(l.startswith("bench: 20 timer ticks in") for l in lines)
+
+
+def test_hypervisor_policy_sees_ring0_cr3_cpuid_msr_and_io(tmp_path):
+    """Trap-and-emulate at ring 0 through the hypervisor layer's Policy: the
+    guest kernel's CR3 loads (one per address-space switch), MSR writes and
+    port I/O are seen; an MSR write is refused with #GP; everything else is
+    allowed and the boot ends as without a policy."""
+    from emu.hypervisor import Policy
+    cr3_loads, msr_writes, io, leaves = [], [], [], []
+
+    def on_cr_write(ev):
+        if ev.cr == 3:
+            cr3_loads.append(ev.value)
+        return None                      # allow
+
+    def on_msr_write(ev):
+        msr_writes.append(ev.msr)
+        return False if ev.msr == 0xC0000103 else None
+
+    policy = Policy(cr_write=on_cr_write, msr_write=on_msr_write, cpuid=lambda ev: leaves.append(ev.leaf))
+    vm, reason, lines, _, _ = boot_kernel(tmp_path, disk=False, policy=policy,
+                                          io_policy=lambda port, size, write, value: io.append((port, write)))
+    assert reason == "halted"
+    assert "msr: wrmsr 0xc0000103 refused with #GP, continuing" in lines
+    assert 0xC0000080 in msr_writes and 0xC0000103 in msr_writes
+    assert 1 in leaves                   # the kernel's APIC set-up reads CPUID leaf 1
+    # the kernel's own page tables, then one address space per process
+    assert len(set(cr3_loads)) >= 4 and len(cr3_loads) >= 10
+    console_writes = [p for p, w in io if p == 0x3F8 and w]
+    assert len(console_writes) >= sum(len(l) + 1 for l in lines) * 0.9
+    assert lines[-2].startswith("all processes finished: 4 exited, 14 killed")
+
+
+def test_platform_msrs():
+    """IA32_MISC_ENABLE reads the platform's value and keeps what the kernel writes."""
+    vm = VM(KERNEL, mem="16M", output=lambda b: None)
+
+    class E:
+        msr, write, rip = 0x1A0, False, 0
+        value = 0
+    vm.msr(E)
+    assert (vm.vcpu.rdx << 32 | vm.vcpu.rax) == 0x1801
+    E.write, E.value = True, 0x1801 | (1 << 16)
+    vm.msr(E)
+    E.write = False
+    vm.msr(E)
+    assert (vm.vcpu.rdx << 32 | vm.vcpu.rax) == 0x11801
+    vm.close()

@@ -54,7 +54,7 @@ class VM:
 
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
-                 msr_policy=None, disk_readonly=False, core_delivery=None):
+                 msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None):
         self.t_create = time.perf_counter()
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
@@ -84,6 +84,20 @@ class VM:
         if self.core_irq:
             self.vcpu.system_mode = True
         self.vcpu.trap_mask = T["msr"]
+        # trap-and-emulate at ring 0: a hypervisor Policy (emu/hypervisor) sees
+        # and answers the guest kernel's CPUID, CR accesses (CR3 loads), INVLPG,
+        # descriptor-table loads and MSR accesses; io_policy(port, size, write,
+        # value) sees port I/O: False refuses it (#GP), an int is what an IN reads
+        self.hyp = None
+        if policy is not None:
+            from emu.hypervisor.policy import Hypervisor
+            self.hyp = Hypervisor(policy)
+            self.hyp.install(self.vcpu)
+            self.vcpu.trap_mask |= T["msr"]
+        self.io_policy = io_policy
+        # platform MSRs the VMM answers: IA32_MISC_ENABLE (fast strings, no BTS/PEBS,
+        # as a kernel expects to find it)
+        self.platform_msrs = {0x1A0: 0x1 | (1 << 11) | (1 << 12)}
         self.assist = Assist(self.vcpu, self.mem)
         self.inflight = None              # vector handed to the core, not yet taken
 
@@ -142,6 +156,14 @@ class VM:
     # ---- I/O dispatch ----
     def io(self, e) -> None:
         port, size = e.port, e.size
+        if self.io_policy is not None:
+            ans = self.io_policy(port, size, bool(e.write), e.value if e.write else None)
+            if ans is False:
+                self.inject_fault(13, 0, e.rip)
+                return
+            if isinstance(ans, int) and not isinstance(ans, bool) and not e.write:
+                self.vcpu.complete_io_in(ans & ((1 << (8 * size)) - 1))
+                return
         if UART_BASE <= port < UART_BASE + 8:
             if e.write:
                 self.uart.io_write(port - UART_BASE, e.value)
@@ -192,8 +214,20 @@ class VM:
         if self.msr_policy is not None and not self.msr_policy(idx, e.value, e.write):
             self.inject_fault(13, 0, e.rip)
             return
+        if self.hyp is not None:
+            from emu.hypervisor.policy import DENY, Deny, TrapEvent
+            ans = self.hyp.policy.decide(TrapEvent(v, e))
+            if ans is False or ans == DENY:
+                self.inject_fault(13, 0, e.rip)
+                return
+            if isinstance(ans, Deny):
+                self.inject_fault(ans.vector, ans.error_code, e.rip)
+                return
         if e.write:
             if self.lapic.msr_write(idx, e.value):
+                return
+            if idx in self.platform_msrs:
+                self.platform_msrs[idx] = e.value
                 return
             try:
                 v.set_msr(idx, e.value)
@@ -201,6 +235,8 @@ class VM:
                 self.inject_fault(13, 0, e.rip)
         else:
             val = self.lapic.msr_read(idx)
+            if val is None:
+                val = self.platform_msrs.get(idx)
             if val is None:
                 try:
                     val = v.get_msr(idx)
@@ -315,6 +351,9 @@ class VM:
                     self.exception(e)
                 elif r == EXIT["SHUTDOWN"]:
                     self.exit_reason = "shutdown"
+                elif r in (EXIT["CPUID"], EXIT["RDTSC"], EXIT["PRIV"]) and self.hyp is not None \
+                        and self.hyp.handle(self.vcpu, e):
+                    pass
                 elif r == EXIT["CPUID"] or r == EXIT["RDTSC"] or r == EXIT["STOPPED"]:
                     pass
                 else:
