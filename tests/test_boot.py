@@ -443,3 +443,21 @@ def test_platform_msrs():
     vm.msr(E)
     assert (vm.vcpu.rdx << 32 | vm.vcpu.rax) == 0x11801
     vm.close()
+
+
+def test_policy_changes_msr_values():
+    """A policy answer with a value changes what WRMSR writes and RDMSR reads."""
+    from emu import _core
+    from emu.hypervisor import Policy
+    vm = VM(KERNEL, mem="16M", output=lambda b: None,
+            policy=Policy(msr_write=lambda ev: ev.value | 0x40, msr_read=lambda ev: 0x1234 if ev.msr == 0x10 else None))
+
+    class E:
+        name, op, msr, write, rip, value = "MSR", "wrmsr", 0x1A0, True, 0, 0x1801
+    vm.msr(E)
+    assert vm.platform_msrs[0x1A0] == 0x1841
+    E.op, E.write, E.msr = "rdmsr", False, 0x10
+    vm.msr(E)
+    assert (vm.vcpu.rdx << 32 | vm.vcpu.rax) == 0x1234
+    assert vm.vcpu.trap_mask & _core.TRAPS["msr"]
+    vm.close()

@@ -49,6 +49,13 @@ class VMError(Exception):
     pass
 
 
+class _Changed:
+    """An MSR exit whose written value a policy replaced."""
+
+    def __init__(self, e, value):
+        self.msr, self.write, self.rip, self.value = e.msr, e.write, e.rip, value
+
+
 class VM:
     """A microVM booting an ELF64 kernel with the 64-bit boot protocol."""
 
@@ -223,6 +230,13 @@ class VM:
             if isinstance(ans, Deny):
                 self.inject_fault(ans.vector, ans.error_code, e.rip)
                 return
+            if ans == "ignore" and e.write:
+                return
+            if isinstance(ans, int) and not isinstance(ans, bool):
+                if not e.write:                     # RDMSR reads the policy's value
+                    v.rax, v.rdx = ans & 0xFFFFFFFF, (ans >> 32) & 0xFFFFFFFF
+                    return
+                e = _Changed(e, ans)                # WRMSR writes the policy's value
         if e.write:
             if self.lapic.msr_write(idx, e.value):
                 return
