@@ -84,3 +84,21 @@ def test_unhandled_fault_still_kills(tmp_path):
     seen = []
     p.add_fault_hook(lambda proc, ex: seen.append(ex.vector))
     assert run(p) == 128 + 11 and seen == [14]
+
+
+def test_core_hooks_through_the_personality(tmp_path):
+    """emu.hooks on a process's vCPU: the personality's run loop hands HOOK
+    exits to the callbacks (here a code hook on the entry point and a block
+    hook) and the program runs on unchanged."""
+    from emu.hooks import Hooks
+    p, out = process(HELLO, tmp_path)
+    entry = p.vcpu.rip
+    hits, blocks = [], []
+    h = Hooks(p.vcpu)
+    h.code(entry, entry, lambda vcpu, address, size: hits.append(address))
+    h.block(lambda vcpu, address, size: blocks.append(address))
+    p.hooks = h
+    assert run(p) == 0
+    assert output(out) == b"Hello from emu!\n"
+    assert hits == [entry]
+    assert blocks and blocks[0] == entry

@@ -87,6 +87,7 @@ class Process:
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
         self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
         self.syscall_counts: dict[int, int] = {}     # system call number -> times called
+        self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
@@ -285,6 +286,10 @@ class Process:
                 if ex.vector == 14 and fault(ex.cr2, ex.error_code):
                     continue
                 self.fault_signal(ex)
+            elif name == "HOOK" and self.hooks is not None:
+                if not self.hooks.dispatch(ex):
+                    raise GuestKilled(9)          # a hook callback asked to stop the guest
+                continue
             elif name == "BUDGET" or name == "STOPPED":
                 self._switch()
                 continue
