@@ -83,7 +83,8 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
           ignore_regs: tuple = (), note: str = "", budget: int = 1, xmm=None, mxcsr: int | None = None,
           fxstate: bytes | None = None, compare_x87: bool = False, ignore_mem: list | None = None) -> None:
     """Run code natively and in emu from the same state; assert the same
-    GPRs, RIP, flags (under flags_mask) and scratch memory.
+    GPRs, RIP, flags (under flags_mask) and scratch memory. Returns the
+    native result (its .exit tells whether a branch was taken).
 
     scratch: list of (address, ctypes buffer, initial bytes) from native.scratch();
     both sides start from the initial bytes and must end with the same bytes.
@@ -153,6 +154,7 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
         for i in range(8):
             a, b = e[32 + 16 * i:42 + 16 * i], n[32 + 16 * i:42 + 16 * i]
             assert a == b, "st%d: emu %s native %s for %s" % (i, a[::-1].hex(), b[::-1].hex(), what)
+    return res
 
 
 def emu_only(code: bytes, regs: dict | None = None, rflags: int = 0x202, budget: int = 1):

@@ -41,7 +41,8 @@ def test_jmp_rel():
         else:
             d = rng.randrange(2, 1 << 20)
             code = b"\xe9" + struct.pack("<i", d)
-        difftest.check(code, rand_regs(rng), rand_flags(rng), taken_disp=d, flags_mask=difftest.ALL_FLAGS)
+        res = difftest.check(code, rand_regs(rng), rand_flags(rng), taken_disp=d, flags_mask=difftest.ALL_FLAGS)
+        assert res.exit == "taken"
     difftest.covered("jmp rel8/rel32", N)
 
 
@@ -49,7 +50,8 @@ def test_call_rel32():
     rng = random.Random(2)
     for i in range(N):
         d = rng.randrange(2, 1 << 16)
-        difftest.check(b"\xe8" + struct.pack("<i", d), rand_regs(rng), rand_flags(rng), taken_disp=d)
+        res = difftest.check(b"\xe8" + struct.pack("<i", d), rand_regs(rng), rand_flags(rng), taken_disp=d)
+        assert res.exit == "taken"
     difftest.covered("call rel32", N)
 
 
@@ -83,7 +85,7 @@ def test_ret(imm):
         d = rng.randrange(2, 100)
         target = code_addr_for(len(code)) + len(code) + d
         scr = stack_in_scratch(rng, regs, [target])
-        difftest.check(code, regs, rand_flags(rng), taken_disp=d, scratch=scr)
+        assert difftest.check(code, regs, rand_flags(rng), taken_disp=d, scratch=scr).exit == "taken"
     difftest.covered("ret" if imm is None else "ret imm16", N)
 
 
@@ -91,13 +93,15 @@ def test_ret(imm):
 @pytest.mark.parametrize("a32", [False, True])
 def test_loops(opc, name, a32):
     rng = random.Random(opc * 2 + a32)
+    exits = set()
     for i in range(N):
         regs = rand_regs(rng)
         regs["rcx"] = rng.choice([0, 1, 2, 0xFFFFFFFF, 0x100000000, 0x100000001, (1 << 64) - 1,
                                   rng.getrandbits(64)])
         d = rng.randrange(2, 100)
         code = (b"\x67" if a32 else b"") + bytes([opc, d])
-        difftest.check(code, regs, rand_flags(rng), taken_disp=d, flags_mask=difftest.ALL_FLAGS)
+        exits.add(difftest.check(code, regs, rand_flags(rng), taken_disp=d, flags_mask=difftest.ALL_FLAGS).exit)
+    assert exits == {"fall", "taken"}, "the cases must take the branch and fall through"
     difftest.covered("%s%s rel8" % (name, " (67)" if a32 else ""), N)
 
 

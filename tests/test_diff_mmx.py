@@ -12,7 +12,7 @@ import struct
 import zlib
 
 import difftest
-import test_diff_sse_util as su
+import sse_helpers as su
 
 N = 200
 

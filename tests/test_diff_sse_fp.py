@@ -8,7 +8,7 @@ import random
 import struct
 
 import difftest
-import test_diff_sse_util as su
+import sse_helpers as su
 
 N = 200
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import difftest
-import test_diff_sse_util as su
+import sse_helpers as su
 
 N = 200
 

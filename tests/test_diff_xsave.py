@@ -12,7 +12,7 @@ import struct
 
 import difftest
 import emu
-import test_diff_sse_util as su
+import sse_helpers as su
 import test_diff_x87 as x87
 
 N = 200

@@ -348,12 +348,7 @@ def _readlink(s, host, buf, size):
 
 @syscall(89, "readlink")
 def sys_readlink(s, path, buf, size, *_):
-    p = s.cstr(path)
-    if p == "/proc/self/exe":
-        data = s.p.exe_path.encode()[:size]
-        s.write(buf, data)
-        return len(data)
-    return _readlink(s, s.path_at(AT_FDCWD, path, follow=False), buf, size)
+    return sys_readlinkat(s, AT_FDCWD, path, buf, size)
 
 
 @syscall(267, "readlinkat")
@@ -405,8 +400,7 @@ def _mutating(s, dirfd, path, follow=False):
 
 @syscall(83, "mkdir")
 def sys_mkdir(s, path, mode, *_):
-    os.mkdir(_mutating(s, AT_FDCWD, path), mode & 0o7777)
-    return 0
+    return sys_mkdirat(s, AT_FDCWD, path, mode)
 
 
 @syscall(258, "mkdirat")
@@ -436,14 +430,12 @@ def sys_unlinkat(s, dirfd, path, flags, *_):
 
 @syscall(82, "rename")
 def sys_rename(s, old, new, *_):
-    os.rename(_mutating(s, AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
-    return 0
+    return sys_renameat2(s, AT_FDCWD, old, AT_FDCWD, new, 0)
 
 
 @syscall(264, "renameat")
 def sys_renameat(s, olddir, old, newdir, new, *_):
-    os.rename(_mutating(s, olddir, old), _mutating(s, newdir, new))
-    return 0
+    return sys_renameat2(s, olddir, old, newdir, new, 0)
 
 
 @syscall(316, "renameat2")
@@ -457,8 +449,7 @@ def sys_renameat2(s, olddir, old, newdir, new, flags, *_):
 
 @syscall(88, "symlink")
 def sys_symlink(s, target, path, *_):
-    os.symlink(s.cstr(target), _mutating(s, AT_FDCWD, path))
-    return 0
+    return sys_symlinkat(s, target, AT_FDCWD, path)
 
 
 @syscall(266, "symlinkat")
@@ -469,13 +460,13 @@ def sys_symlinkat(s, target, dirfd, path, *_):
 
 @syscall(86, "link")
 def sys_link(s, old, new, *_):
-    # a hard link to a file outside the sandbox would make it writable
-    os.link(_mutating(s, AT_FDCWD, old), _mutating(s, AT_FDCWD, new))
-    return 0
+    return sys_linkat(s, AT_FDCWD, old, AT_FDCWD, new, 0)
 
 
 @syscall(265, "linkat")
 def sys_linkat(s, olddir, old, newdir, new, flags, *_):
+    # the source must be writable too: a hard link to a file outside the
+    # sandbox would make it writable through the link
     os.link(_mutating(s, olddir, old, follow=bool(flags & 0x400)), _mutating(s, newdir, new))
     return 0
 
