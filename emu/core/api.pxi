@@ -130,6 +130,7 @@ cdef class Exit:
     cdef public object op                    # PRIV / MSR: the trapped instruction (PRIV_NAMES)
     cdef public int cr, gpr                  # PRIV: control register, general register operand
     cdef public bint software                # EXCEPTION from INT n
+    cdef public bint string                  # IO: one element of INS/OUTS
     cdef public int hook_id                  # HOOK: the hook (0 for the block hook)
     cdef public object kind                  # HOOK: "code", "block", "read", "write", "fetch"
 
@@ -152,6 +153,7 @@ cdef class Vcpu:
     # completed or refused (complete_trap / inject_exception), and an
     # exception the VMM injected, delivered by the next run()
     cdef int trap_reason
+    cdef bint trap_early           # the open trap exit came before its instruction
     cdef int inj_vector
     cdef uint64_t inj_error
     cdef bint inj_has_error
@@ -180,6 +182,7 @@ cdef class Vcpu:
         self.c.dr[6] = 0xFFFF0FF0ULL
         self.c.dr[7] = 0x400
         self.c.hook_owner = hook_new_owner()
+        self.c.trap_pass_rip = NO_PASS
         self.inj_vector = -1
 
     def __dealloc__(self):
@@ -217,9 +220,16 @@ cdef class Vcpu:
         if reason == EXIT_NONE:
             with nogil:
                 reason = vcpu_run(&self.c, budget)
-            if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV:
-                self.trap_reason = reason
+            self.note_trap(reason)
         return self.make_exit(reason)
+
+    cdef inline void note_trap(self, int reason):
+        """A trap exit stays open for complete_trap / skip_trap / inject_exception."""
+        if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV \
+                or reason == EXIT_IO:
+            self.trap_reason = reason
+            self.trap_early = (reason == EXIT_PRIV and self.c.priv_before) or \
+                (reason == EXIT_IO and self.c.io_string != 0)
 
     def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
         """run(), calling back into Python for HOOK exits without building
@@ -232,6 +242,7 @@ cdef class Vcpu:
         cdef uint64_t end
         cdef uint32_t kind
         self.c.exc_soft = 0
+        self.trap_reason = 0
         end = self.c.icount + budget
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
@@ -239,6 +250,7 @@ cdef class Vcpu:
             with nogil:
                 reason = vcpu_run(&self.c, end - self.c.icount)
             if reason != EXIT_HOOK:
+                self.note_trap(reason)
                 return self.make_exit(reason)
             kind = self.c.hook_kind
             fn = direct.get(self.c.hook_id)
@@ -272,6 +284,8 @@ cdef class Vcpu:
             e.size = self.c.io_size
             e.write = self.c.io_dir
             e.value = self.c.io_value
+            e.string = self.c.io_string != 0
+            e.op = ("outs" if e.write else "ins") if e.string else ("out" if e.write else "in")
         elif reason == EXIT_MSR:
             e.msr = self.c.msr_index
             e.op = PRIV_NAMES[self.c.priv_op]
@@ -283,6 +297,8 @@ cdef class Vcpu:
             e.op = "cpuid"
         elif reason == EXIT_PRIV:
             e.op = PRIV_NAMES[self.c.priv_op]
+            if self.c.priv_op == PRIV_INT:
+                e.vector = <int>self.c.priv_value
             e.cr = self.c.priv_cr
             e.gpr = self.c.priv_gpr if self.c.priv_gpr < 16 else -1
             e.value = self.c.priv_value
@@ -334,6 +350,8 @@ cdef class Vcpu:
         memset(self.c.irq_bits, 0, sizeof(self.c.irq_bits))
         self.c.halted = 0
         self.c.shadow_end = 0
+        self.c.io_string = 0
+        self.c.trap_pass_rip = NO_PASS
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
@@ -346,8 +364,11 @@ cdef class Vcpu:
 
     def complete_io_in(self, uint64_t value):
         """Answer the IN that exited: AL, AX or EAX (zero-extended into RAX)
-        gets value, by the access size."""
-        if self.c.io_size == 1:
+        gets value, by the access size; for an INS element, the value stored
+        at ES:rDI when the vCPU resumes."""
+        if self.c.io_string:
+            self.c.io_value = value & szmask(<uint32_t>self.c.io_size)
+        elif self.c.io_size == 1:
             set8(&self.c, 0, value)
         elif self.c.io_size == 2:
             rset(&self.c, 0, 2, value)
@@ -799,7 +820,9 @@ cdef class Vcpu:
             raise ValueError("vector 0..255")
         if self.trap_reason:
             self.c.rip = self.c.exit_rip
-            self.c.icount -= 1
+            if not self.trap_early:
+                self.c.icount -= 1
+            self.c.io_string = 0         # a refused INS/OUTS element is not committed
             self.trap_reason = 0
         self.inj_vector = vector
         if error_code is None:
@@ -813,9 +836,13 @@ cdef class Vcpu:
 
     def skip_trap(self):
         """Retire the trapped instruction without its effect (a write the
-        policy drops)."""
+        policy drops, a HLT, INT n, LLDT... the policy ignores). An INS/OUTS
+        element goes on as if the device took or gave nothing."""
         if not self.trap_reason:
             raise RuntimeError("no trapped instruction to skip")
+        if self.trap_early and self.trap_reason == EXIT_PRIV:
+            self.c.rip = self.c.priv_next
+            self.c.icount += 1
         self.trap_reason = 0
 
     def _trap_fault(self, int vector, uint64_t err, int has_err):
@@ -839,6 +866,13 @@ cdef class Vcpu:
         cdef Cpu* c = &self.c
         if not reason:
             raise RuntimeError("no trapped instruction to complete")
+        if reason == EXIT_IO:
+            if value is not None and not c.io_dir:
+                self.complete_io_in(value)
+            self.trap_reason = 0
+            return True
+        if self.trap_early:
+            return self._complete_early(value)
         self.trap_reason = 0
         if reason == EXIT_CPUID:
             if value is None:
@@ -927,6 +961,33 @@ cdef class Vcpu:
             return self._trap_fault(EXC_GP, 0, 1)
         return True
 
+    cdef _complete_early(self, value):
+        """complete_trap() of an instruction that trapped before acting (HLT,
+        INT n, RDPMC, SYSCALL, LLDT, LTR): it runs when the vCPU resumes
+        (once, without trapping again); a value instead makes RDPMC read it
+        (EDX:EAX) or SYSCALL return it in RAX (RCX and R11 as after SYSRET),
+        and the instruction retires."""
+        cdef Cpu* c = &self.c
+        cdef uint32_t op = c.priv_op
+        self.trap_reason = 0
+        if value is None:
+            c.trap_pass_rip = c.rip
+            c.trap_pass_icount = c.icount
+            return True
+        if op == PRIV_RDPMC:
+            c.r[0] = <uint64_t>value & 0xffffffffULL
+            c.r[2] = (<uint64_t>value >> 32) & 0xffffffffULL
+        elif op == PRIV_SYSCALL:
+            c.r[0] = <uint64_t>value
+            c.r[1] = c.priv_next
+            c.r[11] = get_rflags(c) & ~(<uint64_t>0x10000)
+        else:
+            self.trap_reason = EXIT_PRIV
+            raise ValueError("%s takes no result value (allow, deny or ignore it)" % PRIV_NAMES[op])
+        c.rip = c.priv_next
+        c.icount += 1
+        return True
+
     @property
     def tsc(self):
         return read_tsc(&self.c)
@@ -1002,7 +1063,8 @@ cdef class Vcpu:
 # trap_mask bits, for the hypervisor layer
 TRAPS = {"cpuid": TRAP_CPUID, "rdtsc": TRAP_RDTSC, "msr": TRAP_MSR, "hlt": TRAP_HLT,
          "cr": TRAP_CR, "invlpg": TRAP_INVLPG, "desc": TRAP_DESC, "int": TRAP_INT,
-         "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL}
+         "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL,
+         "syscall_insn": TRAP_SYSCALL_INSN}
 EXIT = {v: k for k, v in EXIT_NAMES.items()}
 # Vcpu.set_msr_policy action bits
 MSR_POLICY = {"deny_read": MSRP_DENY_R, "deny_write": MSRP_DENY_W, "fixed_read": MSRP_FIXED_R,
