@@ -642,3 +642,15 @@ def test_hooks_run_budget_and_dispatch_by_hand():
             break
         assert h.dispatch(ex)
     assert ex.name == "HLT" and len(got) == 10 and b.v.rax == 10
+
+
+def test_injected_exception_is_taken_under_hooks():
+    # inject_exception() before hooks.run(): the guest takes it first, as with vcpu.run()
+    b = Box(bytes.fromhex("90 90 f4"))
+    h = Hooks(b.v)
+    blocks = []
+    h.block(lambda v, a, s: blocks.append(a))
+    b.v.inject_exception(13)
+    ex = h.run()
+    assert ex.name == "EXCEPTION" and ex.vector == 13 and ex.rip == CODE and blocks == []
+    assert h.run().name == "HLT" and blocks == [CODE]

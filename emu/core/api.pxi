@@ -200,28 +200,35 @@ cdef class Vcpu:
         self.trap_reason = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
-        reason = EXIT_NONE
-        if self.inj_vector >= 0:
-            # an injected exception: the guest takes it before executing anything
-            self.c.exc_vector = <uint32_t>self.inj_vector
-            self.c.exc_error = self.inj_error
-            self.c.exc_has_error = self.inj_has_error
-            self.inj_vector = -1
-            if self.c.deliver_via_idt:
-                # system mode: through the guest's IDT, like any fault
-                if deliver_exception(&self.c):
-                    reason = self.c.exit_reason
-                    self.c.n_exits[reason] += 1
-            else:
-                self.c.exit_reason = EXIT_EXCEPTION
-                self.c.exit_rip = self.c.rip
-                self.c.n_exits[EXIT_EXCEPTION] += 1
-                reason = EXIT_EXCEPTION
+        reason = self.take_injected()
         if reason == EXIT_NONE:
             with nogil:
                 reason = vcpu_run(&self.c, budget)
             self.note_trap(reason)
         return self.make_exit(reason)
+
+    cdef int take_injected(self):
+        """An exception inject_exception() left: the guest takes it before
+        executing anything. The exit it makes (EXCEPTION, or SHUTDOWN when
+        delivery through the IDT fails), or EXIT_NONE."""
+        cdef int reason = EXIT_NONE
+        if self.inj_vector < 0:
+            return reason
+        self.c.exc_vector = <uint32_t>self.inj_vector
+        self.c.exc_error = self.inj_error
+        self.c.exc_has_error = self.inj_has_error
+        self.inj_vector = -1
+        if self.c.deliver_via_idt:
+            # system mode: through the guest's IDT, like any fault
+            if deliver_exception(&self.c):
+                reason = self.c.exit_reason
+                self.c.n_exits[reason] += 1
+        else:
+            self.c.exit_reason = EXIT_EXCEPTION
+            self.c.exit_rip = self.c.rip
+            self.c.n_exits[EXIT_EXCEPTION] += 1
+            reason = EXIT_EXCEPTION
+        return reason
 
     cdef inline void note_trap(self, int reason):
         """A trap exit stays open for complete_trap / skip_trap / inject_exception."""
@@ -243,6 +250,9 @@ cdef class Vcpu:
         cdef uint32_t kind
         self.c.exc_soft = 0
         self.trap_reason = 0
+        reason = self.take_injected()
+        if reason != EXIT_NONE:
+            return self.make_exit(reason)
         end = self.c.icount + budget
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
