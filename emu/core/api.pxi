@@ -83,6 +83,7 @@ cdef class PhysMachine:
         numpy view)."""
         cdef uint64_t p = paddr & ~(<uint64_t>0xfff)
         cdef Cpu dummy
+        self.mark_dirty(paddr, size)
         memset(&dummy, 0, sizeof(Cpu))
         dummy.m = &self.m
         while p < paddr + size and p < self.m.ram_size:
@@ -96,6 +97,37 @@ cdef class PhysMachine:
     def flush_code(self):
         """Drop every translated block."""
         cache_flush(&self.m)
+
+    def mark_dirty(self, uint64_t paddr, uint64_t size):
+        """Record a write to guest RAM made behind the core's back (through
+        the numpy view): snapshots restore what the record names."""
+        cdef uint64_t p = paddr >> 12
+        if size == 0:
+            return
+        while p <= (paddr + size - 1) >> 12 and p < self.m.npages:
+            self.m.dirty[p] = 1
+            p += 1
+
+    def take_dirty(self):
+        """Page numbers written since the last take_dirty() (or
+        dirty_pages(clear=True)) as bytes of little-endian uint32
+        (numpy.frombuffer(..., "<u4")), and forget them. vCPUs keep writing
+        unrecorded through their TLB's write entries until those are dropped
+        (Vcpu.drop_tlb_writes(); emu.Machine.snapshot does both)."""
+        cdef uint64_t i, n = 0
+        cdef bytearray out
+        cdef uint32_t* p
+        for i in range(self.m.npages):
+            n += self.m.dirty[i]
+        out = bytearray(4 * n)
+        p = <uint32_t*><char*>out
+        n = 0
+        for i in range(self.m.npages):
+            if self.m.dirty[i]:
+                p[n] = <uint32_t>i
+                n += 1
+        memset(self.m.dirty, 0, self.m.npages)
+        return bytes(out)
 
     def dirty_pages(self, bint clear=False):
         """Physical page numbers written since the last clear."""
@@ -1041,6 +1073,78 @@ cdef class Vcpu:
     def flush_tlb(self):
         tlb_flush(&self.c)
 
+    def drop_tlb_writes(self):
+        """Drop the TLB's fast write entries, so the next write to each page
+        walks (and records the page as dirty for PhysMachine.take_dirty)."""
+        cdef int i
+        for i in range(TLB_SIZE):
+            self.c.tlb[i].tag_w = TLB_INVALID
+
+    # ---- snapshots ----
+    def save_state(self):
+        """The vCPU's whole architectural state (registers, control and
+        system registers, x87/SSE, TSC and RNG state, CPUID table, pending
+        interrupts, instructions retired) as bytes, for load_state() on a
+        vCPU of the same build. Open trap exits are not part of it."""
+        cdef bytes cpu = (<char*>&self.c)[:sizeof(Cpu)]
+        cdef bytes tab = (<char*>self.c.cpuid)[:self.c.n_cpuid * sizeof(CpuidEntry)] if self.c.n_cpuid else b""
+        return STATE_MAGIC + (<uint64_t>sizeof(Cpu)).to_bytes(8, "little") + cpu + tab
+
+    def load_state(self, state):
+        """Restore what save_state() returned. Instrumentation (hooks,
+        coverage), the trap policy (trap bits, MSR table) and the statistics
+        counters stay as they are; the TLB and block-lookup cache start empty."""
+        cdef bytes b = bytes(state)
+        cdef Cpu saved = self.c
+        cdef uint64_t size
+        cdef Py_ssize_t head = len(STATE_MAGIC) + 8
+        cdef uint32_t n
+        cdef CpuidEntry* tab
+        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>sizeof(Cpu):
+            raise ValueError("not a vCPU state of this build of emu")
+        size = int.from_bytes(b[len(STATE_MAGIC):head], "little")
+        if size != sizeof(Cpu) or (len(b) - head - sizeof(Cpu)) % sizeof(CpuidEntry):
+            raise ValueError("not a vCPU state of this build of emu")
+        n = <uint32_t>((len(b) - head - sizeof(Cpu)) // sizeof(CpuidEntry))
+        tab = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
+        if tab == NULL:
+            raise MemoryError()
+        memcpy(&self.c, <char*>b + head, sizeof(Cpu))
+        if n:
+            memcpy(tab, <char*>b + head + sizeof(Cpu), n * sizeof(CpuidEntry))
+        free(saved.cpuid)
+        self.c.cpuid = tab
+        self.c.n_cpuid = n
+        # this vCPU's own memory and identity
+        self.c.m = saved.m
+        self.c.tlb = saved.tlb
+        self.c.jc = saved.jc
+        self.c.cur_block = NULL
+        self.c.events = saved.events & ~(<uint32_t>EV_STOP)
+        if self.c.irq_bits[0] | self.c.irq_bits[1] | self.c.irq_bits[2] | self.c.irq_bits[3]:
+            self.c.events |= EV_IRQ
+        # instrumentation and policy stay
+        self.c.hook_owner = saved.hook_owner
+        self.c.hook_flags = saved.hook_flags
+        self.c.hook_mem = saved.hook_mem
+        self.c.cov_map = saved.cov_map
+        self.c.cov_prev = 0
+        self.c.mh_n = 0
+        self.c.resume_stage = 0
+        self.c.trap_mask = saved.trap_mask
+        self.c.n_msr_pol = saved.n_msr_pol
+        memcpy(self.c.msr_pol, saved.msr_pol, sizeof(saved.msr_pol))
+        # statistics keep counting
+        self.c.n_jc_hits, self.c.n_jc_misses = saved.n_jc_hits, saved.n_jc_misses
+        self.c.n_chained, self.c.n_tlb_hits = saved.n_chained, saved.n_tlb_hits
+        self.c.n_tlb_misses, self.c.n_tlb_flushes = saved.n_tlb_misses, saved.n_tlb_flushes
+        memcpy(self.c.n_exits, saved.n_exits, sizeof(saved.n_exits))
+        self.trap_reason = 0
+        self.inj_vector = -1
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.tlb_large = 0
+        new_epoch(&self.c)
+
     def invlpg(self, uint64_t va):
         invlpg_va(&self.c, va)
 
@@ -1069,6 +1173,8 @@ cdef class Vcpu:
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
+
+STATE_MAGIC = b"emu-vcpu-state-1"
 
 # trap_mask bits, for the hypervisor layer
 TRAPS = {"cpuid": TRAP_CPUID, "rdtsc": TRAP_RDTSC, "msr": TRAP_MSR, "hlt": TRAP_HLT,
