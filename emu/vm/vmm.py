@@ -57,7 +57,9 @@ class _Changed:
 
 
 class VM:
-    """A microVM booting an ELF64 kernel with the 64-bit boot protocol."""
+    """A microVM booting an ELF64 kernel with the 64-bit boot protocol
+    (kernel=None: a VM to restore a snapshot or receive a migration into,
+    VM.from_snapshot / emu.vm.snapshot.receive)."""
 
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
@@ -119,15 +121,38 @@ class VM:
                                  readonly=disk_readonly)
             cmdline = "%s virtio_mmio.device=4K@%#x:%d" % (cmdline, VIRTIO_BASE, VIRTIO_IRQ)
         self.cmdline = cmdline
-        if isinstance(kernel, (bytes, bytearray)):
-            image = bytes(kernel)
-        else:
-            with open(kernel, "rb") as f:
-                image = f.read()
-        self.entry = boot.setup_boot(self, image, cmdline)
+        self.entry = None
+        if kernel is not None:
+            if isinstance(kernel, (bytes, bytearray)):
+                image = bytes(kernel)
+            else:
+                with open(kernel, "rb") as f:
+                    image = f.read()
+            self.entry = boot.setup_boot(self, image, cmdline)
         self.exit_reason = None
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
+
+    # ---- snapshots (emu/vm/snapshot.py) ----
+    def save(self, path) -> int:
+        """Write this (stopped) VM's state to a snapshot file; returns the
+        number of RAM pages stored."""
+        from emu.vm import snapshot
+        return snapshot.save(self, path)
+
+    @classmethod
+    def from_snapshot(cls, path, *, disk=None, **kw) -> "VM":
+        """A VM resumed from a snapshot file: vm.run() goes on where the saved
+        VM stopped. disk: the image for its virtio-blk device (default: the
+        path the snapshot names)."""
+        from emu.vm import snapshot
+        meta, vcpu, pages, data = snapshot.load(path)
+        if disk is None:
+            disk = meta["disk"]
+        vm = cls(None, mem=meta["mem_size"], disk=disk, **kw)
+        vm.cmdline = meta["cmdline"]
+        snapshot.restore_into(vm, meta, vcpu, pages, data)
+        return vm
 
     # ---- platform ----
     def _cpuid(self):
