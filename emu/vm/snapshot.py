@@ -138,6 +138,9 @@ def save(vm, path) -> int:
 
 
 def load(path) -> tuple[dict, bytes, np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":              # an .npz is a zip archive
+            raise SnapshotError("%s: not an emu snapshot" % path)
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = _literal(str(z["meta"]))
