@@ -102,7 +102,8 @@ def cmd_run(a) -> int:
 
 def cmd_boot(a) -> int:
     from emu.vm.boot import BootError
-    from emu.vm.snapshot import SnapshotError
+    from emu.services import vmstate
+    from emu.services.vmstate import SnapshotError
     from emu.vm.vmm import VM, VMError
     if (a.kernel is None) == (a.restore is None):
         print("emu: boot: give a kernel, or --restore FILE", file=sys.stderr)
@@ -126,8 +127,8 @@ def cmd_boot(a) -> int:
         stdin = None
     try:
         if a.restore is not None:
-            vm = VM.from_snapshot(a.restore, disk=a.disk, input_fd=stdin, realtime=a.realtime,
-                                  disk_readonly=a.readonly)
+            vm = vmstate.restore(a.restore, disk=a.disk, input_fd=stdin, realtime=a.realtime,
+                                 disk_readonly=a.readonly)
         else:
             vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
                     realtime=a.realtime, disk_readonly=a.readonly)
@@ -141,7 +142,7 @@ def cmd_boot(a) -> int:
             if reason == "limit":
                 vm.exit_reason = None
                 try:
-                    n = vm.save(a.save_after[1])
+                    n = vmstate.save(vm, a.save_after[1])
                 except OSError as e:
                     print("emu: cannot write the snapshot: %s" % e, file=sys.stderr)
                     return 1

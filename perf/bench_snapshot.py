@@ -113,7 +113,8 @@ def vm_figures(runs: int) -> None:
     import socket
     import tempfile
     import threading
-    from emu.vm import VM, snapshot
+    from emu.services import vmstate as snapshot
+    from emu.vm import VM
     from test_vm_snapshot import KERNEL, MEM, STOP_AT, make_disk
     tmp = tempfile.mkdtemp()
     disk = os.path.join(tmp, "disk.img")
@@ -125,11 +126,11 @@ def vm_figures(runs: int) -> None:
         vm.exit_reason = None
         path = os.path.join(tmp, "vm.snap")
         t0 = time.perf_counter()
-        pages = vm.save(path)
+        pages = snapshot.save(vm, path)
         save_ms.append((time.perf_counter() - t0) * 1e3)
         vm.close()
         t0 = time.perf_counter()
-        vm = VM.from_snapshot(path, output=lambda b: None)
+        vm = snapshot.restore(path, output=lambda b: None)
         restore_ms.append((time.perf_counter() - t0) * 1e3)
         # live migration: downtime = from the source's stop to the destination holding its state
         dst = VM(None, mem=MEM, disk=disk, output=lambda b: None)

@@ -1,4 +1,4 @@
-"""microVM snapshots and live migration (emu/vm/snapshot.py): a VM stopped
+"""microVM snapshots and live migration (emu/services/vmstate.py): a VM stopped
 mid-boot, saved and restored (or migrated while it runs) prints exactly what
 an uninterrupted boot prints and retires the same instructions."""
 import socket
@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from emu.vm import VM
-from emu.vm import snapshot
+from emu.services import vmstate as snapshot
 from test_boot import KERNEL, make_disk
 
 MEM = "64M"
@@ -46,12 +46,12 @@ def test_snapshot_restore_continues_the_boot(disk, ref, tmp_path):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    n = a.save(path)
+    n = snapshot.save(a, path)
     a.close()
     assert 50 < n < 16384                       # the pages in use, not all 64 MiB
     head = b"".join(out)
     assert 0 < len(head) < len(out0)
-    b = VM.from_snapshot(path, output=out.append)
+    b = snapshot.restore(path, output=out.append)
     assert b.vcpu.icount == STOP_AT
     assert b.run(timeout=60) == reason0
     b.close()
@@ -64,12 +64,12 @@ def test_restore_twice_from_one_snapshot(disk, ref, tmp_path):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    a.save(path)
+    snapshot.save(a, path)
     a.close()
     head = b"".join(out)
     for _ in range(2):
         tail = []
-        b = VM.from_snapshot(path, output=tail.append)
+        b = snapshot.restore(path, output=tail.append)
         assert b.run(timeout=60) == reason0
         b.close()
         assert head + b"".join(tail) == out0
@@ -106,17 +106,17 @@ def test_bad_snapshots(tmp_path, disk):
     junk = tmp_path / "junk"
     junk.write_bytes(b"not a snapshot at all")
     with pytest.raises(snapshot.SnapshotError):
-        VM.from_snapshot(junk)
+        snapshot.restore(junk)
     with pytest.raises(FileNotFoundError):
-        VM.from_snapshot(tmp_path / "missing")
+        snapshot.restore(tmp_path / "missing")
     out = []
     a = first_part(disk, out)
-    a.save(tmp_path / "ok.snap")
+    snapshot.save(a, tmp_path / "ok.snap")
     a.close()
     data = (tmp_path / "ok.snap").read_bytes()
     (tmp_path / "cut.snap").write_bytes(data[:len(data) // 2])
     with pytest.raises(snapshot.SnapshotError):
-        VM.from_snapshot(tmp_path / "cut.snap")
+        snapshot.restore(tmp_path / "cut.snap")
     # a migration stream that ends early
     import io
     with pytest.raises(snapshot.SnapshotError):

@@ -1,9 +1,9 @@
-"""microVM state transfer: snapshots to a file and pre-copy live migration
-over a byte stream.
+"""microVM state transfer (a service over the VM's public API): snapshots
+to a file and pre-copy live migration over a byte stream.
 
 A VM's state is its vCPU (`Vcpu.save_state`: registers, control state,
-TSC, pending interrupts, CPUID table), the device models' registers, the
-monitor's own few fields (virtual-time offset, the interrupt in flight,
+TSC, pending interrupts, CPUID table), `VM.get_state()` (the device models'
+registers, the monitor's virtual-time offset, the interrupt in flight,
 platform MSRs) and the RAM pages that are not zero. The disk image is not
 part of it (it stays where it is, as with Firecracker's snapshots); the
 console output already written is not either.
@@ -33,69 +33,22 @@ from emu import _core
 FORMAT = 1
 PAGE = 4096
 
-# per device: the attributes that are its registers (everything else is wiring)
-_SKIP = {"sink", "irq_line", "clock", "eoi_listeners", "lapic", "mem", "fd", "v", "path", "readonly", "size"}
-
 
 class SnapshotError(Exception):
     """A snapshot or migration stream that cannot be used here."""
 
 
-# ---- device and monitor state ----
-
-def _registers(obj) -> dict:
-    out = {}
-    for k, v in vars(obj).items():
-        if k in _SKIP or callable(v):
-            continue
-        if isinstance(v, bytearray):
-            v = bytes(v)
-        if isinstance(v, (bool, int, float, str, bytes, list, tuple, dict)) or v is None:
-            out[k] = v
-    return out
-
-
-def _set_registers(obj, regs: dict) -> None:
-    for k, v in regs.items():
-        if k in _SKIP or not hasattr(obj, k):
-            raise SnapshotError("device state names an unknown register %r" % k)
-        if isinstance(getattr(obj, k), bytearray):
-            v = bytearray(v)
-        setattr(obj, k, v)
-
-
-def _devices(vm) -> dict:
-    d = {"uart": vm.uart, "lapic": vm.lapic, "ioapic": vm.ioapic, "assist": vm.assist}
-    if vm.blk is not None:
-        d["blk"] = vm.blk
-    return d
-
-
 def machine_meta(vm) -> dict:
-    return {
-        "format": FORMAT,
-        "state_size": len(vm.vcpu.save_state()),
-        "mem_size": vm.mem_size,
-        "cmdline": vm.cmdline,
-        "disk": vm.blk.path if vm.blk is not None else None,
-        "tsc_offset": vm.tsc_offset,
-        "cycles_per_insn": vm.cycles_per_insn,
-        "inflight": vm.inflight,
-        "platform_msrs": dict(vm.platform_msrs),
-        "devices": {name: _registers(dev) for name, dev in _devices(vm).items()},
-    }
+    return {"format": FORMAT, "state_size": len(vm.vcpu.save_state()), "mem_size": vm.mem_size,
+            "cmdline": vm.cmdline, "disk": vm.disk_path, "vm": vm.get_state()}
 
 
 def _apply_meta(vm, meta: dict) -> None:
-    vm.tsc_offset = meta["tsc_offset"]
-    vm.cycles_per_insn = meta["cycles_per_insn"]
-    vm.inflight = meta["inflight"]
-    vm.platform_msrs = dict(meta["platform_msrs"])
-    devs = _devices(vm)
-    for name, regs in meta["devices"].items():
-        if name not in devs:
-            raise SnapshotError("the snapshot has a %s device this VM lacks (attach the disk)" % name)
-        _set_registers(devs[name], regs)
+    from emu.vm.vmm import VMError
+    try:
+        vm.set_state(meta["vm"])
+    except (KeyError, TypeError, ValueError, AttributeError, VMError) as e:
+        raise SnapshotError("the snapshot's machine state does not fit this VM (%s)" % e) from None
 
 
 def _check_meta(meta, vcpu_state: bytes) -> None:
@@ -156,11 +109,18 @@ def load(path) -> tuple[dict, bytes, np.ndarray, np.ndarray]:
     return meta, vcpu, pages, data
 
 
-def restore_into(vm, meta: dict, vcpu_state: bytes, pages: np.ndarray, data: np.ndarray) -> None:
-    """Put a freshly created (not booted) VM into the saved state."""
+def restore(path, *, disk=None, **vm_args):
+    """A VM resumed from a snapshot file: vm.run() goes on where the saved VM
+    stopped. disk: the image for its virtio-blk device (default: the path
+    the snapshot names); vm_args go to VM() (output, input_fd, policy...)."""
+    from emu.vm import VM
+    meta, vcpu, pages, data = load(path)
+    vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"], **vm_args)
+    vm.cmdline = meta["cmdline"]
     _load_pages(vm, pages, data)
-    vm.vcpu.load_state(vcpu_state)
+    vm.vcpu.load_state(vcpu)
     _apply_meta(vm, meta)
+    return vm
 
 
 # ---- live migration ----
