@@ -57,7 +57,7 @@ cdef struct TlbEntry:
     uint64_t tag_w
     uint64_t tag_x
     uint64_t addend       # host address = guest virtual + addend
-    uint64_t ppage        # guest physical page
+    uint64_t ppage        # guest physical page; bit 0: a global translation (kept across CR3 loads)
 
 cdef struct JcEntry:
     uint64_t vrip

@@ -335,6 +335,36 @@ def test_tlb_mov_cr3_instruction():
     assert ex.name == "BUDGET" and g.v.rax == 0x2222
 
 
+def test_tlb_global_pages_survive_cr3_loads():
+    """With CR4.PGE a global translation stays in the TLB across MOV CR3
+    (SDM 4.10.4.1); INVLPG and toggling CR4.PGE drop it; without PGE the G
+    bit means nothing."""
+    MOV_CR3 = bytes.fromhex("0f20d8 0f22d8")                      # mov rax, cr3 ; mov cr3, rax
+    for pge in (True, False):
+        g = Guest(cpl=0)
+        if pge:
+            g.v.cr4 = g.v.cr4 | 0x80
+        pa1 = g.m.map(DATA, 0x1000)
+        pa2 = g.m.frames.alloc()
+        g.ram[pa1:pa1 + 8] = np.frombuffer(struct.pack("<Q", 0x1111), np.uint8)
+        g.ram[pa2:pa2 + 8] = np.frombuffer(struct.pack("<Q", 0x2222), np.uint8)
+        _, e = g.leaf(DATA)
+        g.set_leaf(DATA, e | paging.G)
+        g.v.invlpg(DATA)
+        assert g.load(DATA).name == "BUDGET" and g.v.rax == 0x1111
+        g.set_leaf(DATA, (e & ~paging.ADDR_MASK) | paging.G | pa2)   # behind the TLB's back
+        assert g.run(MOV_CR3 + LOAD, 3, rbx=DATA).name == "BUDGET"
+        assert g.v.rax == (0x1111 if pge else 0x2222)
+        if pge:
+            # mov rax, cr4 ; btr rax, 7 ; mov cr4, rax ; bts rax, 7 ; mov cr4, rax: a PGE toggle flushes
+            toggle = bytes.fromhex("0f20e0 480fbaf007 0f22e0 480fbae807 0f22e0")
+            assert g.run(toggle + LOAD, 6, rbx=DATA).name == "BUDGET" and g.v.rax == 0x2222
+            g.set_leaf(DATA, (e & ~paging.ADDR_MASK) | paging.G | pa1)
+            assert g.run(MOV_CR3 + LOAD, 3, rbx=DATA).name == "BUDGET" and g.v.rax == 0x2222
+            assert g.run(bytes.fromhex("0f013b") + LOAD, 2, rbx=DATA).name == "BUDGET"  # invlpg [rbx]
+            assert g.v.rax == 0x1111
+
+
 def test_tlb_invlpg_instruction():
     g = _stale_setup(0)
     ex = g.run(bytes.fromhex("0f017b40") + LOAD, 2, rbx=DATA)      # invlpg [rbx+0x40]: same page

@@ -223,7 +223,7 @@ cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
     # translate rip for execution
     e = &c.tlb[(rip >> 12) & (TLB_SIZE - 1)]
     if e.tag_x == ((rip & ~(<uint64_t>0xfff)) | c.tlbm):
-        pa = e.ppage | (rip & 0xfff)
+        pa = (e.ppage & ~(<uint64_t>1)) | (rip & 0xfff)
     else:
         k = tlb_fill(c, rip, ACC_X, &e, &pa)
         if k < 0:

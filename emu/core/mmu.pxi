@@ -113,6 +113,8 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         walked[n - 1][0] |= PTE_D
     pa_out[0] = (e & PTE_ADDR & ~(psize - 1)) | (va & (psize - 1))
     perm_out[0] = 1 | (2 if write_ok else 0) | (4 if exec_ok else 0) | (8 if walked[n - 1][0] & PTE_D else 0)
+    if e & PTE_G and c.cr4 & CR4_PGE:
+        perm_out[0] |= 16         # a global translation: kept across CR3 loads (SDM 4.10.2.4)
     if not user and not (c.cr0 & CR0_WP):
         perm_out[0] |= 2
     if not user and user_ok and c.cr4 & CR4_SMAP and not (c.rflags & F_AC):
@@ -138,6 +140,18 @@ cdef void tlb_flush(Cpu* c) noexcept nogil:
     new_epoch(c)
     c.n_tlb_flushes += 1
 
+cdef void tlb_flush_nonglobal(Cpu* c) noexcept nogil:
+    """A CR3 load: every translation goes except the global ones (SDM
+    4.10.4.1; an entry's ppage bit 0 marks it global)."""
+    cdef int i
+    for i in range(TLB_SIZE):
+        if not (c.tlb[i].ppage & 1):
+            c.tlb[i].tag_r = TLB_INVALID
+            c.tlb[i].tag_w = TLB_INVALID
+            c.tlb[i].tag_x = TLB_INVALID
+    new_epoch(c)
+    c.n_tlb_flushes += 1
+
 cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
     cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
     e.tag_r = TLB_INVALID
@@ -148,7 +162,7 @@ cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
 cdef void tlb_drop_writes_to(Cpu* c, uint64_t ppage) noexcept nogil:
     cdef int i
     for i in range(TLB_SIZE):
-        if c.tlb[i].ppage == ppage:
+        if (c.tlb[i].ppage & ~(<uint64_t>1)) == ppage:
             c.tlb[i].tag_w = TLB_INVALID
 
 cdef void tlb_drop_all_writes(Cpu* c) noexcept nogil:
@@ -173,11 +187,12 @@ cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out
         return 1
     page = (va & ~(<uint64_t>0xfff)) | c.tlbm
     e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
-    if e.ppage != ppage or (e.tag_r != page and e.tag_w != page and e.tag_x != page):
+    if (e.ppage & ~(<uint64_t>1)) != ppage or (e.tag_r != page and e.tag_w != page and e.tag_x != page) \
+            or (e.ppage & 1) != ((perm >> 4) & 1):
         e.tag_r = TLB_INVALID
         e.tag_w = TLB_INVALID
         e.tag_x = TLB_INVALID
-    e.ppage = ppage
+    e.ppage = ppage | ((perm >> 4) & 1)   # bit 0: global
     e.addend = <uint64_t>(c.m.ram + ppage) - (va & ~(<uint64_t>0xfff))
     if perm & 1:
         e.tag_r = page

@@ -113,12 +113,12 @@ cdef int write_cr0(Cpu* c, uint64_t v) noexcept nogil:
     return 0
 
 cdef int write_cr3(Cpu* c, uint64_t v) noexcept nogil:
-    """Loads the PML4 address; the whole TLB goes (global pages included,
-    which the SDM allows)."""
+    """Loads the PML4 address; the TLB keeps only global translations
+    (CR4.PGE, SDM 4.10.4.1)."""
     if v & CR3_RESERVED:
         return -1
     c.cr3 = v
-    tlb_flush(c)
+    tlb_flush_nonglobal(c)
     return 0
 
 cdef int write_cr4(Cpu* c, uint64_t v) noexcept nogil:

@@ -162,6 +162,7 @@ static void *alloc_page(void) {
 #define PTE_PWT 8ULL
 #define PTE_PCD 16ULL
 #define PTE_PS 0x80ULL
+#define PTE_G 0x100ULL
 #define PTE_NX (1ULL << 63)
 #define PTE_ADDR 0x000ffffffffff000ULL
 
@@ -183,12 +184,13 @@ static void paging_init(u64 mmio_extra) {
         pd[i] = alloc_page();
         kernel_pdpt[i] = (u64)pd[i] | PTE_P | PTE_W;
     }
-    /* RAM: supervisor only; only the 2 MiB page holding the kernel's text is executable */
+    /* RAM: supervisor only; only the 2 MiB page holding the kernel's text is executable.
+       The kernel half is the same in every address space: global, so a CR3 load keeps it */
     for (u64 a = 0; a < ram_top && a < (3ULL << 30); a += 2 << 20)
-        map_2m(pd, a, PTE_W | (a == ((u64)_kernel_start & ~0x1FFFFFULL) ? 0 : PTE_NX));
-    map_2m(pd, LAPIC_BASE, PTE_W | PTE_PCD | PTE_PWT | PTE_NX);
-    map_2m(pd, IOAPIC_BASE, PTE_W | PTE_PCD | PTE_PWT | PTE_NX);
-    if (mmio_extra) map_2m(pd, mmio_extra, PTE_W | PTE_PCD | PTE_PWT | PTE_NX);
+        map_2m(pd, a, PTE_W | PTE_G | (a == ((u64)_kernel_start & ~0x1FFFFFULL) ? 0 : PTE_NX));
+    map_2m(pd, LAPIC_BASE, PTE_W | PTE_G | PTE_PCD | PTE_PWT | PTE_NX);
+    map_2m(pd, IOAPIC_BASE, PTE_W | PTE_G | PTE_PCD | PTE_PWT | PTE_NX);
+    if (mmio_extra) map_2m(pd, mmio_extra, PTE_W | PTE_G | PTE_PCD | PTE_PWT | PTE_NX);
     pml4[0] = (u64)kernel_pdpt | PTE_P | PTE_W;
     kernel_pml4 = (u64)pml4;
 
