@@ -80,13 +80,8 @@ CPUID_BITS = {
 # everything else; prune entries as they get implemented (the report lists
 # the ones no longer needed).
 KNOWN_UNIMPLEMENTED = (
-    # descriptor checks and far pointers loads
-    "LAR_", "LSL_", "VERR_", "VERW_", "LSS_", "LFS_", "LGS_",
-    "CALL_M1664", "CALL_M1632", "JMP_M1664", "JMP_M1632",
     # SYSENTER/SYSEXIT (legacy fast system calls; #UD in long mode on AMD)
     "SYSENTER", "SYSEXITD", "SYSEXITQ", "SYSEXIT",
-    # far call/jmp through memory (m16:16 / m16:32 / m16:64)
-    "CALL_M1616", "JMP_M1616",
     "RSM",
     # 0F 0D with a register operand: a reserved NOP on Intel (iced's default), #UD on AMD
     "RESERVEDNOP_RM16_R16_0F0D", "RESERVEDNOP_RM32_R32_0F0D", "RESERVEDNOP_RM64_R64_0F0D",

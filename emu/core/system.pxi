@@ -3,15 +3,19 @@
 # stacks, double and triple faults, IRETQ, far RET, external interrupts
 # (pending vectors, RFLAGS.IF, the STI / MOV SS shadow, CR8 masking, HLT),
 # segment selector loads from the GDT/LDT, LTR/LLDT/STR/SLDT, SYSRET, the TSS
-# I/O permission bitmap and RDPMC.
+# I/O permission bitmap and RDPMC; LAR, LSL, VERR, VERW, LSS/LFS/LGS and far
+# JMP/CALL through memory (code segments and 64-bit call gates).
 #
 # All of it applies when the VMM puts the vCPU in system mode
 # (c.deliver_via_idt). Without it faults keep exiting to the VMM as EXCEPTION
-# exits (the user-mode personality and the bare API).
+# exits (the user-mode personality and the bare API); there, while no GDT is
+# loaded (GDTR 0, 0), descriptor reads see the GDT Linux gives a 64-bit
+# process (linux_desc), so selectors 0x2b/0x33 load and LAR/LSL/VERR/VERW
+# answer as on Linux.
 #
 # Deviations: compatibility mode (a CS with L=0) is not implemented, so
-# IRET/RET far to such a CS raise #GP(selector) and SYSRET without REX.W
-# raises #UD; the RF flag is never set (no debug breakpoints), so the frames
+# IRET/RET far and JMP/CALL far to such a CS raise #GP(selector) and SYSRET
+# without REX.W raises #UD; the RF flag is never set (no debug breakpoints), so the frames
 # pushed carry RF=0 and IRET does not load it; descriptor Accessed bits are
 # not set.
 
@@ -85,28 +89,80 @@ cdef inline uint32_t desc_limit(uint64_t d) noexcept nogil:
         lim = (lim << 12) | 0xfff
     return lim
 
-cdef int read_desc(Cpu* c, uint32_t sel, uint32_t ext, uint64_t* d, uint64_t* d_hi) noexcept nogil:
-    """The descriptor for selector sel from the GDT or (TI=1) the LDT; d_hi,
-    when not NULL, gets the second half of a 16-byte system descriptor.
-    Outside the table: #GP(selector | ext). 0 or R_EXC."""
+# The GDT Linux gives a 64-bit process (arch/x86/include/asm/segment.h), seen
+# by descriptor reads outside system mode while no GDT is loaded (GDTR base
+# and limit 0: the user-mode personality and the bare API): 0x08 kernel code
+# 32, 0x10 kernel code 64, 0x18 kernel data, 0x23 user code 32, 0x2b user
+# data, 0x33 user code 64, 0x40 the busy 64-bit TSS, 0x50 the LDT slot
+# (empty), 0x60-0x70 TLS slots (empty), 0x7b the CPU/node segment (limit =
+# TSC_AUX, as Linux keeps them equal). Accessed bits are set, as in Linux.
+DEF LINUX_GDT_LIMIT = 16 * 8 - 1
+
+cdef inline int linux_gdt(Cpu* c) noexcept nogil:
+    return not c.deliver_via_idt and c.gdtr_limit == 0 and c.gdtr_base == 0
+
+cdef uint64_t linux_desc(Cpu* c, uint32_t i) noexcept nogil:
+    cdef uint64_t aux
+    if i == 1:
+        return 0x00cf9b000000ffffULL
+    if i == 2:
+        return 0x00af9b000000ffffULL
+    if i == 3:
+        return 0x00cf93000000ffffULL
+    if i == 4:
+        return 0x00cffb000000ffffULL
+    if i == 5:
+        return 0x00cff3000000ffffULL
+    if i == 6:
+        return 0x00affb000000ffffULL
+    if i == 8:
+        return 0x00008b0030004087ULL         # busy TSS, base 0xfffffe0000003000, limit 0x4087
+    if i == 9:
+        return 0xfffffe00ULL
+    if i == 15:
+        aux = c.tsc_aux & 0xfffff
+        return (aux & 0xffff) | (<uint64_t>0xf5 << 40) | ((aux >> 16) << 48) | (<uint64_t>4 << 52)
+    return 0
+
+cdef int desc_lookup(Cpu* c, uint32_t sel, uint64_t* d, uint64_t* d_hi) noexcept nogil:
+    """Read the descriptor for selector sel from the GDT or (TI=1) the LDT;
+    d_hi, when not NULL, gets the second half of a 16-byte system
+    descriptor. 0 read, 1 outside the table (or TI=1 with no LDT; nothing
+    raised), -1 a fault reading it (c.exc_* set)."""
     cdef uint64_t base, off = sel & 0xfff8
     cdef uint32_t limit
     cdef uint32_t need = 15 if d_hi != NULL else 7
     if sel & 4:
         if (c.ldtr_sel & 0xfffc) == 0:
-            return raise_exc(c, EXC_GP, (sel & 0xfffc) | ext, 1)
+            return 1
         base = c.ldtr_base
         limit = c.ldtr_limit
+    elif linux_gdt(c):
+        if off + need > LINUX_GDT_LIMIT:
+            return 1
+        d[0] = linux_desc(c, <uint32_t>(off >> 3))
+        if d_hi != NULL:
+            d_hi[0] = linux_desc(c, <uint32_t>(off >> 3) + 1)
+        return 0
     else:
         base = c.gdtr_base
         limit = c.gdtr_limit
     if off + need > limit:
-        return raise_exc(c, EXC_GP, (sel & 0xfffc) | ext, 1)
+        return 1
     if sys_read(c, base + off, 8, d):
-        return R_EXC
+        return -1
     if d_hi != NULL and sys_read(c, base + off + 8, 8, d_hi):
-        return R_EXC
+        return -1
     return 0
+
+cdef int read_desc(Cpu* c, uint32_t sel, uint32_t ext, uint64_t* d, uint64_t* d_hi) noexcept nogil:
+    """desc_lookup, where outside the table is #GP(selector | ext). 0 or R_EXC."""
+    cdef int k = desc_lookup(c, sel, d, d_hi)
+    if k == 0:
+        return 0
+    if k > 0:
+        return raise_exc(c, EXC_GP, (sel & 0xfffc) | ext, 1)
+    return R_EXC
 
 cdef int check_code_target(Cpu* c, uint32_t sel, uint32_t ext, uint64_t* d) noexcept nogil:
     """Common checks for a 64-bit code segment a far return loads:
@@ -685,6 +741,228 @@ cdef int op_mov_dr(Cpu* c, const Uop* u) noexcept nogil:
     c.dr[n] = v
     return R_NEXT
 
+# ---- LAR, LSL, VERR, VERW (SDM Vol. 2; Vol. 3A 5.10.1) ----
+
+DEF CHK_LAR = 0
+DEF CHK_LSL = 1
+DEF CHK_VERR = 2
+DEF CHK_VERW = 3
+
+cdef int desc_visible(Cpu* c, uint32_t sel, int kind, uint64_t* d) noexcept nogil:
+    """The checks of LAR / LSL / VERR / VERW: 1 when sel names a descriptor
+    in its table, of a type valid for the instruction in IA-32e mode, and
+    visible at the CPL and RPL (DPL >= both, or conforming code); 0 when not
+    (ZF = 0); -1 on a fault reading the descriptor. System descriptors are
+    16 bytes in IA-32e mode: the upper half must be inside the table and
+    have a zero type field (bits 12:8 of its second doubleword)."""
+    cdef uint64_t hi
+    cdef uint32_t typ, dpl, rpl = sel & 3
+    cdef int k, conforming
+    if (sel & 0xfffc) == 0:
+        return 0
+    k = desc_lookup(c, sel, d, NULL)
+    if k:
+        return -1 if k < 0 else 0
+    typ = <uint32_t>(d[0] >> 40) & 0xf
+    dpl = desc_dpl(d[0])
+    conforming = 0
+    if d[0] & (<uint64_t>1 << 44):                 # code or data
+        if typ & 8:
+            conforming = (typ & 4) != 0
+            if kind == CHK_VERW or (kind == CHK_VERR and not (typ & 2)):
+                return 0                           # code is never writable; execute-only
+        elif kind == CHK_VERW and not (typ & 2):
+            return 0                               # read-only data
+    else:
+        # LAR: 64-bit TSS (available, busy) and call gate; LSL: LDT and 64-bit TSS
+        if kind == CHK_LAR:
+            if typ != 9 and typ != 0xb and typ != 0xc:
+                return 0
+        elif kind == CHK_LSL:
+            if typ != 2 and typ != 9 and typ != 0xb:
+                return 0
+        else:
+            return 0
+    if not conforming and (c.cpl > dpl or rpl > dpl):
+        return 0
+    if not (d[0] & (<uint64_t>1 << 44)):
+        k = desc_lookup(c, sel, d, &hi)
+        if k:
+            return -1 if k < 0 else 0
+        if (hi >> 40) & 0x1f:
+            return 0
+    return 1
+
+cdef inline void set_zf(Cpu* c, int z) noexcept nogil:
+    materialize_flags(c)
+    if z:
+        c.rflags |= F_ZF
+    else:
+        c.rflags &= ~(<uint64_t>F_ZF)
+
+cdef inline int selector_operand(Cpu* c, const Uop* u, uint32_t* sel) noexcept nogil:
+    cdef uint64_t v
+    if u.mem:
+        if mem_read(c, ea_of(c, u), 2, &v):
+            return R_EXC
+    else:
+        v = c.r[u.rm]
+    sel[0] = <uint32_t>v & 0xffff
+    return 0
+
+cdef int op_lar_lsl(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 02 LAR r, r/m16 (u.sub CHK_LAR) and 0F 03 LSL r, r/m16 (CHK_LSL):
+    ZF = 1 and the access rights (second doubleword AND 00FFFF00H; 16-bit:
+    AND FF00H) or the byte-granular segment limit (scaled by G) when the
+    descriptor is visible and of a valid type; else ZF = 0 and the
+    destination is left alone (all 64 bits). Bits 19:16 of LAR's result (the
+    limit's top, undefined in the SDM's 00FxFF00H mask) are returned, as AMD
+    processors do."""
+    cdef uint32_t sel
+    cdef uint64_t d, v
+    cdef int k
+    if selector_operand(c, u, &sel):
+        return R_EXC
+    k = desc_visible(c, sel, u.sub, &d)
+    if k < 0:
+        return R_EXC
+    if k:
+        if u.sub == CHK_LAR:
+            v = (d >> 32) & (0xff00 if u.osz == 2 else 0x00ffff00)
+        else:
+            v = desc_limit(d)
+        rset(c, u.reg, u.osz, v)
+    set_zf(c, k)
+    return R_NEXT
+
+cdef int op_verr_verw(Cpu* c, const Uop* u) noexcept nogil:
+    """0F 00 /4 VERR, /5 VERW r/m16: ZF = 1 when the segment is readable /
+    writable at the CPL and RPL (no fault for an invalid selector)."""
+    cdef uint32_t sel
+    cdef uint64_t d
+    cdef int k
+    if selector_operand(c, u, &sel):
+        return R_EXC
+    k = desc_visible(c, sel, CHK_VERR if u.sub == 4 else CHK_VERW, &d)
+    if k < 0:
+        return R_EXC
+    set_zf(c, k)
+    return R_NEXT
+
+# ---- far pointers: LSS, LFS, LGS, far JMP and CALL through memory ----
+
+cdef int op_load_far_ptr(Cpu* c, const Uop* u) noexcept nogil:
+    """0F B2 LSS, 0F B4 LFS, 0F B5 LGS r, m16:16 / m16:32 / m16:64 (REX.W):
+    the offset into the register, the selector (after it in memory) into
+    the segment register through the MOV Sreg checks (load_seg)."""
+    cdef uint64_t a = ea_of(c, u), off, sel
+    if mem_read(c, a, u.osz, &off) or mem_read(c, a + u.osz, 2, &sel):
+        return R_EXC
+    if load_seg(c, u.sub, <uint32_t>sel & 0xffff):
+        return R_EXC
+    rset(c, u.reg, u.osz, off)
+    return R_NEXT
+
+cdef int far_through_gate(Cpu* c, const Uop* u, uint32_t gsel, int call) noexcept nogil:
+    """JMP / CALL far through a 64-bit call gate (SDM JMP, CALL: CALL-GATE;
+    Vol. 3A 5.8.6). CALL to a more privileged non-conforming segment
+    switches to the TSS stack for the new CPL (SS = null, RPL = new CPL) and
+    pushes SS, RSP, CS, RIP as quadwords; otherwise CS and RIP are pushed
+    on the current stack (the gate size is 64 bits)."""
+    cdef uint64_t g, gh, cd, target, nsp, sp = c.r[4]
+    cdef uint32_t csel, cpl = c.cpl, new_cpl, gdpl, cdpl
+    cdef int conforming
+    if read_desc(c, gsel, 0, &g, &gh):
+        return R_EXC
+    gdpl = desc_dpl(g)
+    if (gh >> 40) & 0x1f or gdpl < cpl or gdpl < (gsel & 3):
+        return raise_exc(c, EXC_GP, gsel & 0xfffc, 1)
+    if not desc_present(g):
+        return raise_exc(c, EXC_NP, gsel & 0xfffc, 1)
+    csel = <uint32_t>(g >> 16) & 0xffff
+    if (csel & 0xfffc) == 0:
+        return raise_gp0(c)
+    if read_desc(c, csel, 0, &cd, NULL):
+        return R_EXC
+    cdpl = desc_dpl(cd)
+    conforming = (cd & (<uint64_t>1 << 42)) != 0
+    if not desc_is_code(cd) or cdpl > cpl or (not call and not conforming and cdpl != cpl):
+        return raise_exc(c, EXC_GP, csel & 0xfffc, 1)
+    if not code_is_64(cd):
+        return raise_exc(c, EXC_GP, csel & 0xfffc, 1)
+    if not desc_present(cd):
+        return raise_exc(c, EXC_NP, csel & 0xfffc, 1)
+    target = (g & 0xffff) | ((g >> 32) & 0xffff0000ULL) | ((gh & 0xffffffffULL) << 32)
+    if not is_canonical(target):
+        return raise_gp0(c)
+    new_cpl = cpl if conforming else cdpl
+    if call and new_cpl < cpl:
+        if tss_read64(c, 4 + 8 * new_cpl, 0, &nsp):
+            return R_EXC
+        if not is_canonical(nsp) or not is_canonical(nsp - 1) or not is_canonical(nsp - 32):
+            return raise_exc(c, EXC_SS, 0, 1)
+        set_cpl(c, new_cpl)
+        if (mem_write(c, nsp - 8, 8, c.seg_sel[SEG_SS]) or mem_write(c, nsp - 16, 8, sp)
+                or mem_write(c, nsp - 24, 8, c.seg_sel[SEG_CS]) or mem_write(c, nsp - 32, 8, u.rip_next)):
+            set_cpl(c, cpl)
+            return R_EXC
+        c.r[4] = nsp - 32
+        c.seg_sel[SEG_SS] = <uint16_t>new_cpl
+    elif call:
+        if mem_write(c, sp - 8, 8, c.seg_sel[SEG_CS]) or mem_write(c, sp - 16, 8, u.rip_next):
+            return R_EXC
+        c.r[4] = sp - 16
+    c.seg_sel[SEG_CS] = <uint16_t>((csel & 0xfffc) | new_cpl)
+    c.rip = target
+    return R_BRANCH
+
+cdef int far_branch(Cpu* c, const Uop* u, int call) noexcept nogil:
+    """FF /5 JMP m16:xx and FF /3 CALL m16:xx (SDM JMP, CALL; IA-32e mode):
+    to a code segment at the same privilege (conforming: DPL <= CPL;
+    non-conforming: RPL <= CPL and DPL = CPL; CS.RPL becomes the CPL), or
+    through a 64-bit call gate. CALL pushes CS and the return address as
+    operand-size slots (16-bit: IP, 32-bit: EIP, 64-bit: RIP)."""
+    cdef uint32_t sz = u.osz, sel, cpl = c.cpl, dpl
+    cdef uint64_t a = ea_of(c, u), off, s, d, sp = c.r[4]
+    if mem_read(c, a, sz, &off) or mem_read(c, a + sz, 2, &s):
+        return R_EXC
+    sel = <uint32_t>s & 0xffff
+    if (sel & 0xfffc) == 0:
+        return raise_gp0(c)
+    if read_desc(c, sel, 0, &d, NULL):
+        return R_EXC
+    if not desc_is_code(d):
+        if d & (<uint64_t>1 << 44) or ((d >> 40) & 0xf) != 0xc:
+            return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
+        return far_through_gate(c, u, sel, call)
+    dpl = desc_dpl(d)
+    if (d >> 53) & 3 == 3:                       # L and D both set
+        return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
+    if d & (<uint64_t>1 << 42):
+        if dpl > cpl:
+            return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
+    elif (sel & 3) > cpl or dpl != cpl:
+        return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
+    if not desc_present(d):
+        return raise_exc(c, EXC_NP, sel & 0xfffc, 1)
+    if not code_is_64(d):
+        return raise_exc(c, EXC_GP, sel & 0xfffc, 1)   # compatibility mode: not implemented
+    if not is_canonical(off):
+        return raise_gp0(c)
+    if call:
+        if mem_write(c, sp - sz, sz, c.seg_sel[SEG_CS]) or mem_write(c, sp - 2 * sz, sz, u.rip_next):
+            return R_EXC
+        c.r[4] = sp - 2 * sz
+    c.seg_sel[SEG_CS] = <uint16_t>((sel & 0xfffc) | cpl)
+    c.rip = off
+    return R_BRANCH
+
+cdef int op_jmp_far(Cpu* c, const Uop* u) noexcept nogil:
+    return far_branch(c, u, 0)
+
+cdef int op_call_far(Cpu* c, const Uop* u) noexcept nogil:
+    return far_branch(c, u, 1)
+
 cdef void init_sysmode():
     op(0, 0xcf, op_iret, D_END)
     op(0, 0xcb, op_retf, D_END)
@@ -705,3 +983,12 @@ cdef void init_sysmode():
     op(1, 0x23, op_mov_dr, D_F64, I_8, 1)
     opfix(1, 0x21, fix_mov_dr)
     opfix(1, 0x23, fix_mov_dr)
+    op(1, 0x02, op_lar_lsl, D_MODRM, I_NONE, CHK_LAR)
+    op(1, 0x03, op_lar_lsl, D_MODRM, I_NONE, CHK_LSL)
+    grp(1, 0x00, 4, op_verr_verw, 0)
+    grp(1, 0x00, 5, op_verr_verw, 0)
+    op(1, 0xb2, op_load_far_ptr, D_MODRM | D_MEMONLY, I_NONE, SEG_SS)
+    op(1, 0xb4, op_load_far_ptr, D_MODRM | D_MEMONLY, I_NONE, SEG_FS)
+    op(1, 0xb5, op_load_far_ptr, D_MODRM | D_MEMONLY, I_NONE, SEG_GS)
+    grp(0, 0xff, 3, op_call_far, D_MEMONLY | D_END)
+    grp(0, 0xff, 5, op_jmp_far, D_MEMONLY | D_END)
