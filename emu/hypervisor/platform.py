@@ -1,7 +1,8 @@
 """What the guest's platform files say: a /proc/cpuinfo generated from the
 installed CPUID table (flags consistent with it; `hypervisor` only when the
-table sets CPUID.1:ECX[31]) and the DMI strings of /sys/class/dmi/id,
-plausible hardware under `stealth`, "emu" under `transparent`."""
+table sets CPUID.1:ECX[31]), the DMI strings of /sys/class/dmi/id,
+plausible hardware under `stealth`, "emu" under `transparent`, and
+/proc/uptime from the guest clock (CLOCK_BOOTTIME and the idle time)."""
 from __future__ import annotations
 
 from emu.hypervisor import cpuid_profiles as cp
@@ -73,12 +74,23 @@ def dmi(profile: str) -> dict:
     return DMI["stealth" if profile == "stealth" else "transparent"]
 
 
-def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ):
+def uptime(clock, vcpu) -> str:
+    """/proc/uptime (fs/proc/uptime.c): seconds since boot and idle seconds,
+    two decimals, truncated."""
+    up, idle = clock.uptime(vcpu)
+    cs = lambda ns: "%d.%02d" % (ns // 10**9, ns % 10**9 // 10**7)
+    return "%s %s\n" % (cs(up), cs(idle))
+
+
+def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ, clock=None, vcpu=None):
     """Contents (bytes) for a platform file the hypervisor serves, None when
     the path is not one of them, or False for a DMI file that does not exist
-    (the host's must not show through)."""
+    (the host's must not show through). /proc/uptime needs the guest clock
+    and the vCPU reading it."""
     if guest_path == "/proc/cpuinfo":
         return cpuinfo(table, tsc_hz).encode()
+    if guest_path == "/proc/uptime" and clock is not None:
+        return uptime(clock, vcpu).encode()
     for d in DMI_DIRS:
         if guest_path.startswith(d):
             name = guest_path[len(d):]

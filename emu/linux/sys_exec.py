@@ -41,6 +41,8 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
             p.current.clear_tid = ctid
         p.threads = [p.current]
         p.current.tid = p.pid
+        p.itimers = {}              # a child starts with no timers and no pending signals
+        p.pending_signals = 0
         return 0
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))

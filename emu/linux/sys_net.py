@@ -198,8 +198,15 @@ def _put_fdset(s, addr, nfds, fds):
         s.write(addr, bits.to_bytes((nfds + 63) // 64 * 8, "little"))
 
 
-def _select(s, nfds, r, w, x, timeout):
-    nfds = min(s32(nfds), 1024)
+def _select(s, nfds, r, w, x, timeout_ns, sigmask=None):
+    """select/pselect6 on the host fds, timed on the guest clock
+    (emu/linux/timers.py wait: a wait without fds is a sleep; a timer's
+    signal interrupts it with EINTR, leaving the sets alone)."""
+    from emu.linux.timers import wait
+    nfds = s32(nfds)
+    if nfds < 0:
+        return -E.EINVAL
+    nfds = min(nfds, 1024)
     sets = [_fdset(s, a, nfds) for a in (r, w, x)]
     hmap = {}
     for lst in sets:
@@ -208,11 +215,33 @@ def _select(s, nfds, r, w, x, timeout):
             if f is None:
                 return -E.EBADF
             hmap[fd] = f.host_fd
-    rr, ww, xx = select.select(*[[hmap[fd] for fd in lst] for lst in sets], timeout)
-    back = [[fd for fd in lst if hmap[fd] in res] for lst, res in zip(sets, (rr, ww, xx))]
-    for a, lst in zip((r, w, x), back):
+    host_sets = [[hmap[fd] for fd in lst] for lst in sets]
+    found = [[], [], []]
+
+    def poll(timeout_s):
+        res = select.select(*host_sets, timeout_s)
+        found[:] = [[fd for fd in lst if hmap[fd] in hits] for lst, hits in zip(sets, res)]
+        return sum(len(lst) for lst in found)
+
+    n, elapsed, interrupted = wait(s, timeout_ns, poll if hmap else None, sigmask)
+    if interrupted and not n:
+        return -E.EINTR, elapsed
+    for a, lst in zip((r, w, x), found):
         _put_fdset(s, a, nfds, lst)
-    return sum(len(lst) for lst in back)
+    return n, elapsed
+
+
+def _timeout_back(s, addr, timeout_ns, elapsed, fmt_us):
+    """Linux writes the time not slept back (fs/select.c poll_select_finish;
+    not for a zero timeout)."""
+    if not addr or not timeout_ns:
+        return
+    left = max(0, timeout_ns - elapsed)
+    sub = left % 10**9 // 1000 if fmt_us else left % 10**9
+    try:
+        s.write(addr, struct.pack("<qq", left // 10**9, sub))
+    except Exception:
+        pass
 
 
 @syscall(23, "select")
@@ -220,17 +249,39 @@ def sys_select(s, nfds, r, w, x, tv, *_):
     timeout = None
     if tv:
         sec, usec = struct.unpack("<qq", s.read(tv, 16))
-        timeout = sec + usec / 1e6
-    return _select(s, nfds, r, w, x, timeout)
+        q = abs(usec) // 10**6 * (1 if usec >= 0 else -1)        # C division, as kern_select normalizes
+        sec, usec = sec + q, usec - q * 10**6
+        if sec < 0 or usec < 0:
+            return -E.EINVAL
+        timeout = sec * 10**9 + usec * 1000
+    ret = _select(s, nfds, r, w, x, timeout)
+    if isinstance(ret, int):
+        return ret
+    _timeout_back(s, tv, timeout, ret[1], True)
+    return ret[0]
 
 
 @syscall(270, "pselect6")
-def sys_pselect6(s, nfds, r, w, x, ts, sigmask):
+def sys_pselect6(s, nfds, r, w, x, ts, sig):
+    from emu.linux.timers import read_sigmask
     timeout = None
     if ts:
         sec, nsec = struct.unpack("<qq", s.read(ts, 16))
-        timeout = sec + nsec / 1e9
-    return _select(s, nfds, r, w, x, timeout)
+        if sec < 0 or not 0 <= nsec < 10**9:
+            return -E.EINVAL
+        timeout = sec * 10**9 + nsec
+    mask = None
+    if sig:
+        addr, size = struct.unpack("<QQ", s.read(sig, 16))
+        try:
+            mask = read_sigmask(s, addr, size)
+        except ValueError:
+            return -E.EINVAL
+    ret = _select(s, nfds, r, w, x, timeout, mask)
+    if isinstance(ret, int):
+        return ret
+    _timeout_back(s, ts, timeout, ret[1], False)
+    return ret[0]
 
 
 # ---- epoll ----
@@ -272,14 +323,24 @@ def sys_epoll_ctl(s, epfd, op, fd, event, *_):
     return 0
 
 
-def _epoll_wait(s, epfd, events, maxevents, timeout_ms):
+def _epoll_wait(s, epfd, events, maxevents, timeout_ms, sigmask=None):
+    from emu.linux.timers import ceil_s, wait
     e = getattr(s.fd(epfd), "epoll", None)
-    if e is None:
+    if e is None or maxevents <= 0:
         return -E.EINVAL
-    ready = e.ep.poll(None if timeout_ms < 0 else timeout_ms / 1000.0, maxevents)
-    out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in ready)
+    found = []
+
+    def poll(timeout_s):
+        found[:] = e.ep.poll(-1 if timeout_s is None else ceil_s(timeout_s) / 1000.0, maxevents)
+        return len(found)
+
+    n, _elapsed, interrupted = wait(s, None if timeout_ms < 0 else timeout_ms * 10**6,
+                                    poll if e.data else None, sigmask)
+    if interrupted and not n:
+        return -E.EINTR
+    out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in found)
     s.write(events, out)
-    return len(ready)
+    return n
 
 
 @syscall(232, "epoll_wait")
@@ -288,5 +349,10 @@ def sys_epoll_wait(s, epfd, events, maxevents, timeout, *_):
 
 
 @syscall(281, "epoll_pwait")
-def sys_epoll_pwait(s, epfd, events, maxevents, timeout, sigmask, *_):
-    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout))
+def sys_epoll_pwait(s, epfd, events, maxevents, timeout, sigmask, sigsetsize):
+    from emu.linux.timers import read_sigmask
+    try:
+        mask = read_sigmask(s, sigmask, sigsetsize)
+    except ValueError:
+        return -E.EINVAL
+    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout), mask)

@@ -139,12 +139,19 @@ def _now_ns(s, clock: int) -> int:
     return time.time_ns()
 
 
-def _sleep_ns(s, ns: int) -> None:
-    c = _clock(s)
-    if c is not None:
-        c.sleep([t.vcpu for t in s.p.threads], ns)
-    elif ns > 0:
-        time.sleep(ns / 1e9)
+def _sleep_ns(s, ns: int):
+    """Sleep on the guest clock; a timer's signal may cut it short:
+    (interrupted, remaining ns)."""
+    from emu.linux.timers import sleep
+    return sleep(s, ns)
+
+
+def _timespec(s, addr):
+    """A struct timespec in ns, or None when invalid (EINVAL)."""
+    sec, nsec = struct.unpack("<qq", s.read(addr, 16))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return None
+    return sec * 10**9 + nsec
 
 
 @syscall(228, "clock_gettime")
@@ -179,20 +186,108 @@ def sys_time(s, tloc, *_):
 
 @syscall(35, "nanosleep")
 def sys_nanosleep(s, req, rem, *_):
-    sec, nsec = struct.unpack("<qq", s.read(req, 16))
-    if sec < 0 or not 0 <= nsec < 10**9:
+    ns = _timespec(s, req)
+    if ns is None:
         return -E.EINVAL
-    _sleep_ns(s, sec * 10**9 + nsec)
+    interrupted, left = _sleep_ns(s, ns)
+    if interrupted:
+        if rem:
+            s.write(rem, struct.pack("<qq", left // 10**9, left % 10**9))
+        return -E.EINTR
     return 0
 
 
 @syscall(230, "clock_nanosleep")
 def sys_clock_nanosleep(s, clock, flags, req, rem, *_):
-    sec, nsec = struct.unpack("<qq", s.read(req, 16))
-    delay = sec * 10**9 + nsec
+    if clock == 3 or clock not in (0, 1, 2, 7, 8, 9, 11):      # THREAD_CPUTIME, unknown clocks
+        return -E.EINVAL
+    delay = _timespec(s, req)
+    if delay is None:
+        return -E.EINVAL
     if flags & 1:            # TIMER_ABSTIME
         delay -= _now_ns(s, clock)
-    _sleep_ns(s, delay)
+    interrupted, left = _sleep_ns(s, delay)
+    if interrupted:
+        if rem and not flags & 1:
+            s.write(rem, struct.pack("<qq", left // 10**9, left % 10**9))
+        return -E.EINTR
+    return 0
+
+
+@syscall(37, "alarm")
+def sys_alarm(s, seconds, *_):
+    """SIGALRM after `seconds` on CLOCK_MONOTONIC; returns the seconds the
+    previous alarm had left (rounded as Linux does)."""
+    from emu.linux.timers import ITIMER_REAL, set_timer
+    left, _i = set_timer(s, ITIMER_REAL, (seconds & 0xFFFFFFFF) * 10**9, 0)
+    sec, usec = left // 10**9, left % 10**9 // 1000
+    if (sec == 0 and usec) or usec >= 500_000:
+        sec += 1
+    return sec
+
+
+def _timeval(raw, off):
+    sec, usec = struct.unpack_from("<qq", raw, off)
+    if sec < 0 or not 0 <= usec < 10**6:
+        return None
+    return sec * 10**9 + usec * 1000
+
+
+def _put_itimerval(s, addr, value_ns, interval_ns):
+    us = lambda ns: (ns // 10**9, (ns % 10**9 + 999) // 1000) if ns % 1000 else (ns // 10**9, ns % 10**9 // 1000)
+    s.write(addr, struct.pack("<qqqq", *us(interval_ns), *us(value_ns)))
+
+
+@syscall(38, "setitimer")
+def sys_setitimer(s, which, new, old, *_):
+    from emu.linux.timers import TIMER_SIGNAL, set_timer
+    if which not in TIMER_SIGNAL:
+        return -E.EINVAL
+    value = interval = 0
+    if new:
+        raw = s.read(new, 32)
+        interval, value = _timeval(raw, 0), _timeval(raw, 16)
+        if interval is None or value is None:
+            return -E.EINVAL
+    ov, oi = set_timer(s, which, value, interval)
+    if old:
+        _put_itimerval(s, old, ov, oi)
+    return 0
+
+
+@syscall(36, "getitimer")
+def sys_getitimer(s, which, cur, *_):
+    from emu.linux.timers import TIMER_SIGNAL, get_timer
+    if which not in TIMER_SIGNAL:
+        return -E.EINVAL
+    _put_itimerval(s, cur, *get_timer(s, which))
+    return 0
+
+
+@syscall(34, "pause")
+def sys_pause(s, *_):
+    """Sleep until a signal runs a handler or ends the process."""
+    from emu.linux.timers import wait
+    wait(s, None)
+    return -E.EINTR
+
+
+@syscall(130, "rt_sigsuspend")
+def sys_rt_sigsuspend(s, mask, size, *_):
+    """pause() with a temporary signal mask (the handler's frame restores the caller's)."""
+    from emu.linux.timers import wait
+    if size != 8:
+        return -E.EINVAL
+    (m,) = struct.unpack("<Q", s.read(mask, 8))
+    wait(s, None, sigmask=m)
+    return -E.EINTR
+
+
+@syscall(127, "rt_sigpending")
+def sys_rt_sigpending(s, out, size, *_):
+    if size > 8:
+        return -E.EINVAL
+    s.write(out, struct.pack("<Q", s.p.pending_signals & s.p.signal_mask)[:size])
     return 0
 
 
@@ -211,7 +306,9 @@ def sys_sched_getaffinity(s, pid, size, mask, *_):
 
 @syscall(99, "sysinfo")
 def sys_sysinfo(s, info, *_):
-    up = _now_ns(s, 7) // 10**9 if _clock(s) is not None else (time.monotonic_ns() - s.start_ns) // 10**9
+    c = _clock(s)
+    ns = c.uptime(s.v)[0] if c is not None else time.monotonic_ns() - s.start_ns
+    up = -(-ns // 10**9)          # CLOCK_BOOTTIME seconds, rounded up (kernel/sys.c do_sysinfo)
     ram = s.m.phys.ram_size
     s.write(info, struct.pack("<qQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 1, 0, 0, 0, 1).ljust(112, b"\0"))
     return 0
@@ -267,8 +364,11 @@ def sys_sigaltstack(s, ss, oss, *_):
 def sys_kill(s, pid, sig, *_):
     if s32(pid) not in (s.p.pid, 0, -1):
         return -E.ESRCH
+    if not 0 <= sig <= 64:
+        return -E.EINVAL
     if sig:
-        s.deliver_signal(sig)
+        from emu.linux.timers import raise_signal
+        raise_signal(s, sig)         # delivered on the way back, after RAX holds the result
     return 0
 
 

@@ -166,6 +166,9 @@ class Syscalls:
             self._trace(name, args, ret)
         if ret is not None:
             self.v.rax = ret & MASK64
+        if p.itimers or p.pending_signals or p.saved_sigmask is not None:
+            from emu.linux.timers import check
+            check(self)              # due timers and pending signals are delivered on the way back
 
     def _trace(self, name, args, ret) -> None:
         from emu.linux.strace import trace

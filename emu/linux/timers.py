@@ -1,0 +1,234 @@
+"""Interval timers (alarm, setitimer), pending signals, and the timed waits
+of the Linux personality (sleeps and waits on file descriptors), all on the
+process's guest clock (emu/hypervisor/timekeeping.py).
+
+A timer is checked at every system call boundary, when the process sleeps
+or waits (a wait stops at the deadline; the signal then interrupts it with
+EINTR, as Linux does for nanosleep, select, poll, pause), and while the guest
+computes: the run loop ends the vCPU's run at the deadline (virtual time:
+the exact instruction at which the clock reaches it; host time: a short
+instruction slice after which the host clock is read again).
+
+ITIMER_REAL counts CLOCK_MONOTONIC and sends SIGALRM; ITIMER_VIRTUAL and
+ITIMER_PROF count the process's CPU time (with virtual time: the time it
+ran, not the time it slept) and send SIGVTALRM and SIGPROF."""
+from __future__ import annotations
+
+import struct
+
+from emu.linux.signals import DEFAULT_IGNORE
+
+NS = 1_000_000_000
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+TIMER_SIGNAL = {ITIMER_REAL: 14, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}   # SIGALRM, SIGVTALRM, SIGPROF
+HOST_SLICE = 100_000          # host time: instructions between two looks at the clock while a timer runs
+UNBLOCKABLE = (1 << 8) | (1 << 18)
+
+
+def _clock(s):
+    return s.p.guest.clock
+
+
+def timer_now(s, which: int) -> int:
+    c = _clock(s)
+    return c.now_ns(s.v, 1) if which == ITIMER_REAL else c.cputime_ns(s.v)
+
+
+def set_timer(s, which: int, value_ns: int, interval_ns: int) -> tuple[int, int]:
+    """Arm (value_ns > 0) or disarm (0) a timer; returns the old (value, interval)."""
+    old = get_timer(s, which)
+    if value_ns > 0:
+        s.p.itimers[which] = [timer_now(s, which) + value_ns, interval_ns]
+    else:
+        s.p.itimers.pop(which, None)
+    return old
+
+
+def get_timer(s, which: int) -> tuple[int, int]:
+    """(time to the next expiry, interval) in ns; (0, 0) when disarmed."""
+    t = s.p.itimers.get(which)
+    if t is None:
+        return 0, 0
+    left = t[0] - timer_now(s, which)
+    return max(left, 1000), t[1]       # an expired, not yet delivered timer reads 1 us (as Linux)
+
+
+def fire_due(s) -> None:
+    """Expired timers make their signal pending and re-arm (skipping the
+    periods missed, as hrtimer_forward does)."""
+    p = s.p
+    for which in list(p.itimers):
+        t = p.itimers[which]
+        now = timer_now(s, which)
+        if now < t[0]:
+            continue
+        p.pending_signals |= 1 << (TIMER_SIGNAL[which] - 1)
+        if t[1] > 0:
+            t[0] += t[1] * ((now - t[0]) // t[1] + 1)
+        else:
+            del p.itimers[which]
+
+
+def deliverable(p, sig: int) -> bool:
+    """Would this signal, delivered now, run a handler or end the process
+    (and so interrupt a sleep)? Not when blocked or ignored."""
+    if p.signal_mask >> (sig - 1) & 1:
+        return False
+    act = p.signal_actions.get(sig)
+    handler = act[0] if act else 0
+    if handler == 1:
+        return False
+    return not (handler == 0 and sig in DEFAULT_IGNORE)
+
+
+def interrupting(p) -> bool:
+    """A pending signal that interrupts a wait."""
+    bits = p.pending_signals
+    sig = 1
+    while bits:
+        if bits & 1 and deliverable(p, sig):
+            return True
+        bits >>= 1
+        sig += 1
+    return False
+
+
+def raise_signal(s, sig: int) -> None:
+    """A signal the process sends itself (kill, raise, SIGPIPE): pending,
+    delivered on the way back from the system call (after its result is in
+    RAX, so the handler's frame returns it), or later if blocked."""
+    s.p.pending_signals |= 1 << (sig - 1)
+
+
+def deliver_pending(s) -> None:
+    """Deliver the pending signals that are not blocked (lowest first; each
+    handler gets its own frame, nested as Linux does). After a wait with a
+    temporary signal mask (pselect6, ppoll, epoll_pwait, rt_sigsuspend) the
+    frame keeps the caller's mask, to be restored by rt_sigreturn."""
+    p = s.p
+    sig = 1
+    while p.pending_signals >> (sig - 1):
+        bit = 1 << (sig - 1)
+        if p.pending_signals & bit and not (p.signal_mask & bit and not UNBLOCKABLE & bit):
+            p.pending_signals &= ~bit
+            saved = p.saved_sigmask
+            before = s.v.rsp
+            s.deliver_signal(sig)
+            if saved is not None and s.v.rsp != before:      # a handler frame: it restores the caller's mask
+                from emu.linux.sigframe import MASK_OFF
+                s.write(s.v.rsp + MASK_OFF, struct.pack("<Q", saved))
+                p.saved_sigmask = None
+        sig += 1
+    if p.saved_sigmask is not None:
+        p.signal_mask = p.saved_sigmask
+        p.saved_sigmask = None
+
+
+def check(s) -> None:
+    """At a system call boundary or a timer stop of the run loop."""
+    p = s.p
+    t = p.current
+    if t.exited or t.futex is not None:
+        return
+    if p.itimers:
+        fire_due(s)
+    if p.pending_signals or p.saved_sigmask is not None:
+        deliver_pending(s)
+
+
+def run_budget(p, v):
+    """How many instructions the vCPU may run before the earliest timer is
+    due (virtual time: exact; host time: a slice); None with no timer."""
+    if not p.itimers:
+        return None
+    c = p.guest.clock
+    if not c.virtual:
+        return HOST_SLICE
+    mono = c.monotonic_ns(v)
+    target = None
+    for which, (deadline, _i) in p.itimers.items():
+        # CPU time runs as fast as CLOCK_MONOTONIC while the guest computes
+        t = deadline if which == ITIMER_REAL else mono + deadline - c.cputime_ns(v)
+        target = t if target is None else min(target, t)
+    cycles = -(-target * c.tsc_hz // NS) - v.tsc
+    if cycles <= 0:
+        return 1
+    n = cycles / c.cycles_per_insn
+    return max(1, int(n) + (n != int(n)))
+
+
+def next_real_deadline(p):
+    t = p.itimers.get(ITIMER_REAL)
+    return t[0] if t is not None else None
+
+
+def wait(s, timeout_ns, poll_fn=None, sigmask=None):
+    """A wait that a signal can interrupt: up to timeout_ns (None: forever)
+    for poll_fn (see GuestClock.wait; None: a plain sleep), stopping at an
+    ITIMER_REAL deadline when the signal would interrupt. sigmask: the
+    signal mask during the wait (kept for the handler's frame if a signal
+    interrupts it). Returns (result, elapsed ns, interrupted)."""
+    p = s.p
+    c = _clock(s)
+    vcpus = [t.vcpu for t in p.threads]
+    old_mask = p.signal_mask
+    if sigmask is not None:
+        p.signal_mask = sigmask & ~UNBLOCKABLE
+    elapsed = 0
+    result = 0
+    interrupted = False
+    while True:
+        if p.itimers:
+            fire_due(s)
+        if interrupting(p):
+            interrupted = True
+            break
+        left = None if timeout_ns is None else timeout_ns - elapsed
+        cap = left
+        dl = next_real_deadline(p)
+        if dl is not None:
+            to_dl = max(0, dl - c.now_ns(s.v, 1))
+            if cap is None or to_dl < cap:
+                cap = to_dl
+        if cap is None and poll_fn is None:
+            from emu.linux.process import GuestKilled
+            import sys
+            print("emu: the process waits for a signal that nothing will send (deadlock)", file=sys.stderr)
+            raise GuestKilled(9)
+        result, el = c.wait(vcpus, cap, poll_fn)
+        elapsed += el
+        if result:
+            break
+        if left is not None and elapsed >= left:
+            break                       # timed out (a timer due at the same moment is delivered after)
+    if sigmask is not None:
+        if interrupted:
+            p.saved_sigmask = old_mask      # restored after the handler's frame is set up
+        else:
+            p.signal_mask = old_mask
+    return result, elapsed, interrupted
+
+
+def sleep(s, ns: int):
+    """nanosleep: (interrupted, remaining ns)."""
+    _r, elapsed, interrupted = wait(s, max(0, ns))
+    return interrupted, max(0, ns - elapsed) if interrupted else 0
+
+
+def read_sigmask(s, addr, size):
+    """The temporary signal mask of pselect6/ppoll/epoll_pwait: None for a
+    NULL pointer; raises ValueError for a wrong sigsetsize (EINVAL)."""
+    if not addr:
+        return None
+    if size != 8:
+        raise ValueError("sigsetsize")
+    (m,) = struct.unpack("<Q", s.read(addr, 8))
+    return m
+
+
+def ceil_s(timeout_s):
+    """A host wait in seconds as poll/epoll milliseconds (rounded up; None forever)."""
+    if timeout_s is None:
+        return None
+    ms = timeout_s * 1000.0
+    return int(ms) + (ms != int(ms))

@@ -1,0 +1,299 @@
+/* clocks: every clock a Linux program can read (RDTSC, clock_gettime
+ * MONOTONIC and BOOTTIME, gettimeofday, time, /proc/uptime, sysinfo) must
+ * tell one time across every way of letting time pass: nanosleep, select
+ * and poll timing out on a pipe that never becomes ready, select used as a
+ * sleep, alarm() and setitimer() signals interrupting nanosleep, select and
+ * pause, and a periodic ITIMER_REAL while the program computes.
+ *
+ * For each interval the program prints whether the clocks' deltas agree
+ * (within 1 ms or 1%, /proc/uptime within its 10 ms resolution, time()
+ * within its second) and whether the interval lasted as asked (up to 2 ms or
+ * 2% late; the periodic timer's signals 10 ms more). With -v it
+ * also prints the raw deltas (identical across runs under
+ * `emu run --time virtual`). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef unsigned long long u64;
+typedef long long s64;
+
+static int verbose;
+static double tsc_hz;          /* from CPUID 0x15, else calibrated */
+static volatile sig_atomic_t alarms;
+
+struct snap {
+    u64 tsc;
+    s64 mono_ns, tod_us, time_s, up_cs;
+};
+
+static u64 rdtsc(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
+static void cpuid(unsigned leaf, unsigned *a, unsigned *b, unsigned *c, unsigned *d)
+{
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static s64 ns_of(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (s64)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static s64 uptime_cs(s64 *idle_cs)
+{
+    char buf[128];
+    int fd = open("/proc/uptime", O_RDONLY);
+    long n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    s64 a, b, c, d;
+    if (sscanf(buf, "%lld.%lld %lld.%lld", &a, &b, &c, &d) != 4)
+        return -1;
+    if (idle_cs)
+        *idle_cs = c * 100 + d;
+    return a * 100 + b;
+}
+
+static void take(struct snap *s)
+{
+    struct timeval tv;
+    s->up_cs = uptime_cs(0);
+    s->tsc = rdtsc();
+    s->mono_ns = ns_of(CLOCK_MONOTONIC);
+    gettimeofday(&tv, 0);
+    s->tod_us = (s64)tv.tv_sec * 1000000 + tv.tv_usec;
+    s->time_s = time(0);
+}
+
+static s64 absl(s64 x) { return x < 0 ? -x : x; }
+
+/* Compare the deltas of every clock over [a, b] with CLOCK_MONOTONIC's, and
+ * that against the time asked for (asked_ns; slack: how late it may end). */
+static void report(const char *what, const struct snap *a, const struct snap *b, s64 asked_ns, s64 slack)
+{
+    s64 mono = b->mono_ns - a->mono_ns;
+    s64 tol = mono / 100 > 1000000 ? mono / 100 : 1000000;
+    s64 tsc = (s64)((double)(b->tsc - a->tsc) * 1e9 / tsc_hz);
+    s64 tod = (b->tod_us - a->tod_us) * 1000;
+    s64 tim = (b->time_s - a->time_s) * 1000000000LL;
+    s64 up = (b->up_cs - a->up_cs) * 10000000LL;
+    int ok_tsc = absl(tsc - mono) <= tol;
+    int ok_tod = absl(tod - mono) <= tol;
+    int ok_time = absl(tim - mono) < 1000000000LL + tol;
+    int ok_up = absl(up - mono) <= 10000000LL + tol;
+    int ok_len = mono >= asked_ns && mono <= asked_ns + 2 * tol + slack;
+    printf("%s: clocks %s", what, ok_tsc && ok_tod && ok_time && ok_up ? "agree" : "DISAGREE");
+    if (!ok_tsc || !ok_tod || !ok_time || !ok_up)
+        printf(" (tsc %d tod %d time %d uptime %d)", ok_tsc, ok_tod, ok_time, ok_up);
+    printf(", %s\n", ok_len ? "lasted as asked" : "did NOT last as asked");
+    if (verbose)
+        printf("  raw: mono %lld tsc %lld tod %lld time %lld uptime %lld\n", mono, tsc, tod, tim, up);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+static void handler(int sig, void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;            /* no SA_RESTART: the interrupted call fails with EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, 0);
+}
+
+static const char *err(long r)
+{
+    static char buf[32];
+    if (r >= 0) {
+        snprintf(buf, sizeof buf, "%ld", r);
+        return buf;
+    }
+    return errno == EINTR ? "-1 EINTR" : errno == EINVAL ? "-1 EINVAL" : "-1 other";
+}
+
+int main(int argc, char **argv)
+{
+    struct snap a, b;
+    int p[2];
+    verbose = argc > 1 && !strcmp(argv[1], "-v");
+    setvbuf(stdout, 0, _IONBF, 0);
+
+    unsigned ea, eb, ec, ed;
+    cpuid(0, &ea, &eb, &ec, &ed);
+    if (ea >= 0x15) {
+        cpuid(0x15, &ea, &eb, &ec, &ed);
+        if (ea && eb && ec)
+            tsc_hz = (double)ec * eb / ea;
+    }
+    if (tsc_hz == 0) {             /* calibrate against CLOCK_MONOTONIC */
+        struct timespec t = {0, 100000000};
+        u64 t0 = rdtsc();
+        s64 m0 = ns_of(CLOCK_MONOTONIC);
+        nanosleep(&t, 0);
+        tsc_hz = (double)(rdtsc() - t0) * 1e9 / (double)(ns_of(CLOCK_MONOTONIC) - m0);
+    }
+    if (pipe(p) != 0)
+        return 1;
+
+    /* /proc/uptime and sysinfo tell CLOCK_BOOTTIME */
+    s64 idle;
+    s64 up = uptime_cs(&idle);
+    s64 boot = ns_of(CLOCK_BOOTTIME);
+    struct sysinfo si;
+    sysinfo(&si);
+    s64 boot2 = ns_of(CLOCK_BOOTTIME);
+    printf("uptime vs CLOCK_BOOTTIME: %s\n", up >= 0 && absl(up * 10000000LL - boot) <= 20000000LL ? "agree" : "DISAGREE");
+    printf("uptime idle <= uptime: %s\n", idle >= 0 && idle <= up * 64 ? "yes" : "no");
+    printf("sysinfo uptime vs CLOCK_BOOTTIME: %s\n",
+           si.uptime >= boot / 1000000000LL && si.uptime <= boot2 / 1000000000LL + 1 ? "agree" : "DISAGREE");
+
+    /* nanosleep */
+    struct timespec req = {0, 200000000};
+    take(&a);
+    long r = nanosleep(&req, 0);
+    take(&b);
+    printf("nanosleep 200ms -> %s\n", err(r));
+    report("nanosleep 200ms", &a, &b, 200000000, 0);
+
+    /* select timing out on a pipe nobody writes (we hold the write end) */
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(p[0], &rd);
+    struct timeval tv = {0, 100000};
+    take(&a);
+    r = syscall(SYS_select, p[0] + 1, &rd, 0, 0, &tv);
+    take(&b);
+    printf("select pipe 100ms -> %s, fd still set %d, time left %ld.%06ld\n", err(r), FD_ISSET(p[0], &rd),
+           (long)tv.tv_sec, (long)tv.tv_usec);
+    report("select pipe 100ms", &a, &b, 100000000, 0);
+
+    /* poll timing out on the same pipe */
+    struct pollfd pf = {p[0], POLLIN, 0};
+    take(&a);
+    r = poll(&pf, 1, 100);
+    take(&b);
+    printf("poll pipe 100ms -> %s, revents %d\n", err(r), pf.revents);
+    report("poll pipe 100ms", &a, &b, 100000000, 0);
+
+    /* a ready fd: no time passes */
+    if (write(p[1], "x", 1) != 1)
+        return 1;
+    take(&a);
+    r = poll(&pf, 1, 5000);
+    take(&b);
+    printf("poll ready pipe -> %s, revents %d, returned at once %s\n", err(r), pf.revents,
+           b.mono_ns - a.mono_ns < 100000000 ? "yes" : "no");
+    char c;
+    if (read(p[0], &c, 1) != 1)
+        return 1;
+
+    /* select used as a sleep */
+    tv.tv_sec = 0;
+    tv.tv_usec = 300000;
+    take(&a);
+    r = syscall(SYS_select, 0, 0, 0, 0, &tv);
+    take(&b);
+    printf("select sleep 300ms -> %s, time left %ld.%06ld\n", err(r), (long)tv.tv_sec, (long)tv.tv_usec);
+    report("select sleep 300ms", &a, &b, 300000000, 0);
+
+    /* alarm() interrupts a nanosleep: EINTR, the time not slept in rem */
+    handler(SIGALRM, on_alarm);
+    alarm(7);
+    unsigned prev = alarm(1);
+    struct timespec rem = {0, 0};
+    req.tv_sec = 5;
+    req.tv_nsec = 0;
+    take(&a);
+    r = nanosleep(&req, &rem);
+    take(&b);
+    s64 rem_ns = rem.tv_sec * 1000000000LL + rem.tv_nsec;
+    printf("alarm 1s during nanosleep 5s -> %s, previous alarm %u, alarms %d, rem about 4s %s\n", err(r), prev,
+           (int)alarms, absl(rem_ns - 4000000000LL) <= 20000000LL ? "yes" : "no");
+    report("alarm 1s during nanosleep 5s", &a, &b, 1000000000, 0);
+
+    /* alarm() interrupts select used as a sleep: EINTR, the time left written back */
+    alarm(1);
+    tv.tv_sec = 3;
+    tv.tv_usec = 0;
+    take(&a);
+    r = syscall(SYS_select, 0, 0, 0, 0, &tv);
+    take(&b);
+    s64 left = tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL;
+    printf("alarm 1s during select 3s -> %s, alarms %d, time left about 2s %s\n", err(r), (int)alarms,
+           absl(left - 2000000000LL) <= 20000000LL ? "yes" : "no");
+    report("alarm 1s during select 3s", &a, &b, 1000000000, 0);
+
+    /* setitimer + pause */
+    struct itimerval it = {{0, 0}, {0, 250000}}, cur;
+    take(&a);
+    setitimer(ITIMER_REAL, &it, 0);
+    getitimer(ITIMER_REAL, &cur);
+    printf("getitimer after setitimer 250ms: %s\n",
+           cur.it_value.tv_sec == 0 && cur.it_value.tv_usec > 0 && cur.it_value.tv_usec <= 250000 ? "ok" : "WRONG");
+    r = pause();
+    take(&b);
+    printf("setitimer 250ms + pause -> %s, alarms %d\n", err(r), (int)alarms);
+    report("setitimer 250ms + pause", &a, &b, 250000000, 0);
+
+    /* a periodic timer while computing (no system calls in the loop) */
+    alarms = 0;
+    it.it_interval.tv_usec = 2000;
+    it.it_value.tv_usec = 2000;
+    take(&a);
+    setitimer(ITIMER_REAL, &it, 0);
+    volatile u64 spin = 0;
+    while (alarms < 3)
+        spin++;
+    take(&b);
+    it.it_value.tv_usec = 0;
+    setitimer(ITIMER_REAL, &it, 0);
+    getitimer(ITIMER_REAL, &cur);
+    printf("periodic 2ms timer while computing: %d signals, disarmed %s\n", (int)alarms,
+           cur.it_value.tv_sec == 0 && cur.it_value.tv_usec == 0 ? "yes" : "no");
+    report("periodic 2ms timer x3", &a, &b, 6000000, 10000000);
+    if (verbose)
+        printf("  spins %llu\n", (unsigned long long)spin);
+
+    /* invalid timeouts */
+    struct timespec bad = {0, 1000000000};
+    tv.tv_sec = 0;
+    tv.tv_usec = -1;
+    r = syscall(SYS_ppoll, &pf, 1, &bad, 0, 8);
+    printf("ppoll nsec 1e9 -> %s\n", err(r));
+    r = syscall(SYS_pselect6, 0, 0, 0, 0, &bad, 0);
+    printf("pselect6 nsec 1e9 -> %s\n", err(r));
+    r = syscall(SYS_select, 0, 0, 0, 0, &tv);
+    printf("select usec -1 -> %s\n", err(r));
+    bad.tv_sec = -1;
+    bad.tv_nsec = 0;
+    r = nanosleep(&bad, 0);
+    printf("nanosleep sec -1 -> %s\n", err(r));
+    r = setitimer(ITIMER_REAL, &(struct itimerval){{0, 0}, {0, 1000000}}, 0);
+    printf("setitimer usec 1e6 -> %s\n", err(r));
+    return 0;
+}
