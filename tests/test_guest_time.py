@@ -1,7 +1,7 @@
 """One guest time: every clock the Linux personality shows (TSC,
 clock_gettime, gettimeofday, time, /proc/uptime, sysinfo, times) and every
 timed wait (nanosleep, select, pselect6, poll, ppoll, epoll_wait, pause,
-alarm and setitimer signals) run on the GuestClock, so a guest cannot tell
+alarm and setitimer signals, timerfds) run on the GuestClock, so a guest cannot tell
 from timing that it runs slower than hardware; with --time virtual runs are
 deterministic and waits without anything to wait for take no host time."""
 import os
@@ -53,9 +53,12 @@ def test_clocks_guest_virtual_repeats_and_agrees():
     # virtual time: each interval is what was asked plus the few instructions reading the clocks
     asked = {"nanosleep 200ms": 200, "select pipe 100ms": 100, "poll pipe 100ms": 100, "select sleep 300ms": 300,
              "alarm 1s during nanosleep 5s": 1000, "alarm 1s during select 3s": 1000,
-             "setitimer 250ms + pause": 250, "periodic 2ms timer x3": 6}
+             "setitimer 250ms + pause": 250, "periodic 2ms timer x3": 6, "timerfd 150ms read": 150}
     for k, ms in asked.items():
         assert ms * 10**6 <= int(raw[k]) < ms * 10**6 + 10_000, (k, raw[k])
+    # a 50 ms timerfd interval, measured from a little after the previous expiry
+    for k in ("timerfd interval 50ms poll", "timerfd+pipe select", "timerfd epoll_wait"):
+        assert 50 * 10**6 - 10_000 < int(raw[k]) <= 50 * 10**6, (k, raw[k])
 
 
 def test_clocks_guest_virtual_musl():
@@ -311,3 +314,28 @@ def test_host_time_timer_while_computing(tmp_path):
     code = sc(38, 0, DATA, 0) + loop                # setitimer(ITIMER_REAL, 50 ms); spin
     p, status, host = run_tiny(tmp_path, code, struct.pack("<qqqq", 0, 0, 0, 50_000), mode="host")
     assert status == 128 + 14 and 0.05 <= host < 5
+
+
+def test_timerfd_calls(tmp_path):
+    """timerfd on CLOCK_REALTIME with an absolute deadline 3 s ahead: a
+    blocking read jumps virtual time there; bad clocks, flags and
+    timespecs are EINVAL; a short read buffer is EINVAL."""
+    rt_now = GuestClock("virtual").realtime_epoch_ns
+    deadline = rt_now + 3 * NS
+    code = (sc(283, 0, 0) + b"\x48\x89\xc3" +                              # rbx = timerfd_create(REALTIME)
+            b"\x48\x89\xdf" + mov(RSI, 1) + mov(RDX, DATA) + mov(R10, 0) + mov(RAX, 286) + b"\x0f\x05" +
+            b"\x48\x89\xdf" + mov(RSI, DATA + 64) + mov(RDX, 8) + mov(RAX, 0) + b"\x0f\x05" +   # read -> 8
+            b"\x49\x89\xc4" +
+            b"\x48\x89\xdf" + mov(RSI, DATA + 64) + mov(RDX, 4) + mov(RAX, 0) + b"\x0f\x05" +   # read 4 -> EINVAL
+            b"\x49\x89\xc5" +
+            sc(283, 4, 0) + b"\x49\x89\xc6" +                              # bad clock -> EINVAL
+            b"\x48\x89\xdf" + mov(RSI, 0) + mov(RDX, DATA + 32) + mov(R10, 0) + mov(RAX, 286) + b"\x0f\x05" +
+            b"\x49\x89\xc7" +                                              # nsec 1e9 -> EINVAL
+            sc(60, 0))
+    data = struct.pack("<qqqq", 0, 0, deadline // NS, deadline % NS) + struct.pack("<qqqq", 0, 0, 0, NS)
+    p, status, host = run_tiny(tmp_path, code, data)
+    assert status == 0 and host < 0.5
+    v = p.vcpu
+    assert (v.r12, v.r13, v.r14, v.r15) == (8, 2**64 - 22, 2**64 - 22, 2**64 - 22)
+    assert struct.unpack("<Q", p.sys.read(DATA + 64, 8))[0] == 1
+    assert 3 * NS <= uptime_ns(p) < 3 * NS + 100_000

@@ -84,6 +84,9 @@ def sys_read(s, fd, buf, count, *_):
     f = s.fd(fd)
     if f.is_dir:
         return -E.EISDIR
+    if getattr(f, "timerfd", None) is not None:
+        from emu.linux.sys_proc import timerfd_read
+        return timerfd_read(s, f, buf, count)
     data = os.read(f.host_fd, min(count, MAX_IO))
     s.write(buf, data)
     return len(data)
@@ -298,6 +301,11 @@ def sys_fcntl(s, fd, cmd, arg, *_):
     if cmd == 2:                 # F_SETFD
         (s.p.fds.cloexec.add if arg & 1 else s.p.fds.cloexec.discard)(fd)
         return 0
+    if cmd in (3, 4) and getattr(f, "timerfd", None) is not None:   # the guest's O_NONBLOCK (the eventfd behind never blocks)
+        if cmd == 4:
+            f.flags = (f.flags & ~O_NONBLOCK) | (arg & O_NONBLOCK)
+            return 0
+        return (f.flags & (O_NONBLOCK | 3)) | 0o100000
     if cmd == 3:                 # F_GETFL
         hf = hostfcntl.fcntl(f.host_fd, hostfcntl.F_GETFL)
         out = hf & 3
@@ -611,8 +619,10 @@ def _poll(s, fds, nfds, timeout_ns, sigmask=None):
                 n += 1
         return n
 
-    has_fds = any(f is not None for _fd, f in entries) or nval
-    n, elapsed, interrupted = wait(s, timeout_ns, poll if has_fds else None, sigmask)
+    from emu.linux.timers import timerfds_of
+    tfds = timerfds_of(f for _fd, f in entries)
+    host = any(f is not None and getattr(f, "timerfd", None) is None for _fd, f in entries) or nval
+    n, elapsed, interrupted = wait(s, timeout_ns, poll if host or tfds else None, sigmask, tfds, bool(host))
     if interrupted and not n:
         return -E.EINTR, elapsed
     n = 0

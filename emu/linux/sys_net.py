@@ -223,7 +223,11 @@ def _select(s, nfds, r, w, x, timeout_ns, sigmask=None):
         found[:] = [[fd for fd in lst if hmap[fd] in hits] for lst, hits in zip(sets, res)]
         return sum(len(lst) for lst in found)
 
-    n, elapsed, interrupted = wait(s, timeout_ns, poll if hmap else None, sigmask)
+    from emu.linux.timers import timerfds_of
+    files = [s.p.fds.get(fd) for fd in hmap]
+    tfds = timerfds_of(files)
+    host = len(tfds) < len(files)
+    n, elapsed, interrupted = wait(s, timeout_ns, poll if hmap else None, sigmask, tfds, host)
     if interrupted and not n:
         return -E.EINTR, elapsed
     for a, lst in zip((r, w, x), found):
@@ -289,6 +293,7 @@ class Epoll:
     def __init__(self):
         self.ep = select.epoll()
         self.data: dict[int, tuple[int, int]] = {}    # host fd -> (guest events, user data)
+        self.files: dict[int, OpenFile] = {}            # host fd -> the guest's open file
 
 
 @syscall(291, "epoll_create1")
@@ -309,10 +314,12 @@ def sys_epoll_ctl(s, epfd, op, fd, event, *_):
     e = getattr(s.fd(epfd), "epoll", None)
     if e is None:
         return -E.EINVAL
-    host = s.fd(fd).host_fd
+    f = s.fd(fd)
+    host = f.host_fd
     if op == 2:                       # EPOLL_CTL_DEL
         e.ep.unregister(host)
         e.data.pop(host, None)
+        e.files.pop(host, None)
         return 0
     events, data = struct.unpack("<IQ", s.read(event, 12))
     if op == 1:
@@ -320,6 +327,7 @@ def sys_epoll_ctl(s, epfd, op, fd, event, *_):
     else:
         e.ep.modify(host, events)
     e.data[host] = (events, data)
+    e.files[host] = f
     return 0
 
 
@@ -334,8 +342,11 @@ def _epoll_wait(s, epfd, events, maxevents, timeout_ms, sigmask=None):
         found[:] = e.ep.poll(-1 if timeout_s is None else ceil_s(timeout_s) / 1000.0, maxevents)
         return len(found)
 
+    from emu.linux.timers import timerfds_of
+    tfds = timerfds_of(e.files.values())
+    host = len(tfds) < len(e.files)
     n, _elapsed, interrupted = wait(s, None if timeout_ms < 0 else timeout_ms * 10**6,
-                                    poll if e.data else None, sigmask)
+                                    poll if e.data else None, sigmask, tfds, host)
     if interrupted and not n:
         return -E.EINTR
     out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in found)

@@ -291,6 +291,75 @@ def sys_rt_sigpending(s, out, size, *_):
     return 0
 
 
+# ---- timerfd (the timer lives in emu/linux/timers.py) ----
+TFD_TIMER_ABSTIME, TFD_NONBLOCK, TFD_CLOEXEC = 1, 0o4000, 0o2000000
+
+
+def _timerfd(s, fd):
+    f = s.fd(fd)
+    return getattr(f, "timerfd", None)
+
+
+@syscall(283, "timerfd_create")
+def sys_timerfd_create(s, clock, flags, *_):
+    from emu.linux.fdtable import OpenFile
+    from emu.linux.timers import TimerFd
+    if s32(clock) not in (0, 1, 7, 8, 9) or flags & ~(TFD_NONBLOCK | TFD_CLOEXEC):
+        return -E.EINVAL
+    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    f = OpenFile(efd, "anon_inode:[timerfd]", 2 | (flags & TFD_NONBLOCK))
+    f.timerfd = TimerFd(s32(clock), efd)
+    return s.p.fds.install(f, cloexec=bool(flags & TFD_CLOEXEC))
+
+
+def _put_itimerspec(s, addr, value, interval):
+    s.write(addr, struct.pack("<qqqq", interval // 10**9, interval % 10**9, value // 10**9, value % 10**9))
+
+
+@syscall(286, "timerfd_settime")
+def sys_timerfd_settime(s, fd, flags, new, old, *_):
+    tf = _timerfd(s, fd)
+    if tf is None or flags & ~3:
+        return -E.EINVAL
+    interval, value = _timespec(s, new), _timespec(s, new + 16)
+    if interval is None or value is None:
+        return -E.EINVAL
+    if old:
+        _put_itimerspec(s, old, *tf.get(s))
+    tf.set(s, value, interval, bool(flags & TFD_TIMER_ABSTIME))
+    return 0
+
+
+@syscall(287, "timerfd_gettime")
+def sys_timerfd_gettime(s, fd, cur, *_):
+    tf = _timerfd(s, fd)
+    if tf is None:
+        return -E.EINVAL
+    _put_itimerspec(s, cur, *tf.get(s))
+    return 0
+
+
+def timerfd_read(s, f, buf, count):
+    """read(2) of a timerfd: the expirations since the last read (u64);
+    blocks until the next one (virtual time: jumps to it), EAGAIN if
+    non-blocking."""
+    from emu.linux.timers import wait
+    tf = f.timerfd
+    if count < 8:
+        return -E.EINVAL
+    tf.sync(s)
+    if not tf.ticks:
+        if f.flags & TFD_NONBLOCK:
+            return -E.EAGAIN
+        _r, _el, interrupted = wait(s, None, lambda t: tf.ticks, timerfds=[tf])
+        if interrupted and not tf.ticks:
+            return -E.EINTR
+    n = tf.ticks
+    tf.drain()
+    s.write(buf, struct.pack("<Q", n))
+    return 8
+
+
 @syscall(24, "sched_yield")
 def sys_sched_yield(s, *_):
     return 0

@@ -162,15 +162,21 @@ def next_real_deadline(p):
     return t[0] if t is not None else None
 
 
-def wait(s, timeout_ns, poll_fn=None, sigmask=None):
+def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
     """A wait that a signal can interrupt: up to timeout_ns (None: forever)
     for poll_fn (see GuestClock.wait; None: a plain sleep), stopping at an
     ITIMER_REAL deadline when the signal would interrupt. sigmask: the
     signal mask during the wait (kept for the handler's frame if a signal
-    interrupts it). Returns (result, elapsed ns, interrupted)."""
+    interrupts it). timerfds: the timer fds among the polled ones (their
+    expiries make them readable; a wait on timer fds alone is a sleep to
+    the next expiry, with no host wait); host_fds: whether other fds are
+    polled (default: poll_fn is given). Returns (result, elapsed ns,
+    interrupted)."""
     p = s.p
     c = _clock(s)
     vcpus = [t.vcpu for t in p.threads]
+    if host_fds is None:
+        host_fds = poll_fn is not None and not timerfds
     old_mask = p.signal_mask
     if sigmask is not None:
         p.signal_mask = sigmask & ~UNBLOCKABLE
@@ -183,24 +189,36 @@ def wait(s, timeout_ns, poll_fn=None, sigmask=None):
         if interrupting(p):
             interrupted = True
             break
+        for tf in timerfds:
+            tf.sync(s)
+        if not host_fds and poll_fn is not None:
+            result = poll_fn(0)              # timer fds only: ready ones answer at once
+            if result:
+                break
         left = None if timeout_ns is None else timeout_ns - elapsed
         cap = left
-        dl = next_real_deadline(p)
-        if dl is not None:
-            to_dl = max(0, dl - c.now_ns(s.v, 1))
-            if cap is None or to_dl < cap:
-                cap = to_dl
-        if cap is None and poll_fn is None:
+        now = c.now_ns(s.v, 1)
+        for dl in [next_real_deadline(p)] + [tf.mono_deadline(s) for tf in timerfds]:
+            if dl is not None and (cap is None or dl - now < cap):
+                cap = max(0, dl - now)
+        if cap is None and not host_fds:
             from emu.linux.process import GuestKilled
             import sys
-            print("emu: the process waits for a signal that nothing will send (deadlock)", file=sys.stderr)
+            print("emu: the process waits for something that will never happen (deadlock)", file=sys.stderr)
             raise GuestKilled(9)
-        result, el = c.wait(vcpus, cap, poll_fn)
+        if host_fds:
+            result, el = c.wait(vcpus, cap, poll_fn)
+        else:
+            result, el = c.wait(vcpus, cap, None)
         elapsed += el
         if result:
             break
         if left is not None and elapsed >= left:
-            break                       # timed out (a timer due at the same moment is delivered after)
+            if timerfds and poll_fn is not None:     # a timer fd due at this very moment
+                for tf in timerfds:
+                    tf.sync(s)
+                result = poll_fn(0)
+            break                       # timed out (a signal due at the same moment is delivered after)
     if sigmask is not None:
         if interrupted:
             p.saved_sigmask = old_mask      # restored after the handler's frame is set up
@@ -232,3 +250,68 @@ def ceil_s(timeout_s):
         return None
     ms = timeout_s * 1000.0
     return int(ms) + (ms != int(ms))
+
+
+# ---- timerfd ----
+class TimerFd:
+    """A timerfd (fs/timerfd.c) on the guest clock. A host eventfd stands
+    behind it, so select, poll and epoll see it readable: its counter gets
+    the expirations when a wait or read finds the timer due."""
+
+    def __init__(self, clock: int, efd: int):
+        self.clock = clock           # CLOCK_REALTIME, MONOTONIC, BOOTTIME (and the _ALARM ones)
+        self.efd = efd
+        self.deadline = None         # ns on self.clock
+        self.interval = 0
+        self.ticks = 0
+
+    def now(self, s) -> int:
+        return _clock(s).now_ns(s.v, self.clock)
+
+    def mono_deadline(self, s):
+        if self.deadline is None:
+            return None
+        c = _clock(s)
+        return self.deadline - (c.now_ns(s.v, self.clock) - c.now_ns(s.v, 1))
+
+    def sync(self, s) -> None:
+        if self.deadline is None:
+            return
+        now = self.now(s)
+        if now < self.deadline:
+            return
+        if self.interval:
+            n = (now - self.deadline) // self.interval + 1
+            self.deadline += n * self.interval
+        else:
+            n = 1
+            self.deadline = None
+        self.ticks += n
+        import os
+        os.eventfd_write(self.efd, n)
+
+    def drain(self) -> None:
+        import os
+        self.ticks = 0
+        try:
+            os.eventfd_read(self.efd)
+        except BlockingIOError:
+            pass
+
+    def set(self, s, value: int, interval: int, absolute: bool) -> None:
+        self.drain()
+        self.interval = interval
+        if value == 0:
+            self.deadline = None
+        else:
+            self.deadline = value if absolute else self.now(s) + value
+
+    def get(self, s) -> tuple[int, int]:
+        self.sync(s)
+        if self.deadline is None:
+            return 0, 0
+        return max(1, self.deadline - self.now(s)), self.interval
+
+
+def timerfds_of(files) -> list:
+    return [f.timerfd for f in files if f is not None and getattr(f, "timerfd", None) is not None]

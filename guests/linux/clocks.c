@@ -3,7 +3,8 @@
  * tell one time across every way of letting time pass: nanosleep, select
  * and poll timing out on a pipe that never becomes ready, select used as a
  * sleep, alarm() and setitimer() signals interrupting nanosleep, select and
- * pause, and a periodic ITIMER_REAL while the program computes.
+ * pause, a periodic ITIMER_REAL while the program computes, and timerfds
+ * (read, poll, select with a pipe, epoll_wait).
  *
  * For each interval the program prints whether the clocks' deltas agree
  * (within 1 ms or 1%, /proc/uptime within its 10 ms resolution, time()
@@ -23,6 +24,8 @@
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -278,6 +281,56 @@ int main(int argc, char **argv)
     report("periodic 2ms timer x3", &a, &b, 6000000, 10000000);
     if (verbose)
         printf("  spins %llu\n", (unsigned long long)spin);
+
+    /* timerfd: a blocking read waits for the first expiry */
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+    struct itimerspec its = {{0, 50000000}, {0, 150000000}}, cits;
+    u64 ticks = 0;
+    take(&a);
+    timerfd_settime(tfd, 0, &its, 0);
+    timerfd_gettime(tfd, &cits);
+    r = read(tfd, &ticks, 8);
+    take(&b);
+    printf("timerfd 150ms read -> %s, expirations %llu, gettime ok %s\n", err(r), ticks,
+           cits.it_value.tv_sec == 0 && cits.it_value.tv_nsec > 0 && cits.it_value.tv_nsec <= 150000000 &&
+           cits.it_interval.tv_nsec == 50000000 ? "yes" : "no");
+    report("timerfd 150ms read", &a, &b, 150000000, 0);
+    /* the interval: poll wakes at the next expiry */
+    struct pollfd tp = {tfd, POLLIN, 0};
+    take(&a);
+    r = poll(&tp, 1, 1000);
+    take(&b);
+    r = read(tfd, &ticks, 8);
+    printf("timerfd poll -> revents %d, read %s, expirations %llu\n", tp.revents, err(r), ticks);
+    report("timerfd interval 50ms poll", &a, &b, 40000000, 12000000);
+    /* select on the timer fd and a pipe nobody writes: the timer answers */
+    FD_ZERO(&rd);
+    FD_SET(p[0], &rd);
+    FD_SET(tfd, &rd);
+    take(&a);
+    r = select((tfd > p[0] ? tfd : p[0]) + 1, &rd, 0, 0, 0);
+    take(&b);
+    printf("timerfd+pipe select -> %s, timer set %d, pipe set %d\n", err(r), FD_ISSET(tfd, &rd), FD_ISSET(p[0], &rd));
+    r = read(tfd, &ticks, 8);
+    report("timerfd+pipe select", &a, &b, 40000000, 12000000);
+    /* epoll_wait */
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN, {.u64 = 77}}, got;
+    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+    take(&a);
+    r = epoll_wait(ep, &got, 1, 1000);
+    take(&b);
+    printf("timerfd epoll_wait -> %s, data %llu\n", err(r), (unsigned long long)got.data.u64);
+    report("timerfd epoll_wait", &a, &b, 40000000, 12000000);
+    r = read(tfd, &ticks, 8);
+    /* disarmed and non-blocking: EAGAIN */
+    memset(&its, 0, sizeof its);
+    timerfd_settime(tfd, 0, &its, 0);
+    fcntl(tfd, F_SETFL, O_NONBLOCK);
+    r = read(tfd, &ticks, 8);
+    printf("disarmed non-blocking timerfd read -> %s\n", r < 0 && errno == EAGAIN ? "-1 EAGAIN" : err(r));
+    close(ep);
+    close(tfd);
 
     /* invalid timeouts */
     struct timespec bad = {0, 1000000000};
