@@ -1,7 +1,7 @@
 """One guest time: every clock the Linux personality shows (TSC,
 clock_gettime, gettimeofday, time, /proc/uptime, sysinfo, times) and every
 timed wait (nanosleep, select, pselect6, poll, ppoll, epoll_wait, pause,
-alarm and setitimer signals, timerfds) run on the GuestClock, so a guest cannot tell
+rt_sigsuspend, rt_sigtimedwait, alarm and setitimer signals, timerfds) run on the GuestClock, so a guest cannot tell
 from timing that it runs slower than hardware; with --time virtual runs are
 deterministic and waits without anything to wait for take no host time."""
 import os
@@ -53,7 +53,9 @@ def test_clocks_guest_virtual_repeats_and_agrees():
     # virtual time: each interval is what was asked plus the few instructions reading the clocks
     asked = {"nanosleep 200ms": 200, "select pipe 100ms": 100, "poll pipe 100ms": 100, "select sleep 300ms": 300,
              "alarm 1s during nanosleep 5s": 1000, "alarm 1s during select 3s": 1000,
-             "setitimer 250ms + pause": 250, "periodic 2ms timer x3": 6, "timerfd 150ms read": 150}
+             "setitimer 250ms + pause": 250, "periodic 2ms timer x3": 6, "timerfd 150ms read": 150,
+             "alarm 1s during pselect 3s": 1000, "alarm 1s during sigsuspend": 1000,
+             "sigtimedwait with alarm 1s": 1000, "sigtimedwait 200ms timeout": 200}
     for k, ms in asked.items():
         assert ms * 10**6 <= int(raw[k]) < ms * 10**6 + 10_000, (k, raw[k])
     # a 50 ms timerfd interval, measured from a little after the previous expiry

@@ -283,6 +283,36 @@ def sys_rt_sigsuspend(s, mask, size, *_):
     return -E.EINTR
 
 
+@syscall(128, "rt_sigtimedwait")
+def sys_rt_sigtimedwait(s, uthese, uinfo, uts, size, *_):
+    """Take a pending signal of the set (without running its handler),
+    waiting up to the timeout on the guest clock: EAGAIN when it passes,
+    EINTR when another signal's handler interrupts."""
+    from emu.linux.timers import TIMER_SIGNAL, UNBLOCKABLE, wait
+    if size != 8:
+        return -E.EINVAL
+    (these,) = struct.unpack("<Q", s.read(uthese, 8))
+    these &= ~UNBLOCKABLE
+    timeout = None
+    if uts:
+        timeout = _timespec(s, uts)
+        if timeout is None:
+            return -E.EINVAL
+    p = s.p
+    # the signals waited for are not delivered meanwhile (as if blocked)
+    mask = p.signal_mask | these
+    r, _el, interrupted = wait(s, timeout, lambda t: p.pending_signals & these, sigmask=mask, host_fds=False)
+    got = p.pending_signals & these
+    if not got:
+        return -E.EINTR if interrupted else -E.EAGAIN
+    sig = (got & -got).bit_length()
+    p.pending_signals &= ~(1 << (sig - 1))
+    if uinfo:
+        code = 0x80 if sig in TIMER_SIGNAL.values() else 0        # SI_KERNEL for timers, else SI_USER
+        s.write(uinfo, struct.pack("<iiiiII", sig, 0, code, 0, p.pid if code == 0 else 0, 0).ljust(128, b"\0"))
+    return sig
+
+
 @syscall(127, "rt_sigpending")
 def sys_rt_sigpending(s, out, size, *_):
     if size > 8:

@@ -282,6 +282,49 @@ int main(int argc, char **argv)
     if (verbose)
         printf("  spins %llu\n", (unsigned long long)spin);
 
+    /* a blocked SIGALRM: pselect and sigsuspend let it in with their
+       temporary mask (EINTR after the handler), and the mask comes back */
+    sigset_t blk, empty, now;
+    sigemptyset(&blk);
+    sigaddset(&blk, SIGALRM);
+    sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &blk, 0);
+    alarms = 0;
+    alarm(1);
+    struct timespec pts = {3, 0};
+    take(&a);
+    r = pselect(0, 0, 0, 0, &pts, &empty);
+    take(&b);
+    sigprocmask(SIG_BLOCK, 0, &now);
+    printf("alarm 1s during pselect 3s (SIGALRM let in) -> %s, alarms %d, blocked again %d\n", err(r), (int)alarms,
+           sigismember(&now, SIGALRM));
+    report("alarm 1s during pselect 3s", &a, &b, 1000000000, 0);
+    alarm(1);
+    take(&a);
+    r = sigsuspend(&empty);
+    take(&b);
+    sigprocmask(SIG_BLOCK, 0, &now);
+    printf("alarm 1s during sigsuspend -> %s, alarms %d, blocked again %d\n", err(r), (int)alarms,
+           sigismember(&now, SIGALRM));
+    report("alarm 1s during sigsuspend", &a, &b, 1000000000, 0);
+    /* sigtimedwait takes the blocked signal, no handler runs */
+    siginfo_t sinfo;
+    struct timespec wt = {5, 0};
+    alarm(1);
+    take(&a);
+    r = sigtimedwait(&blk, &sinfo, &wt);
+    take(&b);
+    printf("sigtimedwait 5s with alarm 1s -> %s, si_signo %d, alarms %d\n", err(r), sinfo.si_signo, (int)alarms);
+    report("sigtimedwait with alarm 1s", &a, &b, 1000000000, 0);
+    wt.tv_sec = 0;
+    wt.tv_nsec = 200000000;
+    take(&a);
+    r = sigtimedwait(&blk, &sinfo, &wt);
+    take(&b);
+    printf("sigtimedwait 200ms, nothing comes -> %s\n", r < 0 && errno == EAGAIN ? "-1 EAGAIN" : err(r));
+    report("sigtimedwait 200ms timeout", &a, &b, 200000000, 0);
+    sigprocmask(SIG_UNBLOCK, &blk, 0);
+
     /* timerfd: a blocking read waits for the first expiry */
     int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
     struct itimerspec its = {{0, 50000000}, {0, 150000000}}, cits;
