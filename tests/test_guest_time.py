@@ -341,3 +341,26 @@ def test_timerfd_calls(tmp_path):
     assert (v.r12, v.r13, v.r14, v.r15) == (8, 2**64 - 22, 2**64 - 22, 2**64 - 22)
     assert struct.unpack("<Q", p.sys.read(DATA + 64, 8))[0] == 1
     assert 3 * NS <= uptime_ns(p) < 3 * NS + 100_000
+
+
+def test_virtual_proc_stat_and_rtc():
+    """Under virtual time /proc/stat's btime + uptime and the RTC tell the
+    guest's time of day, not the host's; host time serves the host files."""
+    g = Guest("transparent", "virtual", tsc_hz=1_000_000_000)
+    v = FakeVcpu()
+    v.tsc = g.clock.boot_ns
+    g.clock.start_ns = g.clock.boot_ns
+    g.clock.sleep([v], 5 * NS)
+    v.tsc += 2 * NS                        # 2 s of computing
+    stat = g.virtual_file("/proc/stat", v).decode()
+    fields = dict(l.split(None, 1) for l in stat.splitlines())
+    user, nice, system, idle = map(int, fields["cpu"].split()[:4])
+    assert (user, idle) == (200, 900 + 500) and user + system + idle == 1700
+    now_s = g.clock.now_ns(v, 0) // NS
+    assert int(fields["btime"]) + 17 == now_s
+    assert g.virtual_file("/sys/class/rtc/rtc0/since_epoch", v) == b"%d\n" % now_s
+    assert g.virtual_file("/sys/class/rtc/rtc0/date", v) == b"2024-01-01\n"
+    assert g.virtual_file("/sys/class/rtc/rtc0/time", v) == b"00:00:07\n"
+    assert g.virtual_file("/sys/class/rtc/rtc0/wakealarm", v) is False
+    h = Guest("transparent", "host")
+    assert h.virtual_file("/proc/stat", v) is None and h.virtual_file("/sys/class/rtc/rtc0/date", v) is None

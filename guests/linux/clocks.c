@@ -1,6 +1,7 @@
 /* clocks: every clock a Linux program can read (RDTSC, clock_gettime
- * MONOTONIC and BOOTTIME, gettimeofday, time, /proc/uptime, sysinfo) must
- * tell one time across every way of letting time pass: nanosleep, select
+ * MONOTONIC and BOOTTIME, gettimeofday, time, /proc/uptime, /proc/stat's
+ * btime, sysinfo) must tell one time across every way of letting time
+ * pass: nanosleep, select
  * and poll timing out on a pipe that never becomes ready, select used as a
  * sleep, alarm() and setitimer() signals interrupting nanosleep, select and
  * pause, a periodic ITIMER_REAL while the program computes, and timerfds
@@ -174,6 +175,19 @@ int main(int argc, char **argv)
     printf("uptime idle <= uptime: %s\n", idle >= 0 && idle <= up * 64 ? "yes" : "no");
     printf("sysinfo uptime vs CLOCK_BOOTTIME: %s\n",
            si.uptime >= boot / 1000000000LL && si.uptime <= boot2 / 1000000000LL + 1 ? "agree" : "DISAGREE");
+
+    /* /proc/stat's btime + uptime is the time of day */
+    long long btime = -1;
+    FILE *st = fopen("/proc/stat", "r");
+    char line[512];
+    while (st && fgets(line, sizeof line, st))
+        if (!strncmp(line, "btime ", 6))
+            btime = atoll(line + 6);
+    if (st)
+        fclose(st);
+    s64 up2 = uptime_cs(0);
+    long long tnow = time(0);
+    printf("btime + uptime vs time(): %s\n", btime > 0 && absl(btime + up2 / 100 - tnow) <= 2 ? "agree" : "DISAGREE");
 
     /* nanosleep */
     struct timespec req = {0, 200000000};
