@@ -383,7 +383,8 @@ def timerfd_read(s, f, buf, count):
             return -E.EAGAIN
         _r, _el, interrupted = wait(s, None, lambda t: tf.ticks, timerfds=[tf])
         if interrupted and not tf.ticks:
-            return -E.EINTR
+            from emu.linux.syscalls import ERESTARTSYS
+            return ERESTARTSYS           # EINTR, or the read runs again after an SA_RESTART handler
     n = tf.ticks
     tf.drain()
     s.write(buf, struct.pack("<Q", n))

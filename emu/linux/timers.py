@@ -93,6 +93,20 @@ def interrupting(p) -> bool:
     return False
 
 
+def restart_after_signal(p) -> bool:
+    """An interrupted call that Linux restarts (ERESTARTSYS): is the first
+    signal to be delivered caught by a handler with SA_RESTART?"""
+    bits = p.pending_signals
+    sig = 1
+    while bits:
+        if bits & 1 and deliverable(p, sig):
+            act = p.signal_actions.get(sig)
+            return bool(act and act[0] not in (0, 1) and act[1] & 0x10000000)
+        bits >>= 1
+        sig += 1
+    return False
+
+
 def raise_signal(s, sig: int) -> None:
     """A signal the process sends itself (kill, raise, SIGPIPE): pending,
     delivered on the way back from the system call (after its result is in

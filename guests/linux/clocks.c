@@ -1,18 +1,18 @@
 /* clocks: every clock a Linux program can read (RDTSC, clock_gettime
  * MONOTONIC and BOOTTIME, gettimeofday, time, /proc/uptime, /proc/stat's
  * btime, sysinfo) must tell one time across every way of letting time
- * pass: nanosleep, select
- * and poll timing out on a pipe that never becomes ready, select used as a
- * sleep, alarm() and setitimer() signals interrupting nanosleep, select and
- * pause, a periodic ITIMER_REAL while the program computes, and timerfds
- * (read, poll, select with a pipe, epoll_wait).
+ * pass: nanosleep; select and poll timing out on a pipe that never becomes
+ * ready; select used as a sleep; alarm() and setitimer() signals
+ * interrupting nanosleep, select, pselect, sigsuspend and pause;
+ * sigtimedwait; a periodic ITIMER_REAL while the program computes; and
+ * timerfds (read, poll, select with a pipe, epoll_wait, a read restarted
+ * after an SA_RESTART handler).
  *
  * For each interval the program prints whether the clocks' deltas agree
  * (within 1 ms or 1%, /proc/uptime within its 10 ms resolution, time()
  * within its second) and whether the interval lasted as asked (up to 2 ms or
- * 2% late; the periodic timer's signals 10 ms more). With -v it
- * also prints the raw deltas (identical across runs under
- * `emu run --time virtual`). */
+ * 2% late; the periodic timer's signals 10 ms more). With -v it also prints
+ * the raw deltas (identical across runs under `emu run --time virtual`). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -380,6 +380,24 @@ int main(int argc, char **argv)
     printf("timerfd epoll_wait -> %s, data %llu\n", err(r), (unsigned long long)got.data.u64);
     report("timerfd epoll_wait", &a, &b, 40000000, 12000000);
     r = read(tfd, &ticks, 8);
+    /* a timer signal with an SA_RESTART handler does not end a blocking timerfd read */
+    struct sigaction sr;
+    memset(&sr, 0, sizeof sr);
+    sr.sa_handler = on_alarm;
+    sr.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sr, 0);
+    alarms = 0;
+    struct itimerspec once = {{0, 0}, {0, 500000000}};
+    struct itimerval soon = {{0, 0}, {0, 200000}};
+    take(&a);
+    timerfd_settime(tfd, 0, &once, 0);
+    setitimer(ITIMER_REAL, &soon, 0);
+    r = read(tfd, &ticks, 8);
+    take(&b);
+    printf("timerfd 500ms read, SA_RESTART alarm at 200ms -> %s, expirations %llu, alarms %d\n", err(r), ticks,
+           (int)alarms);
+    report("timerfd read restarted", &a, &b, 500000000, 0);
+    handler(SIGALRM, on_alarm);
     /* disarmed and non-blocking: EAGAIN */
     memset(&its, 0, sizeof its);
     timerfd_settime(tfd, 0, &its, 0);
