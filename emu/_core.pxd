@@ -198,5 +198,16 @@ cdef struct Cpu:
     # the core without a VMM exit, and the host-clock TSC (TSC_HOST) ----
     uint32_t n_msr_pol
     MsrPolicy msr_pol[16]
+    # trap-before exits (core/ops_priv.pxi trap_before: HLT, INT n, RDPMC, SYSCALL,
+    # LLDT, LTR): the PRIV exit came before the instruction (priv_before), which
+    # ends at priv_next; the VMM let the instruction at trap_pass_rip (with
+    # trap_pass_icount retired before it) through once
+    uint32_t priv_before
+    uint64_t priv_next
+    uint64_t trap_pass_rip, trap_pass_icount
+    # string I/O (INS/OUTS): the IO exit of one element, committed when the vCPU
+    # resumes (io_string_commit): which form (IOS_* bits) and where it ends
+    uint32_t io_string
+    uint64_t io_next
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset

@@ -17,9 +17,10 @@ RIP and memory. A callback that returns False stops `run`, which then
 returns the HOOK exit (resuming later completes the instruction).
 
 Instruction-class hooks use the trap policy (vcpu.trap): the trapped
-instruction exits *instead of* acting (CPUID, RDTSC, RDMSR/WRMSR, MOV CR...
-retire without effect, RIP after them), so the callback emulates it.
-SYSCALL, IN/OUT, INT n and HLT (CPL 0) exit to the VMM anyway.
+instruction exits *instead of* acting (CPUID, RDTSC, RDMSR/WRMSR, MOV CR,
+INT n, RDPMC... retire without effect, RIP after them), so the callback
+emulates it; or the callback calls vcpu.complete_trap() to have the core
+perform it. SYSCALL, IN/OUT/INS/OUTS and HLT (CPL 0) exit to the VMM anyway.
 """
 from __future__ import annotations
 
@@ -37,12 +38,14 @@ INSN_EXITS = {
     "invlpg": ("invlpg", "PRIV"),
     "desc": ("desc", "PRIV"),
     "xsetbv": ("xsetbv", "PRIV"),
+    "rdpmc": ("rdpmc", "PRIV"),
+    "int": ("int", "PRIV"),
     "hlt": (None, "HLT"),
     "io": (None, "IO"),
-    "int": (None, "EXCEPTION"),
 }
 _PRIV_OPS = {"cr": ("mov_to_cr", "mov_from_cr", "clts", "lmsw"), "invlpg": ("invlpg",),
-             "desc": ("lgdt", "lidt", "sgdt", "sidt"), "xsetbv": ("xsetbv",)}
+             "desc": ("lgdt", "lidt", "sgdt", "sidt", "lldt", "ltr"), "xsetbv": ("xsetbv",),
+             "rdpmc": ("rdpmc",), "int": ("int",)}
 
 
 def _covers(begin: int, end: int, lo: int, hi: int) -> bool:
@@ -194,8 +197,6 @@ class Hooks:
                 continue
             if want == "PRIV" and ex.op not in _PRIV_OPS[name]:
                 continue
-            if name == "int" and not ex.software:
-                continue
             return lst
         return None
 
@@ -226,7 +227,9 @@ def run(vcpu, hooks: Hooks | None = None, budget: int | None = None):
             if h.fn(vcpu, ex) is False:
                 go = False
         if not go:
-            return ex
+            return ex                   # (a trap stays open for the caller)
+        if vcpu.trap_open:
+            vcpu.skip_trap()            # the callbacks stood in for the instruction
 
 
 _EXIT_HOOK = _core.EXIT["HOOK"]

@@ -2,6 +2,8 @@
 set up by the VMM) an address space built through real page tables."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from emu import _core
@@ -31,7 +33,7 @@ class Machine:
     def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3):
         self.phys = _core.PhysMachine(ram_size)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
-        self.frames = FrameAllocator(self.ram)
+        self.frames = FrameAllocator(self.ram, mark=self.phys.mark_dirty)
         self.vcpu = Vcpu(self.phys)
         self.vcpus = [self.vcpu]
         self.vcpu.set_cpuid_table(baseline_table())
@@ -45,6 +47,10 @@ class Machine:
             v.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
             v.cr0 = CR0_PE | CR0_WP | CR0_PG
         self.vcpu.cpl = cpl
+        # snapshots: pages ever written (the rest of RAM is still zero) and
+        # the live snapshots, each told which pages change after it
+        self._written = np.zeros(ram_size >> 12, dtype=bool)
+        self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
 
     def add_vcpu(self, like: Vcpu | None = None) -> Vcpu:
         """Another vCPU on the same RAM and block cache; with `like`, a copy of
@@ -111,3 +117,78 @@ class Machine:
             self.ram[pa:pa + k] = np.frombuffer(data, dtype=np.uint8, count=k, offset=off)
             self.phys.invalidate(pa, k)
             off += k
+
+    # ---- snapshots ----
+    def _harvest(self) -> np.ndarray:
+        """Pages written since the last harvest (by the guest, or by emu's
+        Python side through write() and the page tables), told to every live
+        snapshot; the vCPUs drop their fast write entries so the next writes
+        are recorded again."""
+        d = np.frombuffer(self.phys.take_dirty(), dtype="<u4")
+        for v in self.vcpus:
+            v.drop_tlb_writes()
+        if len(d):
+            self._written[d] = True
+            for s in self._snapshots:
+                s._changed[d] = True
+        return d
+
+    def snapshot(self) -> "Snapshot":
+        """The machine's state now: every vCPU's state and guest RAM (the
+        pages ever written), plus the physical frame allocator. restore()
+        returns to it, copying back only the pages written since. Hooks,
+        coverage and trap policies are instrumentation, not state: they stay.
+        Writes made straight through the `ram` numpy view must be announced
+        with `phys.mark_dirty(pa, size)` to be undone."""
+        self._harvest()
+        s = Snapshot()
+        s._machine = weakref.ref(self)
+        s.pages = np.flatnonzero(self._written).astype(np.uint32)
+        s.data = self.ram.reshape(-1, 4096)[s.pages]
+        s._changed = np.zeros(len(self._written), dtype=bool)
+        s.vcpus = [v.save_state() for v in self.vcpus]
+        s.frames = (self.frames.next, list(self.frames.free_frames))
+        self._snapshots.add(s)
+        return s
+
+    def restore(self, snap: "Snapshot") -> int:
+        """Return to `snap` (which stays valid, to be restored again).
+        Returns how many pages were copied back."""
+        if snap._machine() is not self:
+            raise ValueError("a snapshot of another machine")
+        if len(snap.vcpus) != len(self.vcpus):
+            raise ValueError("the snapshot has %d vCPUs, the machine %d" % (len(snap.vcpus), len(self.vcpus)))
+        self._harvest()
+        idx = np.flatnonzero(snap._changed).astype(np.uint32)
+        if len(idx):
+            rows = np.searchsorted(snap.pages, idx)
+            kept = rows < len(snap.pages)
+            kept[kept] = snap.pages[rows[kept]] == idx[kept]
+            pages = self.ram.reshape(-1, 4096)
+            pages[idx[kept]] = snap.data[rows[kept]]
+            pages[idx[~kept]] = 0                 # not written before the snapshot: zero
+            phys = self.phys
+            for p in idx.tolist():
+                if phys.is_code_page(p << 12):
+                    phys.invalidate(p << 12, 4096)
+            phys.take_dirty()                      # (the invalidations marked what was just restored)
+            for s in self._snapshots:
+                s._changed[idx] = True
+        snap._changed[:] = False
+        for v, state in zip(self.vcpus, snap.vcpus):
+            v.load_state(state)
+        self.frames.next, free = snap.frames
+        self.frames.free_frames = list(free)
+        return len(idx)
+
+
+class Snapshot:
+    """A Machine's state at one moment (Machine.snapshot / Machine.restore):
+    vCPU states (bytes from Vcpu.save_state), the RAM pages ever written
+    (`pages`, and their contents as rows of `data`), the frame allocator."""
+    __slots__ = ("_machine", "pages", "data", "_changed", "vcpus", "frames", "__weakref__")
+
+    @property
+    def size(self) -> int:
+        """Bytes of RAM the snapshot holds."""
+        return self.data.nbytes

@@ -17,10 +17,13 @@ class OutOfGuestMemory(MemoryError):
 
 class FrameAllocator:
     """Hands out 4 KiB physical frames of guest RAM: a bump pointer plus a
-    free list. Frames come back zeroed."""
+    free list. Frames come back zeroed. mark(pa, size), when given, hears of
+    every write this module makes to RAM (PhysMachine.mark_dirty, for
+    snapshots)."""
 
-    def __init__(self, ram: np.ndarray, start: int = 0x1000, end: int | None = None):
+    def __init__(self, ram: np.ndarray, start: int = 0x1000, end: int | None = None, mark=None):
         self.ram = ram
+        self.mark = mark
         self.next = start
         self.end = len(ram) if end is None else end
         self.free_frames: list[int] = []
@@ -30,6 +33,8 @@ class FrameAllocator:
         if count == 1 and align == 4096 and self.free_frames:
             pa = self.free_frames.pop()
             self.ram[pa:pa + 4096] = 0
+            if self.mark:
+                self.mark(pa, 4096)
             return pa
         # never-used frames are still zero from the anonymous mapping: not
         # touching them keeps guest RAM lazily committed
@@ -53,6 +58,11 @@ class PageTables:
         self.root = frames.alloc()
         self.on_change = on_change      # called with (va, size) after edits: TLB shootdown
 
+    def _set(self, idx: int, e: int) -> None:
+        self.q[idx] = np.uint64(e)
+        if self.frames.mark:
+            self.frames.mark(idx << 3, 8)
+
     def _entry_index(self, table_pa: int, va: int, level: int) -> int:
         return (table_pa >> 3) + ((va >> (12 + 9 * (level - 1))) & 511)
 
@@ -68,7 +78,7 @@ class PageTables:
             if not e & P:
                 new = self.frames.alloc()
                 # upper levels are permissive; the leaf decides
-                self.q[idx] = new | P | RW | US
+                self._set(idx, new | P | RW | US)
                 table = new
             elif e & PS:
                 raise ValueError("va %#x is already mapped by a large page" % va)
@@ -89,7 +99,7 @@ class PageTables:
             flags |= PS
         for off in range(0, size, page_size):
             idx = self._walk_create(va + off, level)
-            self.q[idx] = np.uint64((pa + off) | flags)
+            self._set(idx, (pa + off) | flags)
         if self.on_change:
             self.on_change(va, size)
 
@@ -118,7 +128,7 @@ class PageTables:
             if psize != 4096:
                 raise ValueError("cannot unmap part of a large page at %#x" % (va + off))
             freed.append(e & ADDR_MASK)
-            self.q[idx] = 0
+            self._set(idx, 0)
         if self.on_change:
             self.on_change(va, size)
         return freed
@@ -131,6 +141,6 @@ class PageTables:
             idx, e, psize = hit
             e &= ~(RW | US | NX)
             e |= (RW if write else 0) | (US if user else 0) | (0 if execute else NX)
-            self.q[idx] = np.uint64(e)
+            self._set(idx, e)
         if self.on_change:
             self.on_change(va, size)

@@ -4,6 +4,8 @@ every isolation fault report, timer preemption; a VMM MSR policy; the boot
 protocol set-up; the device models."""
 from __future__ import annotations
 
+import collections
+
 import os
 import re
 import struct
@@ -426,6 +428,29 @@ def test_hypervisor_policy_sees_ring0_cr3_cpuid_msr_and_io(tmp_path):
     console_writes = [p for p, w in io if p == 0x3F8 and w]
     assert len(console_writes) >= sum(len(l) + 1 for l in lines) * 0.9
     assert lines[-2].startswith("all processes finished: 4 exited, 14 killed")
+
+
+def test_policy_sees_io_hlt_syscall_ltr_and_allowing_is_invisible(tmp_path):
+    """The remaining instruction classes through the Policy: the console's port
+    writes, each HLT, LTR, the user processes' SYSCALLs and INT n; allowing
+    them all leaves the boot exactly as without a policy."""
+    from emu.hypervisor import Policy
+    _, reason0, lines0, _, _ = boot_kernel(tmp_path, disk=False)
+    ops = collections.Counter()
+    keys = collections.Counter()
+
+    def see(ev):
+        ops[ev.op] += 1
+        if ev.kind in ("io", "syscall", "int"):
+            keys[ev.kind, ev.key] += 1
+        return None
+    policy = Policy(io=see, hlt=see, syscall=see, int=see, desc=see)
+    vm, reason, lines, _, _ = boot_kernel(tmp_path, disk=False, policy=policy)
+    assert (reason, lines) == (reason0, lines0)
+    assert ops["ltr"] == 1 and ops["lgdt"] >= 1 and ops["lidt"] >= 1
+    assert ops["hlt"] >= 1                                # "kernel: halting"
+    assert ops["syscall"] >= 20 and keys["int", 0x80] >= 10
+    assert keys["io", 0x3F8] >= sum(len(l) + 1 for l in lines) * 0.9
 
 
 def test_platform_msrs():

@@ -80,17 +80,11 @@ CPUID_BITS = {
 # everything else; prune entries as they get implemented (the report lists
 # the ones no longer needed).
 KNOWN_UNIMPLEMENTED = (
-    # segment registers, descriptor-table selectors and task state
-    "MOV_RM16_SREG", "MOV_R32M16_SREG", "MOV_R64M16_SREG", "MOV_SREG_RM16", "MOV_SREG_R32M16",
-    "MOV_SREG_R64M16", "PUSHQ_FS", "PUSHQ_GS", "PUSHW_FS", "PUSHW_GS", "POPQ_FS", "POPQ_GS",
-    "POPW_FS", "POPW_GS", "LAR_", "LSL_", "SLDT_", "STR_", "LLDT_", "LTR_", "VERR_", "VERW_",
-    "LSS_", "LFS_", "LGS_", "CALL_M1664", "CALL_M1632", "JMP_M1664", "JMP_M1632",
-    "RETFQ", "RETFW", "RETFD", "IRETW", "IRETD", "IRETQ", "SYSRETD", "SYSRETQ", "SYSENTER", "SYSEXITD",
-    "SYSEXITQ", "SYSEXIT",
-    # debug registers
-    "MOV_R64_DR", "MOV_DR_R64", "MOV_R32_DR", "MOV_DR_R32",
-    # I/O string instructions (IN/OUT themselves are implemented)
-    "INSB", "INSW", "INSD", "OUTSB", "OUTSW", "OUTSD",
+    # descriptor checks and far pointers loads
+    "LAR_", "LSL_", "VERR_", "VERW_", "LSS_", "LFS_", "LGS_",
+    "CALL_M1664", "CALL_M1632", "JMP_M1664", "JMP_M1632",
+    # SYSENTER/SYSEXIT (legacy fast system calls; #UD in long mode on AMD)
+    "SYSENTER", "SYSEXITD", "SYSEXITQ", "SYSEXIT",
     # far call/jmp through memory (m16:16 / m16:32 / m16:64)
     "CALL_M1616", "JMP_M1616",
     "RSM",

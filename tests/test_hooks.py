@@ -422,6 +422,39 @@ def test_trap_and_insn_hooks():
     assert b.v.trap_mask & _core.TRAPS["cpuid"]
 
 
+def test_interrupt_and_rdpmc_insn_hooks():
+    # int 0x80 ; rdpmc ; int 3 (not hooked: the core's #BP) -- the callbacks stand in for
+    # INT 0x80 and RDPMC (which would #GP: no counters); in system mode too, where INT n
+    # would otherwise go through the guest's IDT
+    code = bytes.fromhex("cd80 0f33 cc")
+    for system in (False, True):
+        b = Box(code)
+        b.v.deliver_via_idt = system
+        h = Hooks(b.v)
+        seen = []
+
+        def on_int(v, ex):
+            seen.append((ex.op, ex.vector, ex.rip))
+            v.rax = 0x1234
+
+        def on_rdpmc(v, ex):
+            seen.append((ex.op, ex.value, ex.rip))
+            v.complete_trap(0x0000000500000007)        # or let the core act: complete_trap()
+        h.insn("int", on_int)
+        h.insn("rdpmc", on_rdpmc)
+        b.v.rcx = 0
+        if system:
+            b.v.idtr = (0, 0)                          # INT 3 through an empty IDT: shutdown
+        ex = h.run()
+        assert seen == [("int", 0x80, CODE), ("rdpmc", 0, CODE + 2)]
+        assert b.v.rax == 7 and b.v.rdx == 5
+        if system:
+            assert ex.name == "SHUTDOWN"
+        else:
+            assert ex.name == "EXCEPTION" and ex.vector == 3 and ex.software is False
+            assert b.v.icount == 3                      # #BP is a trap: INT3 retired
+
+
 # ---- coverage ----
 
 def test_coverage_map_edges():
@@ -609,3 +642,15 @@ def test_hooks_run_budget_and_dispatch_by_hand():
             break
         assert h.dispatch(ex)
     assert ex.name == "HLT" and len(got) == 10 and b.v.rax == 10
+
+
+def test_injected_exception_is_taken_under_hooks():
+    # inject_exception() before hooks.run(): the guest takes it first, as with vcpu.run()
+    b = Box(bytes.fromhex("90 90 f4"))
+    h = Hooks(b.v)
+    blocks = []
+    h.block(lambda v, a, s: blocks.append(a))
+    b.v.inject_exception(13)
+    ex = h.run()
+    assert ex.name == "EXCEPTION" and ex.vector == 13 and ex.rip == CODE and blocks == []
+    assert h.run().name == "HLT" and blocks == [CODE]

@@ -187,8 +187,7 @@ def test_allow_all_is_invisible():
     kinds = []
     hv = Hypervisor(Policy(default=lambda ev: kinds.append(ev.kind)))
     hv.install(v1)
-    assert v1.trap_mask & 0x3FF == sum(_core.TRAPS[k] for k in ("cpuid", "rdtsc", "msr", "cr", "invlpg",
-                                                                 "desc", "xsetbv"))
+    assert v1.trap_mask == sum(_core.TRAPS.values())      # every class (and the personality's SYSCALL)
     ex1 = hv.run(v1)
     assert ex0.name == ex1.name == "EXCEPTION" and ex0.vector == ex1.vector == GP
     assert ex0.rip == ex1.rip
@@ -282,3 +281,185 @@ def test_policy_in_a_linux_process(tmp_path):
     # a user-mode guest whose RDTSC is denied gets SIGSEGV (like CR4.TSD / CPUID faulting)
     status, out, hv = run_antivm(tmp_path, Policy(rdtsc=lambda ev: DENY))
     assert status == 128 + 11 and "rdtsc_cpuid_exit" not in out
+
+
+# ---- port I/O (IN/OUT, REP INS/OUTS), HLT, INT n, RDPMC, SYSCALL, LLDT/LTR ----
+
+# (Intel syntax, at CODE, RSI = DATA): mov edx, 0x3f8; mov al, 'A'; out dx, al; in al, dx;
+# mov [rsi], al; mov ax, 0x1234; out 0x80, ax; in eax, 0x71; mov [rsi+4], eax;
+# lea rbx, [msg]; xchg rbx, rsi; mov ecx, 3; rep outsb; xchg rbx, rsi; lea rdi, [rsi+0x10];
+# mov ecx, 2; rep insw; insd; xor eax, eax; lldt ax; wrmsr LSTAR = entry; mov eax, 39;
+# syscall; back: mov [rsi+0x20], rax; int 0x80; mov [rsi+0x28], rax; xor ecx, ecx; rdpmc (#GP:
+# no counters); entry: mov rax, 0x77; jmp rcx; msg: "xyz"
+IO_PRIV = bytes.fromhex(
+    "baf8030000b041eeec880666b8341266e780e571894604488d1d520000004887f3b903000000f36e4887f3488d7e10"
+    "b90200000066f36d6d31c00f00d0b9820000c0488d051e0000004889c248c1ea200f30b8270000000f0548894620cd80"
+    "4889462831c90f3348c7c077000000ffe178797a")
+AT_OUTSB, AT_LLDT, AT_SYSCALL, AT_INT, AT_RDPMC = CODE + 0x26, CODE + 0x3A, CODE + 0x57, CODE + 0x5D, CODE + 0x65
+IO_LOG = [("out", 0x3F8, 1, 0x41), ("in", 0x3F8, 1, None), ("out", 0x80, 2, 0x1234), ("in", 0x71, 4, None),
+          ("outs", 0x3F8, 1, 0x78), ("outs", 0x3F8, 1, 0x79), ("outs", 0x3F8, 1, 0x7A),
+          ("ins", 0x3F8, 2, None), ("ins", 0x3F8, 2, None), ("ins", 0x3F8, 4, None), ("int", 0x80)]
+
+
+def io_machine():
+    m, v = machine(IO_PRIV)
+    v.trap_mask = 0                  # SYSCALL goes to LSTAR (no user-mode personality)
+    v.rsi = DATA
+    return m, v
+
+
+def drive(v, hv=None, budget=None):
+    """Run to the end of IO_PRIV as a VMM would: a device that logs port writes
+    and answers reads with 0xC0DE00nn (nn: its position in the log); INT n
+    exits resume after the instruction."""
+    log = []
+    while True:
+        ex = hv.run(v, budget) if hv is not None else v.run() if budget is None else v.run(budget)
+        if ex.name == "IO":
+            log.append((ex.op, ex.port, ex.size, ex.value if ex.write else None))
+            if not ex.write:
+                v.complete_io_in((0xC0DE0000 | len(log)) & ((1 << 8 * ex.size) - 1))
+        elif ex.name == "EXCEPTION" and ex.software:
+            log.append(("int", ex.vector))
+        elif ex.name != "BUDGET":
+            return ex, log
+
+
+def test_string_io_and_io_exits():
+    m, v = io_machine()
+    ex, log = drive(v)
+    assert log == IO_LOG
+    assert ex.name == "EXCEPTION" and ex.vector == GP and ex.rip == AT_RDPMC
+    d = m.read(DATA, 0x30)
+    assert d[0] == 2 and struct.unpack_from("<I", d, 4)[0] == 0xC0DE0004
+    # REP INSW stored two words, INSD a dword, each the value its exit answered
+    assert struct.unpack_from("<HHI", d, 0x10) == (0x0008, 0x0009, 0xC0DE000A)
+    assert struct.unpack_from("<Q", d, 0x20)[0] == 0x77          # SYSCALL went to LSTAR and back
+    assert v.rdi == DATA + 0x18 and v.rbx == CODE + 0x70 + 3
+    # each element is one exit, the instruction retires once
+    assert v.counters["exits"]["IO"] == 10
+    assert v.icount == 33
+
+
+def test_string_io_interrupted_between_elements():
+    # a fault injected at the second OUTS element: the first is committed, the
+    # guest sees RSI/RCX of one element done and the fault at the instruction
+    m, v = io_machine()
+    n = []
+
+    def io(ev):
+        if ev.op == "outs":
+            n.append(ev.value)
+            if len(n) == 2:
+                return DENY
+        return None
+    hv = Hypervisor(Policy(io=io))
+    hv.install(v)
+    ex, log = drive(v, hv)
+    assert ex.name == "EXCEPTION" and ex.vector == GP and ex.error_code == 0 and ex.rip == AT_OUTSB
+    assert n == [0x78, 0x79] and log[-1] == ("outs", 0x3F8, 1, 0x78)
+    assert v.rsi == CODE + 0x71 and v.rcx == 2 and v.icount == 12
+
+
+def test_allow_all_io_and_early_traps_is_invisible():
+    m0, v0 = io_machine()
+    ex0, log0 = drive(v0)
+    m1, v1 = io_machine()
+    ops = []
+    hv = Hypervisor(Policy(default=lambda ev: ops.append(ev.op)))
+    hv.install(v1)
+    for k in ("hlt", "int", "rdpmc", "syscall_insn", "desc"):
+        assert v1.trap_mask & _core.TRAPS[k]
+    ex1, log1 = drive(v1, hv)
+    assert (ex0.name, ex0.vector, ex0.rip) == (ex1.name, ex1.vector, ex1.rip)
+    assert log0 == log1 and state(m0, v0) == state(m1, v1)
+    assert ops == ["out", "in", "out", "in", "outs", "outs", "outs", "ins", "ins", "ins", "lldt", "wrmsr",
+                   "syscall", "int", "rdpmc"]
+    # single-stepped, with the trap exits in between, the instruction counts agree
+    m2, v2 = io_machine()
+    hv2 = Hypervisor(Policy(default=lambda ev: None))
+    hv2.install(v2)
+    ex2, log2 = drive(v2, hv2, budget=1)
+    assert log2 == log0 and state(m2, v2) == state(m0, v0)
+
+
+@pytest.mark.parametrize("kind,key,at,vector,error", [
+    ("syscall", 39, AT_SYSCALL, UD, None),           # as with EFER.SCE clear
+    ("int", 0x80, AT_INT, GP, 0x80 * 8 + 2),         # as for a gate the caller may not use
+    ("desc", "lldt", AT_LLDT, GP, 0),
+    ("io", 0x80, CODE + 15, GP, 0),
+])
+def test_deny_raises_the_architectural_fault(kind, key, at, vector, error):
+    m, v = io_machine()
+    hv = Hypervisor(Policy({kind: {key: DENY}}))
+    hv.install(v)
+    ex, log = drive(v, hv)
+    assert ex.name == "EXCEPTION" and ex.rip == at and v.rip == at and ex.vector == vector
+    assert ex.has_error_code == (error is not None) and (error is None or ex.error_code == error)
+    if kind == "syscall":
+        assert v.rcx == LSTAR and v.r11 == 0          # SYSCALL did not act: RCX/R11 untouched
+    if kind == "io":
+        assert log == IO_LOG[:2] and v.icount == 6    # the refused OUT did not retire
+
+
+def test_values_change_results():
+    m, v = io_machine()
+    seen = []
+    hv = Hypervisor(Policy({"io": {0x71: 0x5A5A5A5A, 0x80: 0xBEEF},
+                            "syscall": {39: 4242},
+                            "rdpmc": {0: 0x1122334455},
+                            "int": {0x80: "ignore"}},
+                           desc=lambda ev: seen.append((ev.op, ev.value)) or "ignore"))
+    hv.install(v)
+    v.ldtr = (0x28, 0x1000, 0x67)
+    ex, log = drive(v, hv)
+    assert ex.name == "HLT" or ex.name == "EXCEPTION"
+    d = m.read(DATA, 0x30)
+    assert struct.unpack_from("<I", d, 4)[0] == 0x5A5A5A5A                  # IN read the policy's value
+    assert ("out", 0x80, 2, 0xBEEF) in log and ("out", 0x80, 2, 0x1234) not in log   # OUT's value changed
+    assert ("in", 0x71, 4, None) not in log                                 # the device never saw it
+    assert struct.unpack_from("<Q", d, 0x20)[0] == 4242                     # SYSCALL returned the value...
+    assert v.rcx != LSTAR                                                  # ...with RCX/R11 as SYSCALL sets
+    assert ("int", 0x80) not in log                                        # INT 0x80 ignored
+    assert seen == [("lldt", 0)] and v.ldtr == (0x28, 0x1000, 0x67)        # LLDT ignored
+    # RDPMC read the policy's counter and went on into `entry` (RCX = 0: jmp 0 faults)
+    assert (v.rax, v.rdx) == (0x77, 0x11)
+    assert ex.name == "EXCEPTION" and ex.vector == 14 and ex.rip == 0
+
+
+def test_hlt_trap():
+    for ans, name, icount in ((None, "HLT", 1), ("ignore", "EXCEPTION", 1), (DENY, "EXCEPTION", 0)):
+        m, v = machine(HLT + b"\x0f\x0b")
+        hv = Hypervisor(Policy(hlt=lambda ev: ans))
+        hv.install(v)
+        ex = hv.run(v)
+        assert ex.name == name and v.icount == icount and hv.events == 1
+        if ans == DENY:
+            assert ex.vector == GP and ex.rip == CODE
+        elif ans == "ignore":
+            assert ex.vector == UD and ex.rip == CODE + 1      # went on to the UD2
+
+
+def test_syscall_policy_in_a_linux_process(tmp_path):
+    import os
+    from emu.hypervisor import Guest
+    from emu.linux.process import Process
+    prog = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "hello", "hello")
+
+    def run(policy):
+        out = tmp_path / "out"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            guest = Guest("transparent", "virtual", policy=policy)
+            p = Process([prog], env={}, stdio=(0, fd, 2), guest=guest)
+            p.load(prog)
+            status = p.run()
+        finally:
+            os.close(fd)
+        return status, out.read_text()
+
+    nrs = []
+    assert run(Policy(syscall=lambda ev: nrs.append(ev.key))) == (0, "Hello from emu!\n")
+    assert nrs == [1, 231]
+    assert run(Policy({"syscall": {1: 16}})) == (0, "")                 # write answered, never made
+    assert run(Policy({"syscall": {231: DENY}}))[0] == 128 + 4          # #UD: SIGILL

@@ -83,6 +83,7 @@ cdef class PhysMachine:
         numpy view)."""
         cdef uint64_t p = paddr & ~(<uint64_t>0xfff)
         cdef Cpu dummy
+        self.mark_dirty(paddr, size)
         memset(&dummy, 0, sizeof(Cpu))
         dummy.m = &self.m
         while p < paddr + size and p < self.m.ram_size:
@@ -96,6 +97,37 @@ cdef class PhysMachine:
     def flush_code(self):
         """Drop every translated block."""
         cache_flush(&self.m)
+
+    def mark_dirty(self, uint64_t paddr, uint64_t size):
+        """Record a write to guest RAM made behind the core's back (through
+        the numpy view): snapshots restore what the record names."""
+        cdef uint64_t p = paddr >> 12
+        if size == 0:
+            return
+        while p <= (paddr + size - 1) >> 12 and p < self.m.npages:
+            self.m.dirty[p] = 1
+            p += 1
+
+    def take_dirty(self):
+        """Page numbers written since the last take_dirty() (or
+        dirty_pages(clear=True)) as bytes of little-endian uint32
+        (numpy.frombuffer(..., "<u4")), and forget them. vCPUs keep writing
+        unrecorded through their TLB's write entries until those are dropped
+        (Vcpu.drop_tlb_writes(); emu.Machine.snapshot does both)."""
+        cdef uint64_t i, n = 0
+        cdef bytearray out
+        cdef uint32_t* p
+        for i in range(self.m.npages):
+            n += self.m.dirty[i]
+        out = bytearray(4 * n)
+        p = <uint32_t*><char*>out
+        n = 0
+        for i in range(self.m.npages):
+            if self.m.dirty[i]:
+                p[n] = <uint32_t>i
+                n += 1
+        memset(self.m.dirty, 0, self.m.npages)
+        return bytes(out)
 
     def dirty_pages(self, bint clear=False):
         """Physical page numbers written since the last clear."""
@@ -130,6 +162,7 @@ cdef class Exit:
     cdef public object op                    # PRIV / MSR: the trapped instruction (PRIV_NAMES)
     cdef public int cr, gpr                  # PRIV: control register, general register operand
     cdef public bint software                # EXCEPTION from INT n
+    cdef public bint string                  # IO: one element of INS/OUTS
     cdef public int hook_id                  # HOOK: the hook (0 for the block hook)
     cdef public object kind                  # HOOK: "code", "block", "read", "write", "fetch"
 
@@ -152,6 +185,7 @@ cdef class Vcpu:
     # completed or refused (complete_trap / inject_exception), and an
     # exception the VMM injected, delivered by the next run()
     cdef int trap_reason
+    cdef bint trap_early           # the open trap exit came before its instruction
     cdef int inj_vector
     cdef uint64_t inj_error
     cdef bint inj_has_error
@@ -180,6 +214,7 @@ cdef class Vcpu:
         self.c.dr[6] = 0xFFFF0FF0ULL
         self.c.dr[7] = 0x400
         self.c.hook_owner = hook_new_owner()
+        self.c.trap_pass_rip = NO_PASS
         self.inj_vector = -1
 
     def __dealloc__(self):
@@ -197,29 +232,43 @@ cdef class Vcpu:
         self.trap_reason = 0
         if self.c.icount + budget < self.c.icount:
             budget = 0xffffffffffffffffULL - self.c.icount
-        reason = EXIT_NONE
-        if self.inj_vector >= 0:
-            # an injected exception: the guest takes it before executing anything
-            self.c.exc_vector = <uint32_t>self.inj_vector
-            self.c.exc_error = self.inj_error
-            self.c.exc_has_error = self.inj_has_error
-            self.inj_vector = -1
-            if self.c.deliver_via_idt:
-                # system mode: through the guest's IDT, like any fault
-                if deliver_exception(&self.c):
-                    reason = self.c.exit_reason
-                    self.c.n_exits[reason] += 1
-            else:
-                self.c.exit_reason = EXIT_EXCEPTION
-                self.c.exit_rip = self.c.rip
-                self.c.n_exits[EXIT_EXCEPTION] += 1
-                reason = EXIT_EXCEPTION
+        reason = self.take_injected()
         if reason == EXIT_NONE:
             with nogil:
                 reason = vcpu_run(&self.c, budget)
-            if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV:
-                self.trap_reason = reason
+            self.note_trap(reason)
         return self.make_exit(reason)
+
+    cdef int take_injected(self):
+        """An exception inject_exception() left: the guest takes it before
+        executing anything. The exit it makes (EXCEPTION, or SHUTDOWN when
+        delivery through the IDT fails), or EXIT_NONE."""
+        cdef int reason = EXIT_NONE
+        if self.inj_vector < 0:
+            return reason
+        self.c.exc_vector = <uint32_t>self.inj_vector
+        self.c.exc_error = self.inj_error
+        self.c.exc_has_error = self.inj_has_error
+        self.inj_vector = -1
+        if self.c.deliver_via_idt:
+            # system mode: through the guest's IDT, like any fault
+            if deliver_exception(&self.c):
+                reason = self.c.exit_reason
+                self.c.n_exits[reason] += 1
+        else:
+            self.c.exit_reason = EXIT_EXCEPTION
+            self.c.exit_rip = self.c.rip
+            self.c.n_exits[EXIT_EXCEPTION] += 1
+            reason = EXIT_EXCEPTION
+        return reason
+
+    cdef inline void note_trap(self, int reason):
+        """A trap exit stays open for complete_trap / skip_trap / inject_exception."""
+        if reason == EXIT_CPUID or reason == EXIT_RDTSC or reason == EXIT_MSR or reason == EXIT_PRIV \
+                or reason == EXIT_IO:
+            self.trap_reason = reason
+            self.trap_early = (reason == EXIT_PRIV and self.c.priv_before) or \
+                (reason == EXIT_IO and self.c.io_string != 0)
 
     def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
         """run(), calling back into Python for HOOK exits without building
@@ -232,6 +281,10 @@ cdef class Vcpu:
         cdef uint64_t end
         cdef uint32_t kind
         self.c.exc_soft = 0
+        self.trap_reason = 0
+        reason = self.take_injected()
+        if reason != EXIT_NONE:
+            return self.make_exit(reason)
         end = self.c.icount + budget
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
@@ -239,6 +292,7 @@ cdef class Vcpu:
             with nogil:
                 reason = vcpu_run(&self.c, end - self.c.icount)
             if reason != EXIT_HOOK:
+                self.note_trap(reason)
                 return self.make_exit(reason)
             kind = self.c.hook_kind
             fn = direct.get(self.c.hook_id)
@@ -272,6 +326,8 @@ cdef class Vcpu:
             e.size = self.c.io_size
             e.write = self.c.io_dir
             e.value = self.c.io_value
+            e.string = self.c.io_string != 0
+            e.op = ("outs" if e.write else "ins") if e.string else ("out" if e.write else "in")
         elif reason == EXIT_MSR:
             e.msr = self.c.msr_index
             e.op = PRIV_NAMES[self.c.priv_op]
@@ -283,6 +339,8 @@ cdef class Vcpu:
             e.op = "cpuid"
         elif reason == EXIT_PRIV:
             e.op = PRIV_NAMES[self.c.priv_op]
+            if self.c.priv_op == PRIV_INT:
+                e.vector = <int>self.c.priv_value
             e.cr = self.c.priv_cr
             e.gpr = self.c.priv_gpr if self.c.priv_gpr < 16 else -1
             e.value = self.c.priv_value
@@ -334,6 +392,8 @@ cdef class Vcpu:
         memset(self.c.irq_bits, 0, sizeof(self.c.irq_bits))
         self.c.halted = 0
         self.c.shadow_end = 0
+        self.c.io_string = 0
+        self.c.trap_pass_rip = NO_PASS
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
@@ -346,8 +406,11 @@ cdef class Vcpu:
 
     def complete_io_in(self, uint64_t value):
         """Answer the IN that exited: AL, AX or EAX (zero-extended into RAX)
-        gets value, by the access size."""
-        if self.c.io_size == 1:
+        gets value, by the access size; for an INS element, the value stored
+        at ES:rDI when the vCPU resumes."""
+        if self.c.io_string:
+            self.c.io_value = value & szmask(<uint32_t>self.c.io_size)
+        elif self.c.io_size == 1:
             set8(&self.c, 0, value)
         elif self.c.io_size == 2:
             rset(&self.c, 0, 2, value)
@@ -799,7 +862,9 @@ cdef class Vcpu:
             raise ValueError("vector 0..255")
         if self.trap_reason:
             self.c.rip = self.c.exit_rip
-            self.c.icount -= 1
+            if not self.trap_early:
+                self.c.icount -= 1
+            self.c.io_string = 0         # a refused INS/OUTS element is not committed
             self.trap_reason = 0
         self.inj_vector = vector
         if error_code is None:
@@ -813,9 +878,13 @@ cdef class Vcpu:
 
     def skip_trap(self):
         """Retire the trapped instruction without its effect (a write the
-        policy drops)."""
+        policy drops, a HLT, INT n, LLDT... the policy ignores). An INS/OUTS
+        element goes on as if the device took or gave nothing."""
         if not self.trap_reason:
             raise RuntimeError("no trapped instruction to skip")
+        if self.trap_early and self.trap_reason == EXIT_PRIV:
+            self.c.rip = self.c.priv_next
+            self.c.icount += 1
         self.trap_reason = 0
 
     def _trap_fault(self, int vector, uint64_t err, int has_err):
@@ -839,6 +908,13 @@ cdef class Vcpu:
         cdef Cpu* c = &self.c
         if not reason:
             raise RuntimeError("no trapped instruction to complete")
+        if reason == EXIT_IO:
+            if value is not None and not c.io_dir:
+                self.complete_io_in(value)
+            self.trap_reason = 0
+            return True
+        if self.trap_early:
+            return self._complete_early(value)
         self.trap_reason = 0
         if reason == EXIT_CPUID:
             if value is None:
@@ -927,6 +1003,33 @@ cdef class Vcpu:
             return self._trap_fault(EXC_GP, 0, 1)
         return True
 
+    cdef _complete_early(self, value):
+        """complete_trap() of an instruction that trapped before acting (HLT,
+        INT n, RDPMC, SYSCALL, LLDT, LTR): it runs when the vCPU resumes
+        (once, without trapping again); a value instead makes RDPMC read it
+        (EDX:EAX) or SYSCALL return it in RAX (RCX and R11 as after SYSRET),
+        and the instruction retires."""
+        cdef Cpu* c = &self.c
+        cdef uint32_t op = c.priv_op
+        self.trap_reason = 0
+        if value is None:
+            c.trap_pass_rip = c.rip
+            c.trap_pass_icount = c.icount
+            return True
+        if op == PRIV_RDPMC:
+            c.r[0] = <uint64_t>value & 0xffffffffULL
+            c.r[2] = (<uint64_t>value >> 32) & 0xffffffffULL
+        elif op == PRIV_SYSCALL:
+            c.r[0] = <uint64_t>value
+            c.r[1] = c.priv_next
+            c.r[11] = get_rflags(c) & ~(<uint64_t>0x10000)
+        else:
+            self.trap_reason = EXIT_PRIV
+            raise ValueError("%s takes no result value (allow, deny or ignore it)" % PRIV_NAMES[op])
+        c.rip = c.priv_next
+        c.icount += 1
+        return True
+
     @property
     def tsc(self):
         return read_tsc(&self.c)
@@ -970,6 +1073,78 @@ cdef class Vcpu:
     def flush_tlb(self):
         tlb_flush(&self.c)
 
+    def drop_tlb_writes(self):
+        """Drop the TLB's fast write entries, so the next write to each page
+        walks (and records the page as dirty for PhysMachine.take_dirty)."""
+        cdef int i
+        for i in range(TLB_SIZE):
+            self.c.tlb[i].tag_w = TLB_INVALID
+
+    # ---- snapshots ----
+    def save_state(self):
+        """The vCPU's whole architectural state (registers, control and
+        system registers, x87/SSE, TSC and RNG state, CPUID table, pending
+        interrupts, instructions retired) as bytes, for load_state() on a
+        vCPU of the same build. Open trap exits are not part of it."""
+        cdef bytes cpu = (<char*>&self.c)[:sizeof(Cpu)]
+        cdef bytes tab = (<char*>self.c.cpuid)[:self.c.n_cpuid * sizeof(CpuidEntry)] if self.c.n_cpuid else b""
+        return STATE_MAGIC + (<uint64_t>sizeof(Cpu)).to_bytes(8, "little") + cpu + tab
+
+    def load_state(self, state):
+        """Restore what save_state() returned. Instrumentation (hooks,
+        coverage), the trap policy (trap bits, MSR table) and the statistics
+        counters stay as they are; the TLB and block-lookup cache start empty."""
+        cdef bytes b = bytes(state)
+        cdef Cpu saved = self.c
+        cdef uint64_t size
+        cdef Py_ssize_t head = len(STATE_MAGIC) + 8
+        cdef uint32_t n
+        cdef CpuidEntry* tab
+        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>sizeof(Cpu):
+            raise ValueError("not a vCPU state of this build of emu")
+        size = int.from_bytes(b[len(STATE_MAGIC):head], "little")
+        if size != sizeof(Cpu) or (len(b) - head - sizeof(Cpu)) % sizeof(CpuidEntry):
+            raise ValueError("not a vCPU state of this build of emu")
+        n = <uint32_t>((len(b) - head - sizeof(Cpu)) // sizeof(CpuidEntry))
+        tab = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
+        if tab == NULL:
+            raise MemoryError()
+        memcpy(&self.c, <char*>b + head, sizeof(Cpu))
+        if n:
+            memcpy(tab, <char*>b + head + sizeof(Cpu), n * sizeof(CpuidEntry))
+        free(saved.cpuid)
+        self.c.cpuid = tab
+        self.c.n_cpuid = n
+        # this vCPU's own memory and identity
+        self.c.m = saved.m
+        self.c.tlb = saved.tlb
+        self.c.jc = saved.jc
+        self.c.cur_block = NULL
+        self.c.events = saved.events & ~(<uint32_t>EV_STOP)
+        if self.c.irq_bits[0] | self.c.irq_bits[1] | self.c.irq_bits[2] | self.c.irq_bits[3]:
+            self.c.events |= EV_IRQ
+        # instrumentation and policy stay
+        self.c.hook_owner = saved.hook_owner
+        self.c.hook_flags = saved.hook_flags
+        self.c.hook_mem = saved.hook_mem
+        self.c.cov_map = saved.cov_map
+        self.c.cov_prev = 0
+        self.c.mh_n = 0
+        self.c.resume_stage = 0
+        self.c.trap_mask = saved.trap_mask
+        self.c.n_msr_pol = saved.n_msr_pol
+        memcpy(self.c.msr_pol, saved.msr_pol, sizeof(saved.msr_pol))
+        # statistics keep counting
+        self.c.n_jc_hits, self.c.n_jc_misses = saved.n_jc_hits, saved.n_jc_misses
+        self.c.n_chained, self.c.n_tlb_hits = saved.n_chained, saved.n_tlb_hits
+        self.c.n_tlb_misses, self.c.n_tlb_flushes = saved.n_tlb_misses, saved.n_tlb_flushes
+        memcpy(self.c.n_exits, saved.n_exits, sizeof(saved.n_exits))
+        self.trap_reason = 0
+        self.inj_vector = -1
+        memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
+        self.c.tlb_large = 0
+        new_epoch(&self.c)
+
     def invlpg(self, uint64_t va):
         invlpg_va(&self.c, va)
 
@@ -999,10 +1174,13 @@ cdef class Vcpu:
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
 
+STATE_MAGIC = b"emu-vcpu-state-1"
+
 # trap_mask bits, for the hypervisor layer
 TRAPS = {"cpuid": TRAP_CPUID, "rdtsc": TRAP_RDTSC, "msr": TRAP_MSR, "hlt": TRAP_HLT,
          "cr": TRAP_CR, "invlpg": TRAP_INVLPG, "desc": TRAP_DESC, "int": TRAP_INT,
-         "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL}
+         "rdpmc": TRAP_RDPMC, "xsetbv": TRAP_XSETBV, "syscall": TRAP_SYSCALL,
+         "syscall_insn": TRAP_SYSCALL_INSN}
 EXIT = {v: k for k, v in EXIT_NAMES.items()}
 # Vcpu.set_msr_policy action bits
 MSR_POLICY = {"deny_read": MSRP_DENY_R, "deny_write": MSRP_DENY_W, "fixed_read": MSRP_FIXED_R,

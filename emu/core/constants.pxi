@@ -67,6 +67,7 @@ DEF TRAP_INT = 128
 DEF TRAP_RDPMC = 256
 DEF TRAP_XSETBV = 512
 DEF TRAP_SYSCALL = 1024   # SYSCALL exits to the VMM (user-mode personality)
+DEF TRAP_SYSCALL_INSN = 2048   # SYSCALL exits to a trap policy before acting (any mode)
 
 # instrumentation (core/hooks.pxi): hook kinds, and c.hook_flags bits
 DEF HK_CODE = 1

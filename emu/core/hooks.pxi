@@ -193,6 +193,19 @@ cdef int vcpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     is first stepped alone (its reported accesses complete without exiting
     again), then the log is cleared and the run goes on."""
     cdef int r
+    cdef uint32_t ios = c.io_string
+    if ios and budget:
+        # an INS/OUTS element the VMM handled is committed first (ops_priv.pxi)
+        c.exit_reason = EXIT_NONE
+        if io_string_commit(c):
+            if c.exit_reason == EXIT_HOOK:
+                c.io_string = ios    # a write hook saw the INS store: commit it on resume
+                c.exit_rip = c.rip
+                c.n_exits[EXIT_HOOK] += 1
+                return EXIT_HOOK
+            if deliver_exception(c):
+                c.n_exits[c.exit_reason] += 1
+                return c.exit_reason
     if c.mh_n == 0 or budget == 0:
         return cpu_run(c, budget)
     if not resumed_past(c, c.rip, c.icount, 3):

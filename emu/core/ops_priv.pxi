@@ -24,7 +24,8 @@ DEF PRIV_RDMSR = 11
 DEF PRIV_WRMSR = 12
 
 PRIV_NAMES = ("none", "mov_to_cr", "mov_from_cr", "clts", "lmsw", "invlpg", "lgdt", "lidt",
-              "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr", "rdtsc", "rdtscp")   # 13, 14: ops_system.pxi
+              "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr", "rdtsc", "rdtscp",   # 13, 14: ops_system.pxi
+              "hlt", "int", "rdpmc", "syscall", "lldt", "ltr")                  # 15-20: trap_before
 
 # c.msr_pol[].action: the hypervisor's declarative MSR policy, applied before
 # the trap check so a table entry costs no VMM exit
@@ -80,6 +81,7 @@ cdef inline int priv_exit(Cpu* c, const Uop* u, uint32_t reason, uint32_t pop, u
     c.priv_cr = cr
     c.priv_gpr = gpr
     c.priv_value = value
+    c.priv_before = 0
     return exit_after(c, u, reason)
 
 cdef inline int translation_changed(Cpu* c, const Uop* u) noexcept nogil:
@@ -578,12 +580,82 @@ cdef int op_io(Cpu* c, const Uop* u) noexcept nogil:
     c.io_size = sz
     c.io_dir = u.sub & 1
     c.io_value = rget(c, 0, sz) if u.sub & 1 else 0
+    c.io_string = 0
     return exit_after(c, u, EXIT_IO)
+
+# c.io_string: an INS/OUTS element exited and is committed on resume
+DEF IOS_PENDING = 1
+DEF IOS_OUT = 2
+DEF IOS_REP = 4
+DEF IOS_ASZ32 = 8
+
+cdef int op_string_io(Cpu* c, const Uop* u) noexcept nogil:
+    """6C-6F INS/OUTS (SDM INS/INSB/INSW/INSD, OUTS/OUTSB/OUTSW/OUTSD), with
+    REP: one exit per element, taken before the element is done (RIP at the
+    instruction, nothing retired). OUTS reads DS:rSI (segment override
+    honoured) and hands the value over; INS checks that ES:rDI is writable
+    and the VMM answers with complete_io_in(). The element is committed when
+    the vCPU resumes (io_string_commit: the store, rSI/rDI, rCX), so an
+    interrupt between elements, or a fault the VMM injects instead, sees the
+    registers of the elements completed. u.sub bit 0: OUTS; bit 1: REP."""
+    cdef uint64_t am = str_am(u), v
+    cdef uint32_t sz = u.osz
+    cdef uint32_t port = <uint32_t>(c.r[2] & 0xffff)
+    if sz == 8:
+        sz = 4                       # REX.W does not widen INS/OUTS
+    if u.sub & 2 and (c.r[1] & am) == 0:
+        c.rip = u.rip_next           # REP with rCX = 0: nothing
+        return R_BRANCH
+    if c.cpl > iopl(c) and not io_allowed(c, port, sz):
+        return raise_gp0(c)
+    if u.sub & 1:
+        if mem_read(c, (c.r[6] & am) + c.seg_base[u.seg], sz, &v):
+            return R_EXC
+    else:
+        if mem_read_rmw(c, c.r[7] & am, sz, &v):   # #PF/#GP now, not after the device read
+            return R_EXC
+        v = SZ_MASK[sz]              # what an IN from nothing reads, until the VMM answers
+    c.io_port = port
+    c.io_size = sz
+    c.io_dir = u.sub & 1
+    c.io_value = v
+    c.io_string = IOS_PENDING | (IOS_OUT if u.sub & 1 else 0) | (IOS_REP if u.sub & 2 else 0) | \
+        (IOS_ASZ32 if u.asz32 else 0)
+    c.io_next = u.rip_next
+    c.exit_reason = EXIT_IO
+    return R_EXIT_BEFORE
+
+cdef int io_string_commit(Cpu* c) noexcept nogil:
+    """Resume after an INS/OUTS element exit (c.rip at the instruction):
+    store what INS read, step rSI or rDI, count rCX down under REP and
+    retire the instruction when it is done. 0, or R_EXC when the INS store
+    faults (nothing changed; the element is done again after the fault)."""
+    cdef uint32_t f = c.io_string
+    cdef uint32_t sz = <uint32_t>c.io_size
+    cdef uint64_t am = 0xffffffffULL if f & IOS_ASZ32 else 0xffffffffffffffffULL
+    cdef uint64_t step = str_step(c, sz)
+    c.io_string = 0
+    if f & IOS_OUT:
+        c.r[6] = (c.r[6] + step) & am
+    else:
+        if mem_write(c, c.r[7] & am, sz, c.io_value):
+            return R_EXC
+        c.r[7] = (c.r[7] + step) & am
+    if f & IOS_REP:
+        c.r[1] = (c.r[1] - 1) & am
+        if c.r[1] != 0:
+            return 0                 # the next element: the instruction runs again
+    c.rip = c.io_next
+    c.icount += 1
+    return 0
 
 cdef int op_int_n(Cpu* c, const Uop* u) noexcept nogil:
     """CD ib: a software interrupt, handed to the VMM as an EXCEPTION exit with
     vector n (RIP after the instruction; Exit.software is set). In system
-    mode it goes through the IDT (gate DPL checked: #GP(n*8+2))."""
+    mode it goes through the IDT (gate DPL checked: #GP(n*8+2)). A trap
+    policy on INT n sees it first."""
+    if c.trap_mask & TRAP_INT and trap_before(c, u, PRIV_INT, u.imm & 0xff):
+        return R_EXIT_BEFORE
     if c.deliver_via_idt:
         return soft_interrupt(c, u, <uint32_t>(u.imm & 0xff), EVK_SOFT)
     c.exc_vector = <uint32_t>(u.imm & 0xff)
@@ -657,6 +729,14 @@ cdef void init_priv():
         op(0, 0xe5 + 2 * k, op_io, 0, I_8, k)             # IN eAX, imm8 / OUT imm8, eAX
         op(0, 0xec + 2 * k, op_io, D_BYTE, I_NONE, 2 + k) # IN AL, DX / OUT DX, AL
         op(0, 0xed + 2 * k, op_io, 0, I_NONE, 2 + k)      # IN eAX, DX / OUT DX, eAX
+    for k in range(2):
+        # INS (sub 0) / OUTS (sub 1), then their REP forms (F3 or F2)
+        op(0, 0x6c + 2 * k, op_string_io, D_BYTE | D_END, I_NONE, k, 0x3)
+        op(0, 0x6d + 2 * k, op_string_io, D_END, I_NONE, k, 0x3)
+        op(0, 0x6c + 2 * k, op_string_io, D_BYTE | D_END, I_NONE, 2 + k, 0xc)
+        op(0, 0x6d + 2 * k, op_string_io, D_END, I_NONE, 2 + k, 0xc)
+        opfix(0, 0x6c + 2 * k, fix_str_seg)
+        opfix(0, 0x6d + 2 * k, fix_str_seg)
     op(0, 0xcd, op_int_n, D_END, I_8)
     op(0, 0xf1, op_int1, D_END)
     op(0, 0x9b, op_wait, 0)

@@ -7,6 +7,35 @@ cdef inline int exit_after(Cpu* c, const Uop* u, uint32_t reason) noexcept nogil
     c.rip = u.rip_next
     return R_EXIT
 
+# which instruction a trapped PRIV exit was (c.priv_op; names in PRIV_NAMES,
+# ops_priv.pxi): the instructions that trap before they act
+DEF PRIV_HLT = 15
+DEF PRIV_INT = 16
+DEF PRIV_RDPMC = 17
+DEF PRIV_SYSCALL = 18
+DEF PRIV_LLDT = 19
+DEF PRIV_LTR = 20
+DEF NO_PASS = 0xffffffffffffffffULL
+
+cdef inline int trap_before(Cpu* c, const Uop* u, uint32_t pop, uint64_t value) noexcept nogil:
+    """A trap policy sees the instruction before it acts (HLT, INT n, RDPMC,
+    SYSCALL, LLDT, LTR: their effects cannot be replayed from a record the
+    way a CR or MSR write can). 1: exit (the handler returns R_EXIT_BEFORE;
+    nothing changed, nothing retired); 0: the VMM let this execution through
+    (Vcpu.complete_trap set the one-shot pass for it)."""
+    cdef uint64_t icount = c.icount + u.ninsn - 1
+    if c.trap_pass_rip == u.rip and c.trap_pass_icount == icount:
+        c.trap_pass_rip = NO_PASS
+        return 0
+    c.priv_op = pop
+    c.priv_cr = 0
+    c.priv_gpr = NOREG
+    c.priv_value = value
+    c.priv_before = 1
+    c.priv_next = u.rip_next
+    c.exit_reason = EXIT_PRIV
+    return 1
+
 cdef int op_hlt(Cpu* c, const Uop* u) noexcept nogil:
     """In system mode HLT retires at once when an interrupt can be taken
     (it is delivered at the block boundary, returning after the HLT);
@@ -14,6 +43,8 @@ cdef int op_hlt(Cpu* c, const Uop* u) noexcept nogil:
     until an interrupt is deliverable (core/system.pxi)."""
     if c.cpl != 0:
         return raise_gp0(c)
+    if c.trap_mask & TRAP_HLT and trap_before(c, u, PRIV_HLT, 0):
+        return R_EXIT_BEFORE
     if c.deliver_via_idt:
         if irq_deliverable(c) >= 0:
             c.rip = u.rip_next
@@ -23,7 +54,11 @@ cdef int op_hlt(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef int op_syscall(Cpu* c, const Uop* u) noexcept nogil:
     """In user mode the personality is the kernel: SYSCALL exits to it, with
-    RCX and R11 set as the instruction does (SDM SYSCALL)."""
+    RCX and R11 set as the instruction does (SDM SYSCALL). A trap policy on
+    SYSCALL (TRAP_SYSCALL_INSN) sees it first, after the #UD check."""
+    if c.trap_mask & TRAP_SYSCALL_INSN and (c.trap_mask & TRAP_SYSCALL or c.efer & EFER_SCE):
+        if trap_before(c, u, PRIV_SYSCALL, c.r[0]):
+            return R_EXIT_BEFORE
     if c.trap_mask & TRAP_SYSCALL:
         c.r[1] = u.rip_next
         c.r[11] = get_rflags(c) & ~(<uint64_t>0x10000)

@@ -593,6 +593,8 @@ cdef int op_lldt_ltr(Cpu* c, const Uop* u) noexcept nogil:
     else:
         v = c.r[u.rm]
     sel = <uint32_t>v & 0xffff
+    if c.trap_mask & TRAP_DESC and trap_before(c, u, PRIV_LLDT if u.sub == 2 else PRIV_LTR, sel):
+        return R_EXIT_BEFORE
     if (sel & 0xfffc) == 0:
         if u.sub == 3:
             return raise_gp0(c)
@@ -631,6 +633,8 @@ cdef int op_rdpmc(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t idx = <uint32_t>c.r[1]
     if c.cpl != 0 and not (c.cr4 & CR4_PCE):
         return raise_gp0(c)
+    if c.trap_mask & TRAP_RDPMC and trap_before(c, u, PRIV_RDPMC, idx):
+        return R_EXIT_BEFORE
     cpuid_lookup(c, 0xa, 0, out)
     if idx & 0x40000000:
         if (idx & 0x3fffffff) >= (out[3] & 0x1f):

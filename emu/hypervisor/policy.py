@@ -1,6 +1,7 @@
 """Trap policies: what happens when the guest executes a sensitive
 instruction the core can trap (CPUID, RDTSC/RDTSCP, RDMSR/WRMSR, MOV to/from
-CR, CLTS, LMSW, INVLPG, LGDT/LIDT/SGDT/SIDT, XSETBV).
+CR, CLTS, LMSW, INVLPG, LGDT/LIDT/SGDT/SIDT/LLDT/LTR, XSETBV, HLT, INT n,
+RDPMC, SYSCALL) or that always reaches the VMM (IN/OUT, INS/OUTS).
 
 A policy is a declarative table, Python callables, or both:
 
@@ -12,24 +13,36 @@ A policy is a declarative table, Python callables, or both:
 
 Event kinds: cpuid, rdtsc (RDTSC and RDTSCP), msr_read, msr_write, cr_read
 (MOV from CR), cr_write (MOV to CR, CLTS, LMSW), invlpg, desc (LGDT, LIDT,
-SGDT, SIDT), xsetbv. A callable gets a TrapEvent and answers:
+SGDT, SIDT, LLDT, LTR), xsetbv, hlt, int (INT n), rdpmc, syscall (the
+SYSCALL instruction, in system mode and under the Linux personality), io
+(IN, OUT and each element of INS/OUTS). A callable gets a TrapEvent and
+answers:
 
-- None, True, "allow" or ALLOW: perform the instruction as the core would;
-- False, "deny" or DENY: the architectural fault (#GP(0)); "ud": #UD;
-  Deny(vector, error_code) for another;
-- "ignore": a write (WRMSR, MOV to CR, LMSW, CLTS, XSETBV, LGDT/LIDT,
-  INVLPG) retires without its effect;
+- None, True, "allow" or ALLOW: perform the instruction as the core would
+  (port I/O goes on to the VMM's devices);
+- False, "deny" or DENY: the architectural fault: #UD for SYSCALL (as with
+  EFER.SCE clear), #GP(n*8+2) for INT n (as for a gate the caller may not
+  use), #GP(0) for the others; "ud": #UD; Deny(vector, error_code) for
+  another;
+- "ignore": the instruction retires without its effect: a write (WRMSR, MOV
+  to CR, LMSW, CLTS, XSETBV, LGDT/LIDT/LLDT/LTR, INVLPG, OUT), HLT, INT n;
+  an IN reads all ones (nothing on the port);
 - a value: the instruction's result changed: (eax, ebx, ecx, edx) for CPUID,
   the TSC value for RDTSC, the MSR value for RDMSR, the CR value for MOV from
-  CR, or the value written for WRMSR / MOV to CR / XSETBV / LMSW.
+  CR, the counter for RDPMC, what IN/INS reads, the value SYSCALL returns in
+  RAX (the system call is not made), or the value written for WRMSR / MOV to
+  CR / XSETBV / LMSW / OUT / OUTS.
 
 Table entries map a key (leaf or (leaf, subleaf) for cpuid, MSR index, CR
-number; "*" for any) to such an answer or to a callable. Entries the core
+number, port for io, vector for int, ECX for rdpmc, RAX (the system call
+number) for syscall, the instruction name for desc; "*" for any) to such an
+answer or to a callable. Entries the core
 can apply by itself are installed there and cost no exit: CPUID answers
 (the CPUID table), MSR deny / fixed read values / ignored writes (the core's
 MSR table, up to 16). Everything else sets the trap bit for its class; the
 Hypervisor then dispatches each trap exit in Python. Kinds with no entry and
-no callable are not trapped at all, so an empty policy costs nothing.
+no callable are not trapped at all, so an empty policy costs nothing. Port
+I/O exits to the VMM in any case; the policy is asked before the devices.
 """
 from __future__ import annotations
 
@@ -39,14 +52,21 @@ ALLOW = "allow"
 DENY = "deny"
 GP, UD = 13, 6
 
-KINDS = ("cpuid", "rdtsc", "msr_read", "msr_write", "cr_read", "cr_write", "invlpg", "desc", "xsetbv")
+KINDS = ("cpuid", "rdtsc", "msr_read", "msr_write", "cr_read", "cr_write", "invlpg", "desc", "xsetbv",
+         "hlt", "int", "rdpmc", "syscall", "io")
+# the core's trap bit per kind (None: the instruction exits to the VMM anyway)
 _TRAP_OF = {"cpuid": "cpuid", "rdtsc": "rdtsc", "msr_read": "msr", "msr_write": "msr", "cr_read": "cr",
-            "cr_write": "cr", "invlpg": "invlpg", "desc": "desc", "xsetbv": "xsetbv"}
+            "cr_write": "cr", "invlpg": "invlpg", "desc": "desc", "xsetbv": "xsetbv", "hlt": "hlt",
+            "int": "int", "rdpmc": "rdpmc", "syscall": "syscall_insn", "io": None}
 _KIND_OF_OP = {"mov_to_cr": "cr_write", "clts": "cr_write", "lmsw": "cr_write", "mov_from_cr": "cr_read",
                "invlpg": "invlpg", "lgdt": "desc", "lidt": "desc", "sgdt": "desc", "sidt": "desc",
-               "xsetbv": "xsetbv", "rdmsr": "msr_read", "wrmsr": "msr_write", "rdtsc": "rdtsc",
-               "rdtscp": "rdtsc", "cpuid": "cpuid"}
-TRAP_EXITS = frozenset(("CPUID", "RDTSC", "MSR", "PRIV"))
+               "lldt": "desc", "ltr": "desc", "xsetbv": "xsetbv", "rdmsr": "msr_read", "wrmsr": "msr_write",
+               "rdtsc": "rdtsc", "rdtscp": "rdtsc", "cpuid": "cpuid", "hlt": "hlt", "int": "int",
+               "rdpmc": "rdpmc", "syscall": "syscall", "in": "io", "out": "io", "ins": "io", "outs": "io"}
+TRAP_EXITS = frozenset(("CPUID", "RDTSC", "MSR", "PRIV", "IO"))
+# what "ignore" means: retire without effect (the rest: complete as allowed)
+_IGNORABLE = frozenset(("mov_to_cr", "clts", "lmsw", "invlpg", "lgdt", "lidt", "lldt", "ltr", "xsetbv",
+                        "wrmsr", "hlt", "int"))
 
 
 class Deny:
@@ -64,11 +84,14 @@ class Deny:
 class TrapEvent:
     """One trapped instruction. kind: the event kind; op: the instruction
     (cpuid, rdtsc, rdtscp, rdmsr, wrmsr, mov_to_cr, mov_from_cr, clts, lmsw,
-    invlpg, lgdt, lidt, sgdt, sidt, xsetbv); rip: its address; key: what a
-    table is indexed by (leaf/(leaf, subleaf), MSR, CR number, or None);
-    value: the value written (WRMSR, MOV to CR, LMSW, XSETBV) or the address
-    (INVLPG and the descriptor-table instructions)."""
-    __slots__ = ("kind", "op", "rip", "key", "value", "vcpu", "exit", "leaf", "subleaf", "msr", "cr", "gpr")
+    invlpg, lgdt, lidt, sgdt, sidt, lldt, ltr, xsetbv, hlt, int, rdpmc,
+    syscall, in, out, ins, outs); rip: its address; key: what a table is
+    indexed by (leaf/(leaf, subleaf), MSR, CR number, port, vector, counter,
+    system call number, instruction name, or None); value: the value written
+    (WRMSR, MOV to CR, LMSW, XSETBV, OUT/OUTS), the address (INVLPG, LGDT,
+    LIDT, SGDT, SIDT) or the selector (LLDT, LTR)."""
+    __slots__ = ("kind", "op", "rip", "key", "value", "vcpu", "exit", "leaf", "subleaf", "msr", "cr", "gpr",
+                 "port", "size", "vector")
 
     def __init__(self, vcpu, ex):
         self.vcpu = vcpu
@@ -77,8 +100,15 @@ class TrapEvent:
         self.kind = _KIND_OF_OP[ex.op]
         self.rip = ex.rip
         self.leaf = self.subleaf = self.msr = self.cr = self.gpr = None
+        self.port = self.size = self.vector = None
         self.value = None
-        if self.kind == "cpuid":
+        if self.kind == "io":
+            self.port, self.size, self.key = ex.port, ex.size, ex.port
+            self.value = ex.value if ex.write else None
+        elif self.kind in ("int", "rdpmc", "syscall"):
+            self.key = ex.value & 0xFFFFFFFF if self.kind == "rdpmc" else ex.value
+            self.vector = ex.value if self.kind == "int" else None
+        elif self.kind == "cpuid":
             self.leaf, self.subleaf = vcpu.rax & 0xFFFFFFFF, vcpu.rcx & 0xFFFFFFFF
             self.key = (self.leaf, self.subleaf)
         elif ex.name == "MSR":
@@ -90,9 +120,20 @@ class TrapEvent:
             self.gpr = ex.gpr
             self.key = ex.cr
             self.value = ex.value if self.kind == "cr_write" else None
+        elif self.kind == "desc":
+            self.key = self.op
+            self.value = ex.value
         else:
             self.key = None
-            self.value = ex.value if ex.name == "PRIV" else None
+            self.value = ex.value if self.kind in ("invlpg", "xsetbv") else None
+
+    def fault(self) -> tuple[int, int | None]:
+        """The architectural fault (vector, error code) a refusal raises."""
+        if self.kind == "syscall":
+            return UD, None
+        if self.kind == "int":
+            return GP, self.vector * 8 + 2          # IDT bit set: the gate was refused
+        return GP, 0
 
     def default(self):
         """What the core would produce (CPUID registers, TSC...)."""
@@ -106,6 +147,8 @@ class TrapEvent:
                 return v.get_msr(self.msr)
             except KeyError:
                 return None
+        if self.kind == "rdpmc":
+            return 0                        # the core counts no events
         return self.value
 
     def __repr__(self):
@@ -177,6 +220,8 @@ class Policy:
         T = _core.TRAPS
         mask = 0
         for kind in KINDS:
+            if _TRAP_OF[kind] is None:
+                continue
             need = self.default_handler is not None or kind in self.handlers
             if not need:
                 need = any(not self._core_handled(kind, k, a) for k, a in self.table.get(kind, {}).items())
@@ -222,25 +267,44 @@ class Hypervisor:
         keep = vcpu.trap_mask & _core.TRAPS["syscall"]
         vcpu.trap_mask = keep | self.policy.trap_mask()
 
+    def wants_io(self) -> bool:
+        p = self.policy
+        return "io" in p.table or "io" in p.handlers or p.default_handler is not None
+
     def handle(self, vcpu, ex) -> bool:
+        """Answer a trap exit. True: done, run the vCPU again; False: not a
+        trap this policy answers, or port I/O it allows (the caller's devices
+        perform it; an OUT value the policy changed is in ex.value)."""
         if ex.name not in TRAP_EXITS or not vcpu.trap_open:
+            return False
+        if ex.name == "IO" and not self.wants_io():
             return False
         ev = TrapEvent(vcpu, ex)
         self.events += 1
         ans = self.policy.decide(ev)
         if ans is None or ans == ALLOW or ans is True:
+            if ev.kind == "io":
+                return False
             vcpu.complete_trap()
         elif ans == DENY or ans is False:
-            vcpu.inject_exception(GP)
+            vcpu.inject_exception(*ev.fault())
         elif ans == "ud":
             vcpu.inject_exception(UD)
         elif ans == "ignore":
-            if ev.kind in ("msr_write", "cr_write", "xsetbv", "desc", "invlpg") and ev.op not in ("sgdt", "sidt"):
+            if ev.kind == "io":
+                if ex.write:
+                    vcpu.skip_trap()
+                else:
+                    vcpu.complete_trap((1 << (8 * ex.size)) - 1)
+            elif ev.op in _IGNORABLE:
                 vcpu.skip_trap()
             else:
                 vcpu.complete_trap()
         elif isinstance(ans, Deny):
             vcpu.inject_exception(ans.vector, ans.error_code)
+        elif ev.kind == "io" and ex.write:
+            ex.value = int(ans) & ((1 << (8 * ex.size)) - 1)
+            return False                    # the device sees the changed value
         else:
             vcpu.complete_trap(ans)
         return True

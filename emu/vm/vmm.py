@@ -93,8 +93,9 @@ class VM:
         self.vcpu.trap_mask = T["msr"]
         # trap-and-emulate at ring 0: a hypervisor Policy (emu/hypervisor) sees
         # and answers the guest kernel's CPUID, CR accesses (CR3 loads), INVLPG,
-        # descriptor-table loads and MSR accesses; io_policy(port, size, write,
-        # value) sees port I/O: False refuses it (#GP), an int is what an IN reads
+        # descriptor-table loads, MSR accesses, HLT, INT n, RDPMC, SYSCALL and
+        # port I/O; io_policy(port, size, write, value), the short form for port
+        # I/O: False refuses it (#GP), an int is what an IN reads
         self.hyp = None
         if policy is not None:
             from emu.hypervisor.policy import Hypervisor
@@ -162,6 +163,8 @@ class VM:
 
     # ---- I/O dispatch ----
     def io(self, e) -> None:
+        if self.hyp is not None and self.hyp.handle(self.vcpu, e):
+            return                        # the trap policy answered (or refused) it
         port, size = e.port, e.size
         if self.io_policy is not None:
             ans = self.io_policy(port, size, bool(e.write), e.value if e.write else None)
