@@ -87,6 +87,11 @@ def sys_read(s, fd, buf, count, *_):
     if getattr(f, "timerfd", None) is not None:
         from emu.linux.sys_proc import timerfd_read
         return timerfd_read(s, f, buf, count)
+    if s.p.itimers:                  # a timer's signal may interrupt a blocking read
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, f.host_fd)
+        if r is not None:
+            return r
     data = os.read(f.host_fd, min(count, MAX_IO))
     s.write(buf, data)
     return len(data)
@@ -126,6 +131,11 @@ def _iovecs(s, iov, cnt):
 @syscall(19, "readv")
 def sys_readv(s, fd, iov, cnt, *_):
     f = s.fd(fd)
+    if s.p.itimers:
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, f.host_fd)
+        if r is not None:
+            return r
     total = 0
     for base, length in _iovecs(s, iov, cnt):
         if not length:

@@ -89,6 +89,11 @@ def sys_listen(s, fd, backlog, *_):
 @syscall(288, "accept4")
 def sys_accept4(s, fd, addr, addrlen, flags, *_):
     import ctypes
+    if s.p.itimers:                  # a timer's signal may interrupt a blocking accept
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, s.fd(fd).host_fd)
+        if r is not None:
+            return r
     libc = ctypes.CDLL(None, use_errno=True)
     r = libc.accept4(s.fd(fd).host_fd, None, None, 0)
     if r < 0:
@@ -115,6 +120,11 @@ def sys_sendto(s, fd, buf, length, flags, addr, addrlen):
 
 @syscall(45, "recvfrom")
 def sys_recvfrom(s, fd, buf, length, flags, addr, addrlen):
+    if s.p.itimers and not flags & 0x40:      # not MSG_DONTWAIT: a timer's signal may interrupt the wait
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, s.fd(fd).host_fd)
+        if r is not None:
+            return r
     sock = _sock(s, fd)
     try:
         data = sock.recv(min(length, 1 << 24), flags)

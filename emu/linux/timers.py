@@ -329,3 +329,27 @@ class TimerFd:
 
 def timerfds_of(files) -> list:
     return [f.timerfd for f in files if f is not None and getattr(f, "timerfd", None) is not None]
+
+
+def wait_ready(s, host_fd: int, events: int = 1):
+    """Before a blocking host call (read, accept...) while ITIMER_REAL runs:
+    wait until the fd is ready (POLLIN by default), so the timer's signal
+    can interrupt the wait as it interrupts a blocked read on Linux. None:
+    go ahead; else the result (ERESTARTSYS: EINTR, or the call runs again
+    after an SA_RESTART handler)."""
+    import os
+    import select
+    if ITIMER_REAL not in s.p.itimers:
+        return None
+    try:
+        if not os.get_blocking(host_fd):
+            return None
+    except OSError:
+        return None
+    poller = select.poll()
+    poller.register(host_fd, events)
+    _r, _el, interrupted = wait(s, None, lambda t: len(poller.poll(ceil_s(t))), host_fds=True)
+    if interrupted:
+        from emu.linux.syscalls import ERESTARTSYS
+        return ERESTARTSYS
+    return None

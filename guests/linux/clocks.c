@@ -3,7 +3,8 @@
  * btime, sysinfo) must tell one time across every way of letting time
  * pass: nanosleep; select and poll timing out on a pipe that never becomes
  * ready; select used as a sleep; alarm() and setitimer() signals
- * interrupting nanosleep, select, pselect, sigsuspend and pause;
+ * interrupting nanosleep, select, pselect, sigsuspend, pause and a
+ * blocked pipe read;
  * sigtimedwait; a periodic ITIMER_REAL while the program computes; and
  * timerfds (read, poll, select with a pipe, epoll_wait, a read restarted
  * after an SA_RESTART handler).
@@ -264,6 +265,16 @@ int main(int argc, char **argv)
     printf("alarm 1s during select 3s -> %s, alarms %d, time left about 2s %s\n", err(r), (int)alarms,
            absl(left - 2000000000LL) <= 20000000LL ? "yes" : "no");
     report("alarm 1s during select 3s", &a, &b, 1000000000, 0);
+
+    /* a timer's signal interrupts a read blocked on a pipe nobody writes */
+    struct itimerval in300 = {{0, 0}, {0, 300000}};
+    alarms = 0;
+    take(&a);
+    setitimer(ITIMER_REAL, &in300, 0);
+    r = read(p[0], &c, 1);
+    take(&b);
+    printf("setitimer 300ms during a blocked pipe read -> %s, alarms %d\n", err(r), (int)alarms);
+    report("setitimer 300ms during pipe read", &a, &b, 300000000, 0);
 
     /* setitimer + pause */
     struct itimerval it = {{0, 0}, {0, 250000}}, cur;
