@@ -353,3 +353,35 @@ def wait_ready(s, host_fd: int, events: int = 1):
         from emu.linux.syscalls import ERESTARTSYS
         return ERESTARTSYS
     return None
+
+
+def wait_child(s, pid: int):
+    """Before a blocking wait4/waitid while ITIMER_REAL runs: wait (through
+    pidfds) until a child it waits for has ended, so the timer's signal can
+    interrupt the wait. None: go ahead; else ERESTARTSYS."""
+    import os
+    import select
+    p = s.p
+    if ITIMER_REAL not in p.itimers or not hasattr(os, "pidfd_open"):
+        return None
+    pids = [pid] if pid > 0 else sorted(getattr(p, "children", ()))
+    fds = []
+    try:
+        for c in pids:
+            try:
+                fds.append(os.pidfd_open(c))
+            except OSError:
+                pass
+        if not fds:
+            return None
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        _r, _el, interrupted = wait(s, None, lambda t: len(poller.poll(ceil_s(t))), host_fds=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if interrupted:
+        from emu.linux.syscalls import ERESTARTSYS
+        return ERESTARTSYS
+    return None

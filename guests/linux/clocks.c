@@ -3,8 +3,8 @@
  * btime, sysinfo) must tell one time across every way of letting time
  * pass: nanosleep; select and poll timing out on a pipe that never becomes
  * ready; select used as a sleep; alarm() and setitimer() signals
- * interrupting nanosleep, select, pselect, sigsuspend, pause and a
- * blocked pipe read;
+ * interrupting nanosleep, select, pselect, sigsuspend, pause, a blocked
+ * pipe read and waitpid;
  * sigtimedwait; a periodic ITIMER_REAL while the program computes; and
  * timerfds (read, poll, select with a pipe, epoll_wait, a read restarted
  * after an SA_RESTART handler).
@@ -27,6 +27,7 @@
 #include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,6 +276,30 @@ int main(int argc, char **argv)
     take(&b);
     printf("setitimer 300ms during a blocked pipe read -> %s, alarms %d\n", err(r), (int)alarms);
     report("setitimer 300ms during pipe read", &a, &b, 300000000, 0);
+
+    /* ... and a waitpid for a child blocked until we write to it */
+    int go[2];
+    if (pipe(go) != 0)
+        return 1;
+    pid_t kid = fork();
+    if (kid == 0) {
+        close(go[1]);
+        _exit(read(go[0], &c, 1) == 1 ? 3 : 4);
+    }
+    close(go[0]);
+    alarms = 0;
+    int wst = 0;
+    take(&a);
+    setitimer(ITIMER_REAL, &in300, 0);
+    r = waitpid(kid, &wst, 0);
+    take(&b);
+    printf("setitimer 300ms during waitpid -> %s, alarms %d\n", err(r), (int)alarms);
+    report("setitimer 300ms during waitpid", &a, &b, 300000000, 0);
+    if (write(go[1], "g", 1) != 1)
+        return 1;
+    r = waitpid(kid, &wst, 0);
+    close(go[1]);
+    printf("waitpid again -> child %s, status %d\n", r == kid ? "reaped" : "LOST", WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
 
     /* setitimer + pause */
     struct itimerval it = {{0, 0}, {0, 250000}}, cur;
