@@ -366,3 +366,17 @@ def test_virtual_proc_stat_and_rtc():
     assert g.virtual_file("/sys/class/rtc/rtc0/wakealarm", v) is False
     h = Guest("transparent", "host")
     assert h.virtual_file("/proc/stat", v) is None and h.virtual_file("/sys/class/rtc/rtc0/date", v) is None
+
+
+def test_coarse_clocks_and_clock_ids():
+    """Virtual time: the _COARSE clocks move at the 4 ms tick (clock_getres
+    says so); unknown clock ids are invalid, negative ones are CPU clocks."""
+    c, v = make_clock()
+    v.tsc += 5_000_123
+    assert c.now_ns(v, 1) == BOOT + 5_000_123
+    assert c.now_ns(v, 6) == BOOT + 4_000_000                     # MONOTONIC_COARSE
+    assert c.now_ns(v, 5) == c.realtime_epoch_ns + 4_000_000       # REALTIME_COARSE
+    assert c.resolution_ns(6) == 4_000_000 and c.resolution_ns(1) == 1
+    assert not GuestClock.valid_clock(10) and not GuestClock.valid_clock(12)
+    assert GuestClock.valid_clock(11) and GuestClock.valid_clock(-6)
+    assert c.now_ns(v, -6) == c.cputime_ns(v) == 5_000_123

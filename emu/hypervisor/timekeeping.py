@@ -31,6 +31,9 @@ BOOT_NS = 10 * NS                           # virtual uptime at process start
 REALTIME_CLOCKS = (0, 5, 8, 11)             # REALTIME, _COARSE, _ALARM, TAI
 CPUTIME_CLOCKS = (2, 3)                     # PROCESS_CPUTIME_ID, THREAD_CPUTIME_ID
 BOOTTIME_CLOCKS = (7, 9)                    # BOOTTIME, BOOTTIME_ALARM
+COARSE_CLOCKS = (5, 6)                      # REALTIME_COARSE, MONOTONIC_COARSE: they move at the tick
+TICK_NS = NS // 250                         # CONFIG_HZ=250
+VALID_CLOCKS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11)   # negative ids are the CPU clocks of a pid or thread
 
 
 class GuestClock:
@@ -75,20 +78,41 @@ class GuestClock:
         self.last_ns = ns
         return ns
 
+    @staticmethod
+    def valid_clock(clock: int) -> bool:
+        return clock in VALID_CLOCKS or clock < 0
+
+    def resolution_ns(self, clock: int) -> int:
+        """clock_getres: 1 ns (high resolution), the tick for the coarse clocks
+        (host time: the host's)."""
+        if not self.virtual and clock >= 0:
+            try:
+                return max(1, round(time.clock_getres(clock) * NS))
+            except OSError:
+                pass
+        return TICK_NS if clock in COARSE_CLOCKS else 1
+
     def now_ns(self, vcpu, clock: int = 0) -> int:
         """clock_gettime(clock) in nanoseconds."""
         if not self.virtual:
-            if clock in CPUTIME_CLOCKS:
+            if clock in CPUTIME_CLOCKS or clock < 0:
                 return time.process_time_ns()
+            if clock in COARSE_CLOCKS or clock == 4:
+                try:
+                    return time.clock_gettime_ns(clock)
+                except OSError:
+                    pass
             if clock in REALTIME_CLOCKS:
                 return time.time_ns()
             if clock in BOOTTIME_CLOCKS and hasattr(time, "CLOCK_BOOTTIME"):
                 return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             return time.monotonic_ns()
         mono = self.monotonic_ns(vcpu)
+        if clock in COARSE_CLOCKS:
+            mono -= mono % TICK_NS
         if clock in REALTIME_CLOCKS:
             return self.realtime_epoch_ns + mono - self.boot_ns
-        if clock in CPUTIME_CLOCKS:
+        if clock in CPUTIME_CLOCKS or clock < 0:
             return self.cputime_ns(vcpu)
         return mono
 

@@ -156,6 +156,10 @@ def _timespec(s, addr):
 
 @syscall(228, "clock_gettime")
 def sys_clock_gettime(s, clock, tp, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock):
+        return -E.EINVAL
     ns = _now_ns(s, clock)
     s.write(tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
     return 0
@@ -163,8 +167,13 @@ def sys_clock_gettime(s, clock, tp, *_):
 
 @syscall(229, "clock_getres")
 def sys_clock_getres(s, clock, tp, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock):
+        return -E.EINVAL
     if tp:
-        s.write(tp, struct.pack("<qq", 0, 1))
+        c = _clock(s)
+        s.write(tp, struct.pack("<qq", 0, c.resolution_ns(clock) if c is not None else 1))
     return 0
 
 

@@ -178,6 +178,17 @@ int main(int argc, char **argv)
     printf("sysinfo uptime vs CLOCK_BOOTTIME: %s\n",
            si.uptime >= boot / 1000000000LL && si.uptime <= boot2 / 1000000000LL + 1 ? "agree" : "DISAGREE");
 
+    /* the coarse clocks trail the precise ones by less than their resolution */
+    struct timespec res;
+    clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+    s64 coarse = ns_of(CLOCK_MONOTONIC_COARSE), fine = ns_of(CLOCK_MONOTONIC);
+    s64 rcoarse = ns_of(CLOCK_REALTIME_COARSE), rfine = ns_of(CLOCK_REALTIME);
+    s64 resn = res.tv_sec * 1000000000LL + res.tv_nsec;
+    printf("coarse clocks within their resolution: %s\n",
+           resn >= 1000000 && coarse <= fine && fine - coarse <= resn + 1000000 && rcoarse <= rfine &&
+           rfine - rcoarse <= resn + 1000000 ? "yes" : "no");
+    printf("clock_gettime(10) -> %s\n", err(clock_gettime(10, &res)));
+
     /* /proc/stat's btime + uptime is the time of day */
     long long btime = -1;
     FILE *st = fopen("/proc/stat", "r");
