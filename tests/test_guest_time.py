@@ -380,3 +380,15 @@ def test_coarse_clocks_and_clock_ids():
     assert not GuestClock.valid_clock(10) and not GuestClock.valid_clock(12)
     assert GuestClock.valid_clock(11) and GuestClock.valid_clock(-6)
     assert c.now_ns(v, -6) == c.cputime_ns(v) == 5_000_123
+
+
+def test_itimer_virtual_counts_cpu_time(tmp_path):
+    """ITIMER_VIRTUAL counts the time the process runs, not the time it
+    sleeps: after a 5 s nanosleep the 1 ms timer is still due, and fires
+    (SIGVTALRM) at 1 ms of computing."""
+    loop = b"\x48\xff\xc1" + b"\xeb\xfb"
+    code = sc(38, 1, DATA, 0) + sc(35, DATA + 32, 0) + loop
+    p, status, host = run_tiny(tmp_path, code, struct.pack("<qqqqqq", 0, 0, 0, 1000, 5, 0))
+    assert status == 128 + 26 and host < 1.0
+    assert 5 * NS + 10**6 <= uptime_ns(p) < 5 * NS + 10**6 + 10_000
+    assert 10**6 <= p.guest.clock.cputime_ns(p.vcpu) < 10**6 + 10_000

@@ -471,7 +471,7 @@ def sys_sigaltstack(s, ss, oss, *_):
 
 @syscall(62, "kill")
 def sys_kill(s, pid, sig, *_):
-    if s32(pid) not in (s.p.pid, 0, -1):
+    if s32(pid) not in (s.p.pid, 0, -1) and not any(t.tid == s32(pid) and not t.exited for t in s.p.threads):
         return -E.ESRCH
     if not 0 <= sig <= 64:
         return -E.EINVAL
