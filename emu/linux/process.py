@@ -85,6 +85,7 @@ class Process:
         self.pending_signals = 0        # bit sig-1: raised, not yet delivered (blocked, or due from a timer)
         self.saved_sigmask = None       # the caller's mask during a wait with a temporary one (emu/linux/timers.py)
         self.itimers: dict[int, list] = {}   # armed interval timers: which -> [deadline ns, interval ns]
+        self.children: set[int] = set()      # host pids of forked children not yet reaped
         self.warned: set[int] = set()
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()

@@ -45,7 +45,7 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         p.pending_signals = 0
         p.children = set()
         return 0
-    s.p.children = getattr(s.p, "children", set()) | {pid}     # for waits a timer may interrupt
+    s.p.children.add(pid)           # for waits a timer may interrupt
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:
@@ -90,7 +90,7 @@ def sys_wait4(s, pid, status, options, rusage, *_):
     except ChildProcessError:
         return -E.ECHILD
     if wpid > 0:
-        getattr(s.p, "children", set()).discard(wpid)
+        s.p.children.discard(wpid)
     if wpid and status:
         s.write(status, struct.pack("<i", wstatus))
     if wpid and rusage:
@@ -110,6 +110,9 @@ def sys_waitid(s, idtype, ident, infop, options, *_):
         r = os.waitid(idtype, ident, options)
     except ChildProcessError:
         return -E.ECHILD
+    if r is not None and options & 4:     # WEXITED: reaped (unless WNOWAIT)
+        if not options & 0x01000000:
+            s.p.children.discard(r.si_pid)
     if infop:
         if r is None:
             s.write(infop, bytes(128))
