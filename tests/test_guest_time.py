@@ -1,7 +1,8 @@
 """One guest time: every clock the Linux personality shows (TSC,
 clock_gettime, gettimeofday, time, /proc/uptime, sysinfo, times) and every
 timed wait (nanosleep, select, pselect6, poll, ppoll, epoll_wait, pause,
-rt_sigsuspend, rt_sigtimedwait, alarm and setitimer signals, timerfds) run on the GuestClock, so a guest cannot tell
+rt_sigsuspend, rt_sigtimedwait, alarm, setitimer and POSIX timer signals,
+timerfds) run on the GuestClock, so a guest cannot tell
 from timing that it runs slower than hardware; with --time virtual runs are
 deterministic and waits without anything to wait for take no host time."""
 import os
@@ -47,6 +48,8 @@ def test_clocks_guest_virtual_repeats_and_agrees():
     assert a.stdout == b.stdout
     n = [int(re.search(r"emu: (\d+) instructions", r.stderr).group(1)) for r in runs]
     assert n[0] == n[1] > 1_000_000
+    # a periodic 1 ms POSIX timer whose signal stays blocked for 10.5 ms: 10 expirations, 9 overruns
+    assert "\n  overrun 9\n" in a.stdout
     brief = "".join(l + "\n" for l in a.stdout.splitlines() if not l.startswith("  "))
     assert brief == expected("glibc")
     raw = dict(re.findall(r"^(.*): clocks agree.*\n  raw: mono (\d+)", a.stdout, re.M))
@@ -57,7 +60,7 @@ def test_clocks_guest_virtual_repeats_and_agrees():
              "alarm 1s during pselect 3s": 1000, "alarm 1s during sigsuspend": 1000,
              "sigtimedwait with alarm 1s": 1000, "sigtimedwait 200ms timeout": 200,
              "timerfd read restarted": 500, "setitimer 300ms during pipe read": 300,
-             "setitimer 300ms during waitpid": 300}
+             "setitimer 300ms during waitpid": 300, "POSIX timer 100ms": 100}
     for k, ms in asked.items():
         assert ms * 10**6 <= int(raw[k]) < ms * 10**6 + 10_000, (k, raw[k])
     # a 50 ms timerfd interval, measured from a little after the previous expiry
@@ -392,3 +395,23 @@ def test_itimer_virtual_counts_cpu_time(tmp_path):
     assert status == 128 + 26 and host < 1.0
     assert 5 * NS + 10**6 <= uptime_ns(p) < 5 * NS + 10**6 + 10_000
     assert 10**6 <= p.guest.clock.cputime_ns(p.vcpu) < 10**6 + 10_000
+
+
+def test_posix_timer_calls(tmp_path):
+    """timer_create with no sigevent sends SIGALRM (default action: the end)
+    at the deadline; bad ids and timespecs are EINVAL."""
+    code = (sc(222, 1, 0, DATA) +                               # timer_create(MONOTONIC, NULL, &id)
+            sc(223, 99, 0, DATA + 16, 0) + b"\x49\x89\xc4" +    # timer_settime(99, ...) -> EINVAL
+            sc(223, 0, 0, DATA + 48, 0) + b"\x49\x89\xc5" +     # bad timespec -> EINVAL
+            sc(222, 4, 0, DATA + 8) + b"\x49\x89\xc6" +          # MONOTONIC_RAW -> EINVAL
+            sc(223, 0, 0, DATA + 16, 0) +                       # 2.5 s
+            sc(35, DATA + 80, 0) + b"\x49\x89\xc7" +            # nanosleep(1 s) -> 0
+            sc(34) + sc(60, 0))
+    data = (bytes(16) + struct.pack("<qqqq", 0, 0, 2, 500_000_000) + struct.pack("<qqqq", 0, 0, 0, NS)
+            + struct.pack("<qq", 1, 0))
+    p, status, host = run_tiny(tmp_path, code, data)
+    assert status == 128 + 14 and host < 0.5
+    v = p.vcpu
+    assert (v.r12, v.r13, v.r14, v.r15) == (2**64 - 22, 2**64 - 22, 2**64 - 22, 0)
+    assert 2_500_000_000 <= uptime_ns(p) < 2_500_000_000 + 10_000
+    assert struct.unpack("<i", p.sys.read(DATA, 4))[0] == 0

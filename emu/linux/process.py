@@ -86,6 +86,8 @@ class Process:
         self.saved_sigmask = None       # the caller's mask during a wait with a temporary one (emu/linux/timers.py)
         self.itimers: dict[int, list] = {}   # armed interval timers: which -> [deadline ns, interval ns]
         self.children: set[int] = set()      # host pids of forked children not yet reaped
+        self.posix_timers: dict[int, dict] = {}   # timer_create: id -> clock, signal, sigval, overruns
+        self.sig_info: dict[int, tuple] = {}      # a pending timer signal -> its source (emu/linux/timers.py)
         self.warned: set[int] = set()
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
@@ -261,6 +263,9 @@ class Process:
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
         self.threads = [self.current]
         self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        from emu.linux.timers import POSIX_KEY
+        self.posix_timers = {}                  # exec deletes POSIX timers; setitimer's go on
+        self.itimers = {k: t for k, t in self.itimers.items() if k < POSIX_KEY}
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
         if self.seed is not None:

@@ -44,6 +44,8 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         p.itimers = {}              # a child starts with no timers, no pending signals, no children
         p.pending_signals = 0
         p.children = set()
+        p.posix_timers = {}
+        p.sig_info = {}
         return 0
     s.p.children.add(pid)           # for waits a timer may interrupt
     if flags & CLONE_PARENT_SETTID and ptid:

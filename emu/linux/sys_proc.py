@@ -297,7 +297,7 @@ def sys_rt_sigtimedwait(s, uthese, uinfo, uts, size, *_):
     """Take a pending signal of the set (without running its handler),
     waiting up to the timeout on the guest clock: EAGAIN when it passes,
     EINTR when another signal's handler interrupts."""
-    from emu.linux.timers import TIMER_SIGNAL, UNBLOCKABLE, wait
+    from emu.linux.timers import UNBLOCKABLE, siginfo_of, wait
     if size != 8:
         return -E.EINVAL
     (these,) = struct.unpack("<Q", s.read(uthese, 8))
@@ -316,9 +316,9 @@ def sys_rt_sigtimedwait(s, uthese, uinfo, uts, size, *_):
         return -E.EINTR if interrupted else -E.EAGAIN
     sig = (got & -got).bit_length()
     p.pending_signals &= ~(1 << (sig - 1))
+    info = siginfo_of(p, sig)         # a timer's (SI_KERNEL, SI_TIMER), else SI_USER from this process
     if uinfo:
-        code = 0x80 if sig in TIMER_SIGNAL.values() else 0        # SI_KERNEL for timers, else SI_USER
-        s.write(uinfo, struct.pack("<iiiiII", sig, 0, code, 0, p.pid if code == 0 else 0, 0).ljust(128, b"\0"))
+        s.write(uinfo, info or struct.pack("<iiiiII", sig, 0, 0, 0, p.pid, 0).ljust(128, b"\0"))
     return sig
 
 
@@ -327,6 +327,86 @@ def sys_rt_sigpending(s, out, size, *_):
     if size > 8:
         return -E.EINVAL
     s.write(out, struct.pack("<Q", s.p.pending_signals & s.p.signal_mask)[:size])
+    return 0
+
+
+# ---- POSIX timers (timer_create; they run in emu/linux/timers.py) ----
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID = 0, 1, 4
+
+
+@syscall(222, "timer_create")
+def sys_timer_create(s, clock, sevp, out, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    p = s.p
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock) or clock in (4, 5, 6):     # no timers on RAW and COARSE clocks
+        return -E.EINVAL
+    tid = 0
+    while tid in p.posix_timers:
+        tid += 1
+    if sevp:
+        value, signo, notify = struct.unpack("<Qii", s.read(sevp, 16))
+        if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID) or \
+                notify != SIGEV_NONE and not 1 <= signo <= 64:
+            return -E.EINVAL
+    else:
+        value, signo, notify = tid, 14, SIGEV_SIGNAL        # SIGALRM, the timer id as the value
+    p.posix_timers[tid] = {"clock": clock, "signo": None if notify == SIGEV_NONE else signo, "value": value,
+                           "overrun": 0, "last_overrun": 0}
+    s.write(out, struct.pack("<i", tid))
+    return 0
+
+
+def _posix_timer(s, tid):
+    return s.p.posix_timers.get(s32(tid))
+
+
+@syscall(223, "timer_settime")
+def sys_timer_settime(s, tid, flags, new, old, *_):
+    from emu.linux.timers import POSIX_KEY, get_timer
+    pt = _posix_timer(s, tid)
+    if pt is None:
+        return -E.EINVAL
+    interval, value = _timespec(s, new), _timespec(s, new + 16)
+    if interval is None or value is None:
+        return -E.EINVAL
+    key = POSIX_KEY + s32(tid)
+    if old:
+        _put_itimerspec(s, old, *get_timer(s, key))
+    s.p.itimers.pop(key, None)
+    if value:
+        clock = pt["clock"]
+        cpu = clock in (2, 3) or clock < 0
+        c = _clock(s)
+        if flags & 1:                      # TIMER_ABSTIME: on the timer's clock, to CLOCK_MONOTONIC
+            deadline = value if cpu else value - (_now_ns(s, clock) - _now_ns(s, 1))
+        else:
+            deadline = (c.cputime_ns(s.v) if cpu else _now_ns(s, 1)) + value
+        s.p.itimers[key] = [deadline, interval, cpu, pt["signo"], s32(tid)]
+    return 0
+
+
+@syscall(224, "timer_gettime")
+def sys_timer_gettime(s, tid, cur, *_):
+    from emu.linux.timers import POSIX_KEY, get_timer
+    if _posix_timer(s, tid) is None:
+        return -E.EINVAL
+    _put_itimerspec(s, cur, *get_timer(s, POSIX_KEY + s32(tid)))
+    return 0
+
+
+@syscall(225, "timer_getoverrun")
+def sys_timer_getoverrun(s, tid, *_):
+    pt = _posix_timer(s, tid)
+    return -E.EINVAL if pt is None else min(pt["last_overrun"], 0x7FFFFFFF)
+
+
+@syscall(226, "timer_delete")
+def sys_timer_delete(s, tid, *_):
+    from emu.linux.timers import POSIX_KEY
+    if s.p.posix_timers.pop(s32(tid), None) is None:
+        return -E.EINVAL
+    s.p.itimers.pop(POSIX_KEY + s32(tid), None)
     return 0
 
 

@@ -11,7 +11,9 @@ instruction slice after which the host clock is read again).
 
 ITIMER_REAL counts CLOCK_MONOTONIC and sends SIGALRM; ITIMER_VIRTUAL and
 ITIMER_PROF count the process's CPU time (with virtual time: the time it
-ran, not the time it slept) and send SIGVTALRM and SIGPROF."""
+ran, not the time it slept) and send SIGVTALRM and SIGPROF. POSIX timers
+(timer_create) run on CLOCK_REALTIME, MONOTONIC, BOOTTIME or a CPU clock and
+send their sigevent's signal with SI_TIMER siginfo (overruns counted)."""
 from __future__ import annotations
 
 import struct
@@ -29,44 +31,91 @@ def _clock(s):
     return s.p.guest.clock
 
 
-def timer_now(s, which: int) -> int:
+# p.itimers: key -> [deadline ns, interval ns, counts CPU time, signal or None, POSIX timer id or None]
+# (keys 0..2: setitimer's timers; POSIX_KEY + id: timer_create's). Deadlines
+# are on CLOCK_MONOTONIC (a CLOCK_REALTIME timer's converted when armed: the
+# guest cannot set the clock) or on the process's CPU time.
+POSIX_KEY = 16
+SI_TIMER, SI_KERNEL = -2, 0x80
+
+
+def _now(s, cpu: bool) -> int:
     c = _clock(s)
-    return c.now_ns(s.v, 1) if which == ITIMER_REAL else c.cputime_ns(s.v)
+    return c.cputime_ns(s.v) if cpu else c.now_ns(s.v, 1)
+
+
+def timer_now(s, which: int) -> int:
+    return _now(s, which in (ITIMER_VIRTUAL, ITIMER_PROF))
 
 
 def set_timer(s, which: int, value_ns: int, interval_ns: int) -> tuple[int, int]:
-    """Arm (value_ns > 0) or disarm (0) a timer; returns the old (value, interval)."""
+    """Arm (value_ns > 0) or disarm (0) an interval timer (setitimer);
+    returns the old (value, interval)."""
     old = get_timer(s, which)
     if value_ns > 0:
-        s.p.itimers[which] = [timer_now(s, which) + value_ns, interval_ns]
+        cpu = which != ITIMER_REAL
+        s.p.itimers[which] = [_now(s, cpu) + value_ns, interval_ns, cpu, TIMER_SIGNAL[which], None]
     else:
         s.p.itimers.pop(which, None)
     return old
 
 
-def get_timer(s, which: int) -> tuple[int, int]:
+def get_timer(s, key: int) -> tuple[int, int]:
     """(time to the next expiry, interval) in ns; (0, 0) when disarmed."""
-    t = s.p.itimers.get(which)
+    t = s.p.itimers.get(key)
     if t is None:
         return 0, 0
-    left = t[0] - timer_now(s, which)
-    return max(left, 1000), t[1]       # an expired, not yet delivered timer reads 1 us (as Linux)
+    left = t[0] - _now(s, t[2])
+    return max(left, 1000 if key < POSIX_KEY else 1), t[1]   # expired, not yet delivered: 1 us (setitimer)
 
 
 def fire_due(s) -> None:
     """Expired timers make their signal pending and re-arm (skipping the
-    periods missed, as hrtimer_forward does)."""
+    periods missed, as hrtimer_forward does; a POSIX timer counts them as
+    overruns)."""
     p = s.p
-    for which in list(p.itimers):
-        t = p.itimers[which]
-        now = timer_now(s, which)
+    for key in list(p.itimers):
+        t = p.itimers[key]
+        now = _now(s, t[2])
         if now < t[0]:
             continue
-        p.pending_signals |= 1 << (TIMER_SIGNAL[which] - 1)
+        n = 1
         if t[1] > 0:
-            t[0] += t[1] * ((now - t[0]) // t[1] + 1)
+            n = (now - t[0]) // t[1] + 1
+            t[0] += t[1] * n
         else:
-            del p.itimers[which]
+            del p.itimers[key]
+        sig = t[3]
+        if sig is None:                        # SIGEV_NONE
+            continue
+        bit = 1 << (sig - 1)
+        if t[4] is not None:
+            pt = p.posix_timers.get(t[4])
+            if pt is not None:
+                if p.pending_signals & bit and p.sig_info.get(sig, (None,))[0] == t[4]:
+                    pt["overrun"] += n         # its signal is still queued: count, do not queue again
+                    continue
+                pt["overrun"] = n - 1
+                p.sig_info[sig] = (t[4],)
+        else:
+            p.sig_info[sig] = (None,)
+        p.pending_signals |= bit
+
+
+def siginfo_of(p, sig: int):
+    """The siginfo (128 bytes) of a timer's signal taken now, or None for
+    another signal (the frame keeps the default one)."""
+    info = p.sig_info.pop(sig, None)
+    if info is None:
+        return None
+    tid = info[0]
+    if tid is None:
+        return struct.pack("<iiii", sig, 0, SI_KERNEL, 0).ljust(128, b"\0")
+    pt = p.posix_timers.get(tid)
+    if pt is None:
+        return struct.pack("<iiii", sig, 0, SI_TIMER, 0).ljust(128, b"\0")
+    pt["last_overrun"], pt["overrun"] = pt["overrun"], 0
+    return struct.pack("<iiiiiiQ", sig, 0, SI_TIMER, 0, tid, pt["last_overrun"], pt["value"]).ljust(128, b"\0")
 
 
 def deliverable(p, sig: int) -> bool:
@@ -127,11 +176,15 @@ def deliver_pending(s) -> None:
             p.pending_signals &= ~bit
             saved = p.saved_sigmask
             before = s.v.rsp
+            info = siginfo_of(p, sig)
             s.deliver_signal(sig)
-            if saved is not None and s.v.rsp != before:      # a handler frame: it restores the caller's mask
-                from emu.linux.sigframe import MASK_OFF
-                s.write(s.v.rsp + MASK_OFF, struct.pack("<Q", saved))
-                p.saved_sigmask = None
+            if s.v.rsp != before:                  # a handler frame
+                from emu.linux.sigframe import INFO_OFF, MASK_OFF
+                if info is not None:
+                    s.write(s.v.rsp + INFO_OFF, info)
+                if saved is not None:              # it restores the caller's mask
+                    s.write(s.v.rsp + MASK_OFF, struct.pack("<Q", saved))
+                    p.saved_sigmask = None
         sig += 1
     if p.saved_sigmask is not None:
         p.signal_mask = p.saved_sigmask
@@ -160,9 +213,9 @@ def run_budget(p, v):
         return HOST_SLICE
     mono = c.monotonic_ns(v)
     target = None
-    for which, (deadline, _i) in p.itimers.items():
+    for deadline, _i, cpu, _sig, _id in p.itimers.values():
         # CPU time runs as fast as CLOCK_MONOTONIC while the guest computes
-        t = deadline if which == ITIMER_REAL else mono + deadline - c.cputime_ns(v)
+        t = mono + deadline - c.cputime_ns(v) if cpu else deadline
         target = t if target is None else min(target, t)
     cycles = -(-target * c.tsc_hz // NS) - v.tsc
     if cycles <= 0:
@@ -172,8 +225,13 @@ def run_budget(p, v):
 
 
 def next_real_deadline(p):
-    t = p.itimers.get(ITIMER_REAL)
-    return t[0] if t is not None else None
+    """The earliest CLOCK_MONOTONIC deadline of a timer that sends a signal
+    (those can interrupt a wait)."""
+    best = None
+    for deadline, _i, cpu, sig, _id in p.itimers.values():
+        if not cpu and sig is not None and (best is None or deadline < best):
+            best = deadline
+    return best
 
 
 def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
@@ -227,7 +285,7 @@ def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
         elapsed += el
         if result:
             break
-        if left is not None and elapsed >= left:
+        if timeout_ns is not None and elapsed >= timeout_ns:
             if timerfds and poll_fn is not None:     # a timer fd due at this very moment
                 for tf in timerfds:
                     tf.sync(s)
@@ -339,7 +397,7 @@ def wait_ready(s, host_fd: int, events: int = 1):
     after an SA_RESTART handler)."""
     import os
     import select
-    if ITIMER_REAL not in s.p.itimers:
+    if next_real_deadline(s.p) is None:
         return None
     try:
         if not os.get_blocking(host_fd):
@@ -362,7 +420,7 @@ def wait_child(s, pid: int):
     import os
     import select
     p = s.p
-    if ITIMER_REAL not in p.itimers or not hasattr(os, "pidfd_open"):
+    if next_real_deadline(p) is None or not hasattr(os, "pidfd_open"):
         return None
     pids = [pid] if pid > 0 else sorted(getattr(p, "children", ()))
     fds = []

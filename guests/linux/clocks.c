@@ -5,7 +5,8 @@
  * ready; select used as a sleep; alarm() and setitimer() signals
  * interrupting nanosleep, select, pselect, sigsuspend, pause, a blocked
  * pipe read and waitpid;
- * sigtimedwait; a periodic ITIMER_REAL while the program computes; and
+ * sigtimedwait; a periodic ITIMER_REAL while the program computes; POSIX
+ * timers (SI_TIMER siginfo, overruns, SIGEV_NONE); and
  * timerfds (read, poll, select with a pipe, epoll_wait, a read restarted
  * after an SA_RESTART handler).
  *
@@ -121,6 +122,16 @@ static void on_alarm(int sig)
 {
     (void)sig;
     alarms++;
+}
+
+static volatile int timer_code, timer_value;
+
+static void on_timer(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    timer_code = si->si_code;
+    timer_value = si->si_value.sival_int;
 }
 
 static void handler(int sig, void (*fn)(int))
@@ -385,6 +396,68 @@ int main(int argc, char **argv)
     printf("sigtimedwait 200ms, nothing comes -> %s\n", r < 0 && errno == EAGAIN ? "-1 EAGAIN" : err(r));
     report("sigtimedwait 200ms timeout", &a, &b, 200000000, 0);
     sigprocmask(SIG_UNBLOCK, &blk, 0);
+
+    /* POSIX timers: an absolute CLOCK_REALTIME one-shot with SIGUSR1 and a value */
+    struct sigaction si1;
+    memset(&si1, 0, sizeof si1);
+    si1.sa_sigaction = on_timer;
+    si1.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &si1, 0);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGUSR1;
+    sev.sigev_value.sival_int = 1234;
+    timer_t t1, t2, t3;
+    struct itimerspec pcur;
+    timer_create(CLOCK_REALTIME, &sev, &t1);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    rt.tv_nsec += 100000000;
+    if (rt.tv_nsec >= 1000000000) {
+        rt.tv_sec++;
+        rt.tv_nsec -= 1000000000;
+    }
+    struct itimerspec abs1 = {{0, 0}, rt};
+    take(&a);
+    timer_settime(t1, TIMER_ABSTIME, &abs1, 0);
+    r = pause();
+    take(&b);
+    printf("timer_create REALTIME absolute +100ms, pause -> %s, SI_TIMER %d, value %d\n", err(r),
+           timer_code == SI_TIMER, timer_value);
+    report("POSIX timer 100ms", &a, &b, 100000000, 0);
+    timer_delete(t1);
+    printf("timer_gettime after timer_delete -> %s\n", err(timer_gettime(t1, &pcur)));
+    /* a periodic 1 ms MONOTONIC timer whose blocked signal waits: the expirations become overruns */
+    sev.sigev_signo = SIGUSR2;
+    timer_create(CLOCK_MONOTONIC, &sev, &t2);
+    sigset_t u2;
+    sigemptyset(&u2);
+    sigaddset(&u2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &u2, 0);
+    struct itimerspec per = {{0, 1000000}, {0, 1000000}};
+    struct timespec nap = {0, 10500000};
+    timer_settime(t2, 0, &per, 0);
+    nanosleep(&nap, 0);
+    r = sigtimedwait(&u2, &sinfo, 0);
+    int ovr = timer_getoverrun(t2);
+    printf("periodic 1ms timer, signal blocked for 10.5ms -> sigtimedwait %s, SI_TIMER %d, overrun about 9 %s\n",
+           err(r), sinfo.si_code == SI_TIMER, sinfo.si_overrun >= 8 && sinfo.si_overrun <= 11 && ovr == sinfo.si_overrun ? "yes" : "no");
+    if (verbose)
+        printf("  overrun %d\n", ovr);
+    timer_delete(t2);
+    sigprocmask(SIG_UNBLOCK, &u2, 0);
+    /* SIGEV_NONE: no signal, the timer counts down */
+    sev.sigev_notify = SIGEV_NONE;
+    timer_create(CLOCK_MONOTONIC, &sev, &t3);
+    struct itimerspec one = {{0, 0}, {1, 0}};
+    timer_settime(t3, 0, &one, 0);
+    nap.tv_nsec = 250000000;
+    nanosleep(&nap, 0);
+    timer_gettime(t3, &pcur);
+    printf("SIGEV_NONE timer 1s after 250ms: about 750ms left %s\n",
+           pcur.it_value.tv_sec == 0 && pcur.it_value.tv_nsec > 700000000 && pcur.it_value.tv_nsec <= 750000000 ? "yes" : "no");
+    timer_delete(t3);
 
     /* timerfd: a blocking read waits for the first expiry */
     int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
