@@ -415,3 +415,17 @@ def test_posix_timer_calls(tmp_path):
     assert (v.r12, v.r13, v.r14, v.r15) == (2**64 - 22, 2**64 - 22, 2**64 - 22, 0)
     assert 2_500_000_000 <= uptime_ns(p) < 2_500_000_000 + 10_000
     assert struct.unpack("<i", p.sys.read(DATA, 4))[0] == 0
+
+
+def test_sleep_goes_on_past_blocked_timer_signals(tmp_path):
+    """A periodic 0.3 s ITIMER_REAL whose SIGALRM is blocked expires during
+    a 2.5 s nanosleep without shortening it."""
+    code = (sc(14, 0, DATA, 0, 8) +                  # block SIGALRM
+            sc(38, 0, DATA + 16, 0) +                 # setitimer(REAL, every 0.3 s)
+            sc(35, DATA + 48, 0) + b"\x49\x89\xc4" +  # nanosleep(2.5 s) -> r12
+            sc(60, 0))
+    data = struct.pack("<Q", 1 << 13) + bytes(8) + struct.pack("<qqqq", 0, 300_000, 0, 300_000) + \
+        struct.pack("<qq", 2, 500_000_000)
+    p, status, host = run_tiny(tmp_path, code, data)
+    assert status == 0 and p.vcpu.r12 == 0
+    assert 2_500_000_000 <= uptime_ns(p) < 2_500_000_000 + 10_000
