@@ -86,6 +86,8 @@ cdef struct Mach:
     uint64_t npages
     uint8_t* code_page    # per physical page: 1 when translated code lives there
     uint8_t* dirty        # per physical page: 1 once a write TLB entry was filled
+    uint32_t* dirty_list  # the pages whose dirty byte is set, in the order they were set
+    uint32_t n_dirty
     int32_t* page_blocks  # per physical page: head of the list of blocks on it
     Block* blocks
     Uop* uops

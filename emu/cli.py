@@ -1,6 +1,7 @@
 """The command line: `emu run PROGRAM [ARGS...]` runs an x86-64 Linux program;
 `emu boot KERNEL [--mem SIZE] [--disk FILE] [--cmdline ...]` boots a guest
-kernel in a microVM."""
+kernel in a microVM (`--save-after N FILE` stops it into a snapshot,
+`emu boot --restore FILE` resumes one)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("boot", help="boot a 64-bit kernel in a microVM",
                        description="Boot an ELF64 kernel with the Linux 64-bit boot protocol: 16550 console "
                                    "on stdin/stdout, local APIC + I/O APIC, optional virtio-mmio block disk.")
-    b.add_argument("kernel", help="the kernel (ELF64)")
+    b.add_argument("kernel", nargs="?", help="the kernel (ELF64); not with --restore")
     b.add_argument("--mem", default="128M", metavar="SIZE", help="guest RAM (default 128M)")
     b.add_argument("--disk", metavar="FILE", help="a raw disk image for the virtio-blk device")
     b.add_argument("--readonly", action="store_true", help="attach the disk read-only")
@@ -43,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="an idle guest waits in real time for its timer (default: virtual time jumps ahead)")
     b.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the VM after this long")
     b.add_argument("--stats", action="store_true", help="print boot time, exits and throughput at the end")
+    b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
+                   help="stop after INSNS instructions and write the VM's snapshot to FILE")
+    b.add_argument("--restore", metavar="FILE",
+                   help="resume the VM saved in FILE (its disk is the image it names, or --disk)")
     return p
 
 
@@ -97,26 +102,55 @@ def cmd_run(a) -> int:
 
 def cmd_boot(a) -> int:
     from emu.vm.boot import BootError
+    from emu.services import vmstate
+    from emu.services.vmstate import SnapshotError
     from emu.vm.vmm import VM, VMError
-    if not os.path.isfile(a.kernel):
-        print("emu: %s: no such file" % a.kernel, file=sys.stderr)
+    if (a.kernel is None) == (a.restore is None):
+        print("emu: boot: give a kernel, or --restore FILE", file=sys.stderr)
         return 2
-    if a.disk is not None and not os.path.isfile(a.disk):
-        print("emu: %s: no such file" % a.disk, file=sys.stderr)
-        return 2
+    save_at = None
+    if a.save_after is not None:
+        try:
+            save_at = int(a.save_after[0], 0)
+        except ValueError:
+            save_at = -1
+        if save_at < 0:
+            print("emu: --save-after: %r is not a number of instructions" % a.save_after[0], file=sys.stderr)
+            return 2
+    for path in (a.kernel, a.disk, a.restore):
+        if path is not None and not os.path.isfile(path):
+            print("emu: %s: no such file" % path, file=sys.stderr)
+            return 2
     try:
         stdin = sys.stdin.fileno()          # console input: the UART's receive side
     except (AttributeError, ValueError, OSError):
         stdin = None
     try:
-        vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
-                realtime=a.realtime, disk_readonly=a.readonly)
-    except (BootError, VMError, ValueError) as e:
+        if a.restore is not None:
+            vm = vmstate.restore(a.restore, disk=a.disk, input_fd=stdin, realtime=a.realtime,
+                                 disk_readonly=a.readonly)
+        else:
+            vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
+                    realtime=a.realtime, disk_readonly=a.readonly)
+    except (BootError, VMError, SnapshotError, ValueError, OSError) as e:
         print("emu: %s" % e, file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     try:
-        reason = vm.run(timeout=a.timeout)
+        if save_at is not None:
+            reason = vm.run(max_insns=save_at, timeout=a.timeout)
+            if reason == "limit":
+                vm.exit_reason = None
+                try:
+                    n = vmstate.save(vm, a.save_after[1])
+                except OSError as e:
+                    print("emu: cannot write the snapshot: %s" % e, file=sys.stderr)
+                    return 1
+                print("emu: VM saved to %s after %d instructions (%d pages)" % (a.save_after[1], save_at, n),
+                      file=sys.stderr)
+                return 0
+        else:
+            reason = vm.run(timeout=a.timeout)
     finally:
         vm.close()
     if a.stats:

@@ -3,6 +3,7 @@ set up by the VMM) an address space built through real page tables."""
 from __future__ import annotations
 
 import weakref
+from array import array
 
 import numpy as np
 
@@ -124,13 +125,14 @@ class Machine:
         Python side through write() and the page tables), told to every live
         snapshot; the vCPUs drop their fast write entries so the next writes
         are recorded again."""
-        d = np.frombuffer(self.phys.take_dirty(), dtype="<u4")
+        d = np.frombuffer(self.phys.take_dirty(), dtype=np.uint32)
         for v in self.vcpus:
             v.drop_tlb_writes()
         if len(d):
             self._written[d] = True
+            pages = d.tolist()
             for s in self._snapshots:
-                s._changed[d] = True
+                s._changed.update(pages)
         return d
 
     def snapshot(self) -> "Snapshot":
@@ -145,7 +147,8 @@ class Machine:
         s._machine = weakref.ref(self)
         s.pages = np.flatnonzero(self._written).astype(np.uint32)
         s.data = self.ram.reshape(-1, 4096)[s.pages]
-        s._changed = np.zeros(len(self._written), dtype=bool)
+        s._row = {p: i for i, p in enumerate(s.pages.tolist())}
+        s._changed = set()
         s.vcpus = [v.save_state() for v in self.vcpus]
         s.frames = (self.frames.next, list(self.frames.free_frames))
         self._snapshots.add(s)
@@ -159,34 +162,28 @@ class Machine:
         if len(snap.vcpus) != len(self.vcpus):
             raise ValueError("the snapshot has %d vCPUs, the machine %d" % (len(snap.vcpus), len(self.vcpus)))
         self._harvest()
-        idx = np.flatnonzero(snap._changed).astype(np.uint32)
-        if len(idx):
-            rows = np.searchsorted(snap.pages, idx)
-            kept = rows < len(snap.pages)
-            kept[kept] = snap.pages[rows[kept]] == idx[kept]
-            pages = self.ram.reshape(-1, 4096)
-            pages[idx[kept]] = snap.data[rows[kept]]
-            pages[idx[~kept]] = 0                 # not written before the snapshot: zero
-            phys = self.phys
-            for p in idx.tolist():
-                if phys.is_code_page(p << 12):
-                    phys.invalidate(p << 12, 4096)
-            phys.take_dirty()                      # (the invalidations marked what was just restored)
+        changed = snap._changed
+        if changed:
+            row = snap._row.get                    # (-1: not written before the snapshot: zero)
+            self.phys.load_pages(array("I", changed).tobytes(), snap.data,
+                                 array("i", [row(p, -1) for p in changed]).tobytes())
             for s in self._snapshots:
-                s._changed[idx] = True
-        snap._changed[:] = False
+                if s is not snap:
+                    s._changed.update(changed)
+        n = len(changed)
+        snap._changed = set()
         for v, state in zip(self.vcpus, snap.vcpus):
             v.load_state(state)
         self.frames.next, free = snap.frames
         self.frames.free_frames = list(free)
-        return len(idx)
+        return n
 
 
 class Snapshot:
     """A Machine's state at one moment (Machine.snapshot / Machine.restore):
     vCPU states (bytes from Vcpu.save_state), the RAM pages ever written
     (`pages`, and their contents as rows of `data`), the frame allocator."""
-    __slots__ = ("_machine", "pages", "data", "_changed", "vcpus", "frames", "__weakref__")
+    __slots__ = ("_machine", "pages", "data", "_row", "_changed", "vcpus", "frames", "__weakref__")
 
     @property
     def size(self) -> int:

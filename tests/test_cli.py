@@ -138,3 +138,26 @@ def test_strace():
     assert r.returncode == 0
     assert 'write(1, "Hello from emu!\\n", 16) = 16' in r.stderr
     assert "exit_group(0) = ?" in r.stderr
+
+
+def test_boot_save_and_restore(tmp_path):
+    kernel = guest("kernel", "kernel.elf")
+    snap = str(tmp_path / "vm.snap")
+    whole = emu("boot", kernel, "--mem", "64M", stdin=subprocess.DEVNULL)
+    first = emu("boot", kernel, "--mem", "64M", "--save-after", "3000000", snap, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0 and "emu: VM saved to %s after 3000000 instructions" % snap in first.stderr
+    rest = emu("boot", "--restore", snap, stdin=subprocess.DEVNULL)
+    assert whole.returncode == rest.returncode == 0
+    assert 0 < len(first.stdout) < len(whole.stdout) and first.stdout + rest.stdout == whole.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--restore", "README.md"), "not an emu snapshot"),
+    (("--restore", "/nonexistent.snap"), "no such file"),
+    ((), "give a kernel, or --restore FILE"),
+    (("--save-after", "lots", "x.snap", "guests/kernel/kernel.elf"), "is not a number of instructions"),
+])
+def test_boot_bad_snapshot_arguments(args, message):
+    r = emu("boot", *args, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -32,11 +32,13 @@ cdef class PhysMachine:
         self.m.npages = ram_size >> 12
         self.m.code_page = <uint8_t*>calloc(self.m.npages, 1)
         self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
+        self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
         self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
         self.m.blocks = <Block*>calloc(MAX_BLOCKS, sizeof(Block))
         self.m.uops = <Uop*>calloc(MAX_UOPS, sizeof(Uop))
         self.m.block_hash = <int32_t*>malloc(HASH_SIZE * sizeof(int32_t))
-        if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.page_blocks == NULL
+        if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
+                or self.m.page_blocks == NULL
                 or self.m.blocks == NULL or self.m.uops == NULL or self.m.block_hash == NULL):
             raise MemoryError("cannot allocate the block cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
@@ -47,6 +49,7 @@ cdef class PhysMachine:
             munmap(self.m.ram, self.m.ram_size)
         free(self.m.code_page)
         free(self.m.dirty)
+        free(self.m.dirty_list)
         free(self.m.page_blocks)
         free(self.m.blocks)
         free(self.m.uops)
@@ -105,29 +108,45 @@ cdef class PhysMachine:
         if size == 0:
             return
         while p <= (paddr + size - 1) >> 12 and p < self.m.npages:
-            self.m.dirty[p] = 1
+            page_dirty(&self.m, p)
             p += 1
 
     def take_dirty(self):
         """Page numbers written since the last take_dirty() (or
-        dirty_pages(clear=True)) as bytes of little-endian uint32
-        (numpy.frombuffer(..., "<u4")), and forget them. vCPUs keep writing
-        unrecorded through their TLB's write entries until those are dropped
-        (Vcpu.drop_tlb_writes(); emu.Machine.snapshot does both)."""
-        cdef uint64_t i, n = 0
-        cdef bytearray out
-        cdef uint32_t* p
-        for i in range(self.m.npages):
-            n += self.m.dirty[i]
-        out = bytearray(4 * n)
-        p = <uint32_t*><char*>out
-        n = 0
-        for i in range(self.m.npages):
-            if self.m.dirty[i]:
-                p[n] = <uint32_t>i
-                n += 1
-        memset(self.m.dirty, 0, self.m.npages)
-        return bytes(out)
+        dirty_pages(clear=True)) as bytes of native uint32
+        (numpy.frombuffer(..., numpy.uint32)), and forget them. vCPUs keep
+        writing unrecorded through their TLB's write entries until those are
+        dropped (Vcpu.drop_tlb_writes(); emu.Machine.snapshot does both)."""
+        cdef uint32_t i
+        cdef bytes out = (<char*>self.m.dirty_list)[:self.m.n_dirty * sizeof(uint32_t)]
+        for i in range(self.m.n_dirty):
+            self.m.dirty[self.m.dirty_list[i]] = 0
+        self.m.n_dirty = 0
+        return out
+
+    def load_pages(self, bytes pages, const uint8_t[:, ::1] src, bytes rows):
+        """Snapshot restore: page pages[i] (native uint32) of RAM gets row
+        rows[i] (native int32) of src (n x 4096 bytes), or zeros for row -1.
+        Translated code on those pages is dropped; nothing is marked dirty."""
+        cdef const uint32_t* pg = <const uint32_t*><const char*>pages
+        cdef const int32_t* rw = <const int32_t*><const char*>rows
+        cdef Py_ssize_t i, n = len(pages) // 4
+        cdef uint64_t p
+        cdef Cpu dummy
+        if len(rows) // 4 != n or (src.shape[0] and src.shape[1] != 4096):
+            raise ValueError("pages and rows differ in length, or rows are not 4096 bytes")
+        memset(&dummy, 0, sizeof(Cpu))
+        dummy.m = &self.m
+        for i in range(n):
+            p = pg[i]
+            if p >= self.m.npages or rw[i] >= src.shape[0]:
+                raise ValueError("page or row out of range")
+            if rw[i] < 0:
+                memset(self.m.ram + (p << 12), 0, 4096)
+            else:
+                memcpy(self.m.ram + (p << 12), &src[rw[i], 0], 4096)
+            if self.m.code_page[p]:
+                smc_invalidate_page(&dummy, p << 12)
 
     def dirty_pages(self, bint clear=False):
         """Physical page numbers written since the last clear."""
@@ -135,6 +154,7 @@ cdef class PhysMachine:
         out = [i for i in range(self.m.npages) if self.m.dirty[i]]
         if clear:
             memset(self.m.dirty, 0, self.m.npages)
+            self.m.n_dirty = 0
         return out
 
     @property

@@ -3,6 +3,14 @@
 # host addresses for the fast path, with read, write and execute kept apart.
 
 
+cdef inline void page_dirty(Mach* m, uint64_t page) noexcept nogil:
+    """Page `page` of RAM was (or may be about to be) written: recorded once
+    in the dirty bytes and the list take_dirty() reads (snapshots)."""
+    if not m.dirty[page]:
+        m.dirty[page] = 1
+        m.dirty_list[m.n_dirty] = <uint32_t>page
+        m.n_dirty += 1
+
 cdef inline int is_canonical(uint64_t va) noexcept nogil:
     return <uint64_t>((<int64_t>(va << 16)) >> 16) == va
 
@@ -180,7 +188,7 @@ cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out
     # the slow path that invalidates blocks).
     if (perm & 2) and (perm & 8 or not (c.cr0 & CR0_PG)) and not c.m.code_page[ppage >> 12]:
         e.tag_w = page
-        c.m.dirty[ppage >> 12] = 1
+        page_dirty(c.m, ppage >> 12)
     if c.hook_mem:
         hook_tlb_strip(c, e, va & ~(<uint64_t>0xfff))    # memory hooks: slow path (hooks.pxi)
     out[0] = e
@@ -283,7 +291,7 @@ cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept n
         if c.m.code_page[pa >> 12]:
             smc_invalidate_page(c, pa & ~(<uint64_t>0xfff))
         store_le(c.m.ram + pa, sz, v)
-        c.m.dirty[pa >> 12] = 1
+        page_dirty(c.m, pa >> 12)
         return 0
     k2 = tlb_fill(c, va + n1, ACC_W, &e2, &pa2)
     if k2 < 0:
@@ -299,8 +307,8 @@ cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept n
     store_le(tmp, sz, v)
     memcpy(c.m.ram + pa, tmp, n1)
     memcpy(c.m.ram + pa2, tmp + n1, sz - n1)
-    c.m.dirty[pa >> 12] = 1
-    c.m.dirty[pa2 >> 12] = 1
+    page_dirty(c.m, pa >> 12)
+    page_dirty(c.m, pa2 >> 12)
     return 0
 
 # ---- the fast path ----

@@ -107,6 +107,7 @@ class AddressSpace:
             chunk = vma.data[off:off + PAGE] if off < len(vma.data) else b""
             if chunk:
                 self.machine.ram[pa:pa + len(chunk)] = memoryview(chunk)
+                self.machine.phys.mark_dirty(pa, len(chunk))
         self.pages[page] = pa
         if vma.prot:
             self.pt.map(page, pa, PAGE, **self._pte_rights(vma.prot))

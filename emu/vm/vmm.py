@@ -49,6 +49,31 @@ class VMError(Exception):
     pass
 
 
+# a device model's registers: its plain-data attributes, not its wiring
+_WIRING = {"sink", "irq_line", "clock", "eoi_listeners", "lapic", "mem", "fd", "v", "path", "readonly", "size"}
+
+
+def _registers(dev) -> dict:
+    out = {}
+    for k, v in vars(dev).items():
+        if k in _WIRING or callable(v):
+            continue
+        if isinstance(v, bytearray):
+            v = bytes(v)
+        if isinstance(v, (bool, int, float, str, bytes, list, tuple, dict)) or v is None:
+            out[k] = v
+    return out
+
+
+def _set_registers(dev, regs: dict) -> None:
+    for k, v in regs.items():
+        if k in _WIRING or not hasattr(dev, k):
+            raise VMError("%s has no register %r" % (type(dev).__name__, k))
+        if isinstance(getattr(dev, k), bytearray):
+            v = bytearray(v)
+        setattr(dev, k, v)
+
+
 class _Changed:
     """An MSR exit whose written value a policy replaced."""
 
@@ -57,7 +82,9 @@ class _Changed:
 
 
 class VM:
-    """A microVM booting an ELF64 kernel with the 64-bit boot protocol."""
+    """A microVM booting an ELF64 kernel with the 64-bit boot protocol
+    (kernel=None: a VM to restore a snapshot or receive a migration into,
+    emu.services.vmstate)."""
 
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
@@ -119,15 +146,47 @@ class VM:
                                  readonly=disk_readonly)
             cmdline = "%s virtio_mmio.device=4K@%#x:%d" % (cmdline, VIRTIO_BASE, VIRTIO_IRQ)
         self.cmdline = cmdline
-        if isinstance(kernel, (bytes, bytearray)):
-            image = bytes(kernel)
-        else:
-            with open(kernel, "rb") as f:
-                image = f.read()
-        self.entry = boot.setup_boot(self, image, cmdline)
+        self.entry = None
+        if kernel is not None:
+            if isinstance(kernel, (bytes, bytearray)):
+                image = bytes(kernel)
+            else:
+                with open(kernel, "rb") as f:
+                    image = f.read()
+            self.entry = boot.setup_boot(self, image, cmdline)
         self.exit_reason = None
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
+
+    # ---- state (for emu/services/vmstate.py: snapshots, migration) ----
+    def _devices(self) -> dict:
+        d = {"uart": self.uart, "lapic": self.lapic, "ioapic": self.ioapic, "assist": self.assist}
+        if self.blk is not None:
+            d["blk"] = self.blk
+        return d
+
+    def get_state(self) -> dict:
+        """The monitor's and the device models' state as plain data (ints,
+        bytes, lists, dicts): with the vCPU's save_state() and RAM, all a
+        stopped VM is."""
+        return {"tsc_offset": self.tsc_offset, "cycles_per_insn": self.cycles_per_insn,
+                "inflight": self.inflight, "platform_msrs": dict(self.platform_msrs),
+                "devices": {name: _registers(dev) for name, dev in self._devices().items()}}
+
+    def set_state(self, state: dict) -> None:
+        self.tsc_offset = state["tsc_offset"]
+        self.cycles_per_insn = state["cycles_per_insn"]
+        self.inflight = state["inflight"]
+        self.platform_msrs = dict(state["platform_msrs"])
+        devs = self._devices()
+        for name, regs in state["devices"].items():
+            if name not in devs:
+                raise VMError("the state has a %s device this VM lacks (attach the disk)" % name)
+            _set_registers(devs[name], regs)
+
+    @property
+    def disk_path(self):
+        return self.blk.path if self.blk is not None else None
 
     # ---- platform ----
     def _cpuid(self):

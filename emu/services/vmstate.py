@@ -1,0 +1,201 @@
+"""microVM state transfer (a service over the VM's public API): snapshots
+to a file and pre-copy live migration over a byte stream.
+
+A VM's state is its vCPU (`Vcpu.save_state`: registers, control state,
+TSC, pending interrupts, CPUID table), `VM.get_state()` (the device models'
+registers, the monitor's virtual-time offset, the interrupt in flight,
+platform MSRs) and the RAM pages that are not zero. The disk image is not
+part of it (it stays where it is, as with Firecracker's snapshots); the
+console output already written is not either.
+
+File format: a numpy .npz archive (loaded with allow_pickle=False) holding
+`meta` (a Python literal: versions, sizes, device registers), `vcpu` (bytes)
+and `pages` / `data` (page numbers and their 4 KiB contents). Loading never
+evaluates more than literals, so a snapshot file cannot run code.
+
+Live migration (`send` / `receive`): the source keeps running while RAM is
+copied in rounds; each round sends the pages written during the previous one
+(the core's dirty-page list); when a round leaves few pages, or after
+`rounds`, the source stops, sends the rest and its state, and the
+destination resumes exactly where it stopped.
+"""
+from __future__ import annotations
+
+import ast
+import struct
+import time
+import zipfile
+
+import numpy as np
+
+from emu import _core
+
+FORMAT = 1
+PAGE = 4096
+
+
+class SnapshotError(Exception):
+    """A snapshot or migration stream that cannot be used here."""
+
+
+def machine_meta(vm) -> dict:
+    return {"format": FORMAT, "state_size": len(vm.vcpu.save_state()), "mem_size": vm.mem_size,
+            "cmdline": vm.cmdline, "disk": vm.disk_path, "vm": vm.get_state()}
+
+
+def _apply_meta(vm, meta: dict) -> None:
+    from emu.vm.vmm import VMError
+    try:
+        vm.set_state(meta["vm"])
+    except (KeyError, TypeError, ValueError, AttributeError, VMError) as e:
+        raise SnapshotError("the snapshot's machine state does not fit this VM (%s)" % e) from None
+
+
+def _check_meta(meta, vcpu_state: bytes) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise SnapshotError("not an emu microVM snapshot (or another format version)")
+    if meta.get("state_size") != len(vcpu_state) or not vcpu_state.startswith(_core.STATE_MAGIC):
+        raise SnapshotError("the snapshot was written by another build of emu")
+
+
+def nonzero_pages(vm) -> np.ndarray:
+    """Page numbers of RAM that hold anything (zero pages need no copy)."""
+    return np.flatnonzero(vm.ram.reshape(-1, PAGE).any(axis=1)).astype(np.uint32)
+
+
+def _load_pages(vm, pages: np.ndarray, data: np.ndarray) -> None:
+    if len(pages) and int(pages.max()) >= len(vm.ram) // PAGE:
+        raise SnapshotError("the snapshot's RAM is larger than this VM's")
+    vm.phys.load_pages(pages.astype(np.uint32).tobytes(), np.ascontiguousarray(data, dtype=np.uint8),
+                       np.arange(len(pages), dtype=np.int32).tobytes())
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+        raise SnapshotError("corrupt snapshot metadata (%s)" % e) from None
+
+
+# ---- snapshot files ----
+
+def save(vm, path) -> int:
+    """Write the VM's state to `path` (a stopped VM: between run() calls).
+    Returns the number of RAM pages stored."""
+    pages = nonzero_pages(vm)
+    data = vm.ram.reshape(-1, PAGE)[pages]
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array(repr(machine_meta(vm))), vcpu=np.frombuffer(vm.vcpu.save_state(), np.uint8),
+                 pages=pages, data=data)
+    return len(pages)
+
+
+def load(path) -> tuple[dict, bytes, np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":              # an .npz is a zip archive
+            raise SnapshotError("%s: not an emu snapshot" % path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = _literal(str(z["meta"]))
+            vcpu = z["vcpu"].tobytes()
+            pages, data = z["pages"], z["data"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise SnapshotError("%s: not a readable emu snapshot (%s)" % (path, e)) from None
+    _check_meta(meta, vcpu)
+    if data.ndim != 2 or data.shape[1:] != (PAGE,) or len(pages) != len(data):
+        raise SnapshotError("%s: corrupt RAM section" % path)
+    return meta, vcpu, pages, data
+
+
+def restore(path, *, disk=None, **vm_args):
+    """A VM resumed from a snapshot file: vm.run() goes on where the saved VM
+    stopped. disk: the image for its virtio-blk device (default: the path
+    the snapshot names); vm_args go to VM() (output, input_fd, policy...)."""
+    from emu.vm import VM
+    meta, vcpu, pages, data = load(path)
+    vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"], **vm_args)
+    vm.cmdline = meta["cmdline"]
+    _load_pages(vm, pages, data)
+    vm.vcpu.load_state(vcpu)
+    _apply_meta(vm, meta)
+    return vm
+
+
+# ---- live migration ----
+
+def _send_pages(out, vm, pages: np.ndarray) -> int:
+    pages = np.asarray(pages, dtype=np.uint32)
+    if len(pages):
+        data = vm.ram.reshape(-1, PAGE)[pages]
+        out.write(b"P" + struct.pack("<I", len(pages)) + pages.tobytes() + data.tobytes())
+    return len(pages)
+
+
+def _take_dirty(vm) -> np.ndarray:
+    d = np.frombuffer(vm.phys.take_dirty(), dtype=np.uint32)
+    vm.vcpu.drop_tlb_writes()
+    return np.unique(d)
+
+
+def send(vm, out, *, rounds: int = 8, slice_insns: int = 500_000, stop_pages: int = 64) -> dict:
+    """Migrate a running VM to the stream `out` (a binary file object: socket
+    makefile, pipe...). The guest runs `slice_insns` instructions between
+    copy rounds; the VM stops when a round leaves at most `stop_pages` pages
+    (or after `rounds` rounds, or when the guest stops by itself). Returns
+    figures: pages sent per round, the final (downtime) pages, the reason the
+    source stopped, and the perf_counter() time it stopped at."""
+    _take_dirty(vm)                                   # from here on, writes are tracked
+    sent = [_send_pages(out, vm, nonzero_pages(vm))]
+    reason = None
+    for _ in range(rounds):
+        vm.exit_reason = None
+        reason = vm.run(max_insns=vm.vcpu.icount + slice_insns)
+        dirty = _take_dirty(vm)
+        if reason != "limit" or len(dirty) <= stop_pages:
+            final = dirty
+            break
+        sent.append(_send_pages(out, vm, dirty))
+    else:
+        final = _take_dirty(vm)
+    t_stop = time.perf_counter()                      # the guest stands still from here
+    vm.exit_reason = None
+    last = _send_pages(out, vm, final)
+    meta = repr(machine_meta(vm)).encode()
+    state = vm.vcpu.save_state()
+    out.write(b"S" + struct.pack("<II", len(meta), len(state)) + meta + state)
+    out.flush()
+    return {"rounds": sent, "final_pages": last, "source": reason, "t_stop": t_stop}
+
+
+def _read(inp, n: int) -> bytes:
+    b = inp.read(n)
+    if b is None or len(b) != n:
+        raise SnapshotError("the migration stream ended early")
+    return b
+
+
+def receive(inp, vm) -> None:
+    """Take a migrating VM's state from the stream `inp` into `vm` (created
+    with the same RAM size, not booted); then vm.run() resumes the guest."""
+    while True:
+        kind = _read(inp, 1)
+        if kind == b"P":
+            (n,) = struct.unpack("<I", _read(inp, 4))
+            pages = np.frombuffer(_read(inp, 4 * n), dtype=np.uint32)
+            data = np.frombuffer(_read(inp, PAGE * n), dtype=np.uint8).reshape(n, PAGE)
+            _load_pages(vm, pages, data)
+        elif kind == b"S":
+            lm, ls = struct.unpack("<II", _read(inp, 8))
+            meta = _literal(_read(inp, lm).decode("utf-8", "replace"))
+            state = _read(inp, ls)
+            _check_meta(meta, state)
+            if meta["mem_size"] != vm.mem_size:
+                raise SnapshotError("the source VM has %d bytes of RAM, this one %d" % (meta["mem_size"], vm.mem_size))
+            vm.vcpu.load_state(state)
+            _apply_meta(vm, meta)
+            return
+        else:
+            raise SnapshotError("not an emu migration stream")
+
