@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--root", default="/", metavar="DIR", help="directory the guest sees as / (default: /)")
     r.add_argument("--sandbox", metavar="DIR", help="confine every write to DIR; the rest is read-only")
     r.add_argument("--strace", action="store_true", help="print each system call to stderr")
+    r.add_argument("--report", metavar="FILE",
+                   help="write a behaviour report (JSON lines: files, processes, network, faults, "
+                        "CPUID/TSC probes) of the program and its children to FILE")
     r.add_argument("--stats", action="store_true", help="print throughput and cache figures at exit")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
     r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default="transparent",
@@ -72,8 +75,20 @@ def cmd_run(a) -> int:
         if d is not None and not os.path.isdir(d):
             print("emu: %s %s: not a directory" % (what, d), file=sys.stderr)
             return 2
+    report = guest = None
+    if a.report is not None:
+        from emu.hypervisor import Guest
+        from emu.services.report import BehaviourReport
+        try:
+            report = BehaviourReport(a.report)
+        except OSError as e:
+            print("emu: --report %s: %s" % (a.report, e.strerror), file=sys.stderr)
+            return 2
+        guest = Guest(a.profile, a.time, policy=report.policy())
     proc = Process([a.program] + a.args, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=a.seed,
-                   profile=a.profile, time=a.time)
+                   profile=a.profile, time=a.time, guest=guest)
+    if report is not None:
+        report.attach(proc)
     try:
         proc.load(a.program)
     except ProgramNotFound as e:

@@ -92,6 +92,7 @@ class Process:
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
         self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
+        self.exit_hooks: list = []                   # fn(process, status, signal) as the process ends
         self.syscall_counts: dict[int, int] = {}     # system call number -> times called
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
@@ -217,12 +218,16 @@ class Process:
                     continue
         except GuestExit as e:
             self.mm.write_back()
+            for fn in self.exit_hooks:
+                fn(self, e.status & 0xFF, None)
             if self.forked_child:
                 sys.stdout.flush()
                 os._exit(e.status & 0xFF)
             raise
         except GuestKilled as e:
             self.mm.write_back()
+            for fn in self.exit_hooks:
+                fn(self, None, e.signo)
             if self.forked_child:
                 from emu.linux.sys_exec import die_like
                 die_like(e.signo)
@@ -377,6 +382,12 @@ class Process:
         h = SyscallHook(before, after)
         self.syscall_hooks.append(h)
         return h
+
+    def add_exit_hook(self, fn) -> None:
+        """fn(process, status, signal) when the process ends: its exit status
+        (signal None), or the fatal signal (status None). In a child the guest
+        forked it runs in that child."""
+        self.exit_hooks.append(fn)
 
     def add_fault_hook(self, fn) -> None:
         """fn(process, exit) for every CPU exception the guest takes (after
