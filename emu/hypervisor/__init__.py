@@ -46,6 +46,9 @@ class Guest:
             return "6.1.0-18-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)"
         return "6.1.0-emu", "#1 SMP"
 
-    def virtual_file(self, guest_path: str):
+    def virtual_file(self, guest_path: str, vcpu=None):
+        """Contents of a platform file (see platform.virtual_file); `vcpu` is
+        the reader's, for the files that tell the time (/proc/uptime)."""
         from emu.hypervisor.platform import virtual_file
-        return virtual_file(guest_path, self.table, self.profile, self.tsc_hz)
+        return virtual_file(guest_path, self.table, self.profile, self.tsc_hz,
+                            clock=self.clock if vcpu is not None else None, vcpu=vcpu)

@@ -1,7 +1,10 @@
 """What the guest's platform files say: a /proc/cpuinfo generated from the
 installed CPUID table (flags consistent with it; `hypervisor` only when the
-table sets CPUID.1:ECX[31]) and the DMI strings of /sys/class/dmi/id,
-plausible hardware under `stealth`, "emu" under `transparent`."""
+table sets CPUID.1:ECX[31]), the DMI strings of /sys/class/dmi/id,
+plausible hardware under `stealth`, "emu" under `transparent`, and
+/proc/uptime from the guest clock (CLOCK_BOOTTIME and the idle time);
+under virtual time also /proc/stat (CPU times, btime) and the RTC's
+/sys/class/rtc/rtc0 files, which would otherwise tell the host's time."""
 from __future__ import annotations
 
 from emu.hypervisor import cpuid_profiles as cp
@@ -73,12 +76,55 @@ def dmi(profile: str) -> dict:
     return DMI["stealth" if profile == "stealth" else "transparent"]
 
 
-def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ):
+def uptime(clock, vcpu) -> str:
+    """/proc/uptime (fs/proc/uptime.c): seconds since boot and idle seconds,
+    two decimals, truncated."""
+    up, idle = clock.uptime(vcpu)
+    cs = lambda ns: "%d.%02d" % (ns // 10**9, ns % 10**9 // 10**7)
+    return "%s %s\n" % (cs(up), cs(idle))
+
+
+def proc_stat(clock, vcpu) -> str:
+    """/proc/stat under virtual time (fs/proc/stat.c): one CPU's times in
+    USER_HZ ticks (user: the process's CPU time; system: the boot; idle:
+    the rest) and btime, the boot's CLOCK_REALTIME second, so btime +
+    uptime is the time of day."""
+    up, idle = clock.uptime(vcpu)
+    user = clock.cputime_ns(vcpu) // 10**7
+    idle_t = idle // 10**7
+    system = max(0, up // 10**7 - user - idle_t)
+    cpu = "%d 0 %d %d 0 0 0 0 0 0" % (user, system, idle_t)
+    btime = (clock.now_ns(vcpu, 0) - up) // 10**9
+    return ("cpu  %s\ncpu0 %s\nintr 0\nctxt %d\nbtime %d\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n"
+            "softirq 0 0 0 0 0 0 0 0 0 0 0\n" % (cpu, cpu, up // 10**6, btime))
+
+
+def rtc(clock, vcpu, name: str):
+    """/sys/class/rtc/rtc0 under virtual time: the RTC keeps CLOCK_REALTIME (UTC)."""
+    import time as _t
+    sec = clock.now_ns(vcpu, 0) // 10**9
+    tm = _t.gmtime(sec)
+    vals = {"since_epoch": "%d" % sec, "date": _t.strftime("%Y-%m-%d", tm), "time": _t.strftime("%H:%M:%S", tm),
+            "name": "rtc_cmos 00:01", "hctosys": "1", "max_user_freq": "64"}
+    return vals.get(name)
+
+
+def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ, clock=None, vcpu=None):
     """Contents (bytes) for a platform file the hypervisor serves, None when
     the path is not one of them, or False for a DMI file that does not exist
-    (the host's must not show through)."""
+    (the host's must not show through). /proc/uptime needs the guest clock
+    and the vCPU reading it."""
     if guest_path == "/proc/cpuinfo":
         return cpuinfo(table, tsc_hz).encode()
+    if clock is not None:
+        if guest_path == "/proc/uptime":
+            return uptime(clock, vcpu).encode()
+        if clock.virtual:          # host time: the host's files tell the host's (same) time
+            if guest_path == "/proc/stat":
+                return proc_stat(clock, vcpu).encode()
+            if guest_path.startswith("/sys/class/rtc/rtc0/"):
+                v = rtc(clock, vcpu, guest_path[len("/sys/class/rtc/rtc0/"):])
+                return False if v is None else (v + "\n").encode()
     for d in DMI_DIRS:
         if guest_path.startswith(d):
             name = guest_path[len(d):]

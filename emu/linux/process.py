@@ -82,6 +82,12 @@ class Process:
         self.exe_path = ""
         self.signal_actions: dict[int, tuple] = {}
         self.signal_mask = 0
+        self.pending_signals = 0        # bit sig-1: raised, not yet delivered (blocked, or due from a timer)
+        self.saved_sigmask = None       # the caller's mask during a wait with a temporary one (emu/linux/timers.py)
+        self.itimers: dict[int, list] = {}   # armed interval timers: which -> [deadline ns, interval ns]
+        self.children: set[int] = set()      # host pids of forked children not yet reaped
+        self.posix_timers: dict[int, dict] = {}   # timer_create: id -> clock, signal, sigval, overruns
+        self.sig_info: dict[int, tuple] = {}      # a pending timer signal -> its source (emu/linux/timers.py)
         self.warned: set[int] = set()
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
@@ -262,6 +268,9 @@ class Process:
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
         self.threads = [self.current]
         self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        from emu.linux.timers import POSIX_KEY
+        self.posix_timers = {}                  # exec deletes POSIX timers; setitimer's go on
+        self.itimers = {k: t for k, t in self.itimers.items() if k < POSIX_KEY}
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
         if self.seed is not None:
@@ -280,10 +289,17 @@ class Process:
         from emu.linux.threads import QUANTUM
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
+        from emu.linux import timers
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
-            ex = v.run(QUANTUM if len(self.threads) > 1 else 1 << 62)
+            budget = QUANTUM if len(self.threads) > 1 else 1 << 62
+            timer_stop = False
+            if self.itimers:
+                n = timers.run_budget(self, v)      # stop when the earliest timer is due
+                if n is not None and n < budget:
+                    budget, timer_stop = n, True
+            ex = v.run(budget)
             name = ex.name
             if name == "SYSCALL":
                 syscall()
@@ -294,6 +310,9 @@ class Process:
             elif name == "HOOK" and self.hooks is not None:
                 if not self.hooks.dispatch(ex):
                     raise GuestKilled(9)          # a hook callback asked to stop the guest
+                continue
+            elif name == "BUDGET" and timer_stop:
+                timers.check(self.sys)          # a timer is due: its signal interrupts the guest here
                 continue
             elif name == "BUDGET" or name == "STOPPED":
                 self._switch()
@@ -320,6 +339,8 @@ class Process:
         # everyone sleeps: time out the first timed wait, else it is a deadlock
         waiting = [self.threads[(start + k) % n] for k in range(n)]
         from emu.hypervisor.timekeeping import earliest_timeout
+        if self._timer_interrupts_futex(waiting):
+            return
         waiting = earliest_timeout(self, waiting)    # the clock passes to the earliest deadline
         for t in waiting:
             if t.timed:
@@ -329,6 +350,32 @@ class Process:
                 return
         print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
         raise GuestKilled(9)
+
+    def _timer_interrupts_futex(self, waiting) -> bool:
+        """Every thread waits on a futex and an ITIMER_REAL deadline comes
+        before every futex timeout: the clock passes to it and its signal
+        interrupts the first waiter's futex wait (EINTR)."""
+        from emu.linux import timers
+        from emu.hypervisor.timekeeping import futex_deadline_ns
+        dl = timers.next_real_deadline(self)
+        if dl is None:
+            return False
+        for t in waiting:
+            if t.timed:
+                d = futex_deadline_ns(self, t)
+                if d is not None and d <= dl:
+                    return False
+        t = waiting[0]
+        clk = self.guest.clock
+        self.current, self.vcpu = t, t.vcpu
+        clk.sleep([x.vcpu for x in self.threads], dl - clk.now_ns(t.vcpu, 1))
+        timers.fire_due(self.sys)
+        if not timers.interrupting(self):
+            return False
+        t.futex = None
+        t.vcpu.rax = (-4) & MASK64              # EINTR
+        timers.check(self.sys)
+        return True
 
     def add_syscall_hook(self, before=None, after=None) -> SyscallHook:
         """Observe or change system calls: see SyscallHook."""

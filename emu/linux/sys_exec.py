@@ -41,7 +41,13 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
             p.current.clear_tid = ctid
         p.threads = [p.current]
         p.current.tid = p.pid
+        p.itimers = {}              # a child starts with no timers, no pending signals, no children
+        p.pending_signals = 0
+        p.children = set()
+        p.posix_timers = {}
+        p.sig_info = {}
         return 0
+    s.p.children.add(pid)           # for waits a timer may interrupt
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:
@@ -76,10 +82,17 @@ def sys_clone3(s, args, size, *_):
 
 @syscall(61, "wait4")
 def sys_wait4(s, pid, status, options, rusage, *_):
+    if s.p.itimers and not options & os.WNOHANG:     # a timer's signal may interrupt the wait
+        from emu.linux.timers import wait_child
+        r = wait_child(s, s32(pid))
+        if r is not None:
+            return r
     try:
         wpid, wstatus, ru = os.wait4(s32(pid), options & 0xFFFFFFFF)
     except ChildProcessError:
         return -E.ECHILD
+    if wpid > 0:
+        s.p.children.discard(wpid)
     if wpid and status:
         s.write(status, struct.pack("<i", wstatus))
     if wpid and rusage:
@@ -90,10 +103,18 @@ def sys_wait4(s, pid, status, options, rusage, *_):
 
 @syscall(247, "waitid")
 def sys_waitid(s, idtype, ident, infop, options, *_):
+    if s.p.itimers and not options & os.WNOHANG:     # a timer's signal may interrupt the wait
+        from emu.linux.timers import wait_child
+        r = wait_child(s, s32(ident) if idtype == 1 else -1)      # P_PID, else any child
+        if r is not None:
+            return r
     try:
         r = os.waitid(idtype, ident, options)
     except ChildProcessError:
         return -E.ECHILD
+    if r is not None and options & 4:     # WEXITED: reaped (unless WNOWAIT)
+        if not options & 0x01000000:
+            s.p.children.discard(r.si_pid)
     if infop:
         if r is None:
             s.write(infop, bytes(128))

@@ -32,9 +32,9 @@ def _host_flags(flags: int) -> int:
 
 def _open(s, dirfd, path_addr, flags, mode):
     gpath = s.guest_path_at(dirfd, path_addr)
-    # hypervisor layer: /proc/cpuinfo and the DMI strings come from the virtual platform
+    # hypervisor layer: /proc/cpuinfo, the DMI strings and /proc/uptime come from the virtual platform
     g = getattr(s.p, "guest", None)
-    data = g.virtual_file(gpath) if g is not None else None
+    data = g.virtual_file(gpath, s.v) if g is not None else None
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
     host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)
@@ -84,6 +84,14 @@ def sys_read(s, fd, buf, count, *_):
     f = s.fd(fd)
     if f.is_dir:
         return -E.EISDIR
+    if getattr(f, "timerfd", None) is not None:
+        from emu.linux.sys_proc import timerfd_read
+        return timerfd_read(s, f, buf, count)
+    if s.p.itimers:                  # a timer's signal may interrupt a blocking read
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, f.host_fd)
+        if r is not None:
+            return r
     data = os.read(f.host_fd, min(count, MAX_IO))
     s.write(buf, data)
     return len(data)
@@ -96,7 +104,8 @@ def sys_write(s, fd, buf, count, *_):
     try:
         return os.write(f.host_fd, data)
     except BrokenPipeError:
-        s.deliver_signal(13)
+        from emu.linux.timers import raise_signal
+        raise_signal(s, 13)          # SIGPIPE, delivered after the call returns EPIPE
         return -E.EPIPE
 
 
@@ -122,6 +131,11 @@ def _iovecs(s, iov, cnt):
 @syscall(19, "readv")
 def sys_readv(s, fd, iov, cnt, *_):
     f = s.fd(fd)
+    if s.p.itimers:
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, f.host_fd)
+        if r is not None:
+            return r
     total = 0
     for base, length in _iovecs(s, iov, cnt):
         if not length:
@@ -141,7 +155,8 @@ def sys_writev(s, fd, iov, cnt, *_):
     try:
         return os.write(f.host_fd, data) if data else 0
     except BrokenPipeError:
-        s.deliver_signal(13)
+        from emu.linux.timers import raise_signal
+        raise_signal(s, 13)          # SIGPIPE, delivered after the call returns EPIPE
         return -E.EPIPE
 
 
@@ -296,6 +311,11 @@ def sys_fcntl(s, fd, cmd, arg, *_):
     if cmd == 2:                 # F_SETFD
         (s.p.fds.cloexec.add if arg & 1 else s.p.fds.cloexec.discard)(fd)
         return 0
+    if cmd in (3, 4) and getattr(f, "timerfd", None) is not None:   # the guest's O_NONBLOCK (the eventfd behind never blocks)
+        if cmd == 4:
+            f.flags = (f.flags & ~O_NONBLOCK) | (arg & O_NONBLOCK)
+            return 0
+        return (f.flags & (O_NONBLOCK | 3)) | 0o100000
     if cmd == 3:                 # F_GETFL
         hf = hostfcntl.fcntl(f.host_fd, hostfcntl.F_GETFL)
         out = hf & 3
@@ -556,33 +576,70 @@ def sys_pipe2(s, fds, flags, *_):
 
 @syscall(7, "poll")
 def sys_poll(s, fds, nfds, timeout, *_):
-    return _poll(s, fds, nfds, None if s32(timeout) < 0 else s32(timeout))
+    t = s32(timeout)
+    return _poll(s, fds, nfds, None if t < 0 else t * 10**6)[0]
 
 
 @syscall(271, "ppoll")
-def sys_ppoll(s, fds, nfds, tsp, sigmask, *_):
+def sys_ppoll(s, fds, nfds, tsp, sigmask, sigsetsize, *_):
+    from emu.linux.timers import read_sigmask
     timeout = None
     if tsp:
         sec, nsec = struct.unpack("<qq", s.read(tsp, 16))
-        timeout = sec * 1000 + nsec // 10**6
-    return _poll(s, fds, nfds, timeout)
+        if sec < 0 or not 0 <= nsec < 10**9:
+            return -E.EINVAL
+        timeout = sec * 10**9 + nsec
+    try:
+        mask = read_sigmask(s, sigmask, sigsetsize)
+    except ValueError:
+        return -E.EINVAL
+    n, elapsed = _poll(s, fds, nfds, timeout, mask)
+    if tsp and timeout:                  # the time not slept goes back (fs/select.c poll_select_finish)
+        left = max(0, timeout - elapsed)
+        s.write(tsp, struct.pack("<qq", left // 10**9, left % 10**9))
+    return n
 
 
-def _poll(s, fds, nfds, timeout_ms):
+def _poll(s, fds, nfds, timeout_ns, sigmask=None):
+    """poll/ppoll on the host fds, timed on the guest clock (emu/linux/timers.py
+    wait): (result, ns elapsed)."""
+    from emu.linux.timers import ceil_s, wait
+    if nfds > 1 << 20:
+        return -E.EINVAL, 0
     raw = bytearray(s.read(fds, 8 * nfds)) if nfds else bytearray()
     poller = select.poll()
     entries = []
+    nval = 0
     for i in range(nfds):
         fd, events, _ = struct.unpack_from("<ihh", raw, 8 * i)
-        f = s.p.fds.get(fd)
+        f = s.p.fds.get(fd) if fd >= 0 else None
         entries.append((fd, f))
         if f is not None:
             poller.register(f.host_fd, events & 0xFFFF)
-    ready = dict(poller.poll(timeout_ms))
+        elif fd >= 0:
+            nval += 1                   # POLLNVAL: ready at once
+    ready = {}
+
+    def poll(timeout_s):
+        ready.clear()
+        ready.update(poller.poll(0 if nval else ceil_s(timeout_s)))
+        n = nval
+        for fd, f in entries:
+            if f is not None and ready.get(f.host_fd, 0):
+                n += 1
+        return n
+
+    from emu.linux.timers import timerfds_of
+    tfds = timerfds_of(f for _fd, f in entries)
+    host = any(f is not None and getattr(f, "timerfd", None) is None for _fd, f in entries) or nval
+    n, elapsed, interrupted = wait(s, timeout_ns, poll if host or tfds else None, sigmask, tfds, bool(host))
+    if interrupted and not n:
+        return -E.EINTR, elapsed
     n = 0
     for i, (fd, f) in enumerate(entries):
         rev = 0x20 if f is None and fd >= 0 else ready.get(f.host_fd, 0) if f else 0   # POLLNVAL
         struct.pack_into("<h", raw, 8 * i + 6, rev)
         n += bool(rev)
-    s.write(fds, bytes(raw))
-    return n
+    if nfds:
+        s.write(fds, bytes(raw))
+    return n, elapsed

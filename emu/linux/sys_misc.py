@@ -87,22 +87,39 @@ def sys_flistxattr(s, fd, buf, size, *_):
     return _listxattr(s, s.fd(fd).host_fd, buf, size)
 
 
+def _virtual_clock(s):
+    g = getattr(s.p, "guest", None)
+    return g.clock if g is not None and g.clock.virtual else None
+
+
 @syscall(98, "getrusage")
 def sys_getrusage(s, who, buf, *_):
     ru = resource.getrusage(resource.RUSAGE_CHILDREN if s32(who) == -1 else resource.RUSAGE_SELF)
+    utime, stime = ru.ru_utime, ru.ru_stime
+    c = _virtual_clock(s)
+    if c is not None:                # virtual time: the CPU time the guest clock counts (children: none)
+        utime, stime = (c.cputime_ns(s.v) / 1e9 if s32(who) != -1 else 0.0), 0.0
     tv = lambda t: struct.pack("<qq", int(t), int(t % 1 * 1e6))
-    s.write(buf, (tv(ru.ru_utime) + tv(ru.ru_stime) + struct.pack("<14q", ru.ru_maxrss, 0, 0, 0, ru.ru_minflt,
+    s.write(buf, (tv(utime) + tv(stime) + struct.pack("<14q", ru.ru_maxrss, 0, 0, 0, ru.ru_minflt,
              ru.ru_majflt, 0, 0, 0, 0, 0, 0, ru.ru_nvcsw, ru.ru_nivcsw)))
     return 0
 
 
 @syscall(100, "times")
 def sys_times(s, buf, *_):
-    t = os.times()
+    """Clock ticks (USER_HZ 100): the process's CPU times, and the return
+    value counts CLOCK_BOOTTIME (both from the guest clock)."""
+    g = getattr(s.p, "guest", None)
+    c = _virtual_clock(s)
+    if c is not None:
+        ticks = (c.cputime_ns(s.v) // 10**7, 0, 0, 0)
+    else:
+        t = os.times()
+        ticks = tuple(int(x * 100) for x in (t.user, t.system, t.children_user, t.children_system))
     if buf:
-        s.write(buf, struct.pack("<qqqq", *(int(x * 100) for x in (t.user, t.system, t.children_user,
-                                                                   t.children_system))))
-    return int(time.monotonic() * 100) & 0x7FFFFFFF
+        s.write(buf, struct.pack("<qqqq", *ticks))
+    up = g.clock.uptime(s.v)[0] if g is not None else time.monotonic_ns()
+    return up // 10**7 & 0x7FFFFFFF
 
 
 @syscall(111, "getpgrp")

@@ -89,6 +89,11 @@ def sys_listen(s, fd, backlog, *_):
 @syscall(288, "accept4")
 def sys_accept4(s, fd, addr, addrlen, flags, *_):
     import ctypes
+    if s.p.itimers:                  # a timer's signal may interrupt a blocking accept
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, s.fd(fd).host_fd)
+        if r is not None:
+            return r
     libc = ctypes.CDLL(None, use_errno=True)
     r = libc.accept4(s.fd(fd).host_fd, None, None, 0)
     if r < 0:
@@ -115,6 +120,11 @@ def sys_sendto(s, fd, buf, length, flags, addr, addrlen):
 
 @syscall(45, "recvfrom")
 def sys_recvfrom(s, fd, buf, length, flags, addr, addrlen):
+    if s.p.itimers and not flags & 0x40:      # not MSG_DONTWAIT: a timer's signal may interrupt the wait
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, s.fd(fd).host_fd)
+        if r is not None:
+            return r
     sock = _sock(s, fd)
     try:
         data = sock.recv(min(length, 1 << 24), flags)
@@ -198,8 +208,15 @@ def _put_fdset(s, addr, nfds, fds):
         s.write(addr, bits.to_bytes((nfds + 63) // 64 * 8, "little"))
 
 
-def _select(s, nfds, r, w, x, timeout):
-    nfds = min(s32(nfds), 1024)
+def _select(s, nfds, r, w, x, timeout_ns, sigmask=None):
+    """select/pselect6 on the host fds, timed on the guest clock
+    (emu/linux/timers.py wait: a wait without fds is a sleep; a timer's
+    signal interrupts it with EINTR, leaving the sets alone)."""
+    from emu.linux.timers import wait
+    nfds = s32(nfds)
+    if nfds < 0:
+        return -E.EINVAL
+    nfds = min(nfds, 1024)
     sets = [_fdset(s, a, nfds) for a in (r, w, x)]
     hmap = {}
     for lst in sets:
@@ -208,11 +225,37 @@ def _select(s, nfds, r, w, x, timeout):
             if f is None:
                 return -E.EBADF
             hmap[fd] = f.host_fd
-    rr, ww, xx = select.select(*[[hmap[fd] for fd in lst] for lst in sets], timeout)
-    back = [[fd for fd in lst if hmap[fd] in res] for lst, res in zip(sets, (rr, ww, xx))]
-    for a, lst in zip((r, w, x), back):
+    host_sets = [[hmap[fd] for fd in lst] for lst in sets]
+    found = [[], [], []]
+
+    def poll(timeout_s):
+        res = select.select(*host_sets, timeout_s)
+        found[:] = [[fd for fd in lst if hmap[fd] in hits] for lst, hits in zip(sets, res)]
+        return sum(len(lst) for lst in found)
+
+    from emu.linux.timers import timerfds_of
+    files = [s.p.fds.get(fd) for fd in hmap]
+    tfds = timerfds_of(files)
+    host = len(tfds) < len(files)
+    n, elapsed, interrupted = wait(s, timeout_ns, poll if hmap else None, sigmask, tfds, host)
+    if interrupted and not n:
+        return -E.EINTR, elapsed
+    for a, lst in zip((r, w, x), found):
         _put_fdset(s, a, nfds, lst)
-    return sum(len(lst) for lst in back)
+    return n, elapsed
+
+
+def _timeout_back(s, addr, timeout_ns, elapsed, fmt_us):
+    """Linux writes the time not slept back (fs/select.c poll_select_finish;
+    not for a zero timeout)."""
+    if not addr or not timeout_ns:
+        return
+    left = max(0, timeout_ns - elapsed)
+    sub = left % 10**9 // 1000 if fmt_us else left % 10**9
+    try:
+        s.write(addr, struct.pack("<qq", left // 10**9, sub))
+    except Exception:
+        pass
 
 
 @syscall(23, "select")
@@ -220,17 +263,39 @@ def sys_select(s, nfds, r, w, x, tv, *_):
     timeout = None
     if tv:
         sec, usec = struct.unpack("<qq", s.read(tv, 16))
-        timeout = sec + usec / 1e6
-    return _select(s, nfds, r, w, x, timeout)
+        q = abs(usec) // 10**6 * (1 if usec >= 0 else -1)        # C division, as kern_select normalizes
+        sec, usec = sec + q, usec - q * 10**6
+        if sec < 0 or usec < 0:
+            return -E.EINVAL
+        timeout = sec * 10**9 + usec * 1000
+    ret = _select(s, nfds, r, w, x, timeout)
+    if isinstance(ret, int):
+        return ret
+    _timeout_back(s, tv, timeout, ret[1], True)
+    return ret[0]
 
 
 @syscall(270, "pselect6")
-def sys_pselect6(s, nfds, r, w, x, ts, sigmask):
+def sys_pselect6(s, nfds, r, w, x, ts, sig):
+    from emu.linux.timers import read_sigmask
     timeout = None
     if ts:
         sec, nsec = struct.unpack("<qq", s.read(ts, 16))
-        timeout = sec + nsec / 1e9
-    return _select(s, nfds, r, w, x, timeout)
+        if sec < 0 or not 0 <= nsec < 10**9:
+            return -E.EINVAL
+        timeout = sec * 10**9 + nsec
+    mask = None
+    if sig:
+        addr, size = struct.unpack("<QQ", s.read(sig, 16))
+        try:
+            mask = read_sigmask(s, addr, size)
+        except ValueError:
+            return -E.EINVAL
+    ret = _select(s, nfds, r, w, x, timeout, mask)
+    if isinstance(ret, int):
+        return ret
+    _timeout_back(s, ts, timeout, ret[1], False)
+    return ret[0]
 
 
 # ---- epoll ----
@@ -238,6 +303,7 @@ class Epoll:
     def __init__(self):
         self.ep = select.epoll()
         self.data: dict[int, tuple[int, int]] = {}    # host fd -> (guest events, user data)
+        self.files: dict[int, OpenFile] = {}            # host fd -> the guest's open file
 
 
 @syscall(291, "epoll_create1")
@@ -258,10 +324,12 @@ def sys_epoll_ctl(s, epfd, op, fd, event, *_):
     e = getattr(s.fd(epfd), "epoll", None)
     if e is None:
         return -E.EINVAL
-    host = s.fd(fd).host_fd
+    f = s.fd(fd)
+    host = f.host_fd
     if op == 2:                       # EPOLL_CTL_DEL
         e.ep.unregister(host)
         e.data.pop(host, None)
+        e.files.pop(host, None)
         return 0
     events, data = struct.unpack("<IQ", s.read(event, 12))
     if op == 1:
@@ -269,17 +337,31 @@ def sys_epoll_ctl(s, epfd, op, fd, event, *_):
     else:
         e.ep.modify(host, events)
     e.data[host] = (events, data)
+    e.files[host] = f
     return 0
 
 
-def _epoll_wait(s, epfd, events, maxevents, timeout_ms):
+def _epoll_wait(s, epfd, events, maxevents, timeout_ms, sigmask=None):
+    from emu.linux.timers import ceil_s, wait
     e = getattr(s.fd(epfd), "epoll", None)
-    if e is None:
+    if e is None or maxevents <= 0:
         return -E.EINVAL
-    ready = e.ep.poll(None if timeout_ms < 0 else timeout_ms / 1000.0, maxevents)
-    out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in ready)
+    found = []
+
+    def poll(timeout_s):
+        found[:] = e.ep.poll(-1 if timeout_s is None else ceil_s(timeout_s) / 1000.0, maxevents)
+        return len(found)
+
+    from emu.linux.timers import timerfds_of
+    tfds = timerfds_of(e.files.values())
+    host = len(tfds) < len(e.files)
+    n, _elapsed, interrupted = wait(s, None if timeout_ms < 0 else timeout_ms * 10**6,
+                                    poll if e.data else None, sigmask, tfds, host)
+    if interrupted and not n:
+        return -E.EINTR
+    out = b"".join(struct.pack("<IQ", ev, e.data.get(hfd, (0, 0))[1]) for hfd, ev in found)
     s.write(events, out)
-    return len(ready)
+    return n
 
 
 @syscall(232, "epoll_wait")
@@ -288,5 +370,10 @@ def sys_epoll_wait(s, epfd, events, maxevents, timeout, *_):
 
 
 @syscall(281, "epoll_pwait")
-def sys_epoll_pwait(s, epfd, events, maxevents, timeout, sigmask, *_):
-    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout))
+def sys_epoll_pwait(s, epfd, events, maxevents, timeout, sigmask, sigsetsize):
+    from emu.linux.timers import read_sigmask
+    try:
+        mask = read_sigmask(s, sigmask, sigsetsize)
+    except ValueError:
+        return -E.EINVAL
+    return _epoll_wait(s, epfd, events, s32(maxevents), s32(timeout), mask)

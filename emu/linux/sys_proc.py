@@ -139,16 +139,27 @@ def _now_ns(s, clock: int) -> int:
     return time.time_ns()
 
 
-def _sleep_ns(s, ns: int) -> None:
-    c = _clock(s)
-    if c is not None:
-        c.sleep([t.vcpu for t in s.p.threads], ns)
-    elif ns > 0:
-        time.sleep(ns / 1e9)
+def _sleep_ns(s, ns: int):
+    """Sleep on the guest clock; a timer's signal may cut it short:
+    (interrupted, remaining ns)."""
+    from emu.linux.timers import sleep
+    return sleep(s, ns)
+
+
+def _timespec(s, addr):
+    """A struct timespec in ns, or None when invalid (EINVAL)."""
+    sec, nsec = struct.unpack("<qq", s.read(addr, 16))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return None
+    return sec * 10**9 + nsec
 
 
 @syscall(228, "clock_gettime")
 def sys_clock_gettime(s, clock, tp, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock):
+        return -E.EINVAL
     ns = _now_ns(s, clock)
     s.write(tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
     return 0
@@ -156,8 +167,13 @@ def sys_clock_gettime(s, clock, tp, *_):
 
 @syscall(229, "clock_getres")
 def sys_clock_getres(s, clock, tp, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock):
+        return -E.EINVAL
     if tp:
-        s.write(tp, struct.pack("<qq", 0, 1))
+        c = _clock(s)
+        s.write(tp, struct.pack("<qq", 0, c.resolution_ns(clock) if c is not None else 1))
     return 0
 
 
@@ -179,21 +195,289 @@ def sys_time(s, tloc, *_):
 
 @syscall(35, "nanosleep")
 def sys_nanosleep(s, req, rem, *_):
-    sec, nsec = struct.unpack("<qq", s.read(req, 16))
-    if sec < 0 or not 0 <= nsec < 10**9:
+    ns = _timespec(s, req)
+    if ns is None:
         return -E.EINVAL
-    _sleep_ns(s, sec * 10**9 + nsec)
+    interrupted, left = _sleep_ns(s, ns)
+    if interrupted:
+        if rem:
+            s.write(rem, struct.pack("<qq", left // 10**9, left % 10**9))
+        return -E.EINTR
     return 0
 
 
 @syscall(230, "clock_nanosleep")
 def sys_clock_nanosleep(s, clock, flags, req, rem, *_):
-    sec, nsec = struct.unpack("<qq", s.read(req, 16))
-    delay = sec * 10**9 + nsec
+    if clock == 3 or clock not in (0, 1, 2, 7, 8, 9, 11):      # THREAD_CPUTIME, unknown clocks
+        return -E.EINVAL
+    delay = _timespec(s, req)
+    if delay is None:
+        return -E.EINVAL
     if flags & 1:            # TIMER_ABSTIME
         delay -= _now_ns(s, clock)
-    _sleep_ns(s, delay)
+    interrupted, left = _sleep_ns(s, delay)
+    if interrupted:
+        if rem and not flags & 1:
+            s.write(rem, struct.pack("<qq", left // 10**9, left % 10**9))
+        return -E.EINTR
     return 0
+
+
+@syscall(37, "alarm")
+def sys_alarm(s, seconds, *_):
+    """SIGALRM after `seconds` on CLOCK_MONOTONIC; returns the seconds the
+    previous alarm had left (rounded as Linux does)."""
+    from emu.linux.timers import ITIMER_REAL, set_timer
+    left, _i = set_timer(s, ITIMER_REAL, (seconds & 0xFFFFFFFF) * 10**9, 0)
+    sec, usec = left // 10**9, left % 10**9 // 1000
+    if (sec == 0 and usec) or usec >= 500_000:
+        sec += 1
+    return sec
+
+
+def _timeval(raw, off):
+    sec, usec = struct.unpack_from("<qq", raw, off)
+    if sec < 0 or not 0 <= usec < 10**6:
+        return None
+    return sec * 10**9 + usec * 1000
+
+
+def _put_itimerval(s, addr, value_ns, interval_ns):
+    us = lambda ns: (ns // 10**9, (ns % 10**9 + 999) // 1000) if ns % 1000 else (ns // 10**9, ns % 10**9 // 1000)
+    s.write(addr, struct.pack("<qqqq", *us(interval_ns), *us(value_ns)))
+
+
+@syscall(38, "setitimer")
+def sys_setitimer(s, which, new, old, *_):
+    from emu.linux.timers import TIMER_SIGNAL, set_timer
+    if which not in TIMER_SIGNAL:
+        return -E.EINVAL
+    value = interval = 0
+    if new:
+        raw = s.read(new, 32)
+        interval, value = _timeval(raw, 0), _timeval(raw, 16)
+        if interval is None or value is None:
+            return -E.EINVAL
+    ov, oi = set_timer(s, which, value, interval)
+    if old:
+        _put_itimerval(s, old, ov, oi)
+    return 0
+
+
+@syscall(36, "getitimer")
+def sys_getitimer(s, which, cur, *_):
+    from emu.linux.timers import TIMER_SIGNAL, get_timer
+    if which not in TIMER_SIGNAL:
+        return -E.EINVAL
+    _put_itimerval(s, cur, *get_timer(s, which))
+    return 0
+
+
+@syscall(34, "pause")
+def sys_pause(s, *_):
+    """Sleep until a signal runs a handler or ends the process."""
+    from emu.linux.timers import wait
+    wait(s, None)
+    return -E.EINTR
+
+
+@syscall(130, "rt_sigsuspend")
+def sys_rt_sigsuspend(s, mask, size, *_):
+    """pause() with a temporary signal mask (the handler's frame restores the caller's)."""
+    from emu.linux.timers import wait
+    if size != 8:
+        return -E.EINVAL
+    (m,) = struct.unpack("<Q", s.read(mask, 8))
+    wait(s, None, sigmask=m)
+    return -E.EINTR
+
+
+@syscall(128, "rt_sigtimedwait")
+def sys_rt_sigtimedwait(s, uthese, uinfo, uts, size, *_):
+    """Take a pending signal of the set (without running its handler),
+    waiting up to the timeout on the guest clock: EAGAIN when it passes,
+    EINTR when another signal's handler interrupts."""
+    from emu.linux.timers import UNBLOCKABLE, siginfo_of, wait
+    if size != 8:
+        return -E.EINVAL
+    (these,) = struct.unpack("<Q", s.read(uthese, 8))
+    these &= ~UNBLOCKABLE
+    timeout = None
+    if uts:
+        timeout = _timespec(s, uts)
+        if timeout is None:
+            return -E.EINVAL
+    p = s.p
+    # the signals waited for are not delivered meanwhile (as if blocked)
+    mask = p.signal_mask | these
+    r, _el, interrupted = wait(s, timeout, lambda t: p.pending_signals & these, sigmask=mask, host_fds=False)
+    got = p.pending_signals & these
+    if not got:
+        return -E.EINTR if interrupted else -E.EAGAIN
+    sig = (got & -got).bit_length()
+    p.pending_signals &= ~(1 << (sig - 1))
+    info = siginfo_of(p, sig)         # a timer's (SI_KERNEL, SI_TIMER), else SI_USER from this process
+    if uinfo:
+        s.write(uinfo, info or struct.pack("<iiiiII", sig, 0, 0, 0, p.pid, 0).ljust(128, b"\0"))
+    return sig
+
+
+@syscall(127, "rt_sigpending")
+def sys_rt_sigpending(s, out, size, *_):
+    if size > 8:
+        return -E.EINVAL
+    s.write(out, struct.pack("<Q", s.p.pending_signals & s.p.signal_mask)[:size])
+    return 0
+
+
+# ---- POSIX timers (timer_create; they run in emu/linux/timers.py) ----
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID = 0, 1, 4
+
+
+@syscall(222, "timer_create")
+def sys_timer_create(s, clock, sevp, out, *_):
+    from emu.hypervisor.timekeeping import GuestClock
+    p = s.p
+    clock = s32(clock)
+    if not GuestClock.valid_clock(clock) or clock in (4, 5, 6):     # no timers on RAW and COARSE clocks
+        return -E.EINVAL
+    tid = 0
+    while tid in p.posix_timers:
+        tid += 1
+    if sevp:
+        value, signo, notify = struct.unpack("<Qii", s.read(sevp, 16))
+        if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID) or \
+                notify != SIGEV_NONE and not 1 <= signo <= 64:
+            return -E.EINVAL
+    else:
+        value, signo, notify = tid, 14, SIGEV_SIGNAL        # SIGALRM, the timer id as the value
+    p.posix_timers[tid] = {"clock": clock, "signo": None if notify == SIGEV_NONE else signo, "value": value,
+                           "overrun": 0, "last_overrun": 0}
+    s.write(out, struct.pack("<i", tid))
+    return 0
+
+
+def _posix_timer(s, tid):
+    return s.p.posix_timers.get(s32(tid))
+
+
+@syscall(223, "timer_settime")
+def sys_timer_settime(s, tid, flags, new, old, *_):
+    from emu.linux.timers import POSIX_KEY, get_timer
+    pt = _posix_timer(s, tid)
+    if pt is None:
+        return -E.EINVAL
+    interval, value = _timespec(s, new), _timespec(s, new + 16)
+    if interval is None or value is None:
+        return -E.EINVAL
+    key = POSIX_KEY + s32(tid)
+    if old:
+        _put_itimerspec(s, old, *get_timer(s, key))
+    s.p.itimers.pop(key, None)
+    if value:
+        clock = pt["clock"]
+        cpu = clock in (2, 3) or clock < 0
+        c = _clock(s)
+        if flags & 1:                      # TIMER_ABSTIME: on the timer's clock, to CLOCK_MONOTONIC
+            deadline = value if cpu else value - (_now_ns(s, clock) - _now_ns(s, 1))
+        else:
+            deadline = (c.cputime_ns(s.v) if cpu else _now_ns(s, 1)) + value
+        s.p.itimers[key] = [deadline, interval, cpu, pt["signo"], s32(tid)]
+    return 0
+
+
+@syscall(224, "timer_gettime")
+def sys_timer_gettime(s, tid, cur, *_):
+    from emu.linux.timers import POSIX_KEY, get_timer
+    if _posix_timer(s, tid) is None:
+        return -E.EINVAL
+    _put_itimerspec(s, cur, *get_timer(s, POSIX_KEY + s32(tid)))
+    return 0
+
+
+@syscall(225, "timer_getoverrun")
+def sys_timer_getoverrun(s, tid, *_):
+    pt = _posix_timer(s, tid)
+    return -E.EINVAL if pt is None else min(pt["last_overrun"], 0x7FFFFFFF)
+
+
+@syscall(226, "timer_delete")
+def sys_timer_delete(s, tid, *_):
+    from emu.linux.timers import POSIX_KEY
+    if s.p.posix_timers.pop(s32(tid), None) is None:
+        return -E.EINVAL
+    s.p.itimers.pop(POSIX_KEY + s32(tid), None)
+    return 0
+
+
+# ---- timerfd (the timer lives in emu/linux/timers.py) ----
+TFD_TIMER_ABSTIME, TFD_NONBLOCK, TFD_CLOEXEC = 1, 0o4000, 0o2000000
+
+
+def _timerfd(s, fd):
+    f = s.fd(fd)
+    return getattr(f, "timerfd", None)
+
+
+@syscall(283, "timerfd_create")
+def sys_timerfd_create(s, clock, flags, *_):
+    from emu.linux.fdtable import OpenFile
+    from emu.linux.timers import TimerFd
+    if s32(clock) not in (0, 1, 7, 8, 9) or flags & ~(TFD_NONBLOCK | TFD_CLOEXEC):
+        return -E.EINVAL
+    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    f = OpenFile(efd, "anon_inode:[timerfd]", 2 | (flags & TFD_NONBLOCK))
+    f.timerfd = TimerFd(s32(clock), efd)
+    return s.p.fds.install(f, cloexec=bool(flags & TFD_CLOEXEC))
+
+
+def _put_itimerspec(s, addr, value, interval):
+    s.write(addr, struct.pack("<qqqq", interval // 10**9, interval % 10**9, value // 10**9, value % 10**9))
+
+
+@syscall(286, "timerfd_settime")
+def sys_timerfd_settime(s, fd, flags, new, old, *_):
+    tf = _timerfd(s, fd)
+    if tf is None or flags & ~3:
+        return -E.EINVAL
+    interval, value = _timespec(s, new), _timespec(s, new + 16)
+    if interval is None or value is None:
+        return -E.EINVAL
+    if old:
+        _put_itimerspec(s, old, *tf.get(s))
+    tf.set(s, value, interval, bool(flags & TFD_TIMER_ABSTIME))
+    return 0
+
+
+@syscall(287, "timerfd_gettime")
+def sys_timerfd_gettime(s, fd, cur, *_):
+    tf = _timerfd(s, fd)
+    if tf is None:
+        return -E.EINVAL
+    _put_itimerspec(s, cur, *tf.get(s))
+    return 0
+
+
+def timerfd_read(s, f, buf, count):
+    """read(2) of a timerfd: the expirations since the last read (u64);
+    blocks until the next one (virtual time: jumps to it), EAGAIN if
+    non-blocking."""
+    from emu.linux.timers import wait
+    tf = f.timerfd
+    if count < 8:
+        return -E.EINVAL
+    tf.sync(s)
+    if not tf.ticks:
+        if f.flags & TFD_NONBLOCK:
+            return -E.EAGAIN
+        _r, _el, interrupted = wait(s, None, lambda t: tf.ticks, timerfds=[tf])
+        if interrupted and not tf.ticks:
+            from emu.linux.syscalls import ERESTARTSYS
+            return ERESTARTSYS           # EINTR, or the read runs again after an SA_RESTART handler
+    n = tf.ticks
+    tf.drain()
+    s.write(buf, struct.pack("<Q", n))
+    return 8
 
 
 @syscall(24, "sched_yield")
@@ -211,7 +495,9 @@ def sys_sched_getaffinity(s, pid, size, mask, *_):
 
 @syscall(99, "sysinfo")
 def sys_sysinfo(s, info, *_):
-    up = _now_ns(s, 7) // 10**9 if _clock(s) is not None else (time.monotonic_ns() - s.start_ns) // 10**9
+    c = _clock(s)
+    ns = c.uptime(s.v)[0] if c is not None else time.monotonic_ns() - s.start_ns
+    up = -(-ns // 10**9)          # CLOCK_BOOTTIME seconds, rounded up (kernel/sys.c do_sysinfo)
     ram = s.m.phys.ram_size
     s.write(info, struct.pack("<qQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 1, 0, 0, 0, 1).ljust(112, b"\0"))
     return 0
@@ -265,10 +551,13 @@ def sys_sigaltstack(s, ss, oss, *_):
 
 @syscall(62, "kill")
 def sys_kill(s, pid, sig, *_):
-    if s32(pid) not in (s.p.pid, 0, -1):
+    if s32(pid) not in (s.p.pid, 0, -1) and not any(t.tid == s32(pid) and not t.exited for t in s.p.threads):
         return -E.ESRCH
+    if not 0 <= sig <= 64:
+        return -E.EINVAL
     if sig:
-        s.deliver_signal(sig)
+        from emu.linux.timers import raise_signal
+        raise_signal(s, sig)         # delivered on the way back, after RAX holds the result
     return 0
 
 

@@ -24,6 +24,7 @@ O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_NONBLOCK = 3, 0o100, 
 O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o2000000, 0o10000000, 0o20200000
 
 SYSCALLS: dict[int, tuple[str, callable]] = {}
+ERESTARTSYS = -512           # a handler may return it: EINTR, or run again after a signal handler with SA_RESTART
 
 # names of system calls emu does not implement, for the one-line notice
 SYSCALL_NAMES = {
@@ -162,10 +163,21 @@ class Syscalls:
                 r = hook.after(p, nr, args, ret)      # may replace the result
                 if r is not None:
                     ret = r
+        if ret == ERESTARTSYS:
+            from emu.linux.timers import restart_after_signal
+            if restart_after_signal(p):          # the handler has SA_RESTART: the call runs again after it
+                self.v.rip = self.v.rip - 2
+                ret = None
+                self.v.rax = nr
+            else:
+                ret = -E.EINTR
         if p.strace:
             self._trace(name, args, ret)
         if ret is not None:
             self.v.rax = ret & MASK64
+        if p.itimers or p.pending_signals or p.saved_sigmask is not None:
+            from emu.linux.timers import check
+            check(self)              # due timers and pending signals are delivered on the way back
 
     def _trace(self, name, args, ret) -> None:
         from emu.linux.strace import trace

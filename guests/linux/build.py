@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy"]
+PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy",
+            "clocks"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
 LIBS = {"threads": ["-lpthread"], "floats": ["-lm"]}
 
