@@ -152,12 +152,12 @@ def test_boot_save_and_restore(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--restore", "README.md"), "not an emu snapshot"),
+    (("--restore", os.path.join(ROOT, "README.md")), "not an emu snapshot"),
     (("--restore", "/nonexistent.snap"), "no such file"),
     ((), "give a kernel, or --restore FILE"),
-    (("--save-after", "lots", "x.snap", "guests/kernel/kernel.elf"), "is not a number of instructions"),
+    (("--save-after", "lots", "x.snap", guest("kernel", "kernel.elf")), "is not a number of instructions"),
 ])
 def test_boot_bad_snapshot_arguments(args, message):
-    r = emu("boot", *args, cwd=ROOT, stdin=subprocess.DEVNULL)
+    r = emu("boot", *args, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -26,8 +26,9 @@ BOOT = GuestClock().boot_ns
 
 def emu_run(*args):
     env = dict(os.environ, PYTHONPATH=EMU_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # not from the source tree: `python -m` would import ./emu instead of the installed package
     return subprocess.run([sys.executable, "-m", "emu", "run", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+                          timeout=120, env=env, cwd=os.path.dirname(ROOT))
 
 
 def expected(libc):
