@@ -247,11 +247,13 @@ def test_ignore_drops_writes():
 
 # ---- through the Linux personality ----
 
-def run_antivm(tmp_path, policy):
+def run_guest(tmp_path, policy, *path):
+    """A guests/ program under the Linux personality with a trap policy:
+    (exit status, its output, the Hypervisor)."""
     import os
     from emu.hypervisor import Guest
     from emu.linux.process import Process
-    prog = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "antivm", "antivm")
+    prog = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", *path)
     out = tmp_path / "out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -262,6 +264,10 @@ def run_antivm(tmp_path, policy):
     finally:
         os.close(fd)
     return status, out.read_text(), guest.hypervisor
+
+
+def run_antivm(tmp_path, policy):
+    return run_guest(tmp_path, policy, "antivm", "antivm")
 
 
 def test_policy_in_a_linux_process(tmp_path):
@@ -441,22 +447,8 @@ def test_hlt_trap():
 
 
 def test_syscall_policy_in_a_linux_process(tmp_path):
-    import os
-    from emu.hypervisor import Guest
-    from emu.linux.process import Process
-    prog = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guests", "hello", "hello")
-
     def run(policy):
-        out = tmp_path / "out"
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            guest = Guest("transparent", "virtual", policy=policy)
-            p = Process([prog], env={}, stdio=(0, fd, 2), guest=guest)
-            p.load(prog)
-            status = p.run()
-        finally:
-            os.close(fd)
-        return status, out.read_text()
+        return run_guest(tmp_path, policy, "hello", "hello")[:2]
 
     nrs = []
     assert run(Policy(syscall=lambda ev: nrs.append(ev.key))) == (0, "Hello from emu!\n")
