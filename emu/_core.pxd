@@ -211,5 +211,8 @@ cdef struct Cpu:
     # resumes (io_string_commit): which form (IOS_* bits) and where it ends
     uint32_t io_string
     uint64_t io_next
+    # the MXCSR the host register holds during a run (ops_sse_int.pxi: it is
+    # reloaded only when an SSE operation wants another one)
+    uint32_t csr_loaded
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset

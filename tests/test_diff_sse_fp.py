@@ -153,3 +153,32 @@ def test_ldmxcsr_reserved_bits_gp():
     side.m.write(0x10001000, struct.pack("<I", 0x10000))
     ex, v = difftest.emu_only(bytes.fromhex("0fae16"), {"rsi": 0x10001000})
     assert ex.name == "EXCEPTION" and ex.vector == 13
+
+
+def test_mxcsr_changes_between_operations_and_host_mxcsr_restored():
+    """The core keeps the guest's MXCSR in the host register across SSE
+    operations (ops_sse_int.pxi): a LDMXCSR between two operations must take
+    effect at once, an unmasked exception must still fault, and the host's
+    MXCSR (Python's own floating point) must be back after the run."""
+    import math
+
+    import emu
+    # movsd/addsd 1.0 + 2^-60 three times: round to nearest, LDMXCSR round up, LDMXCSR
+    # back; STMXCSR; LDMXCSR with PE unmasked; addsd again (#XM); ud2
+    code = bytes.fromhex("f20f1006f20f584608f20f11070fae5610f20f100ef20f584e08f20f114f080fae5614"
+                         "f20f1016f20f585608f20f1157100fae5f180fae5618f20f101ef20f585e080f0b")
+    m = emu.Machine(16 << 20)
+    m.map(0x400000, 0x1000)
+    m.map(0x600000, 0x1000)
+    m.write(0x400000, code)
+    up = 0x1F80 | (2 << 13)
+    m.write(0x600000, struct.pack("<ddIII", 1.0, 2.0 ** -60, up, 0x1F80, 0x1F80 & ~0x1000))
+    v = m.vcpu
+    v.rip, v.rsi, v.rdi = 0x400000, 0x600000, 0x600100
+    ex = v.run()
+    assert ex.name == "EXCEPTION" and ex.vector == 19 and ex.rip == 0x400000 + 0x3d   # the last addsd
+    nearest, rounded_up, back = struct.unpack("<ddd", m.read(0x600100, 24))
+    assert nearest == 1.0 and rounded_up == math.nextafter(1.0, 2.0) and back == 1.0
+    assert struct.unpack("<I", m.read(0x600118, 4))[0] == 0x1F80 | 0x20      # PE raised and kept
+    # the host's rounding is untouched: 1.0 + 2^-60 rounds to 1.0 here
+    assert 1.0 + 2.0 ** -60 == 1.0 and math.fsum([0.1] * 10) == 1.0

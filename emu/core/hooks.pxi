@@ -189,6 +189,17 @@ cdef int hook_mem_access(Cpu* c, uint64_t va, uint32_t sz, uint32_t kind, uint64
     return 1
 
 cdef int vcpu_run(Cpu* c, uint64_t budget) noexcept nogil:
+    """One vCPU run. SSE operations leave the guest's MXCSR in the host
+    register (ops_sse_int.pxi); the host's is back when the run returns."""
+    cdef uint32_t host_csr = emu_csr_save()
+    cdef int r
+    c.csr_loaded = host_csr
+    r = vcpu_run_inner(c, budget)
+    if c.csr_loaded != host_csr:
+        emu_csr_load(host_csr)
+    return r
+
+cdef int vcpu_run_inner(Cpu* c, uint64_t budget) noexcept nogil:
     """cpu_run, except after a memory-hook exit: the interrupted instruction
     is first stepped alone (its reported accesses complete without exiting
     again), then the log is cleared and the run goes on."""

@@ -390,7 +390,7 @@ cdef int op_cvt_mmx(Cpu* c, const Uop* u) noexcept nogil:
             x[1] = c.xmm[u.rm][1]
             if not u.pfx66:
                 x[1] = 0
-    csr = emu_mmx_cvt(op, (c.mxcsr & 0xffc0) | 0x1f80, x, &m)
+    csr = sse_csr_done(c, emu_mmx_cvt(op, sse_csr_arg(c), x, &m))
     fl = csr & 0x3f
     if fl:
         un = fl & ~(c.mxcsr >> 7) & 0x3f

@@ -136,7 +136,7 @@ cdef int op_cvtsi2f(Cpu* c, const Uop* u) noexcept nogil:
         v = rget(c, u.rm, sz)
     d[0] = c.xmm[u.reg][0]
     d[1] = c.xmm[u.reg][1]
-    csr = emu_cvtsi2f((c.mxcsr & 0xffc0) | 0x1f80, d, v, u.rep == REP_F2, sz == 8)
+    csr = sse_csr_done(c, emu_cvtsi2f(sse_csr_arg(c), d, v, u.rep == REP_F2, sz == 8))
     if sse_fp_flags(c, csr):
         return R_EXC
     c.xmm[u.reg][0] = d[0]
@@ -158,8 +158,8 @@ cdef int op_cvtf2si(Cpu* c, const Uop* u) noexcept nogil:
     else:
         s[0] = c.xmm[u.rm][0]
         s[1] = c.xmm[u.rm][1]
-    csr = emu_cvtf2si((c.mxcsr & 0xffc0) | 0x1f80, s,
-                      (2 if ssz == 8 else 0) + (1 if u.opc == 0x2d else 0), dsz == 8, &out)
+    csr = sse_csr_done(c, emu_cvtf2si(sse_csr_arg(c), s,
+                                      (2 if ssz == 8 else 0) + (1 if u.opc == 0x2d else 0), dsz == 8, &out))
     if sse_fp_flags(c, csr):
         return R_EXC
     rset(c, u.reg, dsz, out)

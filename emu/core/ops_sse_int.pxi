@@ -27,17 +27,32 @@ cdef extern from *:
     #define EK_FLAGS 8     /* sets RFLAGS (aux[0]) instead of writing the destination */
     #define EK_MEMIMM 16   /* INSERTPS: with a memory source, imm8[7:6] are ignored */
 
-    /* run with the guest MXCSR: enter returns the host's, leave restores it
-       and returns the guest MXCSR after the operation */
+    /* Run with the guest MXCSR. LDMXCSR and STMXCSR are slow (they wait for
+       the SSE pipeline), so the host register is not restored after each
+       operation: it keeps the MXCSR of the last one, which the caller records
+       (Cpu.csr_loaded) and announces with EMU_CSR_LOADED when it is already
+       the one wanted; the run loop puts the host's back when a vCPU run ends
+       (emu_csr_save / emu_csr_load in vcpu_run). leave returns the MXCSR
+       after the operation (its exception flags). */
+    #define EMU_CSR_LOADED 0x80000000u
     static inline unsigned int emu_csr_enter(unsigned int csr) {
-        unsigned int saved;
-        __asm__ volatile("stmxcsr %0\\n\\tldmxcsr %1" : "=m"(saved) : "m"(csr) : "memory");
-        return saved;
+        if (!(csr & EMU_CSR_LOADED))
+            __asm__ volatile("ldmxcsr %0" : : "m"(csr) : "memory");
+        return 0;
     }
     static inline unsigned int emu_csr_leave(unsigned int saved) {
         unsigned int out;
-        __asm__ volatile("stmxcsr %0\\n\\tldmxcsr %1" : "=m"(out) : "m"(saved) : "memory");
+        (void)saved;
+        __asm__ volatile("stmxcsr %0" : "=m"(out) : : "memory");
         return out;
+    }
+    static inline unsigned int emu_csr_save(void) {
+        unsigned int v;
+        __asm__ volatile("stmxcsr %0" : "=m"(v) : : "memory");
+        return v;
+    }
+    static inline void emu_csr_load(unsigned int v) {
+        __asm__ volatile("ldmxcsr %0" : : "m"(v) : "memory");
     }
     /* lahf/seto result (AX) -> RFLAGS bits CF PF AF ZF SF OF */
     static inline uint64_t emu_ax_flags(unsigned int ax) {
@@ -189,6 +204,30 @@ cdef extern from *:
     uint64_t emu_pcmpstr(int which, const uint64_t* d, const uint64_t* s, unsigned int imm,
                          unsigned int la, unsigned int lb, uint64_t* m, unsigned int* idx) noexcept nogil
     int EK_FP, EK_ALIGN, EK_IMM, EK_FLAGS, EK_MEMIMM
+    unsigned int emu_csr_save() noexcept nogil
+    void emu_csr_load(unsigned int v) noexcept nogil
+    const unsigned int EMU_CSR_LOADED
+
+cdef inline uint32_t sse_csr_arg(Cpu* c) noexcept nogil:
+    """The MXCSR a host SSE operation runs with: the guest's controls with
+    every exception masked. With all of the guest's exceptions masked too,
+    its flags are kept, so from one operation to the next the host register
+    already holds it (EMU_CSR_LOADED: no reload). Otherwise the flags start clear,
+    so each operation's own exceptions can be checked against the guest's
+    masks (#XM)."""
+    cdef uint32_t want
+    if (c.mxcsr & 0x1f80) == 0x1f80:
+        want = c.mxcsr & 0xffff
+    else:
+        want = (c.mxcsr & 0xffc0) | 0x1f80
+    if c.csr_loaded == want:
+        return want | EMU_CSR_LOADED
+    return want
+
+cdef inline uint32_t sse_csr_done(Cpu* c, uint32_t csr) noexcept nogil:
+    """After a host SSE operation: the host register holds csr."""
+    c.csr_loaded = csr & 0xffff
+    return csr
 
 # All table-driven instructions, int and FP: u.sub indexes sse_tab (plus 256
 # for the second handler).
@@ -227,8 +266,8 @@ cdef inline int sse_exec(Cpu* c, const Uop* u, const emu_sse_def* o) noexcept no
     aux[0] = c.xmm[0][0]
     aux[1] = c.xmm[0][1]
     if kind & EK_FP:
-        # all exceptions masked, flags clear; then compare with the guest's masks
-        csr = o.fn((c.mxcsr & 0xffc0) | 0x1f80, d, s, imm, aux)
+        # all exceptions masked; then compare with the guest's masks
+        csr = sse_csr_done(c, o.fn(sse_csr_arg(c), d, s, imm, aux))
         fl = csr & 0x3f
         if fl:
             un = fl & ~(c.mxcsr >> 7) & 0x3f
