@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
                         "deterministic clock derived from instructions retired (sleeps take no time)")
     r.add_argument("program", help="the program to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    be = sub.add_parser("bench", help="measure how fast emu runs a program, beside native and qemu",
+                        description="Run a program several times under emu (in-process), natively and under "
+                                    "qemu-x86_64 when available; report median times, MIPS, block-cache and TLB "
+                                    "hit rates, exits, and slowdowns. Every run must print the same output.")
+    be.add_argument("--runs", type=int, default=3, metavar="N", help="runs per runner (default 3; medians)")
+    be.add_argument("--no-native", action="store_true", help="do not run the program natively")
+    be.add_argument("--no-qemu", action="store_true", help="do not run it under qemu-x86_64")
+    be.add_argument("program", help="the program to run")
+    be.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     b = sub.add_parser("boot", help="boot a 64-bit kernel in a microVM",
                        description="Boot an ELF64 kernel with the Linux 64-bit boot protocol: 16550 console "
                                    "on stdin/stdout, local APIC + I/O APIC, optional virtio-mmio block disk.")
@@ -115,6 +124,27 @@ def cmd_run(a) -> int:
     return status
 
 
+def cmd_bench(a) -> int:
+    from emu.linux.process import ProgramNotExecutable, ProgramNotFound
+    from emu.services.bench import BenchError, bench, report
+    if a.runs < 1:
+        print("emu: bench: --runs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        res = bench([a.program] + a.args, runs=a.runs, native=not a.no_native, qemu=not a.no_qemu)
+    except ProgramNotFound as e:
+        print("emu: %s" % e, file=sys.stderr)
+        return 127
+    except ProgramNotExecutable as e:
+        print("emu: %s" % e, file=sys.stderr)
+        return 126
+    except BenchError as e:
+        print("emu: bench: %s" % e, file=sys.stderr)
+        return 1
+    print(report(res))
+    return 0
+
+
 def cmd_boot(a) -> int:
     from emu.vm.boot import BootError
     from emu.services import vmstate
@@ -189,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "boot":
             return cmd_boot(args)
+        if args.command == "bench":
+            return cmd_bench(args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:          # an emulator bug: one line, the traceback on request

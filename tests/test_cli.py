@@ -161,3 +161,23 @@ def test_boot_bad_snapshot_arguments(args, message):
     r = emu("boot", *args, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench():
+    r = emu("bench", "--runs", "2", guest("bench", "bin", "crc32-small"))
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("emu:") and "MIPS" in first and "block cache" in first and "TLB" in first
+    mips = float(first.split(" MIPS")[0].rsplit(" ", 1)[1])
+    assert mips > 1
+    if native_ok:
+        assert any(l.startswith("native:") and "slower" in l for l in r.stdout.splitlines())
+
+
+def test_bench_refuses_different_work_and_bad_programs(tmp_path):
+    if native_ok and os.path.exists("/bin/sh"):
+        # the guest sees pid 1000 (emu bench runs with a fixed seed), the host another pid
+        r = emu("bench", "--runs", "1", "--no-qemu", "/bin/sh", "-c", "echo $$")
+        assert r.returncode == 1 and "not the same work" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert emu("bench", str(tmp_path / "missing")).returncode == 127
+    assert emu("bench", "--runs", "0", guest("hello", "hello")).returncode == 2
