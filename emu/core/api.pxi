@@ -148,6 +148,24 @@ cdef class PhysMachine:
             if self.m.code_page[p]:
                 smc_invalidate_page(&dummy, p << 12)
 
+    def set_shared(self, uint64_t paddr, uint64_t size, bint shared=True):
+        """Back the RAM frames [paddr, paddr+size) with host memory that a
+        host fork() shares (shared=True) or with private memory again; either
+        way they read as zeros afterwards. The host address stays the same,
+        so TLB entries and the numpy view stay valid. How the Linux
+        personality, which forks the host process for a guest fork, gives
+        MAP_SHARED|MAP_ANONYMOUS memory its meaning."""
+        cdef void* p
+        if paddr & 0xfff or size & 0xfff or paddr + size > self.m.ram_size or paddr + size < paddr:
+            raise ValueError("frames must be page-aligned and inside RAM")
+        if size == 0:
+            return
+        p = mmap(self.m.ram + paddr, size, PROT_READ | PROT_WRITE,
+                 (MAP_SHARED if shared else MAP_PRIVATE | MAP_NORESERVE) | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        if p == MAP_FAILED:
+            raise MemoryError("cannot remap guest frames %#x+%#x" % (paddr, size))
+        self.invalidate(paddr, size)
+
     def dirty_pages(self, bint clear=False):
         """Physical page numbers written since the last clear."""
         cdef uint64_t i

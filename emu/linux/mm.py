@@ -53,6 +53,11 @@ class AddressSpace:
         self.pt = machine.page_tables
         self.vmas: list[Vma] = []
         self.pages: dict[int, int] = {}      # populated virtual page -> physical frame
+        self.shared_frames: set[int] = set()  # frames in host memory shared across fork
+        # MAP_SHARED file mappings: each page as last read from or written to the
+        # file, so write-back sends only what this process changed (a forked
+        # process's untouched copy must not undo another's writes)
+        self.clean: dict[int, bytes] = {}
         self.brk_start = 0
         self.brk = 0
 
@@ -100,8 +105,16 @@ class AddressSpace:
     def _pte_rights(self, prot: int) -> dict:
         return dict(write=bool(prot & PROT_WRITE), execute=bool(prot & PROT_EXEC), user=True)
 
+    @staticmethod
+    def _shared_anon(vma: Vma) -> bool:
+        return bool(vma.flags & MAP_SHARED) and vma.host_fd < 0 and vma.data is None
+
     def populate(self, page: int, vma: Vma) -> None:
         pa = self.machine.frames.alloc()
+        if self._shared_anon(vma):
+            # host memory a host fork() shares: what fork gives the guest's children
+            self.machine.phys.set_shared(pa, PAGE, True)
+            self.shared_frames.add(pa)
         if vma.data is not None:
             off = vma.data_off + (page - vma.start)
             chunk = vma.data[off:off + PAGE] if off < len(vma.data) else b""
@@ -109,6 +122,8 @@ class AddressSpace:
                 self.machine.ram[pa:pa + len(chunk)] = memoryview(chunk)
                 self.machine.phys.mark_dirty(pa, len(chunk))
         self.pages[page] = pa
+        if vma.host_fd >= 0:
+            self.clean[page] = self.machine.ram[pa:pa + PAGE].tobytes()
         if vma.prot:
             self.pt.map(page, pa, PAGE, **self._pte_rights(vma.prot))
 
@@ -116,9 +131,13 @@ class AddressSpace:
         pages = [p for p in self.pages if start <= p < end] if len(self.pages) < (end - start) // PAGE \
             else [p for p in range(start, end, PAGE) if p in self.pages]
         for p in pages:
+            self.clean.pop(p, None)
             pa = self.pages.pop(p)
             self.pt.unmap(p, PAGE)
             self.machine.phys.invalidate(pa, PAGE)
+            if pa in self.shared_frames:
+                self.shared_frames.discard(pa)
+                self.machine.phys.set_shared(pa, PAGE, False)
             self.machine.frames.free(pa)
 
     def handle_fault(self, addr: int, error_code: int) -> bool:
@@ -173,7 +192,9 @@ class AddressSpace:
         vma = Vma(addr, addr + length, prot, flags, data, offset if data is not None else 0, name,
                   host_fd if flags & MAP_SHARED else -1, file_off)
         self._insert(vma)
-        if flags & MAP_POPULATE or data is not None and length <= 16 * PAGE:
+        # shared anonymous memory is backed at once: a page first touched after a
+        # fork must be the same page in parent and child
+        if flags & MAP_POPULATE or data is not None and length <= 16 * PAGE or self._shared_anon(vma):
             for page in range(addr, addr + length, PAGE):
                 self.populate(page, vma)
         return addr
@@ -204,8 +225,12 @@ class AddressSpace:
                 off = v.file_off + (page - v.start)
                 if pa is None or off >= size:
                     continue
+                now = self.machine.ram[pa:pa + PAGE].tobytes()
+                if self.clean.get(page) == now:
+                    continue
                 n = min(PAGE, size - off)
-                os.pwrite(v.host_fd, self.machine.ram[pa:pa + n].tobytes(), off)
+                os.pwrite(v.host_fd, now[:n], off)
+                self.clean[page] = now
 
     def mprotect(self, addr: int, length: int, prot: int) -> int:
         if addr & (PAGE - 1):

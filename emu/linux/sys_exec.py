@@ -19,6 +19,9 @@ CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x
 def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     sys.stdout.flush()
     sys.stderr.flush()
+    # shared file mappings reach their files first: parent and child then each
+    # write back only what they change afterwards (emu/linux/mm.py)
+    s.p.mm.write_back()
     # vfork: the parent sleeps until the child has exec'd or exited; the child
     # holds the write end of this pipe and closes it then
     sync = os.pipe() if flags & CLONE_VFORK else None

@@ -78,13 +78,19 @@ def sys_mremap(s, old, old_size, new_size, flags, new_addr, *_):
         if new_size < old_size:
             mm.munmap(old + new_size, old_size - new_size)
         return old
+    shared = mm._shared_anon(vma)
     if mm.is_free(old + old_size, old + new_size) and vma.end == old + old_size:
         vma.end = old + new_size
+        if shared:                       # shared memory is backed at once (mm.mmap)
+            for page in range(old + old_size, old + new_size, PAGE):
+                mm.populate(page, vma)
         return old
     if not flags & 1:        # MREMAP_MAYMOVE
         return -E.ENOMEM
     data = s.read(old, old_size)
-    dest = mm.mmap(0, new_size, vma.prot | 2, MAP_PRIVATE | MAP_ANONYMOUS)
+    # (a moved shared mapping is new shared memory: processes that share the
+    # old one keep it, unlike Linux, which moves the same object)
+    dest = mm.mmap(0, new_size, vma.prot | 2, (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS)
     if dest < 0:
         return dest
     s.write(dest, data)
