@@ -9,6 +9,7 @@ import stat as st
 import struct
 import termios
 
+from emu.linux.procfs import proc_file
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
 from emu.linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND,
@@ -32,9 +33,12 @@ def _host_flags(flags: int) -> int:
 
 def _open(s, dirfd, path_addr, flags, mode):
     gpath = s.guest_path_at(dirfd, path_addr)
-    # hypervisor layer: /proc/cpuinfo, the DMI strings and /proc/uptime come from the virtual platform
+    # the guest's own /proc/self files (emu/linux/procfs.py); hypervisor layer:
+    # /proc/cpuinfo, the DMI strings and /proc/uptime come from the virtual platform
+    data = proc_file(s.p, gpath)
     g = getattr(s.p, "guest", None)
-    data = g.virtual_file(gpath, s.v) if g is not None else None
+    if data is None and g is not None:
+        data = g.virtual_file(gpath, s.v)
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
     host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)

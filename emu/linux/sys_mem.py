@@ -25,12 +25,13 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
         size = os.fstat(f.host_fd).st_size
         want = min(length, max(0, size - off))
         data = os.pread(f.host_fd, want, off) if want > 0 else b""
-        name = f.path
+        name = f.gpath or f.path          # as the guest names it (/proc/self/maps)
+        file_off = off
         if flags & MAP_SHARED and prot & 2:
             if f.flags & 3 != 2:         # a writable shared mapping needs O_RDWR
                 return -E.EACCES
             s.check_write(f.path)
-            host_fd, file_off = os.dup(f.host_fd), off
+            host_fd = os.dup(f.host_fd)
         off = 0
     return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name, host_fd, file_off)
 

@@ -267,3 +267,33 @@ def sys_sendfile(s, out_fd, in_fd, offset, count, *_):
     else:
         data = os.read(src.host_fd, min(count, 1 << 24))
     return os.write(dst.host_fd, data) if data else 0
+
+
+@syscall(326, "copy_file_range")
+def sys_copy_file_range(s, fd_in, off_in, fd_out, off_out, length, flags):
+    """A read from fd_in and a write to fd_out, through the guest's
+    descriptors (at most 16 MiB per call, as the kernel may also stop short)."""
+    if flags:
+        return -E.EINVAL
+    src, dst = s.fd(fd_in), s.fd(fd_out)
+    if src.is_dir or dst.is_dir:
+        return -E.EISDIR
+    n = min(length, 1 << 24)
+    if off_in:
+        (oi,) = struct.unpack("<q", s.read(off_in, 8))
+        data = os.pread(src.host_fd, n, oi)
+    else:
+        data = os.read(src.host_fd, n)
+    if not data:
+        return 0
+    if off_out:
+        (oo,) = struct.unpack("<q", s.read(off_out, 8))
+        done = os.pwrite(dst.host_fd, data, oo)
+        s.write(off_out, struct.pack("<q", oo + done))
+    else:
+        done = os.write(dst.host_fd, data)
+    if off_in:
+        s.write(off_in, struct.pack("<q", oi + done))
+    elif done < len(data):
+        os.lseek(src.host_fd, done - len(data), os.SEEK_CUR)   # give back what was not written
+    return done

@@ -1,0 +1,107 @@
+"""The guest's own /proc/self (and /proc/<its pid>, /proc/thread-self)
+files, generated from the personality's state: without them a guest would
+read the host Python process's (its memory map, name and command line),
+which is wrong for programs that parse them (glibc's pthread_getattr_np
+finds the main thread's stack in /proc/self/maps) and gives the emulator
+away (formats follow Documentation/filesystems/proc.rst and fs/proc/).
+
+Served: maps, status, cmdline, comm, environ, stat, statm. Other /proc
+files fall through to the host's.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from emu.linux.mm import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, MAP_SHARED
+
+_SELF = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(maps|status|cmdline|comm|environ|stat|statm)$")
+
+
+def comm(p) -> str:
+    """The task name: the executable's file name, 15 bytes at most."""
+    name = os.path.basename(p.argv[0] if p.argv else p.exe_path) or "?"
+    return name[:15]
+
+
+def _maps(p) -> str:
+    out = []
+    for v in sorted(p.mm.vmas, key=lambda v: v.start):
+        perms = ("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-") + \
+            ("x" if v.prot & PROT_EXEC else "-") + ("s" if v.flags & MAP_SHARED else "p")
+        name = v.name or ""
+        dev, ino = "00:00", 0
+        if name and not name.startswith("["):
+            try:
+                st = os.stat(p.fs.resolve(name, follow=True))
+                dev, ino = "%02x:%02x" % (os.major(st.st_dev) & 0xFF, os.minor(st.st_dev) & 0xFF), st.st_ino
+            except Exception:               # (only metadata: a vanished file shows inode 0)
+                pass
+        line = "%08x-%08x %s %08x %s %d" % (v.start, v.end, perms, v.file_off if name and ino else 0, dev, ino)
+        out.append(line.ljust(73) + name if name else line + " ")
+    return "".join(line + "\n" for line in out)
+
+
+def _sizes(p) -> tuple[int, int]:
+    """(virtual size, resident pages) of the address space."""
+    return sum(v.end - v.start for v in p.mm.vmas), len(p.mm.pages)
+
+
+def _ppid(p) -> int:
+    return os.getppid() if p.seed is None else 1
+
+
+def _status(p) -> str:
+    vsize, rss = _sizes(p)
+    uid, gid = os.getuid(), os.getgid()
+    blocked = getattr(p.current, "signal_mask", p.signal_mask)
+    ign = sum(1 << (s - 1) for s, a in p.signal_actions.items() if a[0] == 1)
+    cgt = sum(1 << (s - 1) for s, a in p.signal_actions.items() if a[0] not in (0, 1))
+    rows = [("Name", comm(p)), ("Umask", "0022"), ("State", "R (running)"), ("Tgid", p.pid), ("Ngid", 0),
+            ("Pid", p.pid), ("PPid", _ppid(p)), ("TracerPid", 0),
+            ("Uid", "%d\t%d\t%d\t%d" % (uid, uid, uid, uid)), ("Gid", "%d\t%d\t%d\t%d" % (gid, gid, gid, gid)),
+            ("FDSize", 64), ("Groups", ""), ("VmPeak", "%8d kB" % (vsize // 1024)),
+            ("VmSize", "%8d kB" % (vsize // 1024)), ("VmLck", "%8d kB" % 0), ("VmPin", "%8d kB" % 0),
+            ("VmHWM", "%8d kB" % (rss * PAGE // 1024)), ("VmRSS", "%8d kB" % (rss * PAGE // 1024)),
+            ("Threads", len(p.threads)), ("SigQ", "0/63432"),
+            ("SigPnd", "%016x" % 0), ("ShdPnd", "%016x" % getattr(p, "pending_signals", 0)),
+            ("SigBlk", "%016x" % blocked), ("SigIgn", "%016x" % ign), ("SigCgt", "%016x" % cgt),
+            ("CapInh", "%016x" % 0), ("CapPrm", "%016x" % (0x1FFFFFFFFFF if uid == 0 else 0)),
+            ("CapEff", "%016x" % (0x1FFFFFFFFFF if uid == 0 else 0)), ("CapBnd", "%016x" % 0x1FFFFFFFFFF),
+            ("CapAmb", "%016x" % 0), ("NoNewPrivs", 0), ("Seccomp", 0), ("Seccomp_filters", 0),
+            ("Speculation_Store_Bypass", "thread vulnerable"), ("Cpus_allowed", "1"), ("Cpus_allowed_list", "0"),
+            ("Mems_allowed", "1"), ("Mems_allowed_list", "0"),
+            ("voluntary_ctxt_switches", 0), ("nonvoluntary_ctxt_switches", 0)]
+    return "".join("%s:\t%s\n" % (k, v) for k, v in rows)
+
+
+def _stat(p) -> str:
+    vsize, rss = _sizes(p)
+    stack = [v for v in p.mm.vmas if v.name == "[stack]"]
+    start_stack = p.vcpu.rsp if not stack else stack[0].end - PAGE
+    fields = [p.pid, "(%s)" % comm(p), "R", _ppid(p), p.pid, p.pid, 0, -1, 0x400000, 0, 0, 0, 0, 0, 0, 0, 0,
+              20, 0, len(p.threads), 0, 0, vsize, rss, (1 << 64) - 1, 0, 0, start_stack, 0, 0,
+              0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, p.mm.brk_start, 0, 0, 0, 0, 0]
+    return " ".join(str(f) for f in fields) + "\n"
+
+
+def proc_file(p, guest_path: str) -> bytes | None:
+    """Contents of one of the guest's own /proc files, or None."""
+    m = _SELF.match(guest_path)
+    if m is None or (m.group(1) not in ("self", "thread-self") and int(m.group(1)) != p.pid):
+        return None
+    what = m.group(2)
+    if what == "maps":
+        return _maps(p).encode()
+    if what == "status":
+        return _status(p).encode()
+    if what == "cmdline":
+        return b"".join(a.encode() + b"\0" for a in p.argv)
+    if what == "comm":
+        return (comm(p) + "\n").encode()
+    if what == "environ":
+        return b"".join(("%s=%s" % kv).encode() + b"\0" for kv in p.env.items())
+    if what == "statm":
+        vsize, rss = _sizes(p)
+        return ("%d %d 0 0 0 0 0\n" % (vsize // PAGE, rss)).encode()
+    return _stat(p).encode()

@@ -1,0 +1,56 @@
+"""The guest's own /proc/self files (emu/linux/procfs.py) describe the guest
+program, not the Python process running it: its memory map (which glibc's
+pthread_getattr_np reads), name, command line, environment and pids."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from test_cli import EMU_PATH, emu, native_ok
+
+CAT = shutil.which("cat")
+pytestmark = pytest.mark.skipif(not (native_ok and CAT), reason="uses the host's dynamically linked cat")
+
+
+def cat(path, *extra):
+    r = emu("run", *extra, "--seed", "7", CAT, path)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_self_files_describe_the_guest():
+    maps = cat("/proc/self/maps")
+    lines = maps.splitlines()
+    assert any(l.endswith(" [stack]") for l in lines) and any(l.endswith(" [heap]") for l in lines)
+    assert any(l.endswith(os.path.realpath(CAT)) or l.endswith(CAT) for l in lines)
+    assert "python" not in maps and "emu" not in maps.lower().replace("lemu", "")
+    starts = [int(l.split("-")[0], 16) for l in lines]
+    assert starts == sorted(starts)
+    status = dict(l.split(":\t", 1) for l in cat("/proc/self/status").splitlines())
+    assert status["Name"] == "cat" and status["Pid"] == status["Tgid"] == "1000" and status["TracerPid"] == "0"
+    assert cat("/proc/self/cmdline").split("\0") == [CAT, "/proc/self/cmdline", ""]
+    assert cat("/proc/self/comm") == "cat\n"
+    stat = cat("/proc/1000/stat").split()
+    assert stat[0] == "1000" and stat[1] == "(cat)"
+    assert cat("/proc/self/stat").split()[:2] == ["1000", "(cat)"]
+    env = emu("run", "--seed", "7", CAT, "/proc/self/environ", env=dict(os.environ, EMU_T="x1", PYTHONPATH=EMU_PATH)).stdout
+    assert "EMU_T=x1" in env.split("\0")
+
+
+def test_pthread_getattr_np_finds_the_main_stack(tmp_path):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "g.c"
+    src.write_text('#define _GNU_SOURCE\n#include <pthread.h>\n#include <stdio.h>\n'
+                   'int main(void) { pthread_attr_t a; void *p; size_t n; int local;\n'
+                   '  if (pthread_getattr_np(pthread_self(), &a)) { puts("getattr failed"); return 1; }\n'
+                   '  pthread_attr_getstack(&a, &p, &n);\n'
+                   '  printf("%s\\n", (char *)&local >= (char *)p && (char *)&local < (char *)p + n ? "inside" : "outside");\n'
+                   '  return 0; }\n')
+    exe = tmp_path / "g"
+    subprocess.run([cc, "-O2", "-o", str(exe), str(src), "-lpthread"], check=True)
+    native = subprocess.run([str(exe)], capture_output=True, text=True)
+    r = emu("run", str(exe))
+    assert (r.returncode, r.stdout) == (native.returncode, native.stdout) == (0, "inside\n")
