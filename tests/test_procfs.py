@@ -54,3 +54,15 @@ def test_pthread_getattr_np_finds_the_main_stack(tmp_path):
     native = subprocess.run([str(exe)], capture_output=True, text=True)
     r = emu("run", str(exe))
     assert (r.returncode, r.stdout) == (native.returncode, native.stdout) == (0, "inside\n")
+
+
+def test_fd_links_and_listing(tmp_path):
+    readlink = shutil.which("readlink")
+    ls = shutil.which("ls")
+    r = emu("run", readlink, "/proc/self/cwd", "/proc/self/exe", "/proc/self/fd/0", cwd=tmp_path,
+            stdin=open(os.devnull))
+    assert r.stdout.splitlines() == [str(tmp_path), os.path.realpath(readlink), "/dev/null"]
+    assert emu("run", readlink, "/proc/self/fd/57").returncode == 1        # no such descriptor
+    # the guest's descriptors, including the one ls reads the directory through
+    r = emu("run", ls, "/proc/self/fd", stdin=open(os.devnull))
+    assert r.stdout.split() == ["0", "1", "2", "3"]

@@ -5,8 +5,9 @@ which is wrong for programs that parse them (glibc's pthread_getattr_np
 finds the main thread's stack in /proc/self/maps) and gives the emulator
 away (formats follow Documentation/filesystems/proc.rst and fs/proc/).
 
-Served: maps, status, cmdline, comm, environ, stat, statm. Other /proc
-files fall through to the host's.
+Served: maps, status, cmdline, comm, environ, stat, statm; the links fd/N,
+cwd, exe and root, and the fd directory's listing. Other /proc files fall
+through to the host's.
 """
 from __future__ import annotations
 
@@ -85,10 +86,55 @@ def _stat(p) -> str:
     return " ".join(str(f) for f in fields) + "\n"
 
 
+_LINK = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(?:fd/(\d+)|(cwd|exe|root))$")
+_FD_DIR = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/?$")
+
+
+def _ours(p, who: str) -> bool:
+    return who in ("self", "thread-self") or int(who) == p.pid
+
+
+def proc_link(p, guest_path: str):
+    """readlink of the guest's /proc/self/{fd/N, cwd, exe, root}: the target
+    as the guest names it, False for a descriptor it does not have, None when
+    the path is not one of these links."""
+    m = _LINK.match(guest_path)
+    if m is None or not _ours(p, m.group(1)):
+        return None
+    if m.group(3) == "cwd":
+        return p.fs.cwd
+    if m.group(3) == "exe":
+        return p.exe_path
+    if m.group(3) == "root":
+        return "/"
+    f = p.fds.get(int(m.group(2)))
+    if f is None:
+        return False
+    if f.gpath:
+        return f.gpath
+    try:                            # pipes, sockets, inherited descriptors: what the host says
+        return os.readlink("/proc/self/fd/%d" % f.host_fd)
+    except OSError:
+        return False
+
+
+def proc_fd_entries(p, guest_path: str):
+    """getdents64 entries of the guest's /proc/self/fd directory: its own
+    descriptors (symbolic links), or None when the path is not that one."""
+    m = _FD_DIR.match(guest_path)
+    if m is None or not _ours(p, m.group(1)):
+        return None
+    d = os.stat_result((0o40500, 1, 0, 2, 0, 0, 0, 0, 0, 0))
+    entries = [(".", d), ("..", d)]
+    for n in sorted(p.fds.fds):
+        entries.append((str(n), os.stat_result((0o120700, 1000 + n, 0, 1, 0, 0, 64, 0, 0, 0))))
+    return entries
+
+
 def proc_file(p, guest_path: str) -> bytes | None:
     """Contents of one of the guest's own /proc files, or None."""
     m = _SELF.match(guest_path)
-    if m is None or (m.group(1) not in ("self", "thread-self") and int(m.group(1)) != p.pid):
+    if m is None or not _ours(p, m.group(1)):
         return None
     what = m.group(2)
     if what == "maps":

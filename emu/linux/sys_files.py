@@ -9,7 +9,7 @@ import stat as st
 import struct
 import termios
 
-from emu.linux.procfs import proc_file
+from emu.linux.procfs import proc_fd_entries, proc_file, proc_link
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
 from emu.linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND,
@@ -47,7 +47,10 @@ def _open(s, dirfd, path_addr, flags, mode):
     hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
     f = OpenFile(hfd, host, flags, is_dir, gpath=gpath)
-    return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+    fd = s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
+    if is_dir:
+        f.dir_entries = proc_fd_entries(s.p, gpath)   # /proc/self/fd lists the guest's descriptors
+    return fd
 
 
 def _open_virtual(s, gpath, data, flags):
@@ -377,9 +380,11 @@ def sys_readlink(s, path, buf, size, *_):
 
 @syscall(267, "readlinkat")
 def sys_readlinkat(s, dirfd, path, buf, size, *_):
-    p = s.cstr(path)
-    if p == "/proc/self/exe":
-        data = s.p.exe_path.encode()[:size]
+    link = proc_link(s.p, s.guest_path_at(dirfd, path))   # the guest's own /proc/self links
+    if link is False:
+        return -E.ENOENT
+    if link is not None:
+        data = link.encode()[:size]
         s.write(buf, data)
         return len(data)
     return _readlink(s, s.path_at(dirfd, path, follow=False), buf, size)
