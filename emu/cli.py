@@ -12,8 +12,17 @@ import time
 from emu.linux.signals import SIGNAL_NAMES
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("emu")
+    except PackageNotFoundError:
+        return "(not installed: a source checkout)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emu", description="An x86-64 machine emulator.")
+    p.add_argument("--version", action="version", version="emu " + _version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     r = sub.add_parser("run", help="run an x86-64 Linux program",

@@ -181,3 +181,8 @@ def test_bench_refuses_different_work_and_bad_programs(tmp_path):
         assert r.returncode == 1 and "not the same work" in r.stderr and len(r.stderr.splitlines()) == 1
     assert emu("bench", str(tmp_path / "missing")).returncode == 127
     assert emu("bench", "--runs", "0", guest("hello", "hello")).returncode == 2
+
+
+def test_version():
+    r = emu("--version")
+    assert r.returncode == 0 and r.stdout.startswith("emu ") and len(r.stdout.split()) == 2
