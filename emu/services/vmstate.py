@@ -22,6 +22,7 @@ destination resumes exactly where it stopped.
 from __future__ import annotations
 
 import ast
+import os
 import struct
 import time
 import zipfile
@@ -84,9 +85,19 @@ def save(vm, path) -> int:
     Returns the number of RAM pages stored."""
     pages = nonzero_pages(vm)
     data = vm.ram.reshape(-1, PAGE)[pages]
-    with open(path, "wb") as f:
-        np.savez(f, meta=np.array(repr(machine_meta(vm))), vcpu=np.frombuffer(vm.vcpu.save_state(), np.uint8),
+    if hasattr(path, "write"):
+        np.savez(path, meta=np.array(repr(machine_meta(vm))), vcpu=np.frombuffer(vm.vcpu.save_state(), np.uint8),
                  pages=pages, data=data)
+        return len(pages)
+    # written beside and renamed over: a failed write never destroys an older snapshot
+    tmp = "%s.tmp%d" % (os.fspath(path), os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            save(vm, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return len(pages)
 
 
