@@ -83,6 +83,24 @@ R_MAGIC, R_VERSION, R_CAPS, R_MAX_DIM = 0x00, 0x04, 0x08, 0x0C
 R_DOORBELL, R_DESC_HI, R_STATUS, R_ISR, R_COMPLETED, R_ERRORS = 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24
 
 
+def gemm_i32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """int32 A @ B with C's wraparound (exact mod 2**32). Large products go
+    through float64 BLAS on 16-bit halves: with a = ah*2**16 + al (unsigned
+    halves), a*b mod 2**32 = al*bl + 2**16*(ah*bl + al*bh) mod 2**32, and every
+    half-product sum is an integer below 2**53 while k <= 2**21, so exact;
+    small ones use numpy's integer loop."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n * k < (1 << 15) or k > (1 << 21):
+        return np.matmul(a, b)
+    au, bu = a.view(np.uint32), b.view(np.uint32)
+    al, ah = (au & 0xFFFF).astype(np.float64), (au >> 16).astype(np.float64)
+    bl, bh = (bu & 0xFFFF).astype(np.float64), (bu >> 16).astype(np.float64)
+    low = (al @ bl).astype(np.uint64)
+    mid = (ah @ bl).astype(np.uint64) + (al @ bh).astype(np.uint64)
+    return ((low + (mid << np.uint64(16))) & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+
+
 class CommandError(Exception):
     def __init__(self, status: int, why: str):
         super().__init__(why)
@@ -258,7 +276,7 @@ class AccelDevice:
             A = self._matrix(a, m, k, lda, dt, "A")
             B = self._matrix(b, k, n, ldb, dt, "B")
             with np.errstate(all="ignore"):
-                C = np.matmul(A, B)          # int32: exact mod 2**32; float32: IEEE single
+                C = gemm_i32(A, B) if op == OP_GEMM_I32 else np.matmul(A, B)
             self.stats["macs"] += m * n * k
             self._store(c, C.astype(dt, copy=False), ldc)
             return ST_OK, None

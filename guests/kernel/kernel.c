@@ -592,7 +592,9 @@ static void accel_test(void) {
             FR[i * FD + j] = s;
         }
     cmd = (struct accel_cmd){ ACC_GEMM_F32, 0xFFFFFFFF, FD, FD, FD, 0, 0, 0, (u64)FA, (u64)FB, (u64)FC, 0 };
+    post(0x23);
     st = accel_submit((u64)&cmd);
+    post(0x24);
     int ok = 1;
     same = st == 0;
     for (int i = 0; i < FD * FD; i++) if (f32_to_int(FC[i], &ok) != FR[i]) same = 0;
