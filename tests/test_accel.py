@@ -444,3 +444,15 @@ def test_shared_host_runs_two_booted_vms():
         assert v.accel.stats["commands"] == 9
     assert sorted(set(host.grants)) == sorted(v.accel.name for v in vms) and len(host.grants) == 18
     assert not host.busy and not host.waiting
+
+
+def test_emu_boot_accel_flag():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-m", "emu", "boot", KERNEL, "--mem", "64M", "--accel", "--timeout", "60"],
+                       cwd=root, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    out = r.stdout.decode("latin-1")
+    assert "accel: 9 commands, 5 errors, 9 interrupts; all results equal the cpu's" in out, out[-500:]
+    assert "cmdline: console=ttyS0 emu_accel=4K@0xd0001000:6" in out
