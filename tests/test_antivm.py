@@ -16,7 +16,7 @@ ANTIVM = os.path.join(ROOT, "guests", "antivm", "antivm")
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
 CHECKS = ["cpuid_hypervisor_bit", "cpuid_hypervisor_vendor", "cpuid_vendor", "cpuid_brand_string",
           "rdtsc_cpuid_exit", "rdtsc_consecutive", "cpuinfo_hypervisor_flag", "dmi_strings",
-          "kernel_release"]
+          "kernel_release", "descriptor_tables"]
 
 
 def emu_run(*args):
@@ -53,8 +53,10 @@ def test_transparent_is_detected(args):
                  "kernel_release"):
         assert res[name] == "DETECTED", r.stdout
     assert "(EmuEmuEmuEmu)" in r.stdout
-    # timing is not what gives emu away: its TSC never shows an exit
+    # timing is not what gives emu away: its TSC never shows an exit; nor do the
+    # descriptor-table registers (they read as Linux's)
     assert res["rdtsc_cpuid_exit"] == "clean" and res["rdtsc_consecutive"] == "clean"
+    assert res["descriptor_tables"] == "clean"
     assert r.returncode == sum(v == "DETECTED" for v in res.values()) >= 4
 
 
@@ -119,3 +121,27 @@ def test_host_profile_identity():
     vendor = b"".join(x.to_bytes(4, "little") for x in (h[1], h[3], h[2])).decode()
     assert cp.vendor_of(t) == vendor
     assert not cp._get(cp.to_dict(t), 1)[2] >> 31
+
+
+def test_descriptor_table_registers_read_as_linux():
+    """SIDT, SGDT, STR, SLDT and SMSW in a Linux process give what Linux
+    gives on a CPU without UMIP (the CPUID tables do not advertise it): the
+    tables in CPU 0's entry area, the TSS selector 0x40, no LDT, and the CR0
+    Linux runs with."""
+    import struct
+    import emu
+    m = emu.Machine(16 << 20)
+    m.map(0x400000, 0x1000)
+    m.map(0x600000, 0x1000)
+    # sidt [rdi]; sgdt [rdi+16]; str ax; mov ebx, 0x1234; sldt ebx; smsw rcx; ud2
+    m.write(0x400000, bytes.fromhex("0f010f0f014710660f00c8bb341200000f00c3480f01e10f0b"))
+    v = m.vcpu
+    Guest("stealth").install(v)
+    v.rip, v.rdi = 0x400000, 0x600000
+    ex = v.run()
+    assert ex.name == "EXCEPTION" and ex.vector == 6
+    idt_lim, idt_base = struct.unpack("<HQ", m.read(0x600000, 10))
+    gdt_lim, gdt_base = struct.unpack("<HQ", m.read(0x600010, 10))
+    assert (idt_base, idt_lim) == (0xFFFFFE0000000000, 0xFFF)
+    assert (gdt_base, gdt_lim) == (0xFFFFFE0000001000, 0x7F)
+    assert v.rax & 0xFFFF == 0x40 and v.rbx == 0 and v.rcx == 0x80050033

@@ -160,3 +160,11 @@ cdef extern from *:
     const uint64_t PTE_ADDR
     const uint64_t TLB_INVALID
     const uint64_t NO_PAGE
+
+# what a Linux x86-64 process sees of its kernel's descriptor tables (no GDT
+# of the guest's own loaded: core/system.pxi linux_gdt): the tables in the CPU
+# entry area of CPU 0 (arch/x86/include/asm/pgtable_64_types.h, cpu_entry_area.h)
+DEF LINUX_GDT_LIMIT = 16 * 8 - 1
+DEF LINUX_CEA_IDT = 0xfffffe0000000000ULL
+DEF LINUX_CEA_GDT = 0xfffffe0000001000ULL
+DEF LINUX_TSS_SEL = 0x40

@@ -292,7 +292,13 @@ cdef int op_sgdt_sidt(Cpu* c, const Uop* u) noexcept nogil:
     # check both parts are writable before storing either
     if mem_read_rmw(c, a, 2, &t) or mem_read_rmw(c, a + 2, 8, &t):
         return R_EXC
-    if u.sub == 0:
+    if c.cpl != 0 and linux_gdt(c):
+        # a Linux process (no tables of the guest's own): the kernel's tables,
+        # read-only in the CPU entry area of CPU 0 (a CPU without UMIP)
+        if mem_write(c, a, 2, LINUX_GDT_LIMIT if u.sub == 0 else 0xfff) or \
+                mem_write(c, a + 2, 8, LINUX_CEA_GDT if u.sub == 0 else LINUX_CEA_IDT):
+            return R_EXC
+    elif u.sub == 0:
         if mem_write(c, a, 2, c.gdtr_limit) or mem_write(c, a + 2, 8, c.gdtr_base):
             return R_EXC
     else:

@@ -96,8 +96,6 @@ cdef inline uint32_t desc_limit(uint64_t d) noexcept nogil:
 # data, 0x33 user code 64, 0x40 the busy 64-bit TSS, 0x50 the LDT slot
 # (empty), 0x60-0x70 TLS slots (empty), 0x7b the CPU/node segment (limit =
 # TSC_AUX, as Linux keeps them equal). Accessed bits are set, as in Linux.
-DEF LINUX_GDT_LIMIT = 16 * 8 - 1
-
 cdef inline int linux_gdt(Cpu* c) noexcept nogil:
     return not c.deliver_via_idt and c.gdtr_limit == 0 and c.gdtr_base == 0
 
@@ -625,10 +623,13 @@ cdef int op_pop_sreg(Cpu* c, const Uop* u) noexcept nogil:
     return R_NEXT
 
 cdef int op_sldt_str(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 00 /0 SLDT, /1 STR: #GP at CPL > 0 with CR4.UMIP."""
+    """0F 00 /0 SLDT, /1 STR: #GP at CPL > 0 with CR4.UMIP. A Linux process
+    (linux_gdt) sees no LDT and the TSS selector 0x40."""
     cdef uint64_t v = c.ldtr_sel if u.sub == 0 else c.tr_sel
     if c.cpl != 0 and c.cr4 & CR4_UMIP:
         return raise_gp0(c)
+    if c.cpl != 0 and linux_gdt(c):
+        v = 0 if u.sub == 0 else LINUX_TSS_SEL
     if u.mem:
         if mem_write(c, ea_of(c, u), 2, v):
             return R_EXC

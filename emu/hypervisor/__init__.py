@@ -8,6 +8,7 @@ from emu.hypervisor.policy import ALLOW, DENY, Deny, Hypervisor, Policy, TrapEve
 from emu.hypervisor.timekeeping import GuestClock
 
 PROFILES = ("stealth", "transparent", "baseline", "host")
+LINUX_CR0_BITS = 0x2 | 0x10 | 0x20 | 0x40000         # CR0.MP, ET, NE, AM
 
 __all__ = ["ALLOW", "DENY", "Deny", "Hypervisor", "Policy", "TrapEvent", "GuestClock", "cpuid_profiles",
            "Guest", "PROFILES"]
@@ -35,6 +36,9 @@ class Guest:
         """Set a (new) vCPU up: CPUID table, TSC (going on from `like`'s),
         trap policy."""
         vcpu.set_cpuid_table(self.table)
+        # CR0 as Linux runs its processes (SMSW shows it): MP, ET, NE and AM
+        # besides PE, WP and PG (0x80050033)
+        vcpu.cr0 = vcpu.cr0 | LINUX_CR0_BITS
         self.clock.install(vcpu, like)
         if self.hypervisor is not None:
             self.hypervisor.install(vcpu)

@@ -320,6 +320,25 @@ static void check_uname(void)
     report("kernel_release", hit, rel);
 }
 
+/* 10. descriptor-table registers (the "Red Pill" / "No Pill" / ScoopyNG
+   family, adapted to 64-bit Linux): SIDT/SGDT at ring 3 give addresses in the
+   kernel half on every Linux (the kernel's own tables, or UMIP's fixed
+   stand-ins), STR the TSS selector 0x40, SMSW a CR0 with PE and PG; an
+   emulator that never set them up shows zeros */
+static void check_descriptor_tables(void)
+{
+    struct __attribute__((packed)) { unsigned short limit; u64 base; } idt = {0, 0}, gdt = {0, 0};
+    unsigned short tr = 0xffff;
+    u64 msw = 0;
+    __asm__ volatile("sidt %0" : "=m"(idt));
+    __asm__ volatile("sgdt %0" : "=m"(gdt));
+    __asm__ volatile("str %0" : "=m"(tr));
+    __asm__ volatile("smsw %0" : "=r"(msw));
+    int hit = idt.base < 0xffff800000000000ULL || gdt.base < 0xffff800000000000ULL || tr != 0x40 ||
+              (msw & 0x80000001ULL) != 0x80000001ULL;
+    report("descriptor_tables", hit, "");
+}
+
 void __attribute__((used)) cmain(long *sp)
 {
     (void)sp;
@@ -332,6 +351,7 @@ void __attribute__((used)) cmain(long *sp)
     check_cpuinfo();
     check_dmi();
     check_uname();
+    check_descriptor_tables();
     say("detections: ");
     say_num((u64)detections);
     say("\n");
