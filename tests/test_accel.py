@@ -456,3 +456,35 @@ def test_emu_boot_accel_flag():
     out = r.stdout.decode("latin-1")
     assert "accel: 9 commands, 5 errors, 9 interrupts; all results equal the cpu's" in out, out[-500:]
     assert "cmdline: console=ttyS0 emu_accel=4K@0xd0001000:6" in out
+
+
+def test_live_migration_while_the_guest_offloads():
+    """Pre-copy rounds run while the guest uses the accelerator: the pages the
+    device writes are in the dirty record, so the destination gets them."""
+    import socket
+    ref = []
+    r0 = VM(KERNEL, mem="64M", accel=True, output=ref.append)
+    reason0 = r0.run(timeout=60)
+    out = []
+    src = VM(KERNEL, mem="64M", accel=True, output=out.append)
+    assert src.run(max_insns=1_000_000) == "limit"          # before the first offload
+    src.exit_reason = None
+    assert b"accel: gemm" not in b"".join(out)
+    dst = VM(None, mem="64M", output=out.append)             # the device is attached from the state
+    s1, s2 = socket.socketpair()
+    figures = {}
+
+    def sender():
+        with s1.makefile("wb") as f:
+            figures.update(vmstate.send(src, f, slice_insns=300_000, stop_pages=4, rounds=8))
+        s1.close()
+    t = threading.Thread(target=sender)
+    t.start()
+    with s2.makefile("rb") as f:
+        vmstate.receive(f, dst)
+    t.join()
+    s2.close()
+    assert src.accel.stats["commands"] >= 1                  # the source offloaded during the rounds
+    assert dst.accel is not None and dst.accel.stats == src.accel.stats
+    assert dst.run(timeout=60) == reason0
+    assert b"".join(out) == b"".join(ref) and dst.vcpu.icount == r0.vcpu.icount
