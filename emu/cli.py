@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--mem", default="128M", metavar="SIZE", help="guest RAM (default 128M)")
     b.add_argument("--disk", metavar="FILE", help="a raw disk image for the virtio-blk device")
     b.add_argument("--readonly", action="store_true", help="attach the disk read-only")
+    b.add_argument("--accel", action="store_true",
+                   help="attach the paravirtual compute accelerator (emu/vm/accel.py)")
     b.add_argument("--cmdline", default="console=ttyS0", help="the kernel command line")
     b.add_argument("--realtime", action="store_true",
                    help="an idle guest waits in real time for its timer (default: virtual time jumps ahead)")
@@ -185,7 +187,7 @@ def cmd_boot(a) -> int:
                                  disk_readonly=a.readonly)
         else:
             vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
-                    realtime=a.realtime, disk_readonly=a.readonly)
+                    realtime=a.realtime, disk_readonly=a.readonly, accel=a.accel)
     except (BootError, VMError, SnapshotError, ValueError, OSError) as e:
         print("emu: %s" % e, file=sys.stderr)
         return 2

@@ -21,6 +21,8 @@ from emu.vm.assist import Assist, TripleFault, ERROR_CODE_VECTORS
 from emu.vm.devices import (IOAPIC_BASE, IOAPIC_SIZE, LAPIC_BASE, LAPIC_SIZE, UART_BASE, UART_IRQ,
                             IoApic, LocalApic, PhysMem, Uart16550, VirtioBlk)
 
+from emu.vm.accel import ACCEL_BASE, ACCEL_IRQ, ACCEL_SIZE, AccelDevice, AccelHost
+
 import numpy as np
 
 VIRTIO_BASE = 0xD0000000
@@ -88,7 +90,8 @@ class VM:
 
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
-                 msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None):
+                 msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None,
+                 accel=False, accel_shares=1):
         self.t_create = time.perf_counter()
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
@@ -145,6 +148,13 @@ class VM:
             self.blk = VirtioBlk(disk, self.mem, lambda lvl: self.ioapic.set_irq(VIRTIO_IRQ, lvl),
                                  readonly=disk_readonly)
             cmdline = "%s virtio_mmio.device=4K@%#x:%d" % (cmdline, VIRTIO_BASE, VIRTIO_IRQ)
+        # the compute accelerator (emu/vm/accel.py): accel=True gives this VM
+        # its own; an AccelHost shares one among several VMs
+        self.accel = None
+        self.accel_shares = accel_shares
+        if accel:
+            self._attach_accel(accel)
+            cmdline = "%s emu_accel=4K@%#x:%d" % (cmdline, ACCEL_BASE, ACCEL_IRQ)
         self.cmdline = cmdline
         self.entry = None
         if kernel is not None:
@@ -158,11 +168,18 @@ class VM:
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
 
+    def _attach_accel(self, accel=True) -> None:
+        host = accel if isinstance(accel, AccelHost) else None
+        self.accel = AccelDevice(self.mem, lambda lvl: self.ioapic.set_irq(ACCEL_IRQ, lvl), host=host,
+                                 shares=self.accel_shares, name="vm%x" % id(self))
+
     # ---- state (for emu/services/vmstate.py: snapshots, migration) ----
     def _devices(self) -> dict:
         d = {"uart": self.uart, "lapic": self.lapic, "ioapic": self.ioapic, "assist": self.assist}
         if self.blk is not None:
             d["blk"] = self.blk
+        if self.accel is not None:
+            d["accel"] = self.accel
         return d
 
     def get_state(self) -> dict:
@@ -178,6 +195,8 @@ class VM:
         self.cycles_per_insn = state["cycles_per_insn"]
         self.inflight = state["inflight"]
         self.platform_msrs = dict(state["platform_msrs"])
+        if "accel" in state["devices"] and self.accel is None:
+            self._attach_accel()              # no host resource behind it: attach it on restore
         devs = self._devices()
         for name, regs in state["devices"].items():
             if name not in devs:
@@ -256,6 +275,8 @@ class VM:
             dev, off = "ioapic", a - IOAPIC_BASE
         elif self.blk is not None and VIRTIO_BASE <= a < VIRTIO_BASE + VIRTIO_SIZE:
             dev, off = "blk", a - VIRTIO_BASE
+        elif self.accel is not None and ACCEL_BASE <= a < ACCEL_BASE + ACCEL_SIZE:
+            dev, off = "accel", a - ACCEL_BASE
         else:
             dev, off = None, 0
         if e.write:
@@ -265,6 +286,8 @@ class VM:
                 self.ioapic.write(off & ~0xF, e.value)
             elif dev == "blk":
                 self.blk.write(off, size, e.value)
+            elif dev == "accel":
+                self.accel.write(off, size, e.value)
             self.vcpu.complete_mmio_write()
         else:
             if dev == "lapic":
@@ -273,6 +296,8 @@ class VM:
                 v = self.ioapic.read(off & ~0xF)
             elif dev == "blk":
                 v = self.blk.read(off, size)
+            elif dev == "accel":
+                v = self.accel.read(off, size)
             else:
                 v = (1 << (8 * size)) - 1
             self.vcpu.complete_mmio_read(v)
