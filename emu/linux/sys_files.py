@@ -398,7 +398,7 @@ def sys_getdents64(s, fd, buf, count, *_):
     if f.dir_entries is None:
         ents = [(".", os.stat(f.path)), ("..", os.stat(os.path.dirname(f.path) or "/"))]
         with os.scandir(f.path) as it:
-            for e in sorted(it, key=lambda e: e.name):
+            for e in it:                       # the host's order, as a native run sees it
                 try:
                     ents.append((e.name, e.stat(follow_symlinks=False)))
                 except OSError:
