@@ -83,3 +83,11 @@ def test_python3_does_real_work(tree):
             "print(sorted(set(open('file2.txt').read().split()))[:3])\n")
     e, n = both([tool("python3"), "-S", "-c", code], cwd=tree)
     assert e.returncode == 0 and e.stdout == n.stdout, e.stderr[-3000:]
+
+
+def test_find_lists_in_the_hosts_directory_order(tmp_path):
+    # find prints entries in getdents order: emu gives the host's, as natively
+    for i in range(40):
+        (tmp_path / ("f%03d" % ((i * 37) % 40))).write_text("x")
+    e, n = both([tool("find"), str(tmp_path)], tmp_path)
+    assert e.returncode == n.returncode == 0 and e.stdout == n.stdout

@@ -67,11 +67,3 @@ def test_fd_links_and_listing(tmp_path):
     r = emu("run", ls, "/proc/self/fd", stdin=open(os.devnull))
     assert r.stdout.split() == ["0", "1", "2", "3"]
 
-
-def test_directory_order_is_the_hosts(tmp_path):
-    # find lists entries in getdents order: the same as natively
-    find = shutil.which("find")
-    for i in range(40):
-        (tmp_path / ("f%03d" % ((i * 37) % 40))).write_text("x")
-    native = subprocess.run([find, str(tmp_path)], capture_output=True, text=True).stdout
-    assert emu("run", find, str(tmp_path)).stdout == native
