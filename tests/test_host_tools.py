@@ -91,3 +91,11 @@ def test_find_lists_in_the_hosts_directory_order(tmp_path):
         (tmp_path / ("f%03d" % ((i * 37) % 40))).write_text("x")
     e, n = both([tool("find"), str(tmp_path)], tmp_path)
     assert e.returncode == n.returncode == 0 and e.stdout == n.stdout
+
+
+def test_python_asyncio_sets_sockets_nonblocking(tmp_path):
+    # asyncio's self-pipe: socket.setblocking(False) is ioctl(FIONBIO)
+    py = tool("python3")
+    code = "import asyncio; asyncio.run(asyncio.sleep(0.01)); print('async ok')"
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"async ok\n"), e.stderr[-500:]
