@@ -99,3 +99,9 @@ def test_python_asyncio_sets_sockets_nonblocking(tmp_path):
     code = "import asyncio; asyncio.run(asyncio.sleep(0.01)); print('async ok')"
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"async ok\n"), e.stderr[-500:]
+
+
+def test_nice(tmp_path):
+    nice = tool("nice")
+    e, n = both([nice, "-n", "5", nice], tmp_path)
+    assert (e.returncode, e.stdout, e.stderr) == (n.returncode, n.stdout, n.stderr) == (0, b"5\n", b"")
