@@ -450,9 +450,13 @@ def test_emu_boot_accel_flag():
     import os
     import subprocess
     import sys
+    import emu
+    # not from the source tree: `python -m` would import ./emu instead of the installed package
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(emu.__file__))))
     r = subprocess.run([sys.executable, "-m", "emu", "boot", KERNEL, "--mem", "64M", "--accel", "--timeout", "60"],
-                       cwd=root, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+                       cwd=os.path.dirname(root), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=120)
     out = r.stdout.decode("latin-1")
     assert "accel: 9 commands, 5 errors, 9 interrupts; all results equal the cpu's" in out, out[-500:]
     assert "cmdline: console=ttyS0 emu_accel=4K@0xd0001000:6" in out
