@@ -137,9 +137,11 @@ def cmd_run(a) -> int:
         policy = report.policy()
     if (a.record or a.replay) and a.time == "host":
         policy = rp.rdtsc_policy(session, policy)      # host time: every RDTSC value is in the log
-    if policy is not None:
+    if policy is not None or a.record or a.replay:
         from emu.hypervisor import Guest
         guest = Guest(a.profile, a.time, policy=policy)
+        if header is not None and header.get("cpuid"):
+            rp.set_cpuid(guest, header["cpuid"])        # the recorded machine's CPUID (the host profile)
     proc = Process([a.program] + a.args, env=env, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=seed,
                    profile=a.profile, time=a.time, guest=guest)
     if a.record is not None and a.seed is None:

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import struct
+import zlib
 
 FORMAT = "emu-replay-1"
 MASK64 = (1 << 64) - 1
@@ -68,8 +69,9 @@ CLASSES: dict[int, str] = {
 }
 EXECVE = 59
 CLONE_CHILD_SETTID, CLONE_PARENT_SETTID = 0x1000000, 0x100000
-# output calls: (fd argument, how to find the bytes written)
-OUTPUT = {1: "buf", 18: "buf", 20: "iov"}
+# output calls: (fd argument, where the bytes written are: a guest buffer, an
+# iovec array, or another file read before the call)
+OUTPUT = {1: (0, "buf"), 18: (0, "buf"), 20: (0, "iov"), 40: (0, "file"), 326: (2, "file")}
 MMAP = 9
 MAP_ANONYMOUS = 0x20
 CLONE_THREAD = 0x10000
@@ -84,10 +86,18 @@ class ReplayDivergence(ReplayError):
 
 
 def _b64(b: bytes) -> str:
+    """Bytes in the log: base64, of the zlib-compressed bytes ("z:" prefix)
+    when that is shorter."""
+    if len(b) > 128:
+        z = zlib.compress(b, 6)
+        if len(z) < len(b) * 7 // 8:
+            return "z:" + base64.b64encode(z).decode("ascii")
     return base64.b64encode(b).decode("ascii")
 
 
 def _unb64(s: str) -> bytes:
+    if s.startswith("z:"):
+        return zlib.decompress(base64.b64decode(s[2:].encode("ascii")))
     return base64.b64decode(s.encode("ascii"))
 
 
@@ -221,8 +231,16 @@ class _Base:
                 out += s.read(base, min(length, n - len(out)))
         return bytes(out[:n])
 
+    def _std_file(self, nr, args):
+        """The guest fd an output call writes to, if it is emu's stdout or
+        stderr (1 or 2), else None."""
+        from emu.linux.syscalls import s32
+        f = self.p.fds.get(s32(args[OUTPUT[nr][0]]))
+        std = self.std.get(id(f)) if f is not None else None
+        return std[0] if std is not None and std[1] is f else None
+
     def _output_data(self, nr, args, n) -> bytes:
-        if OUTPUT[nr] == "iov":
+        if OUTPUT[nr][1] == "iov":
             return self._iov_data(args[1], args[2], n)
         return self.p.sys.read(args[1], n)
 
@@ -309,12 +327,33 @@ class Recorder(_Base):
                 self.forks += 1
                 self.f.flush()          # the child must not write the parent's buffered lines again
             return None
+        self.pre = b""
+        if nr in OUTPUT and OUTPUT[nr][1] == "file" and self._std_file(nr, args) is not None:
+            self.pre = self._source_bytes(nr, args)
         self.capturing = True
         self.writes = []
         self.reads = []
         self.rh = hashlib.sha256()
         self.before_state = _state(p)
         return None
+
+    def _source_bytes(self, nr, args) -> bytes:
+        """What sendfile or copy_file_range will copy to stdout (read ahead
+        without moving the file offset; b"" when that cannot be done)."""
+        from emu.linux.syscalls import s32
+        p = self.p
+        fd, offp, count = (args[1], args[2], args[3]) if nr == 40 else (args[0], args[1], args[4])
+        f = p.fds.get(s32(fd))
+        if f is None:
+            return b""
+        try:
+            if offp:
+                off = struct.unpack("<q", p.sys.m.read(offp, 8))[0]
+            else:
+                off = os.lseek(f.host_fd, 0, os.SEEK_CUR)
+            return os.pread(f.host_fd, min(count, 1 << 24), off)
+        except Exception:
+            return b""
 
     def _mmap_file(self, args) -> dict:
         """The file bytes a file mmap maps (as sys_mmap reads them)."""
@@ -344,11 +383,10 @@ class Recorder(_Base):
         self.writes = []
         out = None
         if nr in OUTPUT and isinstance(ret, int) and ret > 0:
-            from emu.linux.syscalls import s32
-            f = p.fds.get(s32(args[0]))
-            std = self.std.get(id(f)) if f is not None else None
-            if std is not None and std[1] is f:
-                out = [std[0], _b64(self._output_data(nr, args, ret))]
+            std = self._std_file(nr, args)
+            if std is not None:
+                data = self.pre[:ret] if OUTPUT[nr][1] == "file" else self._output_data(nr, args, ret)
+                out = [std, _b64(data)]
         ev.append(out)
         st = _state(p)
         ev.append(list(st) if st != self.before_state else None)
@@ -561,7 +599,7 @@ class Replayer(_Base):
         if out is not None:
             data = _unb64(out[1])
             try:
-                mine = self._output_data(nr, args, len(data))
+                mine = self._output_data(nr, args, len(data)) if OUTPUT[nr][1] != "file" else data
             except Exception:
                 mine = None
             if mine != data:
@@ -660,6 +698,7 @@ def make_header(proc, a, seed) -> dict:
     return {"emu": _version(), "program": a.program, "exe": proc.exe_path,
             "sha256": file_sha256(proc.exe_path), "argv": list(proc.argv), "env": dict(proc.env),
             "env_sha256": env_sha256(proc.env), "pid": proc.pid,
+            "cpuid": [list(e) for e in proc.guest.table],
             "options": {"time": a.time, "profile": a.profile, "seed": seed, "root": a.root,
                         "sandbox": a.sandbox}}
 
@@ -675,3 +714,11 @@ def check_header(proc, header: dict, path: str) -> None:
                           "is %s...)" % (path, header.get("program"), str(header.get("sha256"))[:12], mine[:12]))
     if env_sha256(header.get("env", {})) != header.get("env_sha256"):
         raise ReplayError("--replay %s: the log's environment does not match its hash" % path)
+
+
+def set_cpuid(guest, table) -> None:
+    """Replay: the CPUID table of the recorded run (before the vCPU is set up)."""
+    t = [tuple(e) for e in table]
+    guest.table = t
+    if guest.hypervisor is not None:
+        guest.hypervisor.cpuid_table = t
