@@ -183,9 +183,13 @@ def cmd_run(a) -> int:
     except GuestExit as e:
         status = e.status
     except GuestKilled as e:
-        sys.stdout.flush()
-        msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
-        print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+        if e.signo != 13:            # SIGPIPE ends a pipeline's writer quietly, as shells leave it
+            msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
+            print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
         status = 128 + e.signo
     except rp.ReplayError as e:
         sys.stdout.flush()

@@ -2,6 +2,7 @@
 input gets one clear line and the shell's exit statuses, never a traceback."""
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -186,3 +187,15 @@ def test_bench_refuses_different_work_and_bad_programs(tmp_path):
 def test_version():
     r = emu("--version")
     assert r.returncode == 0 and r.stdout.startswith("emu ") and len(r.stdout.split()) == 2
+
+
+def test_sigpipe_ends_a_pipeline_writer_quietly():
+    yes = shutil.which("yes") if native_ok else None
+    if yes is None:
+        pytest.skip("needs the host's yes")
+    env = dict(os.environ, PYTHONPATH=EMU_PATH)
+    p = subprocess.Popen([sys.executable, "-m", "emu", "run", yes], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=os.path.dirname(ROOT), env=env)
+    assert p.stdout.read(10) == b"y\ny\ny\ny\ny\n"
+    p.stdout.close()
+    assert p.wait(timeout=60) == 128 + 13 and p.stderr.read() == b""

@@ -83,3 +83,26 @@ def test_python3_does_real_work(tree):
             "print(sorted(set(open('file2.txt').read().split()))[:3])\n")
     e, n = both([tool("python3"), "-S", "-c", code], cwd=tree)
     assert e.returncode == 0 and e.stdout == n.stdout, e.stderr[-3000:]
+
+
+def test_find_lists_in_the_hosts_directory_order(tmp_path):
+    # find prints entries in getdents order: emu gives the host's, as natively
+    for i in range(40):
+        (tmp_path / ("f%03d" % ((i * 37) % 40))).write_text("x")
+    e, n = both([tool("find"), str(tmp_path)], tmp_path)
+    assert e.returncode == n.returncode == 0 and e.stdout == n.stdout
+
+
+def test_python_asyncio_sets_sockets_nonblocking(tmp_path):
+    # asyncio's self-pipe: socket.setblocking(False) is ioctl(FIONBIO)
+    py = tool("python3")
+    code = "import asyncio; asyncio.run(asyncio.sleep(0.01)); print('async ok')"
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"async ok\n"), e.stderr[-500:]
+
+
+def test_nice(tmp_path):
+    nice = tool("nice")
+    e, n = both([nice, "-n", "5", nice], tmp_path)
+    assert (e.returncode, e.stdout, e.stderr) == (n.returncode, n.stdout, n.stderr)
+    assert e.returncode == 0 and e.stderr == b"" and int(e.stdout) >= 5

@@ -66,3 +66,4 @@ def test_fd_links_and_listing(tmp_path):
     # the guest's descriptors, including the one ls reads the directory through
     r = emu("run", ls, "/proc/self/fd", stdin=open(os.devnull))
     assert r.stdout.split() == ["0", "1", "2", "3"]
+

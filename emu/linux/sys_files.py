@@ -270,6 +270,16 @@ def sys_ioctl(s, fd, req, arg, *_):
         n = hostfcntl.ioctl(f.host_fd, termios.FIONREAD, b"\0" * 4)
         s.write(arg, n)
         return 0
+    if req == 0x5421:            # FIONBIO: what fcntl(F_SETFL, O_NONBLOCK) does (Python's setblocking)
+        (on,) = struct.unpack("<i", s.read(arg, 4))
+        if getattr(f, "timerfd", None) is not None:
+            f.flags = (f.flags & ~O_NONBLOCK) | (O_NONBLOCK if on else 0)
+        else:
+            os.set_blocking(f.host_fd, not on)
+        return 0
+    if req in (0x5450, 0x5451):  # FIONCLEX, FIOCLEX
+        (s.p.fds.cloexec.add if req == 0x5451 else s.p.fds.cloexec.discard)(s32(fd))
+        return 0
     return -E.ENOTTY
 
 
@@ -398,7 +408,7 @@ def sys_getdents64(s, fd, buf, count, *_):
     if f.dir_entries is None:
         ents = [(".", os.stat(f.path)), ("..", os.stat(os.path.dirname(f.path) or "/"))]
         with os.scandir(f.path) as it:
-            for e in sorted(it, key=lambda e: e.name):
+            for e in it:                       # the host's order, as a native run sees it
                 try:
                     ents.append((e.name, e.stat(follow_symlinks=False)))
                 except OSError:

@@ -297,3 +297,28 @@ def sys_copy_file_range(s, fd_in, off_in, fd_out, off_out, length, flags):
     elif done < len(data):
         os.lseek(src.host_fd, done - len(data), os.SEEK_CUR)   # give back what was not written
     return done
+
+
+def _prio_target(s, which, who):
+    """(which, who) for the host: the guest's own process is the host's."""
+    who = s32(who)
+    if which == 0 and who in (0, s.p.pid):          # PRIO_PROCESS, this process
+        return os.PRIO_PROCESS, 0
+    return which, who
+
+
+@syscall(140, "getpriority")
+def sys_getpriority(s, which, who, *_):
+    if s32(which) not in (0, 1, 2):
+        return -E.EINVAL
+    w, t = _prio_target(s, s32(which), who)
+    return 20 - os.getpriority(w, t)                 # the raw system call returns 20 - nice
+
+
+@syscall(141, "setpriority")
+def sys_setpriority(s, which, who, prio, *_):
+    if s32(which) not in (0, 1, 2):
+        return -E.EINVAL
+    w, t = _prio_target(s, s32(which), who)
+    os.setpriority(w, t, max(-20, min(19, s32(prio))))
+    return 0
