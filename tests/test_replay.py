@@ -48,7 +48,8 @@ def same_run(a, b):
 @pytest.mark.parametrize("prog,opts", [("fileio.glibc", ["--time", "virtual", "--seed", "3"]),
                                        ("stdio_malloc.musl", []),
                                        ("clocks.glibc", ["--time", "virtual"]),      # forks: a log per process
-                                       ("fork_pipe.glibc", [])])                      # fork, execve, wait4
+                                       ("fork_pipe.glibc", []),                       # fork, execve, wait4
+                                       ("threads.glibc", []), ("threads.musl", ["--time", "virtual"])])
 def test_guests_replay_exactly(prog, opts, tmp_path):
     log = str(tmp_path / "run.log")
     rec = emu_run("--stats", "--record", log, *opts, os.path.join(BIN, prog), cwd=str(tmp_path))
@@ -134,16 +135,30 @@ def test_refusals_and_divergence(tmp_path):
     assert b"Traceback" not in r.stderr
 
 
-def test_threads_are_refused(tmp_path):
+def test_api_and_a_refused_call(tmp_path, monkeypatch):
+    """From Python: a Recorder on a Process; with threads switched off
+    (replay.THREADS) the clone of a thread is refused with one line, and
+    the replay stops at the same call."""
+    from emu.linux.process import Process
+    prog = os.path.join(BIN, "threads.glibc")
+    monkeypatch.setattr(replay, "THREADS", False)
     log = str(tmp_path / "th.log")
-    r = emu_run("--record", log, "--time", "virtual", os.path.join(BIN, "threads.glibc"))
-    assert r.returncode == 1
-    assert re.match(rb"emu: --record: clone3? of a thread is not supported", r.stderr)
-    assert b"Traceback" not in r.stderr
-    # the replay stops at the same place, with the same message
-    r2 = emu_run("--replay", log, os.path.join(BIN, "threads.glibc"))
-    assert r2.returncode == 1 and r2.stdout == r.stdout
-    assert b"the recorded run stopped here: --record: clone" in r2.stderr
+    p = Process([prog], env={"A": "1"}, seed=5, time="virtual")
+    p.load(prog)
+    hdr = {"program": prog, "exe": p.exe_path, "sha256": replay.file_sha256(p.exe_path), "argv": [prog],
+           "env": {"A": "1"}, "env_sha256": replay.env_sha256({"A": "1"}), "pid": p.pid,
+           "options": {"time": "virtual", "profile": "transparent", "seed": 5}}
+    rec = replay.Recorder(p, log, hdr)
+    rec.attach()
+    with pytest.raises(replay.ReplayError) as e:
+        p.run()
+    rec.close()
+    assert str(e.value).startswith("--record: clone") and "of a thread is not supported" in str(e.value)
+    header, events = replay.read_log(log)
+    assert events[-1][0] == "F"
+    r = emu_run("--replay", log, prog)
+    assert r.returncode == 1 and r.stderr.count(b"\n") == 1
+    assert b"the recorded run stopped here: --record: clone" in r.stderr
 
 
 def test_signals_replay(tmp_path):

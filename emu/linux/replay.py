@@ -14,8 +14,12 @@ those calls are not made: the log supplies all of that. Calls that only
 change emu's own state (memory map, signal actions and mask, FS base, futex,
 timers, sleeps, exit: `EXECUTE` below) run again on replay, so the address
 space and the signal state are rebuilt; a file mmap takes the file's bytes
-from the log. fork, vfork, clone and execve are refused under --record
-(`REFUSE`: one process, one thread, one image).
+from the log. Threads (clone with CLONE_THREAD) are created again on replay:
+emu schedules them deterministically (round robin by instruction count), so
+their system calls come in the recorded order. fork, vfork and clone without
+CLONE_THREAD fork on replay too, and each child records into and replays
+from its own log (LOG.1, LOG.2... of its parent, nested LOG.1.1); execve
+loads the same file again (its SHA-256 is checked). Only execveat is refused.
 
 With host time the clock values emu reads outside logged calls (timers,
 sleeps) and every RDTSC (trapped through a trap policy) are logged too, so
@@ -53,7 +57,7 @@ CLASSES: dict[int, str] = {
     # signal actions, mask, alternate stack, return from a handler, signals to itself
     13: EXECUTE, 14: EXECUTE, 131: EXECUTE, 15: EXECUTE, 62: EXECUTE, 234: EXECUTE, 200: EXECUTE,
     127: EXECUTE,
-    # thread state of the one thread: FS/GS base, clear_child_tid, robust list, rseq, futex
+    # thread state: FS/GS base, clear_child_tid, robust list, rseq, futex (clone of a thread: _class)
     158: EXECUTE, 218: EXECUTE, 273: EXECUTE, 334: EXECUTE, 202: EXECUTE, 24: EXECUTE,
     # timers and sleeps on the guest clock (host time: the clock values come from the log)
     37: EXECUTE, 38: EXECUTE, 36: EXECUTE, 222: EXECUTE, 223: EXECUTE, 224: EXECUTE, 225: EXECUTE,
@@ -64,10 +68,11 @@ CLASSES: dict[int, str] = {
     57: FORK, 58: FORK, 56: FORK,
     # a new image: loaded on replay too (it must be the same file: its SHA-256 is in the log)
     59: EXECUTE,
-    # new threads (clone, clone3 with CLONE_THREAD), execveat: not recorded
+    # execveat: not recorded
     322: REFUSE,
 }
 EXECVE = 59
+THREADS = True             # clone/clone3 with CLONE_THREAD: EXECUTE (False: refused)
 CLONE_CHILD_SETTID, CLONE_PARENT_SETTID = 0x1000000, 0x100000
 # output calls: (fd argument, where the bytes written are: a guest buffer, an
 # iovec array, or another file read before the call)
@@ -133,7 +138,7 @@ def _state(p) -> tuple:
     st = (p.pending_signals, p.signal_mask, p.saved_sigmask, repr(p.sig_info), repr(p.itimers),
           repr(p.posix_timers))
     if clk.virtual:
-        st += (p.vcpu.tsc, clk.idle_ns, clk.last_ns)
+        st += ([t.vcpu.tsc for t in p.threads], clk.idle_ns, clk.last_ns)   # a wait moves every thread's TSC
     return st
 
 
@@ -145,9 +150,10 @@ def _set_state(p, st) -> None:
     p.posix_timers = ast.literal_eval(st[5])
     if len(st) > 6:
         clk = p.guest.clock
-        d = st[6] - p.vcpu.tsc
-        if d:
-            p.vcpu.tsc_advance(d)
+        for t, tsc in zip(p.threads, st[6]):
+            d = tsc - t.vcpu.tsc
+            if d:
+                t.vcpu.tsc_advance(d)
         clk.idle_ns, clk.last_ns = st[7], st[8]
 
 
@@ -166,13 +172,13 @@ class _Base:
     def _class(self, nr, args) -> str:
         cls = CLASSES.get(nr, LOG)
         if nr == 56 and args[0] & CLONE_THREAD:
-            return REFUSE
+            return EXECUTE if THREADS else REFUSE
         if nr == 435:                       # clone3: the flags are in its struct clone_args
             try:
                 flags = struct.unpack("<Q", self.p.sys.m.read(args[0], 8))[0]
             except Exception:
                 return LOG                  # EFAULT
-            return REFUSE if flags & CLONE_THREAD else FORK
+            return (EXECUTE if THREADS else REFUSE) if flags & CLONE_THREAD else FORK
         return cls
 
     def _in_child(self, nr, ret) -> bool:
