@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     rr = r.add_mutually_exclusive_group()
     rr.add_argument("--record", metavar="LOG",
                     help="write a replay log: what every system call touching the outside world returned and "
-                         "wrote, output, signals, clock values (one process, one thread)")
+                         "wrote, output, signals, clock values (a forked child: LOG.1, LOG.2...)")
     rr.add_argument("--replay", metavar="LOG",
                     help="run the program again from a replay log: the outside world comes from the log; "
                          "the first difference from the recorded run stops it (status 1)")

@@ -188,3 +188,7 @@ def test_dynamic_host_program(tmp_path):
     rep = emu_run("--stats", "--replay", log, "/bin/cat", str(data))
     same_run(rec, rep)
     assert json.loads(open(log).readline())["cpuid"]
+    _h, events = replay.read_log(log)
+    blobs = [e for e in events if e[0] == "B"]          # each mapped library once, whole
+    assert blobs and len({e[1] for e in blobs}) == len(blobs)
+    assert any(e[0] == "s" and e[1] == 9 and len(e) > 4 and "blob" in e[4] for e in events)

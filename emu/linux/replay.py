@@ -78,6 +78,7 @@ CLONE_CHILD_SETTID, CLONE_PARENT_SETTID = 0x1000000, 0x100000
 # iovec array, or another file read before the call)
 OUTPUT = {1: (0, "buf"), 18: (0, "buf"), 20: (0, "iov"), 40: (0, "file"), 326: (2, "file")}
 MMAP = 9
+BLOB_MAX = 64 << 20        # a file mapped from a file up to this size is logged once, whole ("B" events)
 MAP_ANONYMOUS = 0x20
 CLONE_THREAD = 0x10000
 
@@ -262,6 +263,7 @@ class Recorder(_Base):
         self.writes: list = []
         self.reads: list = []
         self.rh = hashlib.sha256()
+        self.blobs: dict = {}      # file identity -> blob number
         self.before_state = None
         self.closed = False
         self.std = {}
@@ -368,13 +370,23 @@ class Recorder(_Base):
         f = self.p.fds.get(s32(fd))
         if f is None or f.is_dir:
             return {"data": None}
+        name = f.gpath or f.path
         try:
-            size = os.fstat(f.host_fd).st_size
+            st = os.fstat(f.host_fd)
+            size = st.st_size
             want = min(length, max(0, size - off))
-            data = os.pread(f.host_fd, want, off) if want > 0 else b""
+            if size > BLOB_MAX:
+                data = os.pread(f.host_fd, want, off) if want > 0 else b""
+                return {"data": _b64(data), "name": name}
+            ident = (st.st_dev, st.st_ino, size, st.st_mtime_ns)
+            k = self.blobs.get(ident)
+            if k is None:
+                # the whole file once (ld.so maps a library whole, then its segments)
+                k = self.blobs[ident] = len(self.blobs)
+                self._emit(["B", k, _b64(os.pread(f.host_fd, size, 0))])
         except OSError:
             return {"data": None}
-        return {"data": _b64(data), "name": f.gpath or f.path}
+        return {"data": "", "blob": k, "off": off, "len": want, "name": name}
 
     def after(self, p, nr, args, ret):
         cls = self._class(nr, args)
@@ -405,6 +417,7 @@ class Recorder(_Base):
         self.f.close()                  # (flushed before the fork: nothing of the parent's is written)
         self.path = "%s.%d" % (self.path, self.forks)
         self.forks = 0
+        self.blobs = {}
         self.host_pid = os.getpid()
         self.f = open(self.path, "w", encoding="ascii")
         self.h = hashlib.sha256()
@@ -470,6 +483,7 @@ class Replayer(_Base):
         self.i = 0
         self.kind = None          # of the system call in progress
         self.kids = {}            # pid the recorded run saw -> the replayed child's host pid
+        self.blobs = {}           # blob number -> the bytes of a mapped file
         self.out = {}
         for gfd in (1, 2):
             f = proc.fds.get(gfd)
@@ -512,6 +526,10 @@ class Replayer(_Base):
         return repr(k)
 
     def _peek(self):
+        while self.i < len(self.events) and self.events[self.i][0] == "B":
+            ev = self.events[self.i]
+            self.blobs[ev[1]] = _unb64(ev[2])
+            self.i += 1
         return self.events[self.i] if self.i < len(self.events) else None
 
     def _next(self, kinds: str, now: str):
@@ -622,8 +640,11 @@ class Replayer(_Base):
                 and -4096 < nxt[1] < 0:
             return nxt[1] if nxt is not None and nxt[0] == "r" else -9
         addr, length, prot, flags, _fd, off = args
-        return self.p.mm.mmap(addr, length, prot & 7, flags, _unb64(extra["data"]), 0, extra.get("name", ""),
-                              -1, off)
+        if "blob" in extra:
+            data = self.blobs[extra["blob"]][extra["off"]:extra["off"] + extra["len"]]
+        else:
+            data = _unb64(extra["data"])
+        return self.p.mm.mmap(addr, length, prot & 7, flags, data, 0, extra.get("name", ""), -1, off)
 
     def _emit_output(self, stream: int, data: bytes) -> None:
         fd = self.out.get(stream)
@@ -663,6 +684,7 @@ class Replayer(_Base):
         self.host_pid = os.getpid()
         header, self.events = read_log(self.path)
         self.i = 0
+        self.blobs = {}
         p = self.p
         p.pid = p.current.tid = header.get("pid", p.pid)
         p.next_tid = p.pid + 1
@@ -670,7 +692,7 @@ class Replayer(_Base):
 
     def finish(self) -> None:
         """After the process ended: the log must have ended too."""
-        if self.i < len(self.events):
+        if self._peek() is not None:
             self.diverged("nothing more (it ended)", self._peek())
 
     def close(self) -> None:
