@@ -662,3 +662,96 @@ def _poll(s, fds, nfds, timeout_ns, sigmask=None):
     if nfds:
         s.write(fds, bytes(raw))
     return n, elapsed
+
+
+# ---- descriptor kinds with no file behind: eventfd, memfd ----
+
+@syscall(290, "eventfd2")
+def sys_eventfd2(s, initval, flags, *_):
+    if flags & ~(O_CLOEXEC | O_NONBLOCK | 1):        # EFD_SEMAPHORE = 1
+        return -E.EINVAL
+    hfd = os.eventfd(initval & 0xFFFFFFFF, (os.EFD_NONBLOCK if flags & O_NONBLOCK else 0) |
+                     (os.EFD_SEMAPHORE if flags & 1 else 0) | os.EFD_CLOEXEC)
+    return s.p.fds.install(OpenFile(hfd, "anon_inode:[eventfd]", 2, gpath="anon_inode:[eventfd]"),
+                           cloexec=bool(flags & O_CLOEXEC))
+
+
+@syscall(284, "eventfd")
+def sys_eventfd(s, initval, *_):
+    return sys_eventfd2(s, initval, 0)
+
+
+@syscall(319, "memfd_create")
+def sys_memfd_create(s, name, flags, *_):
+    MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
+    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING):
+        return -E.EINVAL
+    label = s.cstr(name, 250)
+    hfd = os.memfd_create(label, os.MFD_CLOEXEC | (os.MFD_ALLOW_SEALING if flags & MFD_ALLOW_SEALING else 0))
+    path = "/memfd:%s (deleted)" % label
+    return s.p.fds.install(OpenFile(hfd, path, 2, gpath=path), cloexec=bool(flags & MFD_CLOEXEC))
+
+
+# ---- positioned vectored I/O, space allocation ----
+
+def _preadv(s, fd, iov, cnt, off):
+    f = s.fd(fd)
+    if f.is_dir:
+        return -E.EISDIR
+    off = s64(off)
+    if off == -1:                                    # preadv2 with offset -1: the file position
+        return sys_readv(s, fd, iov, cnt)
+    if off < 0:
+        return -E.EINVAL
+    total = 0
+    for base, length in _iovecs(s, iov, cnt):
+        if not length:
+            continue
+        data = os.pread(f.host_fd, min(length, MAX_IO), off + total)
+        s.write(base, data)
+        total += len(data)
+        if len(data) < length:
+            break
+    return total
+
+
+def _pwritev(s, fd, iov, cnt, off):
+    f = s.fd(fd)
+    off = s64(off)
+    if off == -1:
+        return sys_writev(s, fd, iov, cnt)
+    if off < 0:
+        return -E.EINVAL
+    data = b"".join(s.read(base, length) for base, length in _iovecs(s, iov, cnt) if length)
+    return os.pwrite(f.host_fd, data, off) if data else 0
+
+
+@syscall(295, "preadv")
+def sys_preadv(s, fd, iov, cnt, off_lo, off_hi, *_):
+    return _preadv(s, fd, iov, cnt, off_lo)
+
+
+@syscall(296, "pwritev")
+def sys_pwritev(s, fd, iov, cnt, off_lo, off_hi, *_):
+    return _pwritev(s, fd, iov, cnt, off_lo)
+
+
+@syscall(327, "preadv2")
+def sys_preadv2(s, fd, iov, cnt, off_lo, off_hi, flags):
+    return _preadv(s, fd, iov, cnt, off_lo)
+
+
+@syscall(328, "pwritev2")
+def sys_pwritev2(s, fd, iov, cnt, off_lo, off_hi, flags):
+    return _pwritev(s, fd, iov, cnt, off_lo)
+
+
+@syscall(285, "fallocate")
+def sys_fallocate(s, fd, mode, off, length, *_):
+    f = s.fd(fd)
+    if mode:                                         # punching holes, keeping the size...
+        return -E.ENOTSUP                           # (EOPNOTSUPP, the same number)
+    if s64(off) < 0 or s64(length) <= 0:
+        return -E.EINVAL
+    os.posix_fallocate(f.host_fd, off, length)
+    return 0

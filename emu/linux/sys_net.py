@@ -118,6 +118,123 @@ def sys_sendto(s, fd, buf, length, flags, addr, addrlen):
         sock.close()
 
 
+# ---- sendmsg / recvmsg: through the host's libc on a host msghdr, with the
+# descriptors SCM_RIGHTS carries translated between guest and host numbers ----
+
+SOL_SOCKET, SCM_RIGHTS, MSG_CMSG_CLOEXEC = 1, 1, 0x40000000
+
+
+def _cmsgs(raw: bytes):
+    """(offset of the data, level, type, data) for each cmsghdr in raw."""
+    off = 0
+    while off + 16 <= len(raw):
+        ln, level, typ = struct.unpack_from("<Qii", raw, off)
+        if ln < 16 or off + ln > len(raw):
+            break
+        yield off + 16, level, typ, raw[off + 16:off + ln]
+        off += (ln + 7) & ~7
+
+
+def _host_msghdr(ct, name, data_len, control):
+    class Iov(ct.Structure):
+        _fields_ = [("base", ct.c_void_p), ("len", ct.c_size_t)]
+
+    class Msg(ct.Structure):
+        _fields_ = [("name", ct.c_void_p), ("namelen", ct.c_uint32), ("iov", ct.POINTER(Iov)),
+                    ("iovlen", ct.c_size_t), ("control", ct.c_void_p), ("controllen", ct.c_size_t),
+                    ("flags", ct.c_int)]
+    nbuf = ct.create_string_buffer(name, max(len(name), 1))
+    dbuf = ct.create_string_buffer(max(data_len, 1))
+    cbuf = ct.create_string_buffer(control, max(len(control), 1))
+    iov = Iov(ct.cast(dbuf, ct.c_void_p), data_len)
+    msg = Msg(ct.cast(nbuf, ct.c_void_p) if name else None, len(name), ct.pointer(iov), 1,
+              ct.cast(cbuf, ct.c_void_p) if control else None, len(control), 0)
+    return msg, nbuf, dbuf, cbuf, iov
+
+
+def _libc_call(fn, *args):
+    import ctypes
+    r = fn(*args)
+    if r < 0:
+        return -E.from_oserror(OSError(ctypes.get_errno(), ""))
+    return r
+
+
+@syscall(46, "sendmsg")
+def sys_sendmsg(s, fd, msg, flags, *_):
+    import ctypes as ct
+    f = s.fd(fd)
+    name_p, namelen, iov_p, iovlen, ctrl_p, ctrllen, _ = struct.unpack("<QI4xQQQQi4x", s.read(msg, 56))
+    if iovlen > 1024:
+        return -E.EINVAL
+    data = b"".join(s.read(b, n) for b, n in (struct.unpack_from("<QQ", s.read(iov_p, 16 * iovlen), 16 * i)
+                                              for i in range(iovlen)) if n) if iovlen else b""
+    control = bytearray(s.read(ctrl_p, ctrllen) if ctrl_p and ctrllen else b"")
+    for off, level, typ, payload in _cmsgs(bytes(control)):
+        if level == SOL_SOCKET and typ == SCM_RIGHTS:
+            for i in range(len(payload) // 4):
+                g = s.fd(struct.unpack_from("<i", payload, 4 * i)[0])      # EBADF for a descriptor not there
+                struct.pack_into("<i", control, off + 4 * i, g.host_fd)
+    m, nbuf, dbuf, cbuf, iov = _host_msghdr(ct, s.read(name_p, namelen) if name_p and namelen else b"",
+                                            len(data), bytes(control))
+    ct.memmove(dbuf, data, len(data))
+    libc = ct.CDLL(None, use_errno=True)
+    r = _libc_call(libc.sendmsg, f.host_fd, ct.byref(m), flags)
+    del nbuf, dbuf, cbuf, iov
+    if r == -E.EPIPE and not flags & 0x4000:         # not MSG_NOSIGNAL: SIGPIPE after the call
+        from emu.linux.timers import raise_signal
+        raise_signal(s, 13)
+    return r
+
+
+@syscall(47, "recvmsg")
+def sys_recvmsg(s, fd, msg, flags, *_):
+    import ctypes as ct
+    f = s.fd(fd)
+    if s.p.itimers and not flags & 0x40:
+        from emu.linux.timers import wait_ready
+        r = wait_ready(s, f.host_fd)
+        if r is not None:
+            return r
+    name_p, namelen, iov_p, iovlen, ctrl_p, ctrllen, _ = struct.unpack("<QI4xQQQQi4x", s.read(msg, 56))
+    if iovlen > 1024:
+        return -E.EINVAL
+    iovs = [struct.unpack_from("<QQ", s.read(iov_p, 16 * iovlen), 16 * i) for i in range(iovlen)] if iovlen else []
+    total = min(sum(n for _, n in iovs), 1 << 24)
+    m, nbuf, dbuf, cbuf, iov = _host_msghdr(ct, b"\0" * (namelen if name_p else 0), total,
+                                            b"\0" * (ctrllen if ctrl_p else 0))
+    libc = ct.CDLL(None, use_errno=True)
+    n = _libc_call(libc.recvmsg, f.host_fd, ct.byref(m), flags & ~MSG_CMSG_CLOEXEC | MSG_CMSG_CLOEXEC)
+    if n < 0:
+        return n
+    data = dbuf.raw[:n]
+    pos = 0
+    for base, ln in iovs:
+        if pos >= n:
+            break
+        s.write(base, data[pos:pos + ln])
+        pos += ln
+    control = bytearray(cbuf.raw[:m.controllen] if m.control else b"")
+    for off, level, typ, payload in _cmsgs(bytes(control)):
+        if level == SOL_SOCKET and typ == SCM_RIGHTS:
+            for i in range(len(payload) // 4):
+                h = struct.unpack_from("<i", payload, 4 * i)[0]
+                try:
+                    what = os.readlink("/proc/self/fd/%d" % h)
+                except OSError:
+                    what = ""
+                g = s.p.fds.install(OpenFile(h, what, 2), cloexec=bool(flags & MSG_CMSG_CLOEXEC))
+                struct.pack_into("<i", control, off + 4 * i, g)
+    if control:
+        s.write(ctrl_p, bytes(control))
+    if name_p and m.namelen:
+        s.write(name_p, nbuf.raw[:min(m.namelen, namelen)])
+    s.write(msg + 8, struct.pack("<I", m.namelen if name_p else 0))
+    s.write(msg + 40, struct.pack("<Q", len(control)))
+    s.write(msg + 48, struct.pack("<i", m.flags))
+    return n
+
+
 @syscall(45, "recvfrom")
 def sys_recvfrom(s, fd, buf, length, flags, addr, addrlen):
     if s.p.itimers and not flags & 0x40:      # not MSG_DONTWAIT: a timer's signal may interrupt the wait

@@ -614,3 +614,61 @@ def _wake_op(s, uaddr2, nr2, encoded):
     s.write(uaddr2, struct.pack("<i", ((new + (1 << 31)) % (1 << 32)) - (1 << 31)))
     ok = [old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg][cmp] if cmp < 6 else False
     return futex_wake(s, uaddr2, nr2) if ok else 0
+
+
+# ---- memory locking, tracing, credentials ----
+
+@syscall(149, "mlock")
+def sys_mlock(s, addr, length, *_):
+    return 0                        # guest memory never leaves RAM: locked already
+
+
+@syscall(150, "munlock")
+def sys_munlock(s, addr, length, *_):
+    return 0
+
+
+@syscall(101, "ptrace")
+def sys_ptrace(s, request, pid, addr, data, *_):
+    """PTRACE_TRACEME succeeds, as for a process no debugger watches (emu is
+    not one the guest can see); tracing other processes is not offered."""
+    if request == 0:
+        return 0
+    return -E.EPERM
+
+
+def _credentials(fn, *ids):
+    try:
+        fn(*ids)
+    except PermissionError:
+        return -E.EPERM
+    return 0
+
+
+@syscall(105, "setuid")
+def sys_setuid(s, uid, *_):
+    return _credentials(os.setuid, s32(uid))
+
+
+@syscall(106, "setgid")
+def sys_setgid(s, gid, *_):
+    return _credentials(os.setgid, s32(gid))
+
+
+@syscall(117, "setresuid")
+def sys_setresuid(s, r, e, sv, *_):
+    return _credentials(os.setresuid, s32(r), s32(e), s32(sv))
+
+
+@syscall(119, "setresgid")
+def sys_setresgid(s, r, e, sv, *_):
+    return _credentials(os.setresgid, s32(r), s32(e), s32(sv))
+
+
+@syscall(116, "setgroups")
+def sys_setgroups(s, size, lst, *_):
+    n = s32(size)
+    if n < 0 or n > 65536:
+        return -E.EINVAL
+    groups = list(struct.unpack("<%dI" % n, s.read(lst, 4 * n))) if n else []
+    return _credentials(os.setgroups, groups)
