@@ -317,8 +317,8 @@ class Recorder(_Base):
         self._rewrap()
         cls = self._class(nr, args)
         if cls == REFUSE:
-            if nr == 59 or nr == 322:
-                msg = "--record: %s is not supported (record and replay cover one program image)" % _name(nr)
+            if nr == 322:
+                msg = "--record: execveat is not supported (execve is)"
             else:
                 msg = "--record: %s of a thread is not supported (record and replay cover one thread per " \
                       "process)" % _name(nr)
