@@ -35,11 +35,18 @@ def _parser() -> argparse.ArgumentParser:
                         "CPUID/TSC probes) of the program and its children to FILE")
     r.add_argument("--stats", action="store_true", help="print throughput and cache figures at exit")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
-    r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default="transparent",
+    rr = r.add_mutually_exclusive_group()
+    rr.add_argument("--record", metavar="LOG",
+                    help="write a replay log: what every system call touching the outside world returned and "
+                         "wrote, output, signals, clock values (a forked child: LOG.1, LOG.2...)")
+    rr.add_argument("--replay", metavar="LOG",
+                    help="run the program again from a replay log: the outside world comes from the log; "
+                         "the first difference from the recorded run stops it (status 1)")
+    r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default=None,
                    help="what the guest learns about the machine: 'transparent' (default) says it is a "
                         "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
                         "like bare metal; 'host' shows the host CPU's identity, 'baseline' the plain core")
-    r.add_argument("--time", choices=("virtual", "host"), default="host",
+    r.add_argument("--time", choices=("virtual", "host"), default=None,
                    help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
                         "deterministic clock derived from instructions retired (sleeps take no time)")
     r.add_argument("program", help="the program to run")
@@ -95,18 +102,54 @@ def cmd_run(a) -> int:
         if d is not None and not os.path.isdir(d):
             print("emu: %s %s: not a directory" % (what, d), file=sys.stderr)
             return 2
+    from emu.linux import replay as rp
+    header = events = None
+    env = None
+    seed = a.seed
+    if a.replay is not None:
+        try:
+            header, events = rp.read_log(a.replay)
+        except rp.ReplayError as e:
+            print("emu: %s" % e, file=sys.stderr)
+            return 2
+        opts = header.get("options", {})
+        for name, mine in (("time", a.time), ("profile", a.profile), ("seed", a.seed)):
+            if mine is not None and mine != opts.get(name):
+                print("emu: --replay %s: the log was recorded with --%s %s" % (a.replay, name, opts.get(name)),
+                      file=sys.stderr)
+                return 2
+        a.time, a.profile, seed = opts.get("time"), opts.get("profile"), opts.get("seed")
+        env = dict(header.get("env", {}))
+    elif a.record is not None and seed is None:
+        seed = rp.new_seed()            # AT_RANDOM and RDRAND must repeat on replay
+    a.time = a.time or "host"
+    a.profile = a.profile or "transparent"
+    session = [None]
     report = guest = None
+    policy = None
     if a.report is not None:
-        from emu.hypervisor import Guest
         from emu.services.report import BehaviourReport
         try:
             report = BehaviourReport(a.report)
         except OSError as e:
             print("emu: --report %s: %s" % (a.report, e.strerror), file=sys.stderr)
             return 2
-        guest = Guest(a.profile, a.time, policy=report.policy())
-    proc = Process([a.program] + a.args, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=a.seed,
+        policy = report.policy()
+    if (a.record or a.replay) and a.time == "host":
+        policy = rp.rdtsc_policy(session, policy)      # host time: every RDTSC value is in the log
+    if policy is not None or a.record or a.replay:
+        from emu.hypervisor import Guest
+        guest = Guest(a.profile, a.time, policy=policy)
+        if header is not None and header.get("cpuid"):
+            rp.set_cpuid(guest, header["cpuid"])        # the recorded machine's CPUID (the host profile)
+    proc = Process([a.program] + a.args, env=env, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=seed,
                    profile=a.profile, time=a.time, guest=guest)
+    if a.record is not None and a.seed is None:
+        proc.pid = proc.current.tid = os.getpid()       # the seed is emu's choice: the pid stays the host's
+        proc.next_tid = proc.pid + 1
+    elif header is not None:
+        proc.pid = proc.current.tid = header.get("pid", proc.pid)
+        proc.next_tid = proc.pid + 1
     if report is not None:
         report.attach(proc)
     try:
@@ -117,7 +160,23 @@ def cmd_run(a) -> int:
     except ProgramNotExecutable as e:
         print("emu: %s" % e, file=sys.stderr)
         return 126
+    if a.record is not None:
+        try:
+            session[0] = rp.Recorder(proc, a.record, rp.make_header(proc, a, seed))
+        except OSError as e:
+            print("emu: --record %s: %s" % (a.record, e.strerror), file=sys.stderr)
+            return 2
+        session[0].attach()
+    elif header is not None:
+        try:
+            rp.check_header(proc, header, a.replay)
+        except rp.ReplayError as e:
+            print("emu: %s" % e, file=sys.stderr)
+            return 2
+        session[0] = rp.Replayer(proc, header, events, a.replay)
+        session[0].attach()
     t0 = time.perf_counter()
+    failed = False
     try:
         proc._loop()
         status = 0
@@ -132,10 +191,22 @@ def cmd_run(a) -> int:
             msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
             print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
         status = 128 + e.signo
+    except rp.ReplayError as e:
+        sys.stdout.flush()
+        print("emu: %s" % e, file=sys.stderr)
+        status, failed = 1, True
     finally:
         if a.stats:
             _stats(proc, time.perf_counter() - t0)
         proc.fds.close_all()
+        if session[0] is not None:
+            session[0].close()
+    if isinstance(session[0], rp.Replayer) and not failed:
+        try:
+            session[0].finish()
+        except rp.ReplayError as e:
+            print("emu: %s" % e, file=sys.stderr)
+            status = 1
     return status
 
 

@@ -95,6 +95,7 @@ class Process:
         self.exit_hooks: list = []                   # fn(process, status, signal) as the process ends
         self.syscall_counts: dict[int, int] = {}     # system call number -> times called
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
+        self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)

@@ -85,15 +85,22 @@ class Syscalls:
     # ---- guest memory ----
     def read(self, addr: int, n: int) -> bytes:
         try:
-            return self.m.read(addr, n)
+            data = self.m.read(addr, n)
         except GuestMemoryError:
             # populate on demand, as a kernel's copy_from_user would fault pages in
             self._touch(addr, n, write=False)
-            return self.m.read(addr, n)
+            data = self.m.read(addr, n)
+        if self.p.mem_observer is not None:
+            self.p.mem_observer(addr, data, False)
+        return data
 
     def write(self, addr: int, data: bytes) -> None:
+        """Every access of guest memory by the kernel side goes through read
+        and write (Process.mem_observer sees them: --record, emu/linux/replay.py)."""
         self._touch(addr, len(data), write=True)
         self.m.write(addr, data)
+        if self.p.mem_observer is not None:
+            self.p.mem_observer(addr, data, True)
 
     def _touch(self, addr: int, n: int, write: bool) -> None:
         mm = self.p.mm
@@ -133,7 +140,7 @@ class Syscalls:
                 if isinstance(r, tuple):
                     args = tuple(r) + args[len(r):]
                 elif r is not None:
-                    self._finish(nr, args, r, "syscall_%d" % nr)
+                    self._finish(nr, args, r, SYSCALLS.get(nr, ("syscall_%d" % nr,))[0])
                     return
         entry = SYSCALLS.get(nr)
         if entry is None:
