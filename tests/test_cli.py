@@ -186,7 +186,8 @@ def test_bench_refuses_different_work_and_bad_programs(tmp_path):
 
 def test_version():
     r = emu("--version")
-    assert r.returncode == 0 and r.stdout.startswith("emu ") and len(r.stdout.split()) == 2
+    # "emu 1.2.3" when installed, a note when run from a source checkout with no metadata
+    assert r.returncode == 0 and r.stdout.startswith("emu ") and len(r.stdout.strip()) > 4
 
 
 def test_sigpipe_ends_a_pipeline_writer_quietly():
