@@ -12,17 +12,34 @@ import time
 from emu.linux.signals import SIGNAL_NAMES
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+class _NoReplay(Exception):
+    """Stands for ReplayError when neither --record nor --replay is given."""
+
+
+def version() -> str:
+    """emu's version (from the installed package's metadata)."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
     try:
-        return version("emu")
+        return dist_version("emu")
     except PackageNotFoundError:
         return "(not installed: a source checkout)"
 
 
+class _Version(argparse.Action):
+    """--version, looking the version up only when asked (importlib.metadata
+    costs start-up time)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print emu's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print("emu " + version())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emu", description="An x86-64 machine emulator.")
-    p.add_argument("--version", action="version", version="emu " + _version())
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     r = sub.add_parser("run", help="run an x86-64 Linux program",
@@ -102,7 +119,10 @@ def cmd_run(a) -> int:
         if d is not None and not os.path.isdir(d):
             print("emu: %s %s: not a directory" % (what, d), file=sys.stderr)
             return 2
-    from emu.linux import replay as rp
+    rp = None
+    if a.record is not None or a.replay is not None:
+        from emu.linux import replay as rp          # (only then: it costs start-up time)
+    ReplayError = rp.ReplayError if rp is not None else _NoReplay
     header = events = None
     env = None
     seed = a.seed
@@ -191,7 +211,7 @@ def cmd_run(a) -> int:
             msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
             print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
         status = 128 + e.signo
-    except rp.ReplayError as e:
+    except ReplayError as e:
         sys.stdout.flush()
         print("emu: %s" % e, file=sys.stderr)
         status, failed = 1, True
@@ -201,7 +221,7 @@ def cmd_run(a) -> int:
         proc.fds.close_all()
         if session[0] is not None:
             session[0].close()
-    if isinstance(session[0], rp.Replayer) and not failed:
+    if rp is not None and isinstance(session[0], rp.Replayer) and not failed:
         try:
             session[0].finish()
         except rp.ReplayError as e:

@@ -722,8 +722,8 @@ def rdtsc_policy(session, inner=None):
 
 
 def make_header(proc, a, seed) -> dict:
-    from emu.cli import _version
-    return {"emu": _version(), "program": a.program, "exe": proc.exe_path,
+    from emu.cli import version
+    return {"emu": version(), "program": a.program, "exe": proc.exe_path,
             "sha256": file_sha256(proc.exe_path), "argv": list(proc.argv), "env": dict(proc.env),
             "env_sha256": env_sha256(proc.env), "pid": proc.pid,
             "cpuid": [list(e) for e in proc.guest.table],
