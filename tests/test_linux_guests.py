@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINUX = os.path.join(ROOT, "guests", "linux")
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
 NATIVE = platform.system() == "Linux" and platform.machine() == "x86_64"
-PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "shared_mem", "fdkinds"]
+PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "shared_mem", "fdkinds", "threads_pipe"]
 
 
 def run_emu(args, cwd):

@@ -4,6 +4,7 @@ code in this package."""
 from __future__ import annotations
 
 import os
+import select
 import struct
 import sys
 
@@ -303,6 +304,9 @@ class Process:
             ex = v.run(budget)
             name = ex.name
             if name == "SYSCALL":
+                if len(self.threads) > 1 and self._park_read(v, ex):
+                    self._switch()
+                    continue
                 syscall()
             elif name == "EXCEPTION":
                 if ex.vector == 14 and fault(ex.cr2, ex.error_code):
@@ -325,20 +329,63 @@ class Process:
             if t.exited or t.futex is not None:
                 self._switch()
 
+    # system calls that read one descriptor and may block: read, readv,
+    # recvfrom, recvmsg, accept, accept4 (the descriptor is the first argument)
+    FD_READS = frozenset((0, 19, 45, 47, 43, 288))
+
+    def _park_read(self, v, ex) -> bool:
+        """With several threads, a read that would block parks its thread
+        instead of blocking the whole process (the others may be the ones to
+        write): RIP goes back to the SYSCALL, which runs again once the
+        descriptor is readable. Not while recording or replaying, whose
+        thread schedule must not depend on the host's timing."""
+        if v.rax not in self.FD_READS or self.mem_observer is not None:
+            return False
+        f = self.fds.get(v.rdi & 0xFFFFFFFF)
+        if f is None or f.is_dir or getattr(f, "timerfd", None) is not None:
+            return False
+        try:
+            if not os.get_blocking(f.host_fd) or select.select([f.host_fd], [], [], 0)[0]:
+                return False
+        except (OSError, ValueError):
+            return False
+        self.current.fd_wait = f.host_fd
+        v.rip = ex.rip
+        return True
+
+    def _readable(self, timeout=0.0) -> set:
+        fds = {t.fd_wait for t in self.threads if t.fd_wait is not None}
+        if not fds:
+            return set()
+        try:
+            return set(select.select(list(fds), [], [], timeout)[0])
+        except (OSError, ValueError):
+            return fds                   # let the read itself report the error
+
     def _switch(self) -> None:
-        """Round robin to the next runnable thread (deterministic)."""
+        """Round robin to the next runnable thread (deterministic, but for
+        threads parked on a read, which run when their descriptor is readable)."""
         self.threads = [t for t in self.threads if not t.exited]
         if not self.threads:
             raise GuestExit(0)
         n = len(self.threads)
         start = self.threads.index(self.current) + 1 if self.current in self.threads else 0
-        for k in range(n):
-            t = self.threads[(start + k) % n]
-            if t.futex is None:
-                self.current = t
-                return
+        order = [self.threads[(start + k) % n] for k in range(n)]
+        while True:
+            ready = self._readable()
+            for t in order:
+                if t.futex is None and (t.fd_wait is None or t.fd_wait in ready):
+                    t.fd_wait = None
+                    self.current = t
+                    return
+            sleepers = [t for t in order if t.fd_wait is None]       # on futexes
+            if len(sleepers) == n or any(t.timed for t in sleepers):
+                break
+            # every thread waits, some on a descriptor: wait for one to be readable
+            # (checking now and then when a timer is armed)
+            self._readable(0.05 if self.itimers else None)
         # everyone sleeps: time out the first timed wait, else it is a deadlock
-        waiting = [self.threads[(start + k) % n] for k in range(n)]
+        waiting = sleepers
         from emu.hypervisor.timekeeping import earliest_timeout
         if self._timer_interrupts_futex(waiting):
             return

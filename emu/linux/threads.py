@@ -22,6 +22,7 @@ class Thread:
     timed: bool = False
     exited: bool = False
     signal_mask: int = 0
+    fd_wait: int | None = None   # host fd a parked read waits on (Process.park_read)
 
 
 def clone_thread(s, flags, stack, ptid, ctid, tls):

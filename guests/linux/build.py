@@ -10,9 +10,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy",
-            "clocks", "shared_mem", "fdkinds", "replay_input"]
+            "clocks", "shared_mem", "fdkinds", "threads_pipe", "replay_input"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
-LIBS = {"threads": ["-lpthread"], "floats": ["-lm"]}
+LIBS = {"threads": ["-lpthread"], "threads_pipe": ["-lpthread"], "floats": ["-lm"]}
 
 
 def build(name: str, flavour: str) -> None:
