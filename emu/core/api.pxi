@@ -466,6 +466,12 @@ cdef class Vcpu:
             raise IndexError(i)
         return self.c.r[i]
 
+    def syscall_regs(self):
+        """(RAX, RDI, RSI, RDX, R10, R8, R9): a system call's number and its six
+        arguments in one call (the Linux personality's hot path)."""
+        cdef uint64_t* r = self.c.r
+        return (r[0], r[7], r[6], r[2], r[10], r[8], r[9])
+
     def set_gpr(self, int i, uint64_t v):
         if not 0 <= i < 16:
             raise IndexError(i)

@@ -128,10 +128,9 @@ class Syscalls:
 
     # ---- dispatch ----
     def dispatch(self) -> None:
-        v = self.v
         p = self.p
-        nr = v.rax
-        args = (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9)
+        regs = p.vcpu.syscall_regs()
+        nr, args = regs[0], regs[1:]
         p.syscall_counts[nr] = p.syscall_counts.get(nr, 0) + 1
         if p.syscall_hooks:
             # before-hooks: may return new arguments (a tuple) or a result (an int: the call is skipped)
