@@ -106,3 +106,12 @@ def test_nice(tmp_path):
     e, n = both([nice, "-n", "5", nice], tmp_path)
     assert (e.returncode, e.stdout, e.stderr) == (n.returncode, n.stdout, n.stderr)
     assert e.returncode == 0 and e.stderr == b"" and int(e.stdout) >= 5
+
+
+def test_python_asyncio_to_thread(tmp_path):
+    # the event loop waits in epoll_wait while a worker thread runs: the wait
+    # must park its thread, not the process
+    py = tool("python3")
+    code = "import asyncio; print(asyncio.run(asyncio.to_thread(lambda: 41)) + 1)"
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"42\n"), e.stderr[-500:]

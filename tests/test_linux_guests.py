@@ -47,3 +47,14 @@ def test_static_pie(tmp_path):
         expected = f.read()
     r = run_emu([binary, "arg1"], cwd=tmp_path)
     assert (r.stdout, r.returncode) == (expected, 3), r.stderr.decode(errors="replace")[-2000:]
+
+
+@pytest.mark.parametrize("libc", ["glibc", "musl"])
+def test_parked_threads_under_virtual_time(libc, tmp_path):
+    # poll/select/epoll waits and reads park their thread; under virtual time the
+    # poll's timeout passes on the guest clock while the other thread runs
+    binary = os.path.join(LINUX, "bin", "threads_pipe.%s" % libc)
+    with open(os.path.join(LINUX, "expected", "threads_pipe.%s.out" % libc), "rb") as f:
+        expected = f.read()
+    r = run_emu(["--time", "virtual", binary, "arg1"], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, expected), r.stderr.decode(errors="replace")[-2000:]

@@ -7,6 +7,7 @@ import os
 import select
 import struct
 import sys
+import time
 
 from emu.linux import elf
 from emu.linux.fs import FileSystem
@@ -332,58 +333,182 @@ class Process:
     # system calls that read one descriptor and may block: read, readv,
     # recvfrom, recvmsg, accept, accept4 (the descriptor is the first argument)
     FD_READS = frozenset((0, 19, 45, 47, 43, 288))
+    # waits on several descriptors with a timeout: poll, ppoll, select,
+    # pselect6, epoll_wait, epoll_pwait
+    FD_WAITS = frozenset((7, 271, 23, 270, 232, 281))
 
     def _park_read(self, v, ex) -> bool:
-        """With several threads, a read that would block parks its thread
-        instead of blocking the whole process (the others may be the ones to
-        write): RIP goes back to the SYSCALL, which runs again once the
-        descriptor is readable. Not while recording or replaying, whose
-        thread schedule must not depend on the host's timing."""
-        if v.rax not in self.FD_READS or self.mem_observer is not None:
+        """With several threads, a call that would block parks its thread
+        instead of blocking the whole process (another thread may be the one
+        to write): RIP goes back to the SYSCALL, which runs again once a
+        descriptor it waits on is ready, or (poll, select, epoll) its timeout
+        passed on the guest clock, the call then seeing a zero timeout. Not
+        while recording or replaying (the thread schedule must not depend on
+        the host's timing), nor with timers armed or timerfds involved."""
+        nr = v.rax
+        if nr not in self.FD_READS and nr not in self.FD_WAITS:
             return False
-        f = self.fds.get(v.rdi & 0xFFFFFFFF)
-        if f is None or f.is_dir or getattr(f, "timerfd", None) is not None:
+        if self.mem_observer is not None or self.itimers:
             return False
         try:
-            if not os.get_blocking(f.host_fd) or select.select([f.host_fd], [], [], 0)[0]:
-                return False
-        except (OSError, ValueError):
+            if nr in self.FD_READS:
+                f = self.fds.get(v.rdi & 0xFFFFFFFF)
+                if f is None or f.is_dir or getattr(f, "timerfd", None) is not None \
+                        or not os.get_blocking(f.host_fd):
+                    return False
+                wait, deadline = [(f.host_fd, select.POLLIN)], None
+            else:
+                got = self._wait_set(v, nr)
+                if got is None:
+                    return False
+                wait, deadline = got
+            probe = select.poll()
+            for fd, ev in wait:
+                probe.register(fd, ev)
+            if probe.poll(0):
+                return False                  # something is ready: the call returns at once
+        except (OSError, ValueError, struct.error):
             return False
-        self.current.fd_wait = f.host_fd
+        t = self.current
+        t.fd_wait = wait
+        t.wait_deadline = deadline
         v.rip = ex.rip
         return True
 
+    def _wait_set(self, v, nr):
+        """([(host fd, poll events)], deadline ns on the guest clock or None)
+        of a poll/select/epoll wait that would wait, or None (a zero timeout,
+        descriptors the call will report at once, timerfds)."""
+        rd = self.sys.read
+        ms = None                              # the timeout in ns (None: none)
+        fds = []
+        if nr in (7, 271):                     # poll, ppoll: struct pollfd[nfds]
+            n = v.rsi
+            if n > 4096:
+                return None
+            raw = rd(v.rdi, 8 * n) if n else b""
+            for k in range(n):
+                fd, ev, _ = struct.unpack_from("<ihh", raw, 8 * k)
+                if fd < 0:
+                    continue
+                f = self.fds.get(fd)
+                if f is None or getattr(f, "timerfd", None) is not None:
+                    return None                # POLLNVAL at once, or a timerfd on the guest clock
+                fds.append((f.host_fd, ev & 0xFFFF))
+            if nr == 7:
+                t = v.rdx & 0xFFFFFFFF
+                t = t - (1 << 32) if t >> 31 else t
+                ms = None if t < 0 else t * 1_000_000
+            elif v.rdx:
+                sec, nsec = struct.unpack("<qq", rd(v.rdx, 16))
+                ms = sec * 1_000_000_000 + nsec
+        elif nr in (232, 281):                 # epoll_wait, epoll_pwait: wait on the epoll itself
+            f = self.fds.get(v.rdi & 0xFFFFFFFF)
+            e = getattr(f, "epoll", None)
+            if e is None or any(getattr(x, "timerfd", None) is not None for x in e.files.values()):
+                return None
+            fds.append((f.host_fd, select.POLLIN))
+            t = v.r10 & 0xFFFFFFFF
+            t = t - (1 << 32) if t >> 31 else t
+            ms = None if t < 0 else t * 1_000_000
+        else:                                  # select, pselect6: fd_sets
+            n = min(v.rdi & 0xFFFFFFFF, 1024)
+            for addr, ev in ((v.rsi, select.POLLIN), (v.rdx, select.POLLOUT), (v.r10, select.POLLPRI)):
+                if not addr or not n:
+                    continue
+                bits = int.from_bytes(rd(addr, (n + 63) // 64 * 8), "little")
+                for fd in range(n):
+                    if bits >> fd & 1:
+                        f = self.fds.get(fd)
+                        if f is None or getattr(f, "timerfd", None) is not None:
+                            return None
+                        fds.append((f.host_fd, ev))
+            if v.r8:
+                sec, frac = struct.unpack("<qq", rd(v.r8, 16))
+                ms = sec * 1_000_000_000 + (frac * 1000 if nr == 23 else frac)
+        if ms is not None and ms <= 0:
+            return None
+        now = self.guest.clock.now_ns(v, 1)
+        return fds, (None if ms is None else now + ms)
+
+    def _expire_wait(self, t) -> None:
+        """A parked wait's timeout passed: the call runs again with a zero
+        timeout (poll/epoll: the register; select/ppoll: the struct, which the
+        kernel leaves at zero after a timeout anyway)."""
+        v = t.vcpu
+        nr = v.rax
+        if nr == 7:
+            v.rdx = 0
+        elif nr in (232, 281):
+            v.r10 = 0
+        elif nr == 271 and v.rdx:
+            self.sys.write(v.rdx, bytes(16))
+        elif nr in (23, 270) and v.r8:
+            self.sys.write(v.r8, bytes(16))
+
     def _readable(self, timeout=0.0) -> set:
-        fds = {t.fd_wait for t in self.threads if t.fd_wait is not None}
-        if not fds:
+        """The threads parked on descriptors whose wait is over (ready)."""
+        waits = [t for t in self.threads if t.fd_wait is not None]
+        if not waits:
             return set()
+        p = select.poll()
+        seen = {}
+        for t in waits:
+            for fd, ev in t.fd_wait:
+                seen[fd] = seen.get(fd, 0) | ev
+        for fd, ev in seen.items():
+            p.register(fd, ev)
         try:
-            return set(select.select(list(fds), [], [], timeout)[0])
+            hit = {fd for fd, _ in p.poll(None if timeout is None else int(timeout * 1000))}
         except (OSError, ValueError):
-            return fds                   # let the read itself report the error
+            return {id(t) for t in waits}
+        return {id(t) for t in waits if any(fd in hit for fd, _ in t.fd_wait)}
 
     def _switch(self) -> None:
         """Round robin to the next runnable thread (deterministic, but for
-        threads parked on a read, which run when their descriptor is readable)."""
+        threads parked on descriptors, which run when one is ready or their
+        timeout passed)."""
         self.threads = [t for t in self.threads if not t.exited]
         if not self.threads:
             raise GuestExit(0)
         n = len(self.threads)
         start = self.threads.index(self.current) + 1 if self.current in self.threads else 0
         order = [self.threads[(start + k) % n] for k in range(n)]
+        clk = self.guest.clock
         while True:
             ready = self._readable()
+            now = clk.now_ns(self.vcpu, 1)
             for t in order:
-                if t.futex is None and (t.fd_wait is None or t.fd_wait in ready):
-                    t.fd_wait = None
-                    self.current = t
-                    return
+                if t.futex is not None:
+                    continue
+                if t.fd_wait is not None and id(t) not in ready:
+                    if t.wait_deadline is None or now < t.wait_deadline:
+                        continue
+                    self._expire_wait(t)
+                t.fd_wait = t.wait_deadline = None
+                self.current = t
+                return
             sleepers = [t for t in order if t.fd_wait is None]       # on futexes
-            if len(sleepers) == n or any(t.timed for t in sleepers):
+            if len(sleepers) == n:
                 break
-            # every thread waits, some on a descriptor: wait for one to be readable
-            # (checking now and then when a timer is armed)
-            self._readable(0.05 if self.itimers else None)
+            # every thread waits, some on descriptors: wait for one to be ready or
+            # for the earliest timeout (timed futex waits included), on the host
+            # clock; virtual time then moves on by what passed
+            from emu.hypervisor.timekeeping import futex_deadline_ns
+            dls = [t.wait_deadline for t in order if t.wait_deadline is not None]
+            dls += [d for d in (futex_deadline_ns(self, t) for t in sleepers if t.timed) if d is not None]
+            dl = min(dls) if dls else None
+            t0 = time.monotonic_ns()
+            woke = self._readable(None if dl is None else max(0, dl - now) / 1e9)
+            if clk.virtual:
+                passed = time.monotonic_ns() - t0
+                step = (dl - now) if dl is not None and not woke else passed
+                if dl is not None:
+                    step = min(step, dl - now)
+                clk.sleep([t.vcpu for t in self.threads], max(0, step))
+            if not woke and dl is not None and not any(t.wait_deadline is not None and t.wait_deadline <= dl
+                                                       for t in order):
+                break                          # a timed futex wait is the one that ends: below
         # everyone sleeps: time out the first timed wait, else it is a deadlock
         waiting = sleepers
         from emu.hypervisor.timekeeping import earliest_timeout

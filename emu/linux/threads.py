@@ -22,7 +22,8 @@ class Thread:
     timed: bool = False
     exited: bool = False
     signal_mask: int = 0
-    fd_wait: int | None = None   # host fd a parked read waits on (Process.park_read)
+    fd_wait: list | None = None  # [(host fd, poll events)] a parked call waits on (Process._park_read)
+    wait_deadline: int | None = None   # ... until this guest CLOCK_MONOTONIC time (poll, select, epoll)
 
 
 def clone_thread(s, flags, stack, ptid, ctid, tls):

@@ -1,10 +1,17 @@
 /* Two threads talking through pipes: each blocks in read() until the other
    writes (a ping-pong of 200 rounds), then a producer thread feeds the main
-   thread through a pipe with pauses. Under emu a blocking read must not stop
-   the other thread. */
+   thread through a pipe with pauses; then waits in poll, select and
+   epoll_wait that another thread ends (or that time out while it runs).
+   Under emu a blocking call must not stop the other thread. */
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <time.h>
 #include <unistd.h>
 
 static int ping[2], pong[2], feed[2];
@@ -35,6 +42,36 @@ static void *producer(void *arg)
     return NULL;
 }
 
+static int wake[2], efd;
+static volatile int spinning = 1;
+
+static void *waker(void *arg)
+{
+    (void)arg;
+    usleep(3000);
+    write(wake[1], "w", 1);       /* ends the select */
+    usleep(3000);
+    uint64_t one = 1;
+    write(efd, &one, 8);          /* ends the epoll_wait */
+    return NULL;
+}
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    volatile unsigned long x = 0;
+    while (spinning)
+        x++;
+    return NULL;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 int main(void)
 {
     pipe(ping);
@@ -61,5 +98,37 @@ int main(void)
         got += (size_t)n;
     pthread_join(b, NULL);
     printf("fed: %s\n", buf);
+
+    /* a poll that times out while another thread computes */
+    int idle[2];
+    pipe(idle);
+    pthread_t c;
+    pthread_create(&c, NULL, spinner, NULL);
+    struct pollfd pf = {idle[0], POLLIN, 0};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int pr = poll(&pf, 1, 30);
+    long waited = ms_since(&t0);
+    spinning = 0;
+    pthread_join(c, NULL);
+    printf("poll: %d after >= 30 ms: %s\n", pr, waited >= 29 ? "yes" : "no");
+
+    /* select and epoll_wait that another thread ends */
+    pipe(wake);
+    efd = eventfd(0, 0);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN, {.u64 = 7}};
+    epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
+    pthread_t w;
+    pthread_create(&w, NULL, waker, NULL);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(wake[0], &rs);
+    int sr = select(wake[0] + 1, &rs, NULL, NULL, NULL);
+    struct epoll_event out;
+    int er = epoll_wait(ep, &out, 1, -1);
+    pthread_join(w, NULL);
+    printf("select: %d ready %d; epoll_wait: %d data %llu\n", sr, FD_ISSET(wake[0], &rs) != 0, er,
+           (unsigned long long)out.data.u64);
     return 0;
 }
