@@ -37,7 +37,7 @@ sys.path.insert(0, ROOT)
 from emu import _core  # noqa: E402
 from emu.cpuid import baseline_table  # noqa: E402
 from emu.hypervisor import DENY, Guest, Hypervisor, Policy  # noqa: E402
-from emu.linux.process import GuestExit, GuestKilled, Process  # noqa: E402
+from emu.linux.process import Process  # noqa: E402
 
 BIN = os.path.join(ROOT, "guests", "bench", "bin")
 WORKLOADS = ["sieve", "crc32", "sort", "hash", "matmul"]
@@ -71,13 +71,7 @@ def run_once(path: str, setup: str):
     with tempfile.TemporaryFile() as out:
         p = make_process(path, setup, out.fileno())
         t0 = time.thread_time()
-        try:
-            p._loop()
-            status = 0
-        except GuestExit as e:
-            status = e.status
-        except GuestKilled as e:
-            status = 128 + e.signo
+        status = p.run()
         dt = time.thread_time() - t0
         p.fds.close_all()
         out.seek(0)

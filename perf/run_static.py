@@ -19,7 +19,7 @@ except ImportError:
     # run from a source checkout with an in-place build (setup.py build_ext --inplace)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from emu.linux.process import GuestExit, GuestKilled, Process  # noqa: E402
+from emu.linux.process import Process  # noqa: E402
 
 
 def run_static(path: str, stdout=None, stderr=None, argv: list[str] | None = None):
@@ -30,12 +30,7 @@ def run_static(path: str, stdout=None, stderr=None, argv: list[str] | None = Non
         p = Process(argv or [path], stdio=(0, out.fileno(), err.fileno()))
         p.load(path)
         try:
-            p._loop()
-            status = 0
-        except GuestExit as e:
-            status = e.status
-        except GuestKilled as e:
-            status = 128 + e.signo
+            status = p.run()
         finally:
             p.fds.close_all()
         for f, dest in ((out, stdout or sys.stdout.buffer), (err, stderr or sys.stderr.buffer)):

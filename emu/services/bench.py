@@ -25,18 +25,12 @@ class BenchError(Exception):
 
 
 def _run_emu(argv: list[str]):
-    from emu.linux.process import GuestExit, GuestKilled, Process
+    from emu.linux.process import Process
     with tempfile.TemporaryFile() as out:
         p = Process(list(argv), stdio=(0, out.fileno(), out.fileno()), seed=1)
         p.load(argv[0])
         t0 = time.perf_counter()
-        try:
-            p._loop()
-            status = 0
-        except GuestExit as e:
-            status = e.status
-        except GuestKilled as e:
-            status = 128 + e.signo
+        status = p.run()
         dt = time.perf_counter() - t0
         p.fds.close_all()
         out.seek(0)
