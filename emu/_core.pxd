@@ -100,6 +100,10 @@ cdef struct Mach:
     Hook* hooks
     uint32_t n_hooks, hooks_cap, next_hook_id
     uint32_t hook_kinds   # union of the HK_CODE / HK_FETCH bits of all hooks
+    # execution tier (core/tiers.pxi): TIER_INTERP, TIER_JIT or TIER_AUTO, and the
+    # executions after which a block is compiled to host code
+    uint32_t tier
+    uint32_t jit_threshold
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)

@@ -28,11 +28,14 @@ class Machine:
 
     With paging=True (the default) the vCPU runs with CR0.PG, PAE and
     EFER.LMA/NXE set over page tables this object builds (`map`); with
-    paging=False linear addresses are physical.
+    paging=False linear addresses are physical. tier: "interp", "jit" or
+    "auto" (default: emu.get_default_tier(), from EMU_TIER or "auto");
+    jit_threshold: executions before a block is compiled (0: at once).
     """
 
-    def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3):
-        self.phys = _core.PhysMachine(ram_size)
+    def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3,
+                 tier: str | None = None, jit_threshold: int | None = None):
+        self.phys = _core.PhysMachine(ram_size, tier, jit_threshold)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.frames = FrameAllocator(self.ram, mark=self.phys.mark_dirty)
         self.vcpu = Vcpu(self.phys)

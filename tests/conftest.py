@@ -48,3 +48,24 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line("differential coverage: %d instruction forms, %d cases against the host CPU; "
                                 "fewest cases for one form: %d; list: %s"
                                 % (len(forms), cases, min(forms.values()), os.path.normpath(COVERAGE_LIST)))
+
+
+# ---- execution tiers: one shared parametrisation ----
+# Every test runs once per tier setting this host has (the interpreter alone,
+# the JIT compiling every block at once, and "auto" with its threshold); the
+# fixture sets the default tier for machines the test creates, and EMU_TIER
+# carries it to `emu` subprocesses.
+import pytest  # noqa: E402
+
+import emu  # noqa: E402
+
+TIERS = tuple(emu.available_tiers()) if "jit" in emu.available_tiers() else ("interp",)
+
+
+@pytest.fixture(autouse=True, params=TIERS)
+def tier(request, monkeypatch):
+    monkeypatch.setenv("EMU_TIER", request.param)
+    previous = emu.get_default_tier()
+    emu.set_default_tier(request.param)
+    yield request.param
+    emu.set_default_tier(previous)

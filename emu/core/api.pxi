@@ -19,10 +19,11 @@ cdef class PhysMachine:
     cdef Py_ssize_t strides[1]
     cdef int exports
 
-    def __cinit__(self, uint64_t ram_size):
+    def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None):
         if ram_size == 0 or ram_size & 0xfff:
             raise ValueError("RAM size must be a positive multiple of 4096")
         memset(&self.m, 0, sizeof(Mach))
+        self.m.tier, self.m.jit_threshold = tier_setting(tier, jit_threshold)
         cdef void* p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         if p == MAP_FAILED:
@@ -174,6 +175,11 @@ cdef class PhysMachine:
             memset(self.m.dirty, 0, self.m.npages)
             self.m.n_dirty = 0
         return out
+
+    @property
+    def tier(self):
+        """The execution tier: "interp", "jit" or "auto"."""
+        return TIER_NAMES[self.m.tier]
 
     @property
     def cache_stats(self):
