@@ -65,4 +65,8 @@ init_x87()
 init_fxsave()
 init_mmx()
 
-include "core/api.pxi"
+include "core/traps.pxi"
+include "core/api_machine.pxi"
+include "core/api_exit.pxi"
+include "core/api_state.pxi"
+include "core/api_vcpu.pxi"

@@ -3,31 +3,33 @@
 # immediates, into one pre-resolved micro-op per instruction.
 
 # descriptor flags
-DEF D_MODRM = 0x1
-DEF D_BYTE = 0x2          # operand size 1 (both operands)
-DEF D_BYTE_RM = 0x4       # the r/m operand is a byte register (MOVZX/MOVSX)
-DEF D_DEF64 = 0x8         # default operand size 64 in long mode (66 gives 16)
-DEF D_F64 = 0x10          # operand size 64 whatever the prefixes (near branches)
-DEF D_REGONLY = 0x20      # ModRM.mod must be 3
-DEF D_MEMONLY = 0x40      # ModRM.mod must not be 3
-DEF D_END = 0x80          # ends the block (branches, exits)
-DEF D_LOCK = 0x100        # LOCK is legal with a memory destination
-DEF D_OPREG = 0x200       # register number in opcode bits 2..0
-DEF D_GRP = 0x400         # handler chosen by ModRM.reg
-DEF D_IMM_TEST = 0x800    # F6/F7: an immediate only for /0 and /1
-DEF D_BYTE_REG = 0x1000   # the reg operand is a byte register
-DEF D_NO_REP_SUB = 0x2000 # reserved
+cdef enum:
+    D_MODRM = 0x1
+    D_BYTE = 0x2          # operand size 1 (both operands)
+    D_BYTE_RM = 0x4       # the r/m operand is a byte register (MOVZX/MOVSX)
+    D_DEF64 = 0x8         # default operand size 64 in long mode (66 gives 16)
+    D_F64 = 0x10          # operand size 64 whatever the prefixes (near branches)
+    D_REGONLY = 0x20      # ModRM.mod must be 3
+    D_MEMONLY = 0x40      # ModRM.mod must not be 3
+    D_END = 0x80          # ends the block (branches, exits)
+    D_LOCK = 0x100        # LOCK is legal with a memory destination
+    D_OPREG = 0x200       # register number in opcode bits 2..0
+    D_GRP = 0x400         # handler chosen by ModRM.reg
+    D_IMM_TEST = 0x800    # F6/F7: an immediate only for /0 and /1
+    D_BYTE_REG = 0x1000   # the reg operand is a byte register
+    D_NO_REP_SUB = 0x2000 # reserved
 
 # immediate kinds
-DEF I_NONE = 0
-DEF I_8 = 1
-DEF I_16 = 2
-DEF I_Z = 3               # 16 or 32 bits (sign-extended to 64 for 64-bit operands)
-DEF I_V = 4               # 16, 32 or 64 bits (MOV r, imm)
-DEF I_REL8 = 5
-DEF I_RELZ = 6
-DEF I_MOFFS = 7           # address-sized offset (MOV AL/rAX, moffs)
-DEF I_16_8 = 8            # ENTER: imm16, imm8
+cdef enum:
+    I_NONE = 0
+    I_8 = 1
+    I_16 = 2
+    I_Z = 3               # 16 or 32 bits (sign-extended to 64 for 64-bit operands)
+    I_V = 4               # 16, 32 or 64 bits (MOV r, imm)
+    I_REL8 = 5
+    I_RELZ = 6
+    I_MOFFS = 7           # address-sized offset (MOV AL/rAX, moffs)
+    I_16_8 = 8            # ENTER: imm16, imm8
 
 ctypedef int (*fix_fn)(Cpu* c, Dec* d, Uop* u) noexcept nogil
 

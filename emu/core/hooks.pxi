@@ -22,8 +22,9 @@ from libc.stdlib cimport realloc
 from libc.string cimport memmove
 
 # (HK_* and HF_* are in constants.pxi: mmu.pxi and run.pxi use them)
-DEF MH_LOG = 128
-DEF COV_SIZE = 65536
+cdef enum:
+    MH_LOG = 128
+    COV_SIZE = 65536
 
 HOOK_KIND_NAMES = {HK_CODE: "code", HK_READ: "read", HK_WRITE: "write", HK_FETCH: "fetch",
                    HK_BLOCK: "block"}
@@ -187,49 +188,6 @@ cdef int hook_mem_access(Cpu* c, uint64_t va, uint32_t sz, uint32_t kind, uint64
     c.hook_value = value
     c.exit_reason = EXIT_HOOK
     return 1
-
-cdef int vcpu_run(Cpu* c, uint64_t budget) noexcept nogil:
-    """One vCPU run. SSE operations leave the guest's MXCSR in the host
-    register (ops_sse_int.pxi); the host's is back when the run returns."""
-    cdef uint32_t host_csr = emu_csr_save()
-    cdef int r
-    c.csr_loaded = host_csr
-    r = vcpu_run_inner(c, budget)
-    if c.csr_loaded != host_csr:
-        emu_csr_load(host_csr)
-    return r
-
-cdef int vcpu_run_inner(Cpu* c, uint64_t budget) noexcept nogil:
-    """cpu_run, except after a memory-hook exit: the interrupted instruction
-    is first stepped alone (its reported accesses complete without exiting
-    again), then the log is cleared and the run goes on."""
-    cdef int r
-    cdef uint32_t ios = c.io_string
-    if ios and budget:
-        # an INS/OUTS element the VMM handled is committed first (ops_priv.pxi)
-        c.exit_reason = EXIT_NONE
-        if io_string_commit(c):
-            if c.exit_reason == EXIT_HOOK:
-                c.io_string = ios    # a write hook saw the INS store: commit it on resume
-                c.exit_rip = c.rip
-                c.n_exits[EXIT_HOOK] += 1
-                return EXIT_HOOK
-            if deliver_exception(c):
-                c.n_exits[c.exit_reason] += 1
-                return c.exit_reason
-    if c.mh_n == 0 or budget == 0:
-        return cpu_run(c, budget)
-    if not resumed_past(c, c.rip, c.icount, 3):
-        c.mh_n = 0                # the VMM moved on: the log is stale
-        return cpu_run(c, budget)
-    r = cpu_run(c, 1)
-    if r == EXIT_HOOK and (c.hook_kind == HK_READ or c.hook_kind == HK_WRITE):
-        return r                  # another access of the same instruction
-    c.mh_n = 0
-    if r != EXIT_BUDGET or budget == 1:
-        return r
-    c.n_exits[EXIT_BUDGET] -= 1   # the internal step is not an exit
-    return cpu_run(c, budget - 1)
 
 # ---- Python-facing helpers (called by Vcpu in api.pxi) ----
 

@@ -1,12 +1,13 @@
 # Flag instructions: CLC STC CMC CLD STD, LAHF SAHF, PUSHF POPF, and ENTER
 # (SDM Vol. 2). CLI/STI live with the privileged instructions.
 
-DEF F_IOPL = 0x3000
-DEF F_NT = 0x4000
-DEF F_RF = 0x10000
-DEF F_VM = 0x20000
-# the bits POPF may write at CPL 0: all defined flags but RF VM VIF VIP
-DEF POPF_BITS = 0x247fd5
+cdef enum:
+    F_IOPL = 0x3000
+    F_NT = 0x4000
+    F_RF = 0x10000
+    F_VM = 0x20000
+    # the bits POPF may write at CPL 0: all defined flags but RF VM VIF VIP
+    POPF_BITS = 0x247fd5
 
 cdef int op_clc(Cpu* c, const Uop* u) noexcept nogil:
     materialize_flags(c)

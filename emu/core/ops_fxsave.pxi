@@ -4,7 +4,8 @@
 # MFENCE, SFENCE). Only the x87 (0) and SSE (1) state components exist
 # (SDM Vol. 1, 10.5 and chapter 13).
 
-DEF XSTATE_SUPPORTED = 3        # x87 | SSE
+cdef enum:
+    XSTATE_SUPPORTED = 3        # x87 | SSE
 
 cdef inline uint32_t x87_tag_of(const uint8_t* r) noexcept nogil:
     """The full tag of an 80-bit value: 0 valid, 1 zero, 2 special."""

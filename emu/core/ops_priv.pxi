@@ -9,19 +9,20 @@
 # it from c.priv_* and resumes), then the instruction's own checks.
 
 # c.priv_op: which trapped instruction (Exit.op)
-DEF PRIV_NONE = 0
-DEF PRIV_MOV_TO_CR = 1
-DEF PRIV_MOV_FROM_CR = 2
-DEF PRIV_CLTS = 3
-DEF PRIV_LMSW = 4
-DEF PRIV_INVLPG = 5
-DEF PRIV_LGDT = 6
-DEF PRIV_LIDT = 7
-DEF PRIV_SGDT = 8
-DEF PRIV_SIDT = 9
-DEF PRIV_XSETBV = 10
-DEF PRIV_RDMSR = 11
-DEF PRIV_WRMSR = 12
+cdef enum:
+    PRIV_NONE = 0
+    PRIV_MOV_TO_CR = 1
+    PRIV_MOV_FROM_CR = 2
+    PRIV_CLTS = 3
+    PRIV_LMSW = 4
+    PRIV_INVLPG = 5
+    PRIV_LGDT = 6
+    PRIV_LIDT = 7
+    PRIV_SGDT = 8
+    PRIV_SIDT = 9
+    PRIV_XSETBV = 10
+    PRIV_RDMSR = 11
+    PRIV_WRMSR = 12
 
 PRIV_NAMES = ("none", "mov_to_cr", "mov_from_cr", "clts", "lmsw", "invlpg", "lgdt", "lidt",
               "sgdt", "sidt", "xsetbv", "rdmsr", "wrmsr", "rdtsc", "rdtscp",   # 13, 14: ops_system.pxi
@@ -29,18 +30,20 @@ PRIV_NAMES = ("none", "mov_to_cr", "mov_from_cr", "clts", "lmsw", "invlpg", "lgd
 
 # c.msr_pol[].action: the hypervisor's declarative MSR policy, applied before
 # the trap check so a table entry costs no VMM exit
-DEF MSRP_DENY_R = 1       # RDMSR raises #GP(0)
-DEF MSRP_DENY_W = 2       # WRMSR raises #GP(0)
-DEF MSRP_FIXED_R = 4      # RDMSR reads msr_pol[].value
-DEF MSRP_IGNORE_W = 8     # WRMSR is dropped
+cdef enum:
+    MSRP_DENY_R = 1       # RDMSR raises #GP(0)
+    MSRP_DENY_W = 2       # WRMSR raises #GP(0)
+    MSRP_FIXED_R = 4      # RDMSR reads msr_pol[].value
+    MSRP_IGNORE_W = 8     # WRMSR is dropped
 
-DEF CR0_MP = 0x2
-DEF CR0_TS = 0x8
-DEF CR4_TSD = 0x4
-DEF CR4_UMIP = 0x800
-DEF CR4_OSXSAVE = 0x40000
-DEF F_IOPL_SHIFT = 12
-DEF XCR0_SUPPORTED = 3    # x87 | SSE
+cdef enum:
+    CR0_MP = 0x2
+    CR0_TS = 0x8
+    CR4_TSD = 0x4
+    CR4_UMIP = 0x800
+    CR4_OSXSAVE = 0x40000
+    F_IOPL_SHIFT = 12
+    XCR0_SUPPORTED = 3    # x87 | SSE
 
 cdef extern from *:
     """
@@ -590,10 +593,11 @@ cdef int op_io(Cpu* c, const Uop* u) noexcept nogil:
     return exit_after(c, u, EXIT_IO)
 
 # c.io_string: an INS/OUTS element exited and is committed on resume
-DEF IOS_PENDING = 1
-DEF IOS_OUT = 2
-DEF IOS_REP = 4
-DEF IOS_ASZ32 = 8
+cdef enum:
+    IOS_PENDING = 1
+    IOS_OUT = 2
+    IOS_REP = 4
+    IOS_ASZ32 = 8
 
 cdef int op_string_io(Cpu* c, const Uop* u) noexcept nogil:
     """6C-6F INS/OUTS (SDM INS/INSB/INSW/INSD, OUTS/OUTSB/OUTSW/OUTSD), with

@@ -7,12 +7,13 @@
 # XMM operands: the uop's reg/rm fields are XMM numbers 0..15 (REX.R/REX.B
 # included). Handlers never set D_BYTE so the AH..BH remapping stays off.
 
-DEF SSE_CR0_MP = 0x2
-DEF SSE_CR0_EM = 0x4
-DEF SSE_CR0_TS = 0x8
-DEF SSE_CR4_OSXMMEXCPT = 0x400
-DEF SSE_CR4_OSXSAVE = 0x40000
-DEF SSE_MXCSR_MASK = 0xFFFF     # MXCSR bits that may be set (DAZ supported)
+cdef enum:
+    SSE_CR0_MP = 0x2
+    SSE_CR0_EM = 0x4
+    SSE_CR0_TS = 0x8
+    SSE_CR4_OSXMMEXCPT = 0x400
+    SSE_CR4_OSXSAVE = 0x40000
+    SSE_MXCSR_MASK = 0xFFFF     # MXCSR bits that may be set (DAZ supported)
 
 cdef inline int sse_check(Cpu* c) noexcept nogil:
     """SSE availability (SDM Vol. 3A, 13.1.3, Table 2-19): CR0.EM or a clear

@@ -13,7 +13,8 @@
 
 from libc.string cimport memmove, memchr
 
-DEF REP_CHUNK_BYTES = 32768   # bytes (elements x size) per execution of a REP form
+cdef enum:
+    REP_CHUNK_BYTES = 32768   # bytes (elements x size) per execution of a REP form
 
 cdef inline uint64_t str_am(const Uop* u) noexcept nogil:
     return 0xffffffffULL if u.asz32 else 0xffffffffffffffffULL

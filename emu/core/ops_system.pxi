@@ -9,13 +9,13 @@ cdef inline int exit_after(Cpu* c, const Uop* u, uint32_t reason) noexcept nogil
 
 # which instruction a trapped PRIV exit was (c.priv_op; names in PRIV_NAMES,
 # ops_priv.pxi): the instructions that trap before they act
-DEF PRIV_HLT = 15
-DEF PRIV_INT = 16
-DEF PRIV_RDPMC = 17
-DEF PRIV_SYSCALL = 18
-DEF PRIV_LLDT = 19
-DEF PRIV_LTR = 20
-DEF NO_PASS = 0xffffffffffffffffULL
+cdef enum:
+    PRIV_HLT = 15
+    PRIV_INT = 16
+    PRIV_RDPMC = 17
+    PRIV_SYSCALL = 18
+    PRIV_LLDT = 19
+    PRIV_LTR = 20
 
 cdef inline int trap_before(Cpu* c, const Uop* u, uint32_t pop, uint64_t value) noexcept nogil:
     """A trap policy sees the instruction before it acts (HLT, INT n, RDPMC,
@@ -80,7 +80,8 @@ cdef int op_int3(Cpu* c, const Uop* u) noexcept nogil:
 cdef int op_ud2(Cpu* c, const Uop* u) noexcept nogil:
     return raise_ud(c)
 
-DEF CR4_OSXSAVE_BIT = 0x40000
+cdef enum:
+    CR4_OSXSAVE_BIT = 0x40000
 
 cdef void cpuid_lookup(Cpu* c, uint32_t leaf, uint32_t subleaf, uint32_t* out) noexcept nogil:
     cdef uint32_t i
@@ -123,8 +124,9 @@ cdef extern from "time.h" nogil:
     int CLOCK_MONOTONIC
 
 # which instruction a trapped RDTSC exit was (c.priv_op; names in PRIV_NAMES)
-DEF PRIV_RDTSC = 13
-DEF PRIV_RDTSCP = 14
+cdef enum:
+    PRIV_RDTSC = 13
+    PRIV_RDTSCP = 14
 
 cdef inline uint64_t host_ns() noexcept nogil:
     cdef timespec ts

@@ -160,19 +160,20 @@ cdef extern from *:
     void emu_x87_any(unsigned char* img, unsigned int enc, unsigned char* m, unsigned int* ah) noexcept nogil
 
 # encodings for x87_full (opcode << 8 | ModRM; memory forms address [rsi])
-DEF XF_FSIN = 0xd9fe
-DEF XF_FCOS = 0xd9ff
-DEF XF_FSINCOS = 0xd9fb
-DEF XF_FPTAN = 0xd9f2
-DEF XF_FPATAN = 0xd9f3
-DEF XF_F2XM1 = 0xd9f0
-DEF XF_FYL2X = 0xd9f1
-DEF XF_FYL2XP1 = 0xd9f9
-DEF XF_FPREM1 = 0xd9f5
-DEF XF_FXTRACT = 0xd9f4
-DEF XF_FLDL2T = 0xd9e9
-DEF XF_FBLD = 0xdf26
-DEF XF_FBSTP = 0xdf36
+cdef enum:
+    XF_FSIN = 0xd9fe
+    XF_FCOS = 0xd9ff
+    XF_FSINCOS = 0xd9fb
+    XF_FPTAN = 0xd9f2
+    XF_FPATAN = 0xd9f3
+    XF_F2XM1 = 0xd9f0
+    XF_FYL2X = 0xd9f1
+    XF_FYL2XP1 = 0xd9f9
+    XF_FPREM1 = 0xd9f5
+    XF_FXTRACT = 0xd9f4
+    XF_FLDL2T = 0xd9e9
+    XF_FBLD = 0xdf26
+    XF_FBSTP = 0xdf36
 
 cdef extern from *:
     enum:
@@ -180,14 +181,15 @@ cdef extern from *:
         XO_RNDINT, XO_TST, XO_LD32, XO_LD64, XO_ST32, XO_ST64, XO_ILD16, XO_ILD32, XO_ILD64
         XO_IST16, XO_IST32, XO_IST64, XO_ISTT16, XO_ISTT32, XO_ISTT64, XO_SCALE
 
-DEF FSW_IE = 0x1
-DEF FSW_SF = 0x40
-DEF FSW_ES = 0x80
-DEF FSW_C0 = 0x100
-DEF FSW_C1 = 0x200
-DEF FSW_C2 = 0x400
-DEF FSW_C3 = 0x4000
-DEF FSW_B = 0x8000
+cdef enum:
+    FSW_IE = 0x1
+    FSW_SF = 0x40
+    FSW_ES = 0x80
+    FSW_C0 = 0x100
+    FSW_C1 = 0x200
+    FSW_C2 = 0x400
+    FSW_C3 = 0x4000
+    FSW_B = 0x8000
 
 cdef uint8_t X87_INDEFINITE[10]
 X87_INDEFINITE[:] = [0, 0, 0, 0, 0, 0, 0, 0xC0, 0xFF, 0xFF]

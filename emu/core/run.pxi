@@ -2,13 +2,15 @@
 # something needs the VMM. This is KVM_RUN for emu.
 
 # c.events bits (core/system.pxi)
-DEF EV_STOP = 1
-DEF EV_IRQ = 2
+cdef enum:
+    EV_STOP = 1
+    EV_IRQ = 2
 
 # what kind of event is delivered through the IDT (core/system.pxi)
-DEF EVK_HW = 0            # exception or external interrupt: EXT=1, no gate DPL check
-DEF EVK_SOFT = 1          # INT n, INT3: gate DPL checked, EXT=0
-DEF EVK_ICEBP = 2         # INT1: no DPL check, EXT=1
+cdef enum:
+    EVK_HW = 0            # exception or external interrupt: EXT=1, no gate DPL check
+    EVK_SOFT = 1          # INT n, INT3: gate DPL checked, EXT=0
+    EVK_ICEBP = 2         # INT1: no DPL check, EXT=1
 
 cdef inline int deliver_exception(Cpu* c) noexcept nogil:
     """A fault at c.rip. In system mode it goes through the guest's IDT (0:
@@ -168,3 +170,62 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     m.running = NULL
     c.n_exits[c.exit_reason] += 1
     return c.exit_reason
+
+cdef int vcpu_run(Cpu* c, uint64_t budget) noexcept nogil:
+    """One vCPU run. SSE operations leave the guest's MXCSR in the host
+    register (ops_sse_int.pxi); the host's is back when the run returns."""
+    cdef uint32_t host_csr = emu_csr_save()
+    cdef int r
+    c.csr_loaded = host_csr
+    r = vcpu_run_inner(c, budget)
+    if c.csr_loaded != host_csr:
+        emu_csr_load(host_csr)
+    return r
+
+cdef int vcpu_run_inner(Cpu* c, uint64_t budget) noexcept nogil:
+    """cpu_run, except after a memory-hook exit: the interrupted instruction
+    is first stepped alone (its reported accesses complete without exiting
+    again), then the log is cleared and the run goes on."""
+    cdef int r
+    cdef uint32_t ios = c.io_string
+    if ios and budget:
+        # an INS/OUTS element the VMM handled is committed first (ops_priv.pxi)
+        c.exit_reason = EXIT_NONE
+        if io_string_commit(c):
+            if c.exit_reason == EXIT_HOOK:
+                c.io_string = ios    # a write hook saw the INS store: commit it on resume
+                c.exit_rip = c.rip
+                c.n_exits[EXIT_HOOK] += 1
+                return EXIT_HOOK
+            if deliver_exception(c):
+                c.n_exits[c.exit_reason] += 1
+                return c.exit_reason
+    if c.mh_n == 0 or budget == 0:
+        return cpu_run(c, budget)
+    if not resumed_past(c, c.rip, c.icount, 3):
+        c.mh_n = 0                # the VMM moved on: the log is stale
+        return cpu_run(c, budget)
+    r = cpu_run(c, 1)
+    if r == EXIT_HOOK and (c.hook_kind == HK_READ or c.hook_kind == HK_WRITE):
+        return r                  # another access of the same instruction
+    c.mh_n = 0
+    if r != EXIT_BUDGET or budget == 1:
+        return r
+    c.n_exits[EXIT_BUDGET] -= 1   # the internal step is not an exit
+    return cpu_run(c, budget - 1)
+
+cdef int vcpu_enter(Cpu* c, TrapState* t, uint64_t budget) noexcept:
+    """The run entry (KVM_RUN): an exception the VMM injected is taken first;
+    otherwise guest code runs with the GIL released until an exit. A trap
+    exit stays open for completion (traps.pxi)."""
+    cdef int reason
+    c.exc_soft = 0
+    t.reason = 0
+    if c.icount + budget < c.icount:
+        budget = 0xffffffffffffffffULL - c.icount
+    reason = trap_take_injected(c, t)
+    if reason == EXIT_NONE:
+        with nogil:
+            reason = vcpu_run(c, budget)
+        trap_note(c, t, reason)
+    return reason

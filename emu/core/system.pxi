@@ -19,10 +19,11 @@
 # pushed carry RF=0 and IRET does not load it; descriptor Accessed bits are
 # not set.
 
-DEF F_NT_ = 0x4000
-DEF F_RF_ = 0x10000
-DEF F_VM_ = 0x20000
-DEF CR4_PCE = 0x100
+cdef enum:
+    F_NT_ = 0x4000
+    F_RF_ = 0x10000
+    F_VM_ = 0x20000
+    CR4_PCE = 0x100
 
 cdef extern from *:
     """
@@ -744,10 +745,11 @@ cdef int op_mov_dr(Cpu* c, const Uop* u) noexcept nogil:
 
 # ---- LAR, LSL, VERR, VERW (SDM Vol. 2; Vol. 3A 5.10.1) ----
 
-DEF CHK_LAR = 0
-DEF CHK_LSL = 1
-DEF CHK_VERR = 2
-DEF CHK_VERW = 3
+cdef enum:
+    CHK_LAR = 0
+    CHK_LSL = 1
+    CHK_VERR = 2
+    CHK_VERW = 3
 
 cdef int desc_visible(Cpu* c, uint32_t sel, int kind, uint64_t* d) noexcept nogil:
     """The checks of LAR / LSL / VERR / VERW: 1 when sel names a descriptor

@@ -4,10 +4,11 @@
 # run jit_threshold times; 0 compiles before the first run) or "auto" (the
 # default: the JIT where the host can run it, with the default threshold).
 
-DEF TIER_INTERP = 0
-DEF TIER_JIT = 1
-DEF TIER_AUTO = 2
-DEF JIT_THRESHOLD_DEFAULT = 50
+cdef enum:
+    TIER_INTERP = 0
+    TIER_JIT = 1
+    TIER_AUTO = 2
+    JIT_THRESHOLD_DEFAULT = 50
 
 TIER_NAMES = ("interp", "jit", "auto")
 
