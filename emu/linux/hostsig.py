@@ -60,11 +60,12 @@ class SignalBridge:
         self.attach(proc.machine)
 
     def _open_pipe(self) -> None:
-        for fd in (self.wake_r, self.wake_w):
-            if fd >= 0:
-                os.close(fd)
+        old = (self.wake_r, self.wake_w)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for fd in old:                  # (after: a signal meanwhile writes to the new one)
+            if fd >= 0:
+                os.close(fd)
 
     def attach(self, machine) -> None:
         global _timers

@@ -612,22 +612,16 @@ class Process:
         for fn in self.fault_hooks:
             if fn(self, ex) is True:
                 return
-        vec = ex.vector
-        if vec == 14:
-            sig = SIGSEGV
-        elif vec == 6:
-            sig = SIGILL
-        elif vec == 0:
-            sig = SIGFPE
-        elif vec in (1, 3):
-            sig = SIGTRAP
-        elif vec == 17:
-            sig = SIGBUS
-        elif vec == 16 or vec == 19:
-            sig = SIGFPE
-        else:
-            sig = SIGSEGV
-        self.sys.deliver_signal(sig, fault=ex)
+        from emu.linux.sigframe import fault_info
+        if (getattr(ex, "software", False) or ex.vector >= 32) and ex.vector == 0x80:
+            from emu.linux.ia32 import int80
+            int80(self.sys)                # the i386 system call ABI, kept for 64-bit code
+            return
+        info = fault_info(self, ex)
+        if info[0] == 8 and info[1] == 0 and ex.vector in (16, 19):
+            return                         # a spurious math fault: no signal (as Linux)
+        self.vcpu.rip = info[5]
+        self.sys.deliver_signal(info[0], fault=info)
 
     def fatal(self, sig: int, why: str = "") -> None:
         raise GuestKilled(sig)

@@ -106,7 +106,8 @@ def _blocking_wait(s, poll_child):
             return ERESTARTSYS
         if not s.p.itimers:
             # no guest time passes (as before a host wait4): the next host signal
-            pl.poll(None)
+            from emu.linux.timers import RECHECK_MS
+            pl.poll(RECHECK_MS)
             bridge.drain()
             continue
 

@@ -26,6 +26,7 @@ ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 TIMER_SIGNAL = {ITIMER_REAL: 14, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}   # SIGALRM, SIGVTALRM, SIGPROF
 HOST_SLICE = 100_000          # host time: instructions between two looks at the clock while a timer runs
 UNBLOCKABLE = (1 << 8) | (1 << 18)
+RECHECK_MS = 50               # a wait for a signal looks at the pending set at least this often
 
 
 def _clock(s):
@@ -289,7 +290,9 @@ def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
                 print("emu: the process waits for something that will never happen (deadlock)", file=sys.stderr)
                 raise GuestKilled(9)
             pl = bridge.poller()           # only a signal (from another process) ends it
-            fn, blocks = (lambda t: len(bridge.poll(pl, ceil_s(t)))), True
+            # (at most RECHECK_MS at a time: a signal whose Python handler has
+            # not yet run when the pipe was drained is seen at the next look)
+            fn, blocks = (lambda t: len(bridge.poll(pl, RECHECK_MS if t is None else min(ceil_s(t), RECHECK_MS)))), True
         else:
             fn = poll_fn if host_fds else None
             blocks = host_fds or not c.virtual
