@@ -119,7 +119,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         epoch = c.jc_epoch
         u = &m.uops[b.uop_start]
         remaining = end - c.icount
-        tf = (c.rflags & 0x100) != 0
+        tf = (c.rflags & 0x100) != 0 and not c.deliver_via_idt   # (user mode; system mode: to do)
         if tf:
             remaining = 1             # TF: one instruction, then the trap (EV_TRAP)
         if b.ninsn <= remaining:
