@@ -272,6 +272,7 @@ cdef struct Cpu:
     uint32_t jit_interp   # run the next block in the interpreter (after a bail)
     uint32_t jit_epoch    # jc_epoch when compiled code was entered
     uint64_t jit_tmp      # a scratch word for compiled code
+    uint32_t jit_fp       # compiled SSE ran: the host MXCSR holds exception flags to fold in
     uint64_t n_jit_insns  # instructions retired in compiled code
     uint64_t n_jit_enters, n_jit_bails
     # ---- the TLB itself, last: compiled code reaches it at a fixed offset

@@ -48,6 +48,7 @@ include "core/hooks.pxi"
 include "core/jit_asm.pxi"
 include "core/jit_cache.pxi"
 include "core/jit_emit.pxi"
+include "core/jit_sse.pxi"
 include "core/jit_runtime.pxi"
 include "core/hostsig.pxi"
 

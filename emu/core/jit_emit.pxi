@@ -38,6 +38,7 @@ cdef enum:
     ST_SLOW = 2
     ST_EXIT_K = 3
     ST_DIRECT = 4
+    ST_BAIL = 5           # the instruction runs in the interpreter
     JIT_MAX_STUBS = 512
     ACC_NONE = 9          # no memory access
 
@@ -438,15 +439,20 @@ cdef int is_alu_fn(uop_fn f) noexcept nogil:
             or f == op_cmp_rm64 or f == op_cmp_mi or f == op_add_rm or f == op_logic_rm)
 
 cdef inline int bad_byte_reg(const Uop* u, int sz) noexcept nogil:
-    """AH..BH (17..20) are not compiled."""
+    """AH..BH (17..20) are not compiled: a byte operand in ModRM.reg or the
+    register form of ModRM.rm."""
     return sz == 1 and (u.reg > 15 or (not u.mem and u.rm > 15))
+
+cdef inline int bad_byte_rm(const Uop* u, int sz) noexcept nogil:
+    """The same for instructions whose ModRM.reg is an opcode extension."""
+    return sz == 1 and not u.mem and u.rm > 15
 
 cdef int e_alu_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz, op = u.sub
     cdef Opd d, s
     cdef int mem_dst = 0, mem_src = 0
-    if bad_byte_reg(u, sz):
+    if bad_byte_reg(u, sz) if (f == op_alu_rm_r or f == op_alu_r_rm) else bad_byte_rm(u, sz):
         return -1
     if f == op_add_rr or f == op_sub_rr or f == op_cmp_rr or f == op_and_rr or f == op_or_rr or f == op_xor_rr:
         op = (0 if f == op_add_rr else 5 if f == op_sub_rr else 7 if f == op_cmp_rr else
@@ -508,7 +514,7 @@ cdef int e_test_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz
     cdef Opd d, s
-    if bad_byte_reg(u, sz):
+    if bad_byte_reg(u, sz) if (f == op_test_rm_r or f == op_test_rr) else bad_byte_rm(u, sz):
         return -1
     if f == op_test_rr:
         d = opd_greg(u.reg)
@@ -536,7 +542,7 @@ cdef int e_unary_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz, op
     cdef Opd d
-    if bad_byte_reg(u, sz):
+    if bad_byte_rm(u, sz):
         return -1
     op = (0x10 if (f == op_inc or f == op_inc_r) else 0x11 if (f == op_dec or f == op_dec_r)
           else 2 if f == op_not else 3)
@@ -564,7 +570,8 @@ cdef int e_mov_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz
     cdef Opd d, s
-    if bad_byte_reg(u, sz):
+    if bad_byte_reg(u, sz) if not (f == op_mov_rm_imm or f == op_store_imm or f == op_mov_a_moffs
+                                   or f == op_mov_moffs_a) else bad_byte_rm(u, sz):
         return -1
     if f == op_mov_rr64 or f == op_mov_rr32:
         e_mov(x, sz, opd_greg(u.reg), opd_greg(u.rm))
@@ -663,7 +670,7 @@ cdef int e_shift_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef Opd d
     cdef int by_cl = (u.opc & 2) != 0
     op = (4 if f == op_shl else 5 if f == op_shr else 7 if f == op_sar else 0 if f == op_rol else 1)
-    if bad_byte_reg(u, sz):
+    if bad_byte_rm(u, sz):
         return -1
     if by_cl:
         if u.mem or (sz == 4 and G2H[u.rm] < 0):
@@ -766,9 +773,11 @@ cdef int e_setcc_uop(JCtx* x, const Uop* u) noexcept nogil:
     return 0
 
 cdef int e_cmov_uop(JCtx* x, const Uop* u) noexcept nogil:
+    """CMOVcc: the source is read (and may fault) whatever the condition; a
+    32-bit destination is zero-extended even when nothing moves."""
     cdef int cc = u.opc & 15, sz = u.osz
-    cdef int hd = G2H[u.reg]
-    if sz == 1 or hd < 0:
+    cdef int hd = G2H[u.reg], t
+    if sz == 1:
         return -1
     if u.mem:
         e_probe(x, u, ACC_R, sz)
@@ -777,8 +786,14 @@ cdef int e_cmov_uop(JCtx* x, const Uop* u) noexcept nogil:
         a_mov_rr(&x.a, 8, H_RDX, G2H[u.rm])
     else:
         a_load(&x.a, 8, H_RDX, greg_mem(u.rm))
+    t = hd
+    if hd < 0:
+        a_load(&x.a, 8, H_RCX, greg_mem(u.reg))
+        t = H_RCX
     fl_to_host(x)
-    a_cmov_rr(&x.a, cc, sz, hd, H_RDX)
+    a_cmov_rr(&x.a, cc, sz, t, H_RDX)
+    if hd < 0:
+        a_store(&x.a, 8 if sz >= 4 else 2, greg_mem(u.reg), H_RCX)
     return 0
 
 cdef int e_push_uop(JCtx* x, const Uop* u) noexcept nogil:
@@ -917,6 +932,8 @@ cdef int jit_covers(const Uop* u) noexcept nogil:
     """Does the compiler emit u as host code (rather than a call to its
     handler)? Only a first estimate: an emitter may still decline."""
     cdef uop_fn f = u.fn
+    if jit_sse_kind(u):
+        return 1
     if u.lock or u.asz32 or u.rep:
         return 0
     return (is_alu_fn(f) or f == op_test_rr or f == op_test_a_imm or f == op_test_rm_r
@@ -937,6 +954,8 @@ cdef int jit_covers(const Uop* u) noexcept nogil:
 cdef int e_native(JCtx* x, const Uop* u) noexcept nogil:
     """Emit u as host code; -1 when it is left to the interpreter."""
     cdef uop_fn f = u.fn
+    if jit_sse_kind(u):
+        return e_sse_uop(x, u)
     if u.lock or u.asz32 or u.rep:
         return -1
     if f == op_nop:
@@ -1024,6 +1043,10 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
         elif s.kind == ST_EXIT_K:
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             jump_to_exit(x)
+        elif s.kind == ST_BAIL:
+            a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
+            a_mov_ri(&x.a, H_RAX, JIT_BAIL)
+            jump_to_exit(x)
         elif s.kind == ST_DIRECT:
             a_mov_ri(&x.a, H_RAX, s.target)
             a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RAX)
@@ -1064,10 +1087,12 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     cdef uint32_t n = 0, native = 0, k, est, f
     cdef int64_t off
     cdef JCtx* x
-    cdef int r
+    cdef int r, sse = 0
     while u0[n].fn != NULL:
         if jit_covers(&u0[n]):
             native += 1
+        if jit_sse_kind(&u0[n]) > sse:
+            sse = jit_sse_kind(&u0[n])
         n += 1
     if native == 0 or n > JIT_MAX_STUBS // 3:
         jb.failed = 1
@@ -1106,6 +1131,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     f = a_jcc32(&x.a, CC_B)
     stub_add(x, f, ST_BAIL_ENTRY, 0)
     jb.dispatch = x.a.pos
+    if sse:
+        e_sse_entry(x, sse == 2)
     for k in range(n):
         u = &u0[k]
         x.k = k

@@ -52,20 +52,26 @@ cdef int jit_fallback(Cpu* c, const Uop* u, uop_fn fn, int32_t bi) noexcept nogi
     cdef uint32_t epoch = c.jc_epoch
     cdef int r
     cdef Mach* m = c.m
+    cdef uint32_t fp = c.jit_fp, mxcsr
     # the interpreter's view: flags in its format, icount at the block's start
     c.lf_op = LF_NONE
     c.rflags = (c.rflags & ~(<uint64_t>F_ARITH)) | fsave_to_flags(c.jit_fsave)
     c.icount = c.jit_limit - c.jit_left - m.blocks[bi].ninsn
+    jit_fp_sync(c)
+    c.jit_fp = fp                 # (compiled SSE may go on after this)
+    mxcsr = c.mxcsr
     r = fn(c, u)
     if r == R_NEXT:
-        if not m.blocks[bi].valid or c.jc_epoch != epoch or c.rflags & F_TF:
+        # what compiled code assumes changed: the address space, TF, the
+        # block's own code, the MXCSR its SSE checked at entry
+        if not m.blocks[bi].valid or c.jc_epoch != epoch or c.rflags & F_TF or c.mxcsr != mxcsr:
             c.rip = u.rip_next
             r = R_BRANCH
         elif c.events:
             # an event for the block boundary: no further block is entered
             c.jit_limit -= c.jit_left
             c.jit_left = 0
-    c.jit_fsave = flags_to_fsave(flags_arith(c))
+    c.jit_fsave = flags_to_fsave(c.rflags if c.lf_op == LF_NONE else flags_arith(c))
     return r
 
 cdef inline int jit_can_enter(Cpu* c, Block* b, uint64_t remaining) noexcept nogil:
@@ -113,6 +119,7 @@ cdef int jit_run(Cpu* c, Block* b, uint64_t end, Block** b_out, const Uop** u_ou
     c.n_jit_enters += 1
     r = enter(<void*>c, <void*>(j.base + j.blocks[bi].dispatch))
     jit_flags_out(c)
+    jit_fp_sync(c)
     xb = &m.blocks[c.jit_blk]
     b_out[0] = xb
     u_out[0] = &m.uops[xb.uop_start + c.jit_k]
