@@ -18,6 +18,7 @@ cdef extern from "sys/mman.h" nogil:
     void* MAP_FAILED
 
 include "core/constants.pxi"
+include "core/host.pxi"
 include "core/tiers.pxi"
 include "core/regs.pxi"
 include "core/flags.pxi"

@@ -25,6 +25,7 @@ cdef class VcpuState:
         self.c.tsc_per_insn = 1 << 16
         self.c.rng_state = 0x5eed
         self.c.xcr0 = 3
+        self.c.vendor_intel = HOST_INTEL
         self.c.msr_pat = PAT_RESET
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
@@ -259,8 +260,9 @@ cdef class VcpuState:
         if csr & ~(<uint32_t>0xFFFF):
             raise ValueError("reserved MXCSR bits")
         self.c.mxcsr = csr
-        memcpy(&self.c.xmm[0][0], <char*>d + 160, 256)
+        xmm_load16(&self.c, <const uint8_t*><char*>d + 160)
         fx_load_x87(&self.c, <const uint8_t*><char*>d, 1)
+        self.c.xinuse_mod |= 3
 
     @property
     def fpu_state(self):

@@ -64,7 +64,19 @@ cdef void fx_image(Cpu* c, uint8_t* b, int rexw, int x87, int sse) noexcept nogi
         memcpy(b + 24, &c.mxcsr, 4)
         v32 = SSE_MXCSR_MASK
         memcpy(b + 28, &v32, 4)
-        memcpy(b + 160, &c.xmm[0][0], 256)
+        for i in range(16):
+            memcpy(b + 160 + 16 * i, &c.xmm[i][0], 16)
+
+cdef void xmm_load16(Cpu* c, const uint8_t* b) noexcept nogil:
+    """XMM0-15 (bits 127:0) from 256 bytes, or zeroed when b is NULL; the
+    upper bits are kept."""
+    cdef int i
+    for i in range(16):
+        if b == NULL:
+            c.xmm[i][0] = 0
+            c.xmm[i][1] = 0
+        else:
+            memcpy(&c.xmm[i][0], b + 16 * i, 16)
 
 cdef void fx_load_x87(Cpu* c, const uint8_t* b, int rexw) noexcept nogil:
     cdef int i, phys
@@ -138,8 +150,9 @@ cdef int op_fxrstor(Cpu* c, const Uop* u) noexcept nogil:
         if csr & ~(<uint32_t>SSE_MXCSR_MASK):
             return raise_gp0(c)
         c.mxcsr = csr
-        memcpy(&c.xmm[0][0], b + 160, 256)
+        xmm_load16(c, b + 160)
     fx_load_x87(c, b, u.rex & 8)
+    c.xinuse_mod |= 3
     return R_NEXT
 
 cdef inline int xsave_check(Cpu* c, uint64_t a) noexcept nogil:
@@ -170,6 +183,10 @@ cdef uint64_t xstate_inuse(Cpu* c) noexcept nogil:
         acc |= c.xmm[i][0] | c.xmm[i][1]
     if acc:
         r |= 2
+    if c.vendor_intel:
+        # Intel tracks modification: a component loaded (FXRSTOR, XRSTOR of
+        # a non-init image) stays in use until an XRSTOR initializes it
+        r |= c.xinuse_mod & XSTATE_SUPPORTED
     return r
 
 cdef int xsave_common(Cpu* c, const Uop* u, int kind) noexcept nogil:
@@ -264,9 +281,10 @@ cdef int op_xrstor(Cpu* c, const Uop* u) noexcept nogil:
             memset(&c.fpr[0][0], 0, sizeof(c.fpr))
     if rfbm & 2:
         if bv & 2:
-            memcpy(&c.xmm[0][0], b + 160, 256)
+            xmm_load16(c, b + 160)
         else:
-            memset(&c.xmm[0][0], 0, 256)
+            xmm_load16(c, NULL)
+    c.xinuse_mod = (c.xinuse_mod & ~<uint32_t>rfbm) | <uint32_t>(rfbm & bv)
     if load_csr:
         c.mxcsr = csr
     elif compacted and rfbm & 2:
