@@ -21,32 +21,61 @@ cdef extern from *:
     void emu_host_cpuid(unsigned int leaf, unsigned int sub, unsigned int* r) noexcept nogil
     unsigned long long emu_host_xgetbv0() noexcept nogil
 
-# FEAT_* bits (Cpu.feat): the extensions the decoder gates on. One bit per
-# CPUID feature flag the core checks; emu/cpuid.py names them (CPU models).
-cdef enum:
-    FEAT_AVX = 1 << 0
-    FEAT_AVX2 = 1 << 1
-    FEAT_FMA = 1 << 2
-    FEAT_F16C = 1 << 3
-    FEAT_BMI1 = 1 << 4
-    FEAT_BMI2 = 1 << 5
-    FEAT_LZCNT = 1 << 6
-    FEAT_MOVBE = 1 << 7
-    FEAT_AES = 1 << 8
-    FEAT_PCLMUL = 1 << 9
-    FEAT_SHA = 1 << 10
-    FEAT_FSGSBASE = 1 << 11
-    FEAT_RDRAND = 1 << 12
-    FEAT_RDSEED = 1 << 13
-    FEAT_XSAVE = 1 << 14
-    FEAT_XSAVEOPT = 1 << 15
-    FEAT_XSAVEC = 1 << 16
-    FEAT_XSAVES = 1 << 17
-    FEAT_POPCNT = 1 << 18
-    FEAT_SSE42 = 1 << 19
-    FEAT_ADX = 1 << 20
-    FEAT_VAES = 1 << 21
-    FEAT_VPCLMUL = 1 << 22
+# FEAT_* bits (Cpu.feat): the extensions the decoder gates on, one per CPUID
+# feature flag the core checks; emu/cpuid.py names them (the CPU models).
+# C enums, so the instruction tables in C (ops_avx*.pxi) use them too.
+cdef extern from *:
+    """
+    enum {
+        FEAT_AVX = 1 << 0,
+        FEAT_AVX2 = 1 << 1,
+        FEAT_FMA = 1 << 2,
+        FEAT_F16C = 1 << 3,
+        FEAT_BMI1 = 1 << 4,
+        FEAT_BMI2 = 1 << 5,
+        FEAT_LZCNT = 1 << 6,
+        FEAT_MOVBE = 1 << 7,
+        FEAT_AES = 1 << 8,
+        FEAT_PCLMUL = 1 << 9,
+        FEAT_SHA = 1 << 10,
+        FEAT_FSGSBASE = 1 << 11,
+        FEAT_RDRAND = 1 << 12,
+        FEAT_RDSEED = 1 << 13,
+        FEAT_XSAVE = 1 << 14,
+        FEAT_XSAVEOPT = 1 << 15,
+        FEAT_XSAVEC = 1 << 16,
+        FEAT_XSAVES = 1 << 17,
+        FEAT_POPCNT = 1 << 18,
+        FEAT_SSE42 = 1 << 19,
+        FEAT_ADX = 1 << 20,
+        FEAT_VAES = 1 << 21,
+        FEAT_VPCLMUL = 1 << 22,
+    };
+    """
+    cdef enum:
+        FEAT_AVX
+        FEAT_AVX2
+        FEAT_FMA
+        FEAT_F16C
+        FEAT_BMI1
+        FEAT_BMI2
+        FEAT_LZCNT
+        FEAT_MOVBE
+        FEAT_AES
+        FEAT_PCLMUL
+        FEAT_SHA
+        FEAT_FSGSBASE
+        FEAT_RDRAND
+        FEAT_RDSEED
+        FEAT_XSAVE
+        FEAT_XSAVEOPT
+        FEAT_XSAVEC
+        FEAT_XSAVES
+        FEAT_POPCNT
+        FEAT_SSE42
+        FEAT_ADX
+        FEAT_VAES
+        FEAT_VPCLMUL
 
 cdef struct FeatBit:
     uint32_t feat, leaf, sub, reg, bit
@@ -91,3 +120,27 @@ cdef uint64_t host_features():
 
 cdef uint32_t HOST_INTEL = host_vendor_intel()
 cdef uint64_t HOST_FEAT = host_features()
+
+# extensions whose handlers run the host's own instructions
+cdef uint64_t HOST_RUN = FEAT_AVX | FEAT_AVX2 | FEAT_FMA | FEAT_F16C | FEAT_AES | FEAT_PCLMUL | FEAT_SHA | \
+    FEAT_VAES | FEAT_VPCLMUL
+
+cdef uint64_t core_features() noexcept nogil:
+    """The FEAT_* bits this core implements on this host: AVX needs the
+    host's AVX, AVX2, FMA and F16C together (ops_avx.pxi); VAES and
+    VPCLMULQDQ are not implemented."""
+    cdef uint64_t f = ~(<uint64_t>0) & ~<uint64_t>(FEAT_VAES | FEAT_VPCLMUL)
+    cdef uint64_t avx = FEAT_AVX | FEAT_AVX2 | FEAT_FMA | FEAT_F16C
+    if HOST_FEAT & avx != avx:
+        f &= ~avx
+    return f & (HOST_FEAT | ~HOST_RUN)
+
+def core_feature_names():
+    """Linux flag names of the host-dependent extensions this core can offer here."""
+    cdef uint64_t f = core_features()
+    names = {FEAT_AVX: "avx", FEAT_AVX2: "avx2", FEAT_FMA: "fma", FEAT_F16C: "f16c", FEAT_AES: "aes",
+             FEAT_PCLMUL: "pclmulqdq", FEAT_SHA: "sha_ni"}
+    return sorted(n for bit, n in names.items() if f & bit)
+
+def host_vendor_is_intel():
+    return bool(HOST_INTEL)

@@ -63,14 +63,14 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
                  stdio: tuple[int, int, int] = (0, 1, 2), profile: str = "transparent", time: str = "host",
-                 guest=None):
+                 guest=None, cpu: str | None = None):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
         from emu.hypervisor import Guest
-        self.guest = guest if guest is not None else Guest(profile, time)
+        self.guest = guest if guest is not None else Guest(profile, time, cpu=cpu)
         self.guest.install(self.vcpu)
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
