@@ -77,23 +77,32 @@ def iced_len(code: bytes):
     return ins.len
 
 
-def run_form(f, seed: int) -> int:
+GPRS = [r for r in range(16) if r not in (4, 6)]        # not RSP, not RSI (the memory base)
+
+
+def run_form(f, seed: int, n_cases: int = N) -> int:
+    """Differentially test one form (a dict as vex_forms() gives, plus the
+    optional keys regonly, memonly, gpr_reg / gpr_rm / gpr_vvvv (that operand
+    is a general register), kind (operand values))."""
     rng = random.Random(seed)
     addr, buf = vh.scratch()
-    kind = value_kind(f["name"])
+    kind = f.get("kind") or value_kind(f["name"])
     n = 0
+    kinds = (False,) if f.get("regonly") else ((True,) if f.get("memonly") else (False, True))
     for l in lengths(f):
-        for use_mem in (False, True):
-            for k in range(N):
+        for use_mem in kinds:
+            for k in range(n_cases):
                 w = f["w"] if f["w"] is not None else rng.getrandbits(1)
-                reg, rm = rng.randrange(16), rng.randrange(16)
-                vvvv = rng.randrange(16) if f["nds"] else 0
+                reg = rng.choice(GPRS) if f.get("gpr_reg") else rng.randrange(16)
+                rm = rng.choice(GPRS) if f.get("gpr_rm") else rng.randrange(16)
+                reg = f.get("modrm_reg", reg)
+                vvvv = (rng.choice(GPRS) if f.get("gpr_vvvv") else rng.randrange(16)) if f["nds"] else 0
                 imm = None
                 if f["imm"]:
                     imm = rng.randrange(256)
                 if f["is4"]:
                     imm = (rng.randrange(16) << 4) | rng.randrange(16)
-                msize = f["m1"] if l and not f["vx"] & VX_LIG else f["m0"]
+                msize = max(1, f["m1"] if l and not f["vx"] & VX_LIG else f["m0"])
                 regs = {name: rng.getrandbits(64) for name in ("rax", "rbx", "rcx", "rdx", "rdi", "r8", "r9",
                                                               "r10", "r11", "r12", "r13", "r14", "r15")}
                 scr = []

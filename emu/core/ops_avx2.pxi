@@ -28,7 +28,7 @@ cdef int op_vgather(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t ds = 8 if u.vexw else 4          # data element
     cdef uint32_t isz = 8 if u.opc & 1 else 4       # index element
     cdef uint32_t nidx = (32 if u.vl else 16) // isz, ndata = (32 if u.vl else 16) // ds
-    cdef uint32_t n = nidx if nidx < ndata else ndata, j, dq, mq
+    cdef uint32_t n = nidx if nidx < ndata else ndata, j, dq
     cdef uint8_t* dst = <uint8_t*>&c.xmm[u.reg][0]
     cdef uint8_t* msk = <uint8_t*>&c.xmm[u.vvvv][0]
     cdef uint8_t* ix = <uint8_t*>&c.xmm[u.is4][0]
@@ -53,13 +53,12 @@ cdef int op_vgather(Cpu* c, const Uop* u) noexcept nogil:
         a += c.seg_base[u.seg]
         if mem_read(c, a, ds, &v):
             # partial completion: what is done stays done
-            vzero_upper(c, u.reg, dq if dq > 2 else 2)
-            vzero_upper(c, u.vvvv, dq if dq > 2 else 2)
+            vzero_upper(c, u.reg, dq)
+            vzero_upper(c, u.vvvv, dq)
             return R_EXC
         memcpy(dst + j * ds, &v, ds)
         memset(msk + j * ds, 0, ds)
-    mq = dq if dq > 2 else 2
-    vzero_upper(c, u.reg, mq)
+    vzero_upper(c, u.reg, dq)        # the qword-index dword forms fill half a register
     vzero_upper(c, u.vvvv, 0)
     return R_NEXT
 
