@@ -292,7 +292,7 @@ class Process:
         from emu.linux.threads import QUANTUM
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
-        from emu.linux import timers
+        from emu.linux import timers, vsyscall
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
@@ -311,6 +311,8 @@ class Process:
                 syscall()
             elif name == "EXCEPTION":
                 if ex.vector == 14 and fault(ex.cr2, ex.error_code):
+                    continue
+                if ex.vector == 14 and vsyscall.emulate(self, v, ex):
                     continue
                 self.fault_signal(ex)
             elif name == "HOOK" and self.hooks is not None:

@@ -77,17 +77,14 @@ def setup_frame(s, sig: int, act: tuple, fault=None) -> None:
 
 
 def _save_fp(v):
-    if hasattr(v, "get_xmm"):
-        return [v.get_xmm(i) for i in range(16)], v.mxcsr
-    return None
+    # the x87/SSE/AVX state as the core's XSAVE image (size and components
+    # from the CPU model's XCR0): what the kernel puts in the frame's fpstate
+    return v.xsave_image()
 
 
 def _restore_fp(v, saved) -> None:
     if saved is not None:
-        xmm, mxcsr = saved
-        for i, x in enumerate(xmm):
-            v.set_xmm(i, x)
-        v.mxcsr = mxcsr
+        v.xrstor_image(saved)
 
 
 @syscall(15, "rt_sigreturn")
