@@ -120,3 +120,40 @@ def test_guests_run_under_every_model(cpu):
         want = host(prog)
         got = emu(prog, cpu=cpu)
         assert got.returncode == want.returncode and got.stdout == want.stdout, (cpu, name, got.stderr)
+
+
+def test_ymm_state_in_snapshots_and_saved_state():
+    """A snapshot/restore and save_state/load_state (migration) carry YMM0-15
+    whole (the register file is part of the vCPU state)."""
+    import emu as emu_mod
+    m = emu_mod.Machine(1 << 22)
+    v = m.vcpu
+    vals = {i: bytes((i * 16 + k) & 0xFF for k in range(32)) for i in range(16)}
+    for i, b in vals.items():
+        v.set_ymm(i, b)
+    snap = m.snapshot()
+    state = v.save_state()
+    for i in range(16):
+        v.set_ymm(i, bytes(32))
+    m.restore(snap)
+    assert all(v.get_ymm(i) == vals[i] for i in range(16))
+    for i in range(16):
+        v.set_ymm(i, bytes(32))
+    v.load_state(state)
+    assert all(v.get_ymm(i) == vals[i] for i in range(16))
+    img = v.xsave_image()
+    assert len(img) == 832 and img[512] & 4 and img[576:592] == vals[0][16:]
+
+
+@pytest.mark.skipif(not native.has_avx(), reason="the host must run AVX2")
+def test_avx_program_record_and_replay(tmp_path):
+    """The AVX programs replay: same output, same instruction count."""
+    for name in ("avx_signal", "vecloops"):
+        prog = os.path.join(BIN, name)
+        log = str(tmp_path / (name + ".log"))
+        rec = subprocess.run([sys.executable, "-m", "emu", "run", "--record", log, prog], capture_output=True,
+                             timeout=300)
+        rep = subprocess.run([sys.executable, "-m", "emu", "run", "--replay", log, prog], capture_output=True,
+                             timeout=300)
+        assert rec.returncode == 0 and rep.returncode == 0, rep.stderr
+        assert rep.stdout == rec.stdout and b"diverged" not in rep.stderr
