@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define N 4099
@@ -18,7 +19,8 @@ static void mix(const void *p, size_t n) {
     for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ULL; }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 20;     /* perf/bench_avx.py runs more */
     uint32_t s = 12345;
     for (int i = 0; i < N; i++) {
         s = s * 1103515245u + 12345u;
@@ -31,7 +33,7 @@ int main(void) {
         idx[i] = (int32_t)((s >> 5) % N);
         bytes[i] = (uint8_t)(s >> 13);
     }
-    for (int r = 0; r < 20; r++) {
+    for (int r = 0; r < rounds; r++) {
         for (int i = 0; i < N; i++) fc[i] = fmaf(fa[i], fb[i], fc[i]) * 0.5f;      /* FMA */
         for (int i = 0; i < N; i++) da[i] = da[i] * 0.75 + db[i] / (1.0 + fabs(da[i]));
         for (int i = 0; i < N; i++) ia[i] = (ia[i] >> 3) + ib[i] * (i & 7) - (ia[i] < ib[i] ? ib[i] : ia[i]);
