@@ -37,6 +37,13 @@ cdef struct Uop:
     uint8_t opc           # opcode byte (last byte of the opcode)
     uint8_t pfx66         # operand-size prefix seen (SSE handlers)
     uint8_t rex           # REX byte (0 if none)
+    # VEX/EVEX (core/vex.pxi): the second source register (VEX.vvvv, 0..31),
+    # the vector length (0: 128, 1: 256, 2: 512 bits), VEX.W, and the
+    # register of an is4 operand (imm8[7:4]) or the opmask (EVEX.aaa)
+    uint8_t vvvv
+    uint8_t vl
+    uint8_t vexw
+    uint8_t is4
 
 cdef struct Block:
     uint64_t vrip         # virtual address of the first instruction
@@ -210,7 +217,12 @@ cdef struct Cpu:
     # thread; EV_IRQ: an external interrupt is pending), core/system.pxi
     volatile uint32_t events
     # ---- SSE / x87 state (ops_sse_*.pxi, ops_x87.pxi, ops_fxsave.pxi) ----
-    uint64_t xmm[16][2]   # XMM0-15, two little-endian qwords each
+    # the vector register file, laid out for EVEX: 32 registers of 512 bits
+    # (8 little-endian qwords). XMMn is xmm[n][0..1], YMMn xmm[n][0..3], ZMMn
+    # xmm[n][0..7]; legacy SSE writes keep bits 511:128, VEX writes zero every
+    # bit above the vector length (SDM Vol. 1, 14.1.3). Registers 16-31 and
+    # bits 511:256 exist for AVX-512 (not yet advertised).
+    uint64_t xmm[32][8]
     uint32_t mxcsr        # reset 0x1F80
     uint8_t fpr[8][16]    # x87 physical registers R0-R7, 80-bit values in bytes 0..9
     uint16_t fcw          # x87 control word (reset 0x037F)
@@ -262,6 +274,13 @@ cdef struct Cpu:
     uint32_t csr_loaded
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset
+    # ---- ISA extensions (core/vex.pxi, ops_avx*.pxi, ops_bmi.pxi, ops_crypto.pxi) ----
+    uint64_t kmask[8]       # AVX-512 opmask registers k0-k7 (not yet advertised)
+    uint64_t feat           # FEAT_* bits of the extensions the CPUID table advertises
+    uint32_t vendor_intel   # where the SDM says "undefined", follow Intel (1) or AMD (0)
+    uint32_t xinuse_mod     # XSAVE components loaded since their last init (Intel's XINUSE
+                            # tracks modification; AMD's compares with the initial values)
+    uint64_t xss            # IA32_XSS (XSAVES/XRSTORS supervisor components: none)
     # ---- the native-code tier (core/jit_*.pxi) ----
     uint64_t jit_limit    # instruction count native code may not pass (r14 counts down to it)
     uint64_t jit_left     # r14 on entry: jit_limit - icount - the entered block's instructions

@@ -18,11 +18,13 @@ cdef extern from "sys/mman.h" nogil:
     void* MAP_FAILED
 
 include "core/constants.pxi"
+include "core/host.pxi"
 include "core/tiers.pxi"
 include "core/regs.pxi"
 include "core/flags.pxi"
 include "core/mmu.pxi"
 include "core/decode.pxi"
+include "core/vex.pxi"
 include "core/blocks.pxi"
 include "core/run.pxi"
 include "core/ops_alu.pxi"
@@ -42,6 +44,12 @@ include "core/ops_sse_int.pxi"
 include "core/ops_sse_fp.pxi"
 include "core/ops_x87.pxi"
 include "core/ops_fxsave.pxi"
+include "core/ops_crypto.pxi"
+include "core/ops_avx.pxi"
+include "core/ops_avx_mov.pxi"
+include "core/ops_avx2.pxi"
+include "core/ops_bmi.pxi"
+include "core/ops_fsgsbase.pxi"
 include "core/ops_mmx.pxi"
 include "core/ops_fast.pxi"
 include "core/hooks.pxi"
@@ -70,6 +78,12 @@ init_sse_fp()
 init_x87()
 init_fxsave()
 init_mmx()
+init_avx()
+init_avx_mov()
+init_avx2()
+init_bmi()
+init_crypto()
+init_fsgsbase()
 
 include "core/traps.pxi"
 include "core/api_machine.pxi"

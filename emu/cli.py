@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from emu.cpuid import USER_MODELS
 from emu.linux.signals import SIGNAL_NAMES
 
 
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="what the guest learns about the machine: 'transparent' (default) says it is a "
                         "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
                         "like bare metal; 'host' shows the host CPU's identity, 'baseline' the plain core")
+    r.add_argument("--cpu", choices=USER_MODELS, default=None, metavar="MODEL",
+                   help="the CPU model the guest sees and runs on: %s (default: max, everything emu "
+                        "implements: x86-64-v3 plus AES, PCLMULQDQ, SHA, RDRAND, RDSEED, FSGSBASE...)"
+                        % ", ".join(USER_MODELS))
     r.add_argument("--time", choices=("virtual", "host"), default=None,
                    help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
                         "deterministic clock derived from instructions retired (sleeps take no time)")
@@ -151,12 +156,13 @@ def cmd_run(a) -> int:
             print("emu: %s" % e, file=sys.stderr)
             return 2
         opts = header.get("options", {})
-        for name, mine in (("time", a.time), ("profile", a.profile), ("seed", a.seed)):
+        for name, mine in (("time", a.time), ("profile", a.profile), ("seed", a.seed), ("cpu", a.cpu)):
             if mine is not None and mine != opts.get(name):
                 print("emu: --replay %s: the log was recorded with --%s %s" % (a.replay, name, opts.get(name)),
                       file=sys.stderr)
                 return 2
         a.time, a.profile, seed = opts.get("time"), opts.get("profile"), opts.get("seed")
+        a.cpu = opts.get("cpu")
         env = dict(header.get("env", {}))
     elif a.record is not None and seed is None:
         seed = rp.new_seed()            # AT_RANDOM and RDRAND must repeat on replay
@@ -177,11 +183,11 @@ def cmd_run(a) -> int:
         policy = rp.rdtsc_policy(session, policy)      # host time: every RDTSC value is in the log
     if policy is not None or a.record or a.replay:
         from emu.hypervisor import Guest
-        guest = Guest(a.profile, a.time, policy=policy)
+        guest = Guest(a.profile, a.time, policy=policy, cpu=a.cpu)
         if header is not None and header.get("cpuid"):
             rp.set_cpuid(guest, header["cpuid"])        # the recorded machine's CPUID (the host profile)
     proc = Process([a.program] + a.args, env=env, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=seed,
-                   profile=a.profile, time=a.time, guest=guest)
+                   profile=a.profile, time=a.time, guest=guest, cpu=a.cpu)
     if a.record is not None and a.seed is None:
         proc.pid = proc.current.tid = os.getpid()       # the seed is emu's choice: the pid stays the host's
         proc.next_tid = proc.pid + 1

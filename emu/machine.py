@@ -8,12 +8,13 @@ from array import array
 import numpy as np
 
 from emu import _core
-from emu.cpuid import baseline_table
+from emu.cpuid import DEFAULT_MODEL, cpuid_table, xcr0_of
 from emu.paging import FrameAllocator, PageTables
 from emu.vcpu import Vcpu
 
 CR0_PE, CR0_WP, CR0_PG = 1, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_OSXSAVE = 1 << 5, 1 << 9, 1 << 10, 1 << 18
+CR4_FSGSBASE = 1 << 16
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 
 PROT_R, PROT_W, PROT_X = 1, 2, 4
@@ -30,17 +31,20 @@ class Machine:
     EFER.LMA/NXE set over page tables this object builds (`map`); with
     paging=False linear addresses are physical. tier: "interp", "jit" or
     "auto" (default: emu.get_default_tier(), from EMU_TIER or "auto");
-    jit_threshold: executions before a block is compiled (0: at once).
+    jit_threshold: executions before a block is compiled (0: at once);
+    cpu: the CPU model whose CPUID the vCPU shows and whose instructions it
+    runs (emu.cpuid.USER_MODELS; default: everything emu implements).
     """
 
     def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3,
-                 tier: str | None = None, jit_threshold: int | None = None):
+                 tier: str | None = None, jit_threshold: int | None = None, cpu: str | None = None):
         self.phys = _core.PhysMachine(ram_size, tier, jit_threshold)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.frames = FrameAllocator(self.ram, mark=self.phys.mark_dirty)
         self.vcpu = Vcpu(self.phys)
         self.vcpus = [self.vcpu]
-        self.vcpu.set_cpuid_table(baseline_table())
+        self.cpu = cpu or DEFAULT_MODEL
+        self.vcpu.set_cpuid_table(cpuid_table(self.cpu))
         self.vcpu.trap_mask = _core.TRAPS["syscall"]
         self.page_tables: PageTables | None = None
         if paging:
@@ -48,6 +52,9 @@ class Machine:
             v = self.vcpu
             v.cr3 = self.page_tables.root
             v.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE
+            v.xcr0 = xcr0_of(v.get_cpuid_table())          # every user component, as Linux enables
+            if v.cpuid(7, 0)[1] & 1:
+                v.cr4 = v.cr4 | CR4_FSGSBASE                # Linux 5.9+ lets processes use FSGSBASE
             v.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
             v.cr0 = CR0_PE | CR0_WP | CR0_PG
         self.vcpu.cpl = cpl

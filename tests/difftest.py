@@ -111,7 +111,8 @@ def emu_side() -> EmuSide:
 def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
           flags_mask: int = ARITH, scratch: list | None = None, taken_disp: int | None = None,
           ignore_regs: tuple = (), note: str = "", budget: int = 1, xmm=None, mxcsr: int | None = None,
-          fxstate: bytes | None = None, compare_x87: bool = False, ignore_mem: list | None = None) -> None:
+          fxstate: bytes | None = None, compare_x87: bool = False, ignore_mem: list | None = None,
+          ymm=None) -> None:
     """Run code natively and in emu from the same state; assert the same
     GPRs, RIP, flags (under flags_mask) and scratch memory. Returns the
     native result (its .exit tells whether a branch was taken).
@@ -125,9 +126,12 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     image): the SSE/x87 starting state; when any is given XMM0-15 and MXCSR
     are compared too, and with fxstate or compare_x87 also the x87 control,
     status and abridged tag words and ST0-7.
+    ymm ({index: 32 bytes} or a list): the AVX starting state (loaded with
+    XRSTOR on both sides); YMM0-15 (all 256 bits) and MXCSR are compared.
     """
     sse = xmm is not None or mxcsr is not None or fxstate is not None
     fx_in = native.fx_image(xmm, mxcsr, fxstate)
+    xs_in = native.xsave_image(ymm, mxcsr, fxstate) if ymm is not None else None
     regs = dict(regs or {})
     if "rsp" not in regs:
         stack_addr, _ = native.default_stack()
@@ -144,12 +148,14 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     ctypes_mem = stack_buf
     ctypes_mem[32768 - 256:32768 + 256] = bytes(512)
     mem.append((stack_lo, bytes(512)))
-    res = native.run(code, regs, rflags, taken_disp=taken_disp, fxstate=fx_in)
+    res = native.run(code, regs, rflags, taken_disp=taken_disp, fxstate=fx_in, xsave=xs_in)
     native_mem = [bytes(buf[:len(init)]) for _, buf, init in (scratch or [])]
     native_stack = bytes(stack_buf[32768 - 256:32768 + 256])
 
     side = emu_side()
     side.m.vcpu.fxrstor(fx_in)
+    if xs_in is not None:
+        side.m.vcpu.xrstor_image(xs_in)
     ex = side.run(code, res.code_addr, regs, rflags, mem, budget, stop_at=res.rip)
     v = side.m.vcpu
     what = "%s regs=%s flags=%#x %s" % (code.hex(), {k: hex(x) for k, x in regs.items()}, rflags, note)
@@ -176,6 +182,11 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
         for i in range(16):
             e, n = v.get_xmm(i), res.xmm[i]
             assert e == n, "xmm%d: emu %s native %s for %s" % (i, e[::-1].hex(), n[::-1].hex(), what)
+        assert v.mxcsr == res.mxcsr, "mxcsr: emu %#x native %#x for %s" % (v.mxcsr, res.mxcsr, what)
+    if ymm is not None:
+        for i in range(16):
+            e, n = v.get_ymm(i), res.ymm[i]
+            assert e == n, "ymm%d: emu %s native %s for %s" % (i, e[::-1].hex(), n[::-1].hex(), what)
         assert v.mxcsr == res.mxcsr, "mxcsr: emu %#x native %#x for %s" % (v.mxcsr, res.mxcsr, what)
     if fxstate is not None or compare_x87:
         e, n = v.fxsave(), res.fxsave

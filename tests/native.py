@@ -69,8 +69,11 @@ _DATA_QWORDS = 64
 # prologue loads the guest's x87/SSE state with FXRSTOR64, the epilogue
 # captures it with FXSAVE64 (XMM0-15, MXCSR, x87 registers and words).
 _FX_IN = 0
-_FX_OUT = 512
-_FX_BYTES = 1024
+_FX_OUT = 1024
+_FX_BYTES = 2048
+# with ymm state (run(..., xsave=...)): XRSTOR64/XSAVE64 of x87, SSE and AVX
+# (EDX:EAX = 7), standard form, 832 bytes, at the same offsets
+XSAVE_BYTES = 832
 
 _EXIT_FALL = 0x11
 _EXIT_TAKEN = 0x22
@@ -111,14 +114,21 @@ def _jmp32(at: int, target: int) -> bytes:
     return b"\xE9" + struct.pack("<i", target - (at + 5))
 
 
-def _prologue(data: int, fx: int) -> bytes:
+_XSTATE_EAX7 = b"\xB8\x07\x00\x00\x00\x31\xD2"           # mov eax, 7; xor edx, edx
+
+
+def _prologue(data: int, fx: int, xsave: bool = False) -> bytes:
     q = lambda idx: data + 8 * idx  # noqa: E731
     c = bytearray()
     c += _PUSH_CALLEE
     c += _movabs_rax(q(_SAVED_RSP)) + b"\x48\x89\x20"        # mov [rax], rsp
     c += _movabs_rax(q(_SAVED_MXCSR)) + b"\x0F\xAE\x18"      # stmxcsr [rax]
     c += _movabs_rax(q(_SAVED_FCW)) + b"\xD9\x38"            # fnstcw [rax]
-    c += _movabs_rax(fx + _FX_IN) + b"\x48\x0F\xAE\x08"      # fxrstor64 [rax]
+    if xsave:
+        c += b"\x48\xB9" + _u64(fx + _FX_IN) + _XSTATE_EAX7     # movabs rcx, in; EDX:EAX = 7
+        c += b"\x48\x0F\xAE\x29"                              # xrstor64 [rcx]
+    else:
+        c += _movabs_rax(fx + _FX_IN) + b"\x48\x0F\xAE\x08"  # fxrstor64 [rax]
     c += _movabs_rax(q(_IN + 16))                            # &in.rflags
     c += b"\xFF\x30"                                         # push qword [rax]
     c += b"\x9D"                                             # popfq
@@ -129,7 +139,7 @@ def _prologue(data: int, fx: int) -> bytes:
     return bytes(c)
 
 
-def _epilogue(data: int, exit_id: int, fx: int) -> bytes:
+def _epilogue(data: int, exit_id: int, fx: int, xsave: bool = False) -> bytes:
     q = lambda idx: data + 8 * idx  # noqa: E731
     c = bytearray()
     # Nothing here may touch flags until pushfq.
@@ -143,7 +153,12 @@ def _epilogue(data: int, exit_id: int, fx: int) -> bytes:
     c += _movabs_rax(q(_OUT + 16))
     c += b"\x48\x89\x08"                                     # mov [rax], rcx
     c += b"\x48\xC7\x40\x08" + struct.pack("<i", exit_id)    # mov [rax+8], id
-    c += _movabs_rax(fx + _FX_OUT) + b"\x48\x0F\xAE\x00"     # fxsave64 [rax]
+    if xsave:
+        c += b"\x48\xB9" + _u64(fx + _FX_OUT) + _XSTATE_EAX7    # movabs rcx, out; EDX:EAX = 7
+        c += b"\x48\x0F\xAE\x21"                              # xsave64 [rcx]
+        c += b"\xC5\xF8\x77"                                   # vzeroupper (clean for C)
+    else:
+        c += _movabs_rax(fx + _FX_OUT) + b"\x48\x0F\xAE\x00"  # fxsave64 [rax]
     # Hand clean state back to C: flags = IF|1 (no DF/AC/TF), MXCSR, empty
     # x87 stack with the caller's control word.
     c += b"\x68\x02\x02\x00\x00"                             # push 0x202
@@ -230,6 +245,11 @@ class _Runner:
         self.epi_fall = _epilogue(self.data_addr, _EXIT_FALL, self.fx_addr)
         self.epi_taken = _epilogue(self.data_addr, _EXIT_TAKEN, self.fx_addr)
         assert len(self.epi_fall) == len(self.epi_taken)
+        # the same with XRSTOR/XSAVE of the AVX state (YMM registers)
+        self.xs_parts = (_prologue(self.data_addr, self.fx_addr, True),
+                         _epilogue(self.data_addr, _EXIT_FALL, self.fx_addr, True),
+                         _epilogue(self.data_addr, _EXIT_TAKEN, self.fx_addr, True))
+        self.fx_parts = (self.pro, self.epi_fall, self.epi_taken)
         self.area = _CodeArea(mmap.PAGESIZE * 4, self.libc)
         self.dirty = 0
         self.stack_addr, self.stack_buf = scratch(_STACK_SIZE)
@@ -251,7 +271,7 @@ class _Runner:
         self.sig_old = ctypes.create_string_buffer(128)
         self.proto = ctypes.CFUNCTYPE(None)
 
-    def layout(self, code: bytes, taken_disp):
+    def layout(self, code: bytes, taken_disp, xsave: bool = False):
         """Build the code area image.
 
         Returns (blob, code_offset).  The area holds, at fixed offsets, the
@@ -265,7 +285,7 @@ class _Runner:
         * ``jmp rel8`` (2 bytes) to an adjacent ``jmp rel32`` relay.
         """
         n = len(code)
-        pro, epi_f, epi_t = self.pro, self.epi_fall, self.epi_taken
+        pro, epi_f, epi_t = self.xs_parts if xsave else self.fx_parts
         fall_off = len(pro) + 5
         taken_off = fall_off + len(epi_f)
         var = -(-(taken_off + len(epi_t) + 16) // 64) * 64
@@ -314,9 +334,11 @@ class _Runner:
         return blob, code_off
 
     def run(self, code: bytes, regs: dict, rflags: int, taken_disp,
-            xmm=None, mxcsr=None, fxstate=None):
+            xmm=None, mxcsr=None, fxstate=None, xsave=None):
         code = bytes(code)
-        fx_in = fx_image(xmm, mxcsr, fxstate)
+        fx_in = fx_image(xmm, mxcsr, fxstate) if xsave is None else bytes(xsave)
+        if xsave is not None and len(fx_in) != XSAVE_BYTES:
+            raise ValueError("an XSAVE image here is %d bytes" % XSAVE_BYTES)
         if taken_disp is not None:
             taken_disp = int(taken_disp)
             if not -_MAX_DISP <= taken_disp <= _MAX_DISP:
@@ -337,7 +359,7 @@ class _Runner:
             if lo - 0x10000 <= rsp < hi + 0x10000:
                 raise ValueError("guest rsp points into the host stack")
 
-        blob, code_off = self.layout(code, taken_disp)
+        blob, code_off = self.layout(code, taken_disp, xsave is not None)
         with self.lock:
             if len(blob) > self.area.size:
                 size = -(-len(blob) // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -357,7 +379,7 @@ class _Runner:
             for i in range(_OUT, _OUT + 18):
                 d[i] = 0
             o = self.fx_off
-            self.fx_raw[o + _FX_IN:o + _FX_IN + 512] = fx_in
+            self.fx_raw[o + _FX_IN:o + _FX_IN + len(fx_in)] = fx_in
             fn = self.proto(area.addr)
             # Block async signals: while the guest runs, RSP is not a
             # valid host stack, so a signal frame must never be pushed.
@@ -372,7 +394,7 @@ class _Runner:
             fl = d[_OUT + 16]
             ex = d[_OUT + 17]
             code_addr = area.addr + code_off
-            fx_out = bytes(self.fx_raw[o + _FX_OUT:o + _FX_OUT + 512])
+            fx_out = bytes(self.fx_raw[o + _FX_OUT:o + _FX_OUT + (512 if xsave is None else XSAVE_BYTES)])
         if ex == _EXIT_FALL:
             exit_ = "fall"
             rip = code_addr + len(code)
@@ -387,6 +409,9 @@ class _Runner:
         res.fxsave = fx_out
         res.xmm = [fx_out[160 + 16 * i:176 + 16 * i] for i in range(16)]
         res.mxcsr = struct.unpack_from("<I", fx_out, 24)[0]
+        if xsave is not None:
+            res.xsave = fx_out
+            res.ymm = [fx_out[160 + 16 * i:176 + 16 * i] + fx_out[576 + 16 * i:592 + 16 * i] for i in range(16)]
         return res
 
 
@@ -484,9 +509,39 @@ def default_stack():
     return r.stack_addr, r.stack_buf
 
 
+def xsave_image(ymm=None, mxcsr=None, fxstate=None) -> bytes:
+    """The 832-byte XRSTOR64 image (x87, SSE, AVX; XSTATE_BV = 7) the guest
+    starts from: fx_image's legacy region (x87 from ``fxstate``) with YMM
+    ``ymm`` ({index: 32 bytes} or a list; missing ones zero)."""
+    img = bytearray(fx_image(None, mxcsr, fxstate)) + bytearray(XSAVE_BYTES - 512)
+    struct.pack_into("<Q", img, 512, 7)
+    if ymm is not None:
+        items = ymm.items() if isinstance(ymm, dict) else enumerate(ymm)
+        for i, v in items:
+            v = bytes(v)
+            if len(v) != 32:
+                raise ValueError("YMM values are 32 bytes")
+            img[160 + 16 * i:176 + 16 * i] = v[:16]
+            img[576 + 16 * i:592 + 16 * i] = v[16:]
+    return bytes(img)
+
+
+def has_avx() -> bool:
+    """The host runs AVX (CPUID AVX and OSXSAVE, and the OS enabled YMM state)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    fl = line.split()
+                    return all(k in fl for k in ("avx", "avx2", "fma", "f16c", "xsave"))
+    except OSError:
+        pass
+    return False
+
+
 def run(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
         taken_disp: int | None = None, xmm=None, mxcsr: int | None = None,
-        fxstate: bytes | None = None) -> Result:
+        fxstate: bytes | None = None, xsave: bytes | None = None) -> Result:
     """Execute ``code`` natively.
 
     ``regs``: initial GPR values by name (missing -> 0; rsp -> default
@@ -513,7 +568,11 @@ def run(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
     ``fx_image``); the result also carries ``xmm`` (16 x 16 bytes),
     ``mxcsr`` and ``fxsave`` (the FXSAVE64 image at exit).
 
+    ``xsave`` (an 832-byte image from ``xsave_image``) loads x87, SSE and
+    AVX state with XRSTOR64 instead; the result then also has ``xsave``
+    (the XSAVE64 image at exit) and ``ymm`` (16 x 32 bytes).
+
     The caller guarantees the code does not fault, does not loop forever,
     and ends at one of the two exits.
     """
-    return _get_runner().run(code, regs or {}, rflags, taken_disp, xmm, mxcsr, fxstate)
+    return _get_runner().run(code, regs or {}, rflags, taken_disp, xmm, mxcsr, fxstate, xsave)

@@ -129,6 +129,28 @@ def biased_sequence(rng: random.Random) -> bytes:
     return bytes(out[:rng.randint(1, 15)])
 
 
+def vex_sequence(rng: random.Random) -> bytes:
+    """A two- or three-byte VEX prefix (any R X B W vvvv L pp, maps 0F,
+    0F 38 and 0F 3A, sometimes others), an opcode, a ModRM (often register
+    form), then random bytes; sometimes a legacy prefix or REX before it."""
+    out = bytearray()
+    if rng.random() < 0.1:
+        out.append(rng.choice(PREFIXES + (0x40 | rng.getrandbits(4),)))
+    b2 = rng.getrandbits(8)
+    if rng.random() < 0.25:
+        out += bytes((0xC5, b2))
+    else:
+        mmmmm = rng.choice((1, 2, 2, 3, 3)) if rng.random() < 0.95 else rng.getrandbits(5)
+        out += bytes((0xC4, (rng.getrandbits(3) << 5) | mmmmm, b2))
+    out.append(rng.getrandbits(8))
+    modrm = rng.getrandbits(8)
+    if rng.random() < 0.5:
+        modrm |= 0xC0
+    out.append(modrm)
+    out += rng.randbytes(16)
+    return bytes(out[:15])
+
+
 class Runner:
     """One machine; each sequence is written over the same code bytes and run for one instruction."""
 
@@ -172,6 +194,9 @@ def check(n_biased: int, n_random: int, seed: int = 20240611, verbose: bool = Fa
     windows = []
     for _ in range(n_biased):
         s = biased_sequence(rng)
+        windows.append(s + bytes(16 - len(s)))
+    for _ in range(n_biased // 4):
+        s = vex_sequence(rng)
         windows.append(s + bytes(16 - len(s)))
     for _ in range(n_random):
         windows.append(rng.randbytes(16))

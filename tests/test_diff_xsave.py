@@ -113,7 +113,7 @@ def test_xrstor_faults():
     struct.pack_into("<I", good, 24, 0x1F80)
     struct.pack_into("<Q", good, 512, 3)
     cases = []
-    bad = bytearray(good); struct.pack_into("<Q", bad, 512, 7); cases.append(bytes(bad))          # bit 2 not in XCR0
+    bad = bytearray(good); struct.pack_into("<Q", bad, 512, 8); cases.append(bytes(bad))          # bit 3 not in XCR0
     bad = bytearray(good); bad[530] = 1; cases.append(bytes(bad))                               # reserved header
     bad = bytearray(good); struct.pack_into("<Q", bad, 520, 1); cases.append(bytes(bad))          # XCOMP_BV, standard
     bad = bytearray(good); struct.pack_into("<I", bad, 24, 0x10000); cases.append(bytes(bad))     # MXCSR reserved
@@ -147,7 +147,11 @@ def test_cpuid_xsave_leaves():
     assert (edx >> 23) & 1 and (edx >> 24) & 1 and edx & 1   # MMX FXSR FPU
     assert v.cr4 & (1 << 18)
     assert v.cpuid(0)[0] >= 0xD
-    assert v.cpuid(0xD, 0) == (3, 576, 576, 0)
+    # x87, SSE and AVX (the AVX component: 256 bytes at 576); EBX follows XCR0
+    assert v.cpuid(0xD, 0) == (7, 832, 832, 0)
+    assert v.cpuid(0xD, 2) == (256, 576, 0, 0)
     eax, ebx, ecx, edx = v.cpuid(0xD, 1)
-    assert eax == 0x7 and ebx == 576              # XSAVEOPT, XSAVEC, XGETBV ECX=1; no XSAVES
-    assert v.xcr0 == 3
+    assert eax == 0xF and ebx == 832 and ecx == 0   # XSAVEOPT, XSAVEC, XGETBV ECX=1, XSAVES; no XSS bits
+    assert v.xcr0 == 7
+    v.xcr0 = 3
+    assert v.cpuid(0xD, 0)[1] == 576 and v.cpuid(0xD, 1)[1] == 576

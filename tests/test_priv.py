@@ -182,9 +182,14 @@ def test_rdtscp_and_xgetbv_at_cpl3():
     assert_exc(b.run(bytes.fromhex("0f01d0"), rcx=0), UD)     # CR4.OSXSAVE = 0
     v.cr4 = v.cr4 | CR4_OSXSAVE
     ex = b.run(bytes.fromhex("0f01d0"), rcx=0, rax=-1 & (2**64 - 1), rdx=5)
-    assert ex.name == "BUDGET" and v.rax == 3 and v.rdx == 0
-    ex = b.run(bytes.fromhex("0f01d0"), rcx=1)                    # XINUSE: the enabled components
-    assert ex.name == "BUDGET" and (v.rdx << 32 | v.rax) == 3
+    assert ex.name == "BUDGET" and v.rax == v.xcr0 == 7 and v.rdx == 0      # x87, SSE, AVX
+    # ECX = 1: XINUSE & XCR0; the AVX component is in use once a YMM register's upper half is set
+    v.set_ymm(3, bytes(16) + b"\x01" * 16)
+    ex = b.run(bytes.fromhex("0f01d0"), rcx=1)
+    assert ex.name == "BUDGET" and (v.rax >> 2) & 1 and v.rdx == 0
+    v.xrstor_image(bytes(512) + (1).to_bytes(8, "little") + bytes(56))     # SSE and AVX to init
+    ex = b.run(bytes.fromhex("0f01d0"), rcx=1)
+    assert ex.name == "BUDGET" and v.rax & 6 == 0
     assert_exc(b.run(bytes.fromhex("0f01d0"), rcx=2), GP)
     assert_exc(b.run(bytes.fromhex("0f01d1"), rcx=0, rax=3, rdx=0), GP)   # XSETBV at CPL 3
 
@@ -193,7 +198,10 @@ def test_xsetbv(box):
     v = box.v
     v.cr4 = v.cr4 | CR4_OSXSAVE
     assert_exc(box.run(bytes.fromhex("0f01d1"), rcx=0, rax=2, rdx=0), GP)   # x87 bit clear
-    assert_exc(box.run(bytes.fromhex("0f01d1"), rcx=0, rax=7, rdx=0), GP)   # AVX not implemented
+    assert_exc(box.run(bytes.fromhex("0f01d1"), rcx=0, rax=5, rdx=0), GP)   # AVX without SSE
+    assert_exc(box.run(bytes.fromhex("0f01d1"), rcx=0, rax=0xF, rdx=0), GP)   # bit 3: not supported
+    ex = box.run(bytes.fromhex("0f01d1"), rcx=0, rax=7, rdx=0)
+    assert ex.name == "BUDGET" and v.xcr0 == 7
     assert_exc(box.run(bytes.fromhex("0f01d1"), rcx=1, rax=3, rdx=0), GP)
     ex = box.run(bytes.fromhex("0f01d1"), rcx=0, rax=1, rdx=0)
     assert ex.name == "BUDGET" and v.xcr0 == 1
@@ -380,7 +388,7 @@ def test_trap_invlpg_desc_xsetbv(box):
     assert v.gdtr == (0, 0) and box.m.read(DATA + 0x40, 10) == bytes(10)
     v.cr4 = v.cr4 | CR4_OSXSAVE
     ex = box.run(bytes.fromhex("0f01d1"), rcx=0, rax=7, rdx=1)
-    assert ex.name == "PRIV" and ex.op == "xsetbv" and ex.value == (1 << 32) | 7 and v.xcr0 == 3
+    assert ex.name == "PRIV" and ex.op == "xsetbv" and ex.value == (1 << 32) | 7 and v.xcr0 == 7
 
 
 def test_trap_msr(box):

@@ -30,6 +30,7 @@ cdef class VcpuState:
         self.c.tsc_per_insn = 1 << 16
         self.c.rng_state = 0x5eed
         self.c.xcr0 = 3
+        self.c.vendor_intel = HOST_INTEL
         self.c.msr_pat = PAT_RESET
         self.c.cpuid = NULL
         self.c.n_cpuid = 0
@@ -263,8 +264,58 @@ cdef class VcpuState:
         if csr & ~(<uint32_t>0xFFFF):
             raise ValueError("reserved MXCSR bits")
         self.c.mxcsr = csr
-        memcpy(&self.c.xmm[0][0], <char*>d + 160, 256)
+        xmm_load16(&self.c, <const uint8_t*><char*>d + 160)
         fx_load_x87(&self.c, <const uint8_t*><char*>d, 1)
+        self.c.xinuse_mod |= 3
+
+    def get_ymm(self, int i):
+        """YMMi as 32 little-endian bytes."""
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        return (<char*>&self.c.xmm[i][0])[:32]
+
+    def set_ymm(self, int i, v):
+        """Set YMMi (32 bytes); bits 511:256 are zeroed, as a VEX write does."""
+        cdef bytes b = bytes(v)
+        if not 0 <= i < 16:
+            raise IndexError(i)
+        if len(b) != 32:
+            raise ValueError("a YMM value is 32 bytes")
+        vset(&self.c, i, <const uint64_t*><char*>b, 4)
+        self.c.xinuse_mod |= 4
+
+    @property
+    def xsave_size(self):
+        """Bytes of the standard-form XSAVE image of the components XCR0
+        enables (CPUID.(EAX=0DH,ECX=0):EBX): 576, or 832 with AVX."""
+        return xsave_size(self.c.xcr0, 0)
+
+    def xsave_image(self):
+        """The x87/SSE/AVX state as the standard-form XSAVE image of the
+        components XCR0 enables (what XSAVE64 with EDX:EAX = XCR0 stores,
+        XSTATE_BV = XINUSE; the legacy region's bytes 464-511 zero): the one
+        format signal frames, snapshots and migration carry vector state in."""
+        cdef uint8_t b[XSAVE_MAX]
+        cdef uint64_t rfbm = self.c.xcr0 & XSTATE_SUPPORTED, bv
+        cdef uint32_t n = xsave_size(rfbm, 0)
+        xsave_build(&self.c, b, rfbm, 1)
+        bv = xstate_inuse(&self.c) & rfbm
+        memcpy(b + 512, &bv, 8)
+        return (<char*>b)[:n]
+
+    def xrstor_image(self, data):
+        """Load state from a standard- or compacted-form XSAVE image (as
+        XRSTOR64 with EDX:EAX = XCR0 does); ValueError for an image XRSTOR
+        would refuse with #GP."""
+        cdef bytes d = bytes(data)
+        cdef uint8_t b[XSAVE_MAX]
+        cdef uint64_t rfbm = self.c.xcr0 & XSTATE_SUPPORTED
+        if len(d) < 576:
+            raise ValueError("an XSAVE image is at least 576 bytes")
+        memset(b, 0, XSAVE_MAX)
+        memcpy(b, <char*>d, min(len(d), XSAVE_MAX))
+        if xrstor_apply(&self.c, b, rfbm, 1, 0):
+            raise ValueError("invalid XSAVE image (header, XSTATE_BV or MXCSR)")
 
     @property
     def fpu_state(self):

@@ -244,6 +244,29 @@ cdef class Vcpu(VcpuState):
         free(self.c.cpuid)
         self.c.cpuid = t
         self.c.n_cpuid = len(entries)
+        self._model_features()
+
+    def _model_features(self):
+        """Cpu.feat from the table (what the decoder lets through), bounded by
+        what this core can run on this host; translated code decoded under
+        other features is dropped."""
+        cdef uint32_t out[4]
+        cdef uint64_t f = 0
+        cdef int i
+        for i in range(23):
+            cpuid_lookup(&self.c, FEAT_BITS[i].leaf, FEAT_BITS[i].sub, out)
+            if (out[FEAT_BITS[i].reg] >> FEAT_BITS[i].bit) & 1:
+                f |= FEAT_BITS[i].feat
+        f &= core_features()
+        if f != self.c.feat:
+            self.c.feat = f
+            cache_flush(self.c.m)
+            new_epoch(&self.c)
+
+    @property
+    def features(self):
+        """The FEAT_* bits the decoder accepts (from the CPUID table)."""
+        return self.c.feat
 
     def get_cpuid_table(self):
         """The installed table as set_cpuid_table takes it."""

@@ -207,6 +207,21 @@ cdef inline Uop* hook_insert(Uop* u, uint32_t n) noexcept nogil:
 cdef inline int optab_flags_end(Dec* d) noexcept nogil:
     return (d.flags & D_END) != 0
 
+cdef int straddle_stale(Cpu* c, Block* b) noexcept nogil:
+    """A block whose one instruction runs onto the next page (b.page2) is
+    only right while that page still translates, executable, to the same
+    frame: an mprotect or remap of it must make the fetch fault (or see the
+    new bytes) at that instruction, as it does on hardware. Checked at every
+    entry of such a block (they are rare)."""
+    cdef TlbEntry* e2
+    cdef uint64_t pa2, err = c.exc_error, cr2 = c.cr2
+    cdef int k = tlb_fill(c, (b.vrip | 0xfff) + 1, ACC_X, &e2, &pa2)
+    if k != 0:
+        c.exc_error = err             # the fault is raised again when retranslating
+        c.cr2 = cr2
+        return 1
+    return (pa2 & ~(<uint64_t>0xfff)) != b.page2
+
 cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
     """The block for rip in the current mode, translating it if needed.
     NULL when the instruction fetch faults (c.exc_* set)."""
@@ -219,7 +234,7 @@ cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
     cdef int k
     if j.vrip == rip and j.epoch == c.jc_epoch:
         b = &m.blocks[j.blk]
-        if b.valid and b.mode == c.mode and b.vrip == rip:
+        if b.valid and b.mode == c.mode and b.vrip == rip and (b.page2 == NO_PAGE or not straddle_stale(c, b)):
             c.n_jc_hits += 1
             return b
     c.n_jc_misses += 1
@@ -238,7 +253,9 @@ cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
     while bi != -1:
         b = &m.blocks[bi]
         if b.paddr == pa and b.mode == c.mode and b.vrip == rip and b.valid:
-            break
+            if b.page2 == NO_PAGE or not straddle_stale(c, b):
+                break
+            b.valid = 0
         bi = b.hash_next
     if bi == -1:
         bi = translate(c, rip, pa)

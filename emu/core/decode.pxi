@@ -43,6 +43,14 @@ cdef struct OpDesc:
     uint8_t grp_lock      # bit n: /n may take LOCK
     uint32_t grp_flags[8] # flags of /n, added to flags
     uint8_t grp_imm[8]    # immediate kind of /n (I_NONE: use imm)
+    # ISA extensions (core/vex.pxi): the FEAT_* bits the form needs (#UD when
+    # the CPU model lacks one; with VEX.L = 1 also feat_l1), the VX_* rules
+    # of a VEX form, and the uop_fn a missing feature falls back to (a legacy
+    # meaning of the same bytes, e.g. TZCNT -> BSF), or NULL for #UD
+    uint64_t feat
+    uint64_t feat_l1
+    uint32_t vx
+    uop_fn nofeat
 
 cdef struct Dec:
     uint8_t buf[16]
@@ -53,10 +61,14 @@ cdef struct Dec:
     uint64_t fault_va
     uint8_t p66, p67, rep, lock, seg, rex, pc
     uint8_t modrm, mod, regf, rmf, map, opc
+    uint8_t vex           # a VEX prefix was decoded (vvvv, L, W in the uop)
+    uint8_t sib           # the SIB byte (VSIB: its index names a vector register)
     uint32_t flags        # the instruction's final descriptor flags
 
 # optab[map][prefix class][opcode]; prefix class 0 none, 1 = 66, 2 = F3, 3 = F2
 cdef OpDesc optab[4][4][256]
+# the VEX maps (VEX.mmmmm 1..3, VEX.pp as the prefix class), core/vex.pxi
+cdef OpDesc voptab[4][4][256]
 
 cdef inline uint32_t byte_reg(uint32_t r, uint32_t rex) noexcept nogil:
     """Without REX, byte registers 4..7 are AH CH DH BH (SDM Vol. 1, 3.7.2.1)."""
@@ -147,7 +159,14 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         if d.pos >= 15:
             return raise_gp0(c)
     d.map = 0
-    if b == 0x0f:
+    d.vex = 0
+    if b == 0xc4 or b == 0xc5:
+        # 64-bit mode: always a VEX prefix (LES/LDS do not exist there)
+        k = vex_prefix(c, d, u, b)
+        if k:
+            return k
+        b = d.opc
+    elif b == 0x0f:
         k = dfetch(c, d, &b)
         if k:
             return k
@@ -162,19 +181,27 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
             if k:
                 return k
     d.opc = b
-    if d.rep == REP_F3:
-        pc = 2
-    elif d.rep == REP_F2:
-        pc = 3
-    elif d.p66:
-        pc = 1
+    if d.vex:
+        pc = d.pc
+        o = &voptab[d.map][pc][b]
     else:
-        pc = 0
-    d.pc = pc
-    o = &optab[d.map][pc][b]
+        if d.rep == REP_F3:
+            pc = 2
+        elif d.rep == REP_F2:
+            pc = 3
+        elif d.p66:
+            pc = 1
+        else:
+            pc = 0
+        d.pc = pc
+        o = &optab[d.map][pc][b]
     flags = o.flags
     if o.fn == NULL and not (flags & D_GRP):
         return raise_ud(c)
+    if o.feat | o.vx:
+        k = feat_gate(c, d, u, o)
+        if k:
+            return k
     rexb = (d.rex & 1) << 3
     rexx = (d.rex & 2) << 2
     rexr = (d.rex & 4) << 1
@@ -184,8 +211,9 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     u.opc = b
     u.pfx66 = d.p66
     u.rex = d.rex
-    u.sub = o.sub
-    u.fn = o.fn
+    u.sub = o.sub + (u.vexw if o.vx & VX_WSEL else 0)
+    if u.fn == NULL:              # feat_gate may have chosen a fallback
+        u.fn = o.fn
     u.base = NOREG
     u.index = NOREG
     u.seg = SEG_NONE
@@ -222,6 +250,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
                 k = dfetch(c, d, &sib)
                 if k:
                     return k
+                d.sib = sib
                 u.scale = sib >> 6
                 index = ((sib >> 3) & 7) | rexx
                 if index != 4:
@@ -257,6 +286,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
             u.sub = d.regf
             if u.fn == NULL:
                 return raise_ud(c)
+
             flags |= o.grp_flags[d.regf]
             if flags & D_REGONLY and d.mod != 3:
                 return raise_ud(c)

@@ -43,7 +43,7 @@ cdef enum:
     CR4_UMIP = 0x800
     CR4_OSXSAVE = 0x40000
     F_IOPL_SHIFT = 12
-    XCR0_SUPPORTED = 3    # x87 | SSE
+    XCR0_SUPPORTED = 7    # x87 | SSE | AVX: the components the core implements
 
 cdef extern from *:
     """
@@ -126,7 +126,8 @@ cdef int write_cr3(Cpu* c, uint64_t v) noexcept nogil:
 
 cdef int write_cr4(Cpu* c, uint64_t v) noexcept nogil:
     cdef uint64_t old = c.cr4
-    if v & ~CR4_SUPPORTED:
+    # FSGSBASE exists when the CPU model has the instructions
+    if v & ~(CR4_SUPPORTED | (<uint64_t>CR4_FSGSBASE_BIT if c.feat & FEAT_FSGSBASE else 0)):
         return -1
     if c.efer & EFER_LMA and not (v & CR4_PAE):
         return -1                    # leaving IA-32e mode by clearing PAE
@@ -321,29 +322,48 @@ cdef int op_swapgs(Cpu* c, const Uop* u) noexcept nogil:
     c.kernel_gs_base = t
     return R_NEXT
 
+cdef uint64_t xcr0_supported(Cpu* c) noexcept nogil:
+    """The XCR0 bits the CPU model supports (CPUID.(EAX=0DH,ECX=0):EAX), of
+    the components the core has: x87, SSE, AVX."""
+    cdef uint32_t out[4]
+    cpuid_lookup(c, 0xD, 0, out)
+    return out[0] & XCR0_SUPPORTED
+
+cdef int xcr0_valid(Cpu* c, uint64_t v) noexcept nogil:
+    """x87 always set, AVX only with SSE, nothing unsupported (SDM Vol. 1, 13.3)."""
+    return (v & 1) and not (v & 4 and not (v & 2)) and not (v & ~xcr0_supported(c))
+
 cdef int op_xgetbv(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 01 D0: EDX:EAX = XCR[ECX] (ECX 0: XCR0; 1: XINUSE, reported as
-    XCR0: every enabled component counts as in use); any CPL; #UD without
-    CR4.OSXSAVE."""
-    if not (c.cr4 & CR4_OSXSAVE):
+    """0F 01 D0: EDX:EAX = XCR[ECX] (ECX 0: XCR0; 1: XINUSE & XCR0, with
+    CPUID.(EAX=0DH,ECX=1):EAX[2]); any CPL; #UD without XSAVE or CR4.OSXSAVE."""
+    cdef uint32_t out[4]
+    cdef uint64_t v
+    if not (c.cr4 & CR4_OSXSAVE) or not (c.feat & FEAT_XSAVE):
         return raise_ud(c)
-    if <uint32_t>c.r[1] > 1:
+    if <uint32_t>c.r[1] == 1:
+        cpuid_lookup(c, 0xD, 1, out)
+        if not (out[0] & 4):
+            return raise_gp0(c)
+        v = xstate_inuse(c) & c.xcr0
+    elif <uint32_t>c.r[1] == 0:
+        v = c.xcr0
+    else:
         return raise_gp0(c)
-    c.r[0] = c.xcr0 & 0xffffffffULL
-    c.r[2] = c.xcr0 >> 32
+    c.r[0] = v & 0xffffffffULL
+    c.r[2] = v >> 32
     return R_NEXT
 
 cdef int op_xsetbv(Cpu* c, const Uop* u) noexcept nogil:
     """0F 01 D1: XCR[ECX] = EDX:EAX."""
     cdef uint64_t v
-    if not (c.cr4 & CR4_OSXSAVE):
+    if not (c.cr4 & CR4_OSXSAVE) or not (c.feat & FEAT_XSAVE):
         return raise_ud(c)
     if c.cpl != 0:
         return raise_gp0(c)
     v = (c.r[2] << 32) | (c.r[0] & 0xffffffffULL)
     if c.trap_mask & TRAP_XSETBV:
         return priv_exit(c, u, EXIT_PRIV, PRIV_XSETBV, 0, NOREG, v)
-    if <uint32_t>c.r[1] != 0 or not (v & 1) or v & ~(<uint64_t>XCR0_SUPPORTED):
+    if <uint32_t>c.r[1] != 0 or not xcr0_valid(c, v):
         return raise_gp0(c)
     c.xcr0 = v
     return R_NEXT

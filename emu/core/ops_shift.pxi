@@ -190,7 +190,7 @@ cdef int op_shld(Cpu* c, const Uop* u) noexcept nogil:
     """0F A4 (imm8) / 0F A5 (CL): shift dest left, filling from the reg operand."""
     cdef uint32_t sz = u.osz, s = sz * 8
     cdef uint32_t n = <uint32_t>((u.imm if u.opc == 0xa4 else c.r[1]) & (0x3f if sz == 8 else 0x1f))
-    cdef uint64_t a, b = rget(c, u.reg, sz), r, addr = 0
+    cdef uint64_t a, b = rget(c, u.reg, sz), r, addr = 0, x, cf, of
     if ar_load_rmw(c, u, sz, &addr, &a):
         return R_EXC
     if n == 0:
@@ -198,8 +198,22 @@ cdef int op_shld(Cpu* c, const Uop* u) noexcept nogil:
     if n <= s:
         r = (a << n) | (b >> (s - n))
     else:
-        # 16-bit operand, count 17..31: undefined (SDM); this is what AMD does
-        r = (b << (n - 16)) | (b >> (32 - n))
+        # 16-bit operand, count 17..31: undefined (SDM). Intel shifts the
+        # 48-bit dest:src:dest left; AMD rotates src in. CF is the last bit
+        # shifted out of the destination either way.
+        if c.vendor_intel:
+            x = (a << 32) | (b << 16) | a
+            r = x >> (32 - n)
+            cf = (x >> (48 - n)) & 1
+        else:
+            r = (b << (n - 16)) | (b >> (32 - n))
+            cf = (b >> (32 - n)) & 1
+        r &= 0xffff
+        if ar_store(c, u, sz, addr, r):
+            return R_EXC
+        of = ((r ^ a) >> 15) & 1
+        set_arith_flags(c, cf | szp_flags(r, sz) | (of << 11))
+        return R_NEXT
     r &= SZ_MASK[sz]
     if ar_store(c, u, sz, addr, r):
         return R_EXC
@@ -211,7 +225,7 @@ cdef int op_shrd(Cpu* c, const Uop* u) noexcept nogil:
     """0F AC (imm8) / 0F AD (CL): shift dest right, filling from the reg operand."""
     cdef uint32_t sz = u.osz, s = sz * 8
     cdef uint32_t n = <uint32_t>((u.imm if u.opc == 0xac else c.r[1]) & (0x3f if sz == 8 else 0x1f))
-    cdef uint64_t a, b = rget(c, u.reg, sz), r, addr = 0, cf, of
+    cdef uint64_t a, b = rget(c, u.reg, sz), r, addr = 0, cf, of, x
     if ar_load_rmw(c, u, sz, &addr, &a):
         return R_EXC
     if n == 0:
@@ -219,8 +233,14 @@ cdef int op_shrd(Cpu* c, const Uop* u) noexcept nogil:
     if n <= s:
         r = (a >> n) | (b << (s - n))
         cf = (a >> (n - 1)) & 1
+    elif c.vendor_intel:
+        # 16-bit operand, count 17..31: undefined (SDM). Intel shifts the
+        # 48-bit dest:src:dest right (src:dest in the low 32 bits, dest again above)
+        x = (a << 32) | (b << 16) | a
+        r = x >> n
+        cf = (x >> (n - 1)) & 1
     else:
-        # 16-bit operand, count 17..31: undefined (SDM); this is what AMD does
+        # AMD rotates the source in; CF is the last bit shifted out
         r = (b >> (n - 16)) | (b << (32 - n))
         cf = (b >> (n - 17)) & 1
     r &= SZ_MASK[sz]

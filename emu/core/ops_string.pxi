@@ -44,6 +44,21 @@ cdef inline uint64_t src_room(const Uop* u, uint64_t s, uint64_t off) noexcept n
         room = 0x100000000ULL - off
     return room
 
+cdef inline int rep_zero(Cpu* c, const Uop* u, int si, int di) noexcept nogil:
+    """A REP form with a zero count does nothing, except that an Intel CPU
+    still writes ECX with a 32-bit address size, clearing RCX[63:32], and so
+    do its fast-string forms with the index registers they advance (MOVS:
+    RSI and RDI, STOS: RDI; si, di). AMD leaves them alone; the SDM does not
+    say."""
+    if u.asz32 and c.vendor_intel:
+        c.r[1] &= 0xffffffffULL
+        if si:
+            c.r[6] &= 0xffffffffULL
+        if di:
+            c.r[7] &= 0xffffffffULL
+    c.rip = u.rip_next
+    return R_BRANCH
+
 # ---- single iterations ----
 
 cdef int op_movs(Cpu* c, const Uop* u) noexcept nogil:
@@ -112,8 +127,7 @@ cdef int op_rep_movs(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint8_t* pd
     cdef int fwd = not (c.rflags & F_DF)
     if cnt == 0:
-        c.rip = u.rip_next
-        return R_BRANCH
+        return rep_zero(c, u, 1, 1)
     lim = REP_CHUNK_BYTES >> sh
     if lim > cnt:
         lim = cnt
@@ -187,8 +201,7 @@ cdef int op_rep_stos(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint8_t* pd
     cdef int fwd = not (c.rflags & F_DF)
     if cnt == 0:
-        c.rip = u.rip_next
-        return R_BRANCH
+        return rep_zero(c, u, 0, 1)
     lim = REP_CHUNK_BYTES >> sh
     if lim > cnt:
         lim = cnt
@@ -244,8 +257,7 @@ cdef int op_rep_lods(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t lim, v, step
     cdef uint64_t sbase = c.seg_base[u.seg]
     if cnt == 0:
-        c.rip = u.rip_next
-        return R_BRANCH
+        return rep_zero(c, u, 0, 0)
     lim = REP_CHUNK_BYTES >> sz_shift(sz)
     if lim > cnt:
         lim = cnt
@@ -272,8 +284,7 @@ cdef int op_rep_scas(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint8_t* pd
     cdef const uint8_t* hit
     if cnt == 0:
-        c.rip = u.rip_next
-        return R_BRANCH
+        return rep_zero(c, u, 0, 0)
     lim = REP_CHUNK_BYTES >> sh
     if lim > cnt:
         lim = cnt
@@ -355,8 +366,7 @@ cdef int op_rep_cmps(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint8_t* ps
     cdef uint8_t* pd
     if cnt == 0:
-        c.rip = u.rip_next
-        return R_BRANCH
+        return rep_zero(c, u, 0, 0)
     lim = REP_CHUNK_BYTES >> sh
     if lim > cnt:
         lim = cnt

@@ -98,9 +98,13 @@ cdef void cpuid_lookup(Cpu* c, uint32_t leaf, uint32_t subleaf, uint32_t* out) n
             out[2] = e.ecx
             out[3] = e.edx
             break
+    if leaf == 0xD and subleaf <= 1 and out[0] | out[1]:
+        # EBX: the XSAVE area size for the components enabled now (sub-leaf
+        # 0: XCR0, standard form; 1: XCR0 | IA32_XSS, compacted form)
+        out[1] = xsave_size(c.xcr0 | (c.xss if subleaf == 1 else 0), subleaf == 1)
     if leaf == 1:
         # OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2A, CPUID leaf 1 ECX bit 27)
-        if c.cr4 & CR4_OSXSAVE_BIT:
+        if c.cr4 & CR4_OSXSAVE_BIT and out[2] & (1 << 26):
             out[2] |= 1 << 27
         else:
             out[2] &= ~(<uint32_t>1 << 27)
@@ -184,7 +188,11 @@ cdef inline uint64_t rng_next(Cpu* c) noexcept nogil:
     return z ^ (z >> 31)
 
 cdef int op_rdrand(Cpu* c, const Uop* u) noexcept nogil:
-    """0F C7 /6 (RDRAND) and /7 (RDSEED): CF=1, other status flags cleared."""
+    """0F C7 /6 (RDRAND) and /7 (RDSEED): CF=1, other status flags cleared.
+    The generator is seeded (Cpu.rng_state), so a replay with the recorded
+    seed reads the same numbers; #UD when the CPU model lacks the instruction."""
+    if not (c.feat & (FEAT_RDRAND if u.sub == 6 else FEAT_RDSEED)):
+        return raise_ud(c)
     rset(c, u.rm, u.osz, rng_next(c))
     set_arith_flags(c, F_CF)
     return R_NEXT

@@ -99,8 +99,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
                 b = &m.blocks[prev.chain_blk[1]]
             if b != NULL:
-                if b.valid and b.vrip == rip and b.mode == c.mode:
-                    c.n_chained += 1
+                if b.valid and b.vrip == rip and b.mode == c.mode and b.page2 == NO_PAGE:
+                    c.n_chained += 1    # (a page-straddling block is rechecked by find_block)
                 else:
                     b = NULL
             if b == NULL:

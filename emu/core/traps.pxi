@@ -200,7 +200,7 @@ cdef bint trap_complete(Cpu* c, TrapState* t, value) except -1:
             return trap_fault(c, t, c.exc_vector, c.exc_error, c.exc_has_error)
     elif op == PRIV_XSETBV:
         v = c.priv_value if value is None else <uint64_t>value
-        if <uint32_t>c.r[1] != 0 or not (v & 1) or v & ~(<uint64_t>XCR0_SUPPORTED):
+        if <uint32_t>c.r[1] != 0 or not xcr0_valid(c, v):
             k = -1
         else:
             c.xcr0 = v

@@ -19,13 +19,15 @@ class Guest:
     the platform files (/proc/cpuinfo, DMI) derived from them."""
 
     def __init__(self, profile: str = "transparent", time: str = "host", tsc_hz: int = DEFAULT_TSC_HZ,
-                 template: str | None = None, policy: Policy | None = None):
+                 template: str | None = None, policy: Policy | None = None, cpu: str | None = None):
         if profile not in PROFILES:
             raise ValueError("unknown profile %r (one of %s)" % (profile, ", ".join(PROFILES)))
         self.profile = profile
         self.tsc_hz = tsc_hz
         self.clock = GuestClock(time, tsc_hz)
-        self.table = cpuid_profiles.profile(profile, tsc_hz, template)
+        from emu.cpuid import DEFAULT_MODEL
+        self.cpu = cpu or DEFAULT_MODEL
+        self.table = cpuid_profiles.profile(profile, tsc_hz, template, self.cpu)
         if profile == "transparent":
             d = cpuid_profiles.to_dict(self.table)
             cpuid_profiles.set_brand(d, "Emu Virtual CPU @ %.2fGHz" % (tsc_hz / 1e9))
@@ -36,6 +38,8 @@ class Guest:
         """Set a (new) vCPU up: CPUID table, TSC (going on from `like`'s),
         trap policy."""
         vcpu.set_cpuid_table(self.table)
+        from emu.cpuid import xcr0_of
+        vcpu.xcr0 = xcr0_of(self.table)      # the user state components Linux enables
         # CR0 as Linux runs its processes (SMSW shows it): MP, ET, NE and AM
         # besides PE, WP and PG (0x80050033)
         vcpu.cr0 = vcpu.cr0 | LINUX_CR0_BITS

@@ -4,7 +4,8 @@
 A table is a list of (leaf, subleaf or None, eax, ebx, ecx, edx) entries as
 emu.cpuid.baseline_table() returns them. Profiles:
 
-- `baseline`: exactly what the core implements (emu.cpuid.baseline_table()).
+- `baseline`: exactly what the CPU model advertises (emu.cpuid.cpuid_table(cpu);
+  the default model is what the core implements).
 - `host`: the host CPU's identity (vendor, signature, brand string) with its
   feature bits masked to the baseline: never a feature the core lacks.
 - `stealth`: looks like bare metal: a real vendor and brand string, no
@@ -23,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from emu.cpuid import baseline_table
+from emu.cpuid import DEFAULT_MODEL, FEATURE_BITS, MODELS, cpuid_table
 
 HYPERVISOR_BIT = 1 << 31          # CPUID.1:ECX[31]
 HV_LEAF = 0x40000000
@@ -32,46 +33,15 @@ HV_VENDOR = "EmuEmuEmuEmu"
 DEFAULT_TSC_HZ = 3_200_000_000
 CRYSTAL_HZ = 25_000_000           # the ART/crystal clock leaf 0x15 is expressed in
 
-# (leaf, subleaf, register index 0..3 = eax ebx ecx edx, bit) -> Linux /proc/cpuinfo flag
-FEATURES: dict[tuple, str] = {}
+# (leaf, subleaf, register index 0..3 = eax ebx ecx edx, bit) -> Linux /proc/cpuinfo flag:
+# the one feature table of emu/cpuid.py
+FEATURES: dict[tuple, str] = {bits: name for name, bits in FEATURE_BITS.items()}
+FLAG_BITS = dict(FEATURE_BITS)
 
-
-def _feat(leaf, sub, reg, names):
-    for bit, name in names.items():
-        FEATURES[(leaf, sub, reg, bit)] = name
-
-
-_feat(1, None, 3, {0: "fpu", 1: "vme", 2: "de", 3: "pse", 4: "tsc", 5: "msr", 6: "pae", 7: "mce", 8: "cx8",
-                   9: "apic", 11: "sep", 12: "mtrr", 13: "pge", 14: "mca", 15: "cmov", 16: "pat", 17: "pse36",
-                   19: "clflush", 21: "dts", 22: "acpi", 23: "mmx", 24: "fxsr", 25: "sse", 26: "sse2",
-                   27: "ss", 28: "ht", 29: "tm", 31: "pbe"})
-_feat(1, None, 2, {0: "pni", 1: "pclmulqdq", 3: "monitor", 9: "ssse3", 12: "fma", 13: "cx16", 19: "sse4_1",
-                   20: "sse4_2", 21: "x2apic", 22: "movbe", 23: "popcnt", 25: "aes", 26: "xsave",
-                   27: "osxsave", 28: "avx", 29: "f16c", 30: "rdrand", 31: "hypervisor"})
-_feat(7, 0, 1, {0: "fsgsbase", 3: "bmi1", 5: "avx2", 7: "smep", 8: "bmi2", 9: "erms", 10: "invpcid",
-                18: "rdseed", 19: "adx", 20: "smap", 23: "clflushopt", 24: "clwb", 29: "sha_ni"})
-_feat(7, 0, 2, {2: "umip", 22: "rdpid"})
-_feat(7, 0, 3, {4: "fsrm"})
-_feat(0x80000001, None, 2, {0: "lahf_lm", 5: "abm", 6: "sse4a", 8: "3dnowprefetch"})
-_feat(0x80000001, None, 3, {11: "syscall", 20: "nx", 26: "pdpe1gb", 27: "rdtscp", 29: "lm"})
-
-FLAG_BITS = {name: key for key, name in FEATURES.items()}
-
-# features an older CPU lacks (names as in /proc/cpuinfo); removing a bit
-# the baseline does not set is harmless
-TEMPLATES = {
-    # x86-64 psABI microarchitecture levels
-    "x86-64-v1": ["pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16", "lahf_lm", "movbe", "rdrand",
-                  "rdseed", "adx", "abm", "pdpe1gb", "avx", "avx2", "bmi1", "bmi2", "fma", "f16c", "xsave"],
-    "x86-64-v2": ["movbe", "rdrand", "rdseed", "adx", "abm", "avx", "avx2", "bmi1", "bmi2", "fma", "f16c",
-                  "xsave"],
-    # Intel Core 2 (Penryn): SSE4.1 but no SSE4.2/POPCNT, no 1 GiB pages or RDTSCP
-    "core2": ["sse4_2", "popcnt", "movbe", "rdrand", "rdseed", "adx", "abm", "pdpe1gb", "rdtscp", "avx",
-              "avx2", "bmi1", "bmi2", "xsave", "aes", "pclmulqdq"],
-    # Intel Nehalem: SSE4.2 and POPCNT, nothing newer
-    "nehalem": ["movbe", "rdrand", "rdseed", "adx", "abm", "pdpe1gb", "avx", "avx2", "bmi1", "bmi2",
-                "xsave", "aes", "pclmulqdq"],
-}
+# templates mask a table to look like an older CPU: the CPU models of
+# emu/cpuid.py (x86-64-v1 is the psABI's name for the x86-64 baseline)
+TEMPLATES = {"x86-64-v1": "x86-64", "x86-64-v2": "x86-64-v2", "x86-64-v3": "x86-64-v3",
+             "core2": "core2", "nehalem": "nehalem"}
 
 # identities for stealth: (vendor, leaf-1 signature, brand string)
 IDENTITIES = {
@@ -189,7 +159,13 @@ def mask_features(table, names) -> list[tuple]:
 
 
 def apply_template(table, name: str) -> list[tuple]:
-    return mask_features(table, TEMPLATES[name])
+    """The table with every feature the template's CPU model lacks cleared."""
+    keep = set(MODELS[TEMPLATES[name]])
+    return mask_features(table, [n for n in features(table) if n not in keep and n not in _IDENTITY_FLAGS])
+
+
+# bits that describe the platform rather than the CPU generation (kept by templates)
+_IDENTITY_FLAGS = {"hypervisor", "osxsave"}
 
 
 # ---- the host's CPUID ----
@@ -222,17 +198,18 @@ def host_cpuid(leaf: int, sub: int = 0):
 
 # ---- profiles ----
 
-def baseline(tsc_hz: int = DEFAULT_TSC_HZ) -> list[tuple]:
-    d = to_dict(baseline_table())
+def baseline(tsc_hz: int = DEFAULT_TSC_HZ, cpu: str = DEFAULT_MODEL) -> list[tuple]:
+    """The CPU model's table (emu.cpuid) with the TSC leaves."""
+    d = to_dict(cpuid_table(cpu))
     set_tsc_leaves(d, tsc_hz)
     return to_table(d)
 
 
-def host(tsc_hz: int = DEFAULT_TSC_HZ) -> list[tuple]:
+def host(tsc_hz: int = DEFAULT_TSC_HZ, cpu: str = DEFAULT_MODEL) -> list[tuple]:
     """The host's vendor, signature and brand string; its feature bits ANDed
     with the baseline's, so the guest is never offered a feature the core
     does not implement. No hypervisor bit, no 0x40000000 leaves."""
-    d = to_dict(baseline(tsc_hz))
+    d = to_dict(baseline(tsc_hz, cpu))
     h0 = host_cpuid(0)
     if h0 is None:
         return _host_from_proc(d)
@@ -282,11 +259,12 @@ def _host_from_proc(d: dict) -> list[tuple]:
     return mask_features(t, [n for n in features(t) if n not in have])
 
 
-def stealth(base=None, identity: str = "intel", tsc_hz: int = DEFAULT_TSC_HZ) -> list[tuple]:
+def stealth(base=None, identity: str = "intel", tsc_hz: int = DEFAULT_TSC_HZ,
+            cpu: str = DEFAULT_MODEL) -> list[tuple]:
     """Bare-metal look: a real vendor and brand, hypervisor bit clear, no
     hypervisor leaves."""
     vendor, sig, brand = IDENTITIES[identity]
-    d = to_dict(base if base is not None else baseline(tsc_hz))
+    d = to_dict(base if base is not None else baseline(tsc_hz, cpu))
     for k in [k for k in d if 0x40000000 <= k[0] < 0x50000000]:
         del d[k]
     set_vendor(d, vendor)
@@ -304,11 +282,12 @@ def stealth(base=None, identity: str = "intel", tsc_hz: int = DEFAULT_TSC_HZ) ->
     return to_table(d)
 
 
-def transparent(base=None, tsc_hz: int = DEFAULT_TSC_HZ, apic_hz: int = 1_000_000_000) -> list[tuple]:
+def transparent(base=None, tsc_hz: int = DEFAULT_TSC_HZ, apic_hz: int = 1_000_000_000,
+                cpu: str = DEFAULT_MODEL) -> list[tuple]:
     """Says it is a hypervisor: hypervisor bit, leaf 0x40000000 = (max
     hypervisor leaf, "EmuEmuEmuEmu"), leaf 0x40000010 = (TSC kHz, APIC bus kHz)
     as VMware and KVM define it."""
-    d = to_dict(base if base is not None else baseline(tsc_hz))
+    d = to_dict(base if base is not None else baseline(tsc_hz, cpu))
     _get(d, 1)[2] |= HYPERVISOR_BIT
     b, c, dd = str_regs(HV_VENDOR, 3)
     _set_leaf(d, HV_LEAF, None, [HV_TIMING_LEAF, b, c, dd])
@@ -336,11 +315,12 @@ def user_table(base, entries: dict) -> list[tuple]:
 PROFILES = {"baseline": baseline, "host": host, "stealth": stealth, "transparent": transparent}
 
 
-def profile(name: str, tsc_hz: int = DEFAULT_TSC_HZ, template: str | None = None) -> list[tuple]:
+def profile(name: str, tsc_hz: int = DEFAULT_TSC_HZ, template: str | None = None,
+            cpu: str = DEFAULT_MODEL) -> list[tuple]:
     """A named profile's table, optionally masked by a template."""
     if name not in PROFILES:
         raise ValueError("unknown CPUID profile %r (one of %s)" % (name, ", ".join(PROFILES)))
-    t = PROFILES[name](tsc_hz=tsc_hz)
+    t = PROFILES[name](tsc_hz=tsc_hz, cpu=cpu)
     return apply_template(t, template) if template else t
 
 

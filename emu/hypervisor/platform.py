@@ -24,8 +24,8 @@ DMI = {
 DMI_DIRS = ("/sys/class/dmi/id/", "/sys/devices/virtual/dmi/id/")
 
 # Linux's order of the capability words (arch/x86/include/asm/cpufeatures.h)
-_WORD_ORDER = [(1, None, 3), (0x80000001, None, 3), (1, None, 2), (0x80000001, None, 2), (7, 0, 1), (7, 0, 2),
-               (7, 0, 3)]
+_WORD_ORDER = [(1, None, 3), (0x80000001, None, 3), (1, None, 2), (0x80000001, None, 2), (7, 0, 1), (0xD, 1, 0),
+               (7, 0, 2), (7, 0, 3)]
 
 
 def flags(table) -> list[str]:

@@ -63,14 +63,14 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
                  stdio: tuple[int, int, int] = (0, 1, 2), profile: str = "transparent", time: str = "host",
-                 guest=None):
+                 guest=None, cpu: str | None = None):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
         # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
         from emu.hypervisor import Guest
-        self.guest = guest if guest is not None else Guest(profile, time)
+        self.guest = guest if guest is not None else Guest(profile, time, cpu=cpu)
         self.guest.install(self.vcpu)
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
@@ -328,7 +328,7 @@ class Process:
         from emu.linux.threads import QUANTUM
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
-        from emu.linux import timers
+        from emu.linux import timers, vsyscall
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
@@ -347,6 +347,8 @@ class Process:
                 syscall()
             elif name == "EXCEPTION":
                 if ex.vector == 14 and fault(ex.cr2, ex.error_code):
+                    continue
+                if ex.vector == 14 and vsyscall.emulate(self, v, ex):
                     continue
                 self.fault_signal(ex)
             elif name == "HOOK" and self.hooks is not None:

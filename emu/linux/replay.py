@@ -727,7 +727,7 @@ def make_header(proc, a, seed) -> dict:
             "sha256": file_sha256(proc.exe_path), "argv": list(proc.argv), "env": dict(proc.env),
             "env_sha256": env_sha256(proc.env), "pid": proc.pid,
             "cpuid": [list(e) for e in proc.guest.table],
-            "options": {"time": a.time, "profile": a.profile, "seed": seed, "root": a.root,
+            "options": {"time": a.time, "profile": a.profile, "seed": seed, "root": a.root, "cpu": a.cpu,
                         "sandbox": a.sandbox}}
 
 

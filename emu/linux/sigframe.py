@@ -106,9 +106,10 @@ _INIT_FX = struct.pack("<HHBBHQQII", 0x37F, 0, 0, 0, 0, 0, 0, 0x1F80, 0xFFFF).lj
 
 def _fpstate(v) -> bytes:
     size, feats = xstate_layout(v)
-    img = bytearray(v.fxsave().ljust(size, b"\0"))
+    # the core's XSAVE image (x87, SSE and, with AVX in XCR0, the YMM upper
+    # halves at 576; XSTATE_BV = the components in use), as XSAVE stores it
+    img = bytearray(v.xsave_image().ljust(size, b"\0")[:size])
     struct.pack_into("<IIQI", img, 464, FP_XSTATE_MAGIC1, size + 4, feats, size)   # _fpx_sw_bytes
-    struct.pack_into("<Q", img, 512, feats & 3)          # XSTATE_BV: x87, SSE
     return bytes(img) + struct.pack("<I", FP_XSTATE_MAGIC2)
 
 
@@ -150,7 +151,7 @@ def setup_frame(s, sig: int, act: tuple, fault=None) -> None:
         p.signal_mask |= 1 << (sig - 1)
     if flags & SA_RESETHAND:
         p.signal_actions[sig] = (0, 0, 0, 0)
-    v.fxrstor(_INIT_FX)               # the handler starts with a clean FPU
+    v.xrstor_image(_INIT_FX + bytes(64))   # the handler starts with a clean FPU (AVX state init too)
     v.rsp = sp
     v.rip = handler
     v.rdi = sig
@@ -175,10 +176,10 @@ def sys_rt_sigreturn(s, *_):
     (fp_addr,) = struct.unpack_from("<Q", raw, MC_OFF + 23 * 8)
     if fp_addr:
         try:
-            v.fxrstor(s.read(fp_addr, 512))
+            v.xrstor_image(s.read(fp_addr, xstate_layout(v)[0]))
         except ValueError:                 # reserved MXCSR bits: Linux kills with SIGSEGV
             from emu.linux.process import GuestKilled
             raise GuestKilled(11)
     else:
-        v.fxrstor(_INIT_FX)
+        v.xrstor_image(_INIT_FX + bytes(64))
     return None     # RAX came from the frame
