@@ -11,11 +11,12 @@
 # flags accumulate there, and they are folded into the guest's MXCSR when
 # compiled code hands control back (jit_fp_sync).
 
-cdef int32_t OFF_XMM, OFF_MXCSR, OFF_CSR_LOADED, OFF_CR0, OFF_CR4, OFF_JIT_FP
+cdef int32_t OFF_XMM, XMM_STRIDE, OFF_MXCSR, OFF_CSR_LOADED, OFF_CR0, OFF_CR4, OFF_JIT_FP
 
 cdef void jit_init_sse_layout() noexcept nogil:
-    global OFF_XMM, OFF_MXCSR, OFF_CSR_LOADED, OFF_CR0, OFF_CR4, OFF_JIT_FP
+    global OFF_XMM, XMM_STRIDE, OFF_MXCSR, OFF_CSR_LOADED, OFF_CR0, OFF_CR4, OFF_JIT_FP
     OFF_XMM = cpu_off(&layout_cpu.xmm[0][0])
+    XMM_STRIDE = cpu_off(&layout_cpu.xmm[1][0]) - OFF_XMM     # a vector register's row
     OFF_MXCSR = cpu_off(&layout_cpu.mxcsr)
     OFF_CSR_LOADED = cpu_off(&layout_cpu.csr_loaded)
     OFF_CR0 = cpu_off(&layout_cpu.cr0)
@@ -25,7 +26,7 @@ cdef void jit_init_sse_layout() noexcept nogil:
 jit_init_sse_layout()
 
 cdef inline Mem xmm_mem(int i, int half) noexcept nogil:
-    return mem_at(H_R15, OFF_XMM + 16 * i + 8 * half)
+    return mem_at(H_R15, OFF_XMM + XMM_STRIDE * i + 8 * half)
 
 cdef inline void a_sse_rm(Asm* a, int pfx, int mapsel, uint32_t opc, int reg, Mem m) noexcept nogil:
     """An SSE instruction with a memory operand: pfx 0/0x66/0xF3/0xF2,
