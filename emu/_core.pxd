@@ -48,9 +48,21 @@ cdef struct Block:
     uint32_t uop_start
     uint32_t ninsn
     uint32_t mode
-    int32_t hash_next
-    int32_t page_next[2]
+    int32_t hash_next     # (the free-slot list while the slot is unused)
+    int32_t page_next[2]  # per-page lists of blocks, doubly linked through nodes 2*bi+k
+    int32_t page_prev[2]  # (k = 0: the first page, 1: page2)
+    # chain edges into this block (core/codecache.pxi): head of the list of
+    # predecessor slots 2*pred+s whose chain_blk[s] is this block, and this
+    # block's own two outgoing slots' links in their targets' lists
+    int32_t in_head
+    int32_t edge_next[2]
+    int32_t edge_prev[2]
+    uint32_t n_uops       # uops the block occupies in the arena (with its sentinel)
     uint8_t valid
+
+cdef struct CcRec:
+    int32_t blk           # block whose uops the region holds, or -1 (the ring's end, skipped)
+    uint32_t n            # uops in the region (regions follow each other from uop_tail)
 
 cdef struct TlbEntry:
     uint64_t tag_r        # page | mode, or TLB_INVALID
@@ -104,6 +116,23 @@ cdef struct Mach:
     # executions after which a block is compiled to host code
     uint32_t tier
     uint32_t jit_threshold
+    # code cache (core/codecache.pxi): one byte budget; uops live in a ring
+    # (uop_cap slots) recycled oldest first, blocks in max_blocks slots that
+    # keep their index while they live; cc_recs lists each translation's region
+    # of the ring in allocation order (the eviction order)
+    uint64_t cc_budget    # bytes: uops + blocks (+ native code, cc_native_bytes)
+    uint64_t cc_native_bytes
+    uint32_t max_blocks, uop_cap, hash_mask
+    uint32_t uop_head, uop_tail, uop_used
+    int32_t free_slot     # head of the unused block slots (linked by hash_next)
+    uint32_t n_live
+    CcRec* cc_recs
+    uint32_t rec_cap, rec_head, rec_tail, rec_n
+    uint64_t n_evicted, n_evict_rounds, n_retranslated, n_retired
+    # keys of evicted or flushed blocks (open addressing; 0 = empty): a later
+    # translation of one of them is a retranslation
+    uint64_t* gone_keys
+    uint64_t gone_cap, gone_n
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)

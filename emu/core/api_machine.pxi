@@ -10,7 +10,7 @@ cdef class PhysMachine:
     cdef Py_ssize_t strides[1]
     cdef int exports
 
-    def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None):
+    def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None, code_cache=None):
         if ram_size == 0 or ram_size & 0xfff:
             raise ValueError("RAM size must be a positive multiple of 4096")
         memset(&self.m, 0, sizeof(Mach))
@@ -26,15 +26,10 @@ cdef class PhysMachine:
         self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
         self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
         self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
-        self.m.blocks = <Block*>calloc(MAX_BLOCKS, sizeof(Block))
-        self.m.uops = <Uop*>calloc(MAX_UOPS, sizeof(Uop))
-        self.m.block_hash = <int32_t*>malloc(HASH_SIZE * sizeof(int32_t))
         if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
-                or self.m.page_blocks == NULL
-                or self.m.blocks == NULL or self.m.uops == NULL or self.m.block_hash == NULL):
-            raise MemoryError("cannot allocate the block cache")
+                or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
+            raise MemoryError("cannot allocate the code cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
-        memset(self.m.block_hash, 0xff, HASH_SIZE * sizeof(int32_t))
 
     def __dealloc__(self):
         if self.m.ram != NULL:
@@ -43,9 +38,7 @@ cdef class PhysMachine:
         free(self.m.dirty)
         free(self.m.dirty_list)
         free(self.m.page_blocks)
-        free(self.m.blocks)
-        free(self.m.uops)
-        free(self.m.block_hash)
+        cc_free(&self.m)
         free(self.m.hooks)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
@@ -173,9 +166,44 @@ cdef class PhysMachine:
         return TIER_NAMES[self.m.tier]
 
     @property
+    def code_cache(self):
+        """The code cache's budget in bytes."""
+        return self.m.cc_budget
+
+    @property
     def cache_stats(self):
-        return {"blocks_translated": self.m.n_blocks_translated,
-                "invalidations": self.m.n_invalidations,
-                "cache_flushes": self.m.n_flushes,
-                "blocks_live": self.m.n_blocks,
-                "uops_used": self.m.n_uops}
+        return code_cache_stats(&self.m)
+
+
+cdef uint64_t code_cache_setting(object size) except? 0:
+    """The code cache budget in bytes for Machine(code_cache=...): None is
+    the default (EMU_CODE_CACHE in MiB from the environment, else
+    DEFAULT_CODE_CACHE); at least MIN_CODE_CACHE."""
+    if size is None:
+        env = _os.environ.get("EMU_CODE_CACHE")
+        if env:
+            try:
+                size = int(float(env) * (1 << 20))
+            except ValueError:
+                raise ValueError("EMU_CODE_CACHE must be a size in MiB, not %r" % env) from None
+        else:
+            size = DEFAULT_CODE_CACHE
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError("code_cache must be a size in bytes")
+    if size < MIN_CODE_CACHE or size > (1 << 40):
+        raise ValueError("code cache size out of range: %d bytes (minimum %d)" % (size, MIN_CODE_CACHE))
+    return size
+
+
+cdef dict code_cache_stats(Mach* m):
+    """The code cache's figures (vcpu.counters and PhysMachine.cache_stats)."""
+    return {"blocks_translated": m.n_blocks_translated,
+            "distinct_blocks": m.n_blocks_translated - m.n_retranslated,
+            "retranslations": m.n_retranslated,
+            "evictions": m.n_evicted,
+            "eviction_rounds": m.n_evict_rounds,
+            "invalidations": m.n_invalidations,
+            "cache_flushes": m.n_flushes,
+            "blocks_live": m.n_live,
+            "code_cache_bytes": cc_bytes(m),
+            "code_cache_budget": m.cc_budget}

@@ -261,14 +261,17 @@ cdef class Vcpu(VcpuState):
     @property
     def counters(self):
         m = self.c.m
-        return {"instructions": self.c.icount,
-                "blocks_translated": m.n_blocks_translated,
+        d = {"instructions": self.c.icount,
                 "block_cache_hits": self.c.n_jc_hits + self.c.n_chained,
                 "block_cache_misses": self.c.n_jc_misses,
                 "chained": self.c.n_chained,
-                "invalidations": m.n_invalidations,
-                "cache_flushes": m.n_flushes,
                 "tlb_hits": self.c.n_tlb_hits,
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
+        d.update(code_cache_stats(m))
+        # block lookups answered without translating (chained, virtual-RIP
+        # cache or hash hits) over all lookups
+        looks = d["block_cache_hits"] + d["block_cache_misses"]
+        d["code_cache_hit_rate"] = 1.0 - m.n_blocks_translated / looks if looks else 1.0
+        return d

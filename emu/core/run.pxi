@@ -53,6 +53,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef const Uop* u
     cdef int r, slot
     cdef uint32_t lim, epoch
+    cdef uint64_t retired
     cdef Mach* m = c.m
     c.exit_reason = EXIT_NONE
     if c.halted:
@@ -89,12 +90,12 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                 else:
                     b = NULL
             if b == NULL:
+                retired = m.n_retired
                 b = find_block(c, rip)
-                if b != NULL:
+                # (prev may have been evicted to make room: then no chaining)
+                if b != NULL and m.n_retired == retired:
                     slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
-                    prev.chain_rip[slot] = rip
-                    prev.chain_blk[slot] = <int32_t>(b - m.blocks)
-                    prev.chain_epoch[slot] = c.jc_epoch
+                    chain_link(m, <int32_t>(prev - m.blocks), slot, <int32_t>(b - m.blocks), rip, c.jc_epoch)
         else:
             b = find_block(c, rip)
         if b == NULL:
