@@ -46,6 +46,7 @@ include "core/ops_fxsave.pxi"
 include "core/ops_mmx.pxi"
 include "core/ops_fast.pxi"
 include "core/hooks.pxi"
+include "core/hostsig.pxi"
 
 init_alu()
 init_mov()

@@ -180,6 +180,8 @@ def cmd_run(a) -> int:
     except ProgramNotExecutable as e:
         print("emu: %s" % e, file=sys.stderr)
         return 126
+    if a.record is None and header is None:
+        proc.enable_host_signals()      # signals between the guest's processes (emu/linux/hostsig.py)
     if a.record is not None:
         try:
             session[0] = rp.Recorder(proc, a.record, rp.make_header(proc, a, seed))

@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINUX = os.path.join(ROOT, "guests", "linux")
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
 NATIVE = platform.system() == "Linux" and platform.machine() == "x86_64"
-PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "shared_mem", "fdkinds", "threads_pipe"]
+PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "shared_mem", "fdkinds", "threads_pipe",
+            "cpu_signals"]
 
 
 def run_emu(args, cwd):

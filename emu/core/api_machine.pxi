@@ -32,6 +32,9 @@ cdef class PhysMachine:
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
 
     def __dealloc__(self):
+        global hostsig_mach
+        if hostsig_mach == &self.m:
+            hostsig_mach = NULL
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
         free(self.m.code_page)
@@ -150,6 +153,17 @@ cdef class PhysMachine:
         if p == MAP_FAILED:
             raise MemoryError("cannot remap guest frames %#x+%#x" % (paddr, size))
         self.invalidate(paddr, size)
+
+    def stop_on_host_signals(self, signals):
+        """Make each host signal in `signals` (already handled in Python)
+        also stop this machine's running vCPU at its next block, so the VMM
+        sees it while the guest computes (core/hostsig.pxi); the machine
+        named last is the one stopped."""
+        global hostsig_mach
+        hostsig_mach = &self.m
+        for sig in signals:
+            if emu_hostsig_install(sig):
+                raise OSError("cannot install the handler of host signal %d" % sig)
 
     def dirty_pages(self, bint clear=False):
         """Physical page numbers written since the last clear."""

@@ -71,6 +71,11 @@ cdef int op_popf(Cpu* c, const Uop* u) noexcept nogil:
     # SMAP permissions cached in the TLB depend on AC for supervisor accesses
     if (old ^ v) & F_AC and c.cpl < 3 and c.cr4 & CR4_SMAP:
         tlb_flush(c)
+    if (old ^ v) & 0x100:
+        # TF changed: end the block, so single-stepping starts (or stops)
+        # at the next instruction boundary (core/run.pxi)
+        c.rip = u.rip_next
+        return R_BRANCH
     return R_NEXT
 
 cdef int op_enter(Cpu* c, const Uop* u) noexcept nogil:

@@ -5,6 +5,7 @@
 cdef enum:
     EV_STOP = 1
     EV_IRQ = 2
+    EV_TRAP = 4           # RFLAGS.TF was set when an instruction retired: #DB before the next
 
 # what kind of event is delivered through the IDT (core/system.pxi)
 cdef enum:
@@ -28,6 +29,17 @@ cdef int cpu_events(Cpu* c, uint64_t end) noexcept nogil:
     request (1: exit), or a pending interrupt (2: one was delivered, c.rip
     changed; 1: delivering it shut the vCPU down; 0: not deliverable now)."""
     cdef int r
+    if c.events & EV_TRAP:
+        # single-step trap (SDM 17.3.1.4): a #DB after the instruction, RIP at the next
+        emu_atomic_and32(&c.events, ~(<uint32_t>EV_TRAP))
+        c.dr[6] |= 0x4000                 # DR6.BS
+        c.exc_vector = 1
+        c.exc_error = 0
+        c.exc_has_error = 0
+        c.exc_soft = 0
+        if deliver_exception(c):
+            return 1
+        return 2
     if c.events & EV_STOP:
         emu_atomic_and32(&c.events, ~(<uint32_t>EV_STOP))
         c.exit_reason = EXIT_STOPPED
@@ -51,7 +63,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef Block* prev = NULL
     cdef Block* nb
     cdef const Uop* u
-    cdef int r, slot
+    cdef int r, slot, tf
     cdef uint32_t lim, epoch
     cdef uint64_t retired
     cdef Mach* m = c.m
@@ -110,6 +122,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         epoch = c.jc_epoch
         u = &m.uops[b.uop_start]
         remaining = end - c.icount
+        tf = (c.rflags & 0x100) != 0 and not c.deliver_via_idt   # (user mode; system mode: to do)
+        if tf:
+            remaining = 1             # TF: one instruction, then the trap (EV_TRAP)
         if b.ninsn <= remaining:
             while True:
                 r = u.fn(c, u)
@@ -131,6 +146,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                     break
                 u += 1
         c.cur_block = NULL
+        if tf and r != R_EXC and r != R_EXIT_BEFORE and r != R_RESTART:
+            emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:
             c.icount += u.ninsn
             # a block that changed address translation (MOV CR3, INVLPG...)

@@ -82,6 +82,8 @@ class Process:
             self.vcpu.seed_rng(seed)
         self.pid = os.getpid() if seed is None else 1000
         self.exe_path = ""
+        self.exec_name = ""             # the name execve was given: the task name (comm)
+        self.comm = None                # PR_SET_NAME's name
         self.signal_actions: dict[int, tuple] = {}
         self.signal_mask = 0
         self.pending_signals = 0        # bit sig-1: raised, not yet delivered (blocked, or due from a timer)
@@ -99,6 +101,8 @@ class Process:
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
         self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
+        self.bridge = None              # host signals <-> guest signals (enable_host_signals)
+        self.ptree = None               # the guest's process table (emu/linux/ptree.py)
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
         self.threads = [self.current]
@@ -128,6 +132,8 @@ class Process:
             raise ProgramNotExecutable("%s: Permission denied" % path) from None
         except OSError as e:
             raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        if depth == 0:
+            self.exec_name = os.path.basename(path)
         if data[:2] == b"#!":
             line = data[2:].split(b"\n", 1)[0].strip().decode("utf-8", "surrogateescape")
             if not line or depth >= 4:
@@ -198,6 +204,26 @@ class Process:
         self.sys.write(sp, struct.pack("<%dQ" % len(words), *[w & MASK64 for w in words]))
         return sp
 
+    def enable_host_signals(self) -> None:
+        """Take part in a guest process tree as `emu run` does: a process
+        table shared with every process this one forks, and host signals
+        carrying guest signals (emu/linux/hostsig.py). Installs host signal
+        handlers: for the main thread of a program that runs one guest."""
+        from emu.linux.hostsig import SignalBridge
+        from emu.linux.procfs import comm
+        from emu.linux.ptree import ProcessTable
+        self.ptree = ProcessTable()
+        self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+        self.bridge = SignalBridge(self)
+
+    def after_fork(self) -> None:
+        """In the host child of a guest fork: its own record and wake-up pipe."""
+        if self.ptree is not None:
+            from emu.linux.procfs import comm
+            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+        if self.bridge is not None:
+            self.bridge.after_fork(self)
+
     # ---- running ----
     def run(self) -> int:
         """Run to the end; returns the exit status (128 + signal for a fatal signal)."""
@@ -220,6 +246,8 @@ class Process:
                 except Reexec:
                     continue
         except GuestExit as e:
+            if self.ptree is not None:
+                self.ptree.exited()
             self.mm.write_back()
             for fn in self.exit_hooks:
                 fn(self, e.status & 0xFF, None)
@@ -228,6 +256,8 @@ class Process:
                 os._exit(e.status & 0xFF)
             raise
         except GuestKilled as e:
+            if self.ptree is not None:
+                self.ptree.exited()
             self.mm.write_back()
             for fn in self.exit_hooks:
                 fn(self, None, e.signo)
@@ -286,6 +316,12 @@ class Process:
         except (ProgramNotFound, ProgramNotExecutable) as e:
             print("emu: execve: %s" % e, file=sys.stderr)
             raise GuestKilled(9)
+        self.comm = None                        # the new program's name (procfs.comm)
+        if self.ptree is not None:
+            from emu.linux.procfs import comm
+            self.ptree.update(comm(self), self.argv)
+        if self.bridge is not None:
+            self.bridge.attach(self.machine)
         raise Reexec()
 
     def _run_image(self) -> None:
@@ -319,6 +355,9 @@ class Process:
                 continue
             elif name == "BUDGET" and timer_stop:
                 timers.check(self.sys)          # a timer is due: its signal interrupts the guest here
+                continue
+            elif name == "STOPPED" and self.pending_signals:
+                timers.check(self.sys)          # a host signal stopped the vCPU: deliver it here
                 continue
             elif name == "BUDGET" or name == "STOPPED":
                 self._switch()
@@ -573,22 +612,16 @@ class Process:
         for fn in self.fault_hooks:
             if fn(self, ex) is True:
                 return
-        vec = ex.vector
-        if vec == 14:
-            sig = SIGSEGV
-        elif vec == 6:
-            sig = SIGILL
-        elif vec == 0:
-            sig = SIGFPE
-        elif vec in (1, 3):
-            sig = SIGTRAP
-        elif vec == 17:
-            sig = SIGBUS
-        elif vec == 16 or vec == 19:
-            sig = SIGFPE
-        else:
-            sig = SIGSEGV
-        self.sys.deliver_signal(sig, fault=ex)
+        from emu.linux.sigframe import fault_info
+        if (getattr(ex, "software", False) or ex.vector >= 32) and ex.vector == 0x80:
+            from emu.linux.ia32 import int80
+            int80(self.sys)                # the i386 system call ABI, kept for 64-bit code
+            return
+        info = fault_info(self, ex)
+        if info[0] == 8 and info[1] == 0 and ex.vector in (16, 19):
+            return                         # a spurious math fault: no signal (as Linux)
+        self.vcpu.rip = info[5]
+        self.sys.deliver_signal(info[0], fault=info)
 
     def fatal(self, sig: int, why: str = "") -> None:
         raise GuestKilled(sig)

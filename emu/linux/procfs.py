@@ -20,8 +20,11 @@ _SELF = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(maps|status|cm
 
 
 def comm(p) -> str:
-    """The task name: the executable's file name, 15 bytes at most."""
-    name = os.path.basename(p.argv[0] if p.argv else p.exe_path) or "?"
+    """The task name: PR_SET_NAME's, else the file name execve was given
+    (a script's own name, not its interpreter's), 15 bytes at most."""
+    if getattr(p, "comm", None):
+        return p.comm[:15]
+    name = getattr(p, "exec_name", "") or os.path.basename(p.argv[0] if p.argv else p.exe_path) or "?"
     return name[:15]
 
 

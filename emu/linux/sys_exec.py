@@ -49,8 +49,12 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         p.children = set()
         p.posix_timers = {}
         p.sig_info = {}
+        p.after_fork()
         return 0
     s.p.children.add(pid)           # for waits a timer may interrupt
+    if s.p.ptree is not None:       # in the guest's pid namespace before fork returns (kill $!)
+        from emu.linux.procfs import comm
+        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv)
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:
@@ -83,8 +87,48 @@ def sys_clone3(s, args, size, *_):
     return -E.ENOSYS        # glibc falls back to clone
 
 
+def _blocking_wait(s, poll_child):
+    """A wait4/waitid that would block, in a process taking part in a guest
+    tree (emu/linux/hostsig.py): poll_child() (the call with WNOHANG) until
+    it finds a child, sleeping between tries until a host signal arrives
+    (SIGCHLD for the child's change); a signal the guest handles ends it
+    with ERESTARTSYS, as on Linux (after the child it may have found)."""
+    from emu.linux.syscalls import ERESTARTSYS
+    from emu.linux.timers import ceil_s, wait
+    bridge = s.p.bridge
+    pl = bridge.poller()
+    from emu.linux.timers import interrupting
+    while True:
+        r = poll_child()
+        if r is not None:
+            return r
+        if interrupting(s.p):
+            return ERESTARTSYS
+        if not s.p.itimers:
+            # no guest time passes (as before a host wait4): the next host signal
+            from emu.linux.timers import RECHECK_MS
+            pl.poll(RECHECK_MS)
+            bridge.drain()
+            continue
+
+        def sleep(t):
+            if pl.poll(ceil_s(t)):                 # a host signal came: look again
+                bridge.drain()
+                return 1
+            return 0
+        _r, _el, interrupted = wait(s, None, sleep, host_fds=True)
+        if interrupted:
+            r = poll_child()
+            return ERESTARTSYS if r is None else r
+
+
 @syscall(61, "wait4")
 def sys_wait4(s, pid, status, options, rusage, *_):
+    if s.p.bridge is not None and not options & os.WNOHANG:
+        def once():
+            r = sys_wait4(s, pid, status, options | os.WNOHANG, rusage)
+            return None if r == 0 else r
+        return _blocking_wait(s, once)
     if s.p.itimers and not options & os.WNOHANG:     # a timer's signal may interrupt the wait
         from emu.linux.timers import wait_child
         r = wait_child(s, s32(pid))
@@ -106,6 +150,16 @@ def sys_wait4(s, pid, status, options, rusage, *_):
 
 @syscall(247, "waitid")
 def sys_waitid(s, idtype, ident, infop, options, *_):
+    if s.p.bridge is not None and not options & os.WNOHANG:
+        def once():
+            try:            # look without reaping; then the call proper takes it
+                got = os.waitid(idtype, ident, (options | os.WNOHANG | 0x01000000) & 0xFFFFFFFF)
+            except ChildProcessError:
+                return -E.ECHILD
+            except OSError as e:
+                return -E.from_oserror(e)
+            return None if got is None else sys_waitid(s, idtype, ident, infop, options | os.WNOHANG)
+        return _blocking_wait(s, once)
     if s.p.itimers and not options & os.WNOHANG:     # a timer's signal may interrupt the wait
         from emu.linux.timers import wait_child
         r = wait_child(s, s32(ident) if idtype == 1 else -1)      # P_PID, else any child

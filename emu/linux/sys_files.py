@@ -94,7 +94,7 @@ def sys_read(s, fd, buf, count, *_):
     if getattr(f, "timerfd", None) is not None:
         from emu.linux.sys_proc import timerfd_read
         return timerfd_read(s, f, buf, count)
-    if s.p.itimers:                  # a timer's signal may interrupt a blocking read
+    if s.p.itimers or s.p.bridge is not None:                  # a timer's signal may interrupt a blocking read
         from emu.linux.timers import wait_ready
         r = wait_ready(s, f.host_fd)
         if r is not None:
@@ -138,7 +138,7 @@ def _iovecs(s, iov, cnt):
 @syscall(19, "readv")
 def sys_readv(s, fd, iov, cnt, *_):
     f = s.fd(fd)
-    if s.p.itimers:
+    if s.p.itimers or s.p.bridge is not None:
         from emu.linux.timers import wait_ready
         r = wait_ready(s, f.host_fd)
         if r is not None:

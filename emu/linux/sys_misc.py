@@ -176,10 +176,15 @@ def sys_getresgid(s, r, e, sg, *_):
 @syscall(157, "prctl")
 def sys_prctl(s, option, a2, *_):
     if option == 15:              # PR_SET_NAME
-        s.p.comm = s.cstr(a2, 16)
+        from emu.linux.procfs import comm
+        raw = s.read(a2, 16)
+        s.p.comm = raw.split(b"\0", 1)[0][:15].decode("utf-8", "surrogateescape")
+        if s.p.ptree is not None:
+            s.p.ptree.update(comm(s.p))
         return 0
     if option == 16:              # PR_GET_NAME
-        s.write(a2, getattr(s.p, "comm", "emu-guest").encode()[:15].ljust(16, b"\0"))
+        from emu.linux.procfs import comm
+        s.write(a2, comm(s.p).encode("utf-8", "surrogateescape")[:15].ljust(16, b"\0"))
         return 0
     if option in (4, 3):          # PR_SET_DUMPABLE, PR_GET_DUMPABLE
         return 1 if option == 3 else 0

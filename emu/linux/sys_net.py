@@ -89,7 +89,7 @@ def sys_listen(s, fd, backlog, *_):
 @syscall(288, "accept4")
 def sys_accept4(s, fd, addr, addrlen, flags, *_):
     import ctypes
-    if s.p.itimers:                  # a timer's signal may interrupt a blocking accept
+    if s.p.itimers or s.p.bridge is not None:                  # a timer's signal may interrupt a blocking accept
         from emu.linux.timers import wait_ready
         r = wait_ready(s, s.fd(fd).host_fd)
         if r is not None:
@@ -191,7 +191,7 @@ def sys_sendmsg(s, fd, msg, flags, *_):
 def sys_recvmsg(s, fd, msg, flags, *_):
     import ctypes as ct
     f = s.fd(fd)
-    if s.p.itimers and not flags & 0x40:
+    if (s.p.itimers or s.p.bridge is not None) and not flags & 0x40:
         from emu.linux.timers import wait_ready
         r = wait_ready(s, f.host_fd)
         if r is not None:
@@ -237,7 +237,7 @@ def sys_recvmsg(s, fd, msg, flags, *_):
 
 @syscall(45, "recvfrom")
 def sys_recvfrom(s, fd, buf, length, flags, addr, addrlen):
-    if s.p.itimers and not flags & 0x40:      # not MSG_DONTWAIT: a timer's signal may interrupt the wait
+    if (s.p.itimers or s.p.bridge is not None) and not flags & 0x40:      # not MSG_DONTWAIT: a timer's signal may interrupt the wait
         from emu.linux.timers import wait_ready
         r = wait_ready(s, s.fd(fd).host_fd)
         if r is not None:

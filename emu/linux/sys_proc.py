@@ -499,7 +499,11 @@ def sys_sysinfo(s, info, *_):
     ns = c.uptime(s.v)[0] if c is not None else time.monotonic_ns() - s.start_ns
     up = -(-ns // 10**9)          # CLOCK_BOOTTIME seconds, rounded up (kernel/sys.c do_sysinfo)
     ram = s.m.phys.ram_size
-    s.write(info, struct.pack("<qQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 1, 0, 0, 0, 1).ljust(112, b"\0"))
+    procs = len(s.p.ptree.members()) if s.p.ptree is not None else 1
+    # struct sysinfo (include/uapi/linux/sysinfo.h): loads, then six RAM and
+    # swap sizes, procs and its pad, the high-memory pair, mem_unit (bytes)
+    s.write(info, struct.pack("<qQQQQQQQQQHH4xQQI", up, 0, 0, 0, ram, ram // 2, 0, 0, 0, 0, procs, 0, 0, 0,
+                              1).ljust(112, b"\0"))
     return 0
 
 
@@ -549,26 +553,108 @@ def sys_sigaltstack(s, ss, oss, *_):
     return 0
 
 
-@syscall(62, "kill")
-def sys_kill(s, pid, sig, *_):
-    if s32(pid) not in (s.p.pid, 0, -1) and not any(t.tid == s32(pid) and not t.exited for t in s.p.threads):
-        return -E.ESRCH
+def _ours(p, pid: int) -> bool:
+    return pid == p.pid or any(t.tid == pid and not t.exited for t in p.threads)
+
+
+def _send(s, pid: int, sig: int, info: bytes | None = None) -> int:
+    """kill(2)'s targets: this process (or one of its threads), one process
+    of the guest tree, a process group, or every guest process (-1). Other
+    processes of the tree get the host signal of the same number
+    (emu/linux/hostsig.py); host processes outside the tree are invisible
+    to the guest (ESRCH)."""
+    p = s.p
     if not 0 <= sig <= 64:
         return -E.EINVAL
-    if sig:
-        from emu.linux.timers import raise_signal
-        raise_signal(s, sig)         # delivered on the way back, after RAX holds the result
+    if pid > 0 and _ours(p, pid) or p.ptree is None and pid in (0, -1):
+        if sig:
+            from emu.linux.timers import raise_signal
+            raise_signal(s, sig)         # delivered on the way back, after RAX holds the result
+            if info is not None:
+                p.sig_info[sig] = ("raw", info)
+        return 0
+    if p.ptree is None:
+        return -E.ESRCH
+    if pid > 0:
+        host = p.ptree.host_pid(pid)
+        if host is None:
+            return -E.ESRCH
+        if info is not None:
+            return _host_sigqueue(host, sig, info)
+        os.kill(host, sig)
+        return 0
+    if pid == -1:                        # every process it may signal but itself
+        sent = 0
+        for host in p.ptree.members():
+            if host != os.getpid():
+                try:
+                    os.kill(host, sig)
+                    sent += 1
+                except ProcessLookupError:
+                    pass
+        return 0 if sent else -E.ESRCH
+    pgid = os.getpgrp() if pid == 0 else -pid
+    if pid != 0 and not any(_pgid(h) == pgid for h in p.ptree.members()):
+        return -E.ESRCH                  # no guest process in that group
+    os.killpg(pgid, sig)
     return 0
+
+
+def _pgid(host: int) -> int:
+    try:
+        return os.getpgid(host)
+    except OSError:
+        return -1
+
+
+def _host_sigqueue(host: int, sig: int, info: bytes) -> int:
+    """rt_sigqueueinfo to another process of the tree: the host call, with
+    the guest's siginfo (the kernel checks its si_code as for the guest)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(bytes(info[:128]).ljust(128, b"\0"), 128)
+    if libc.syscall(129, host, sig, buf) < 0:
+        return -ctypes.get_errno()
+    return 0
+
+
+@syscall(62, "kill")
+def sys_kill(s, pid, sig, *_):
+    return _send(s, s32(pid), s32(sig))
 
 
 @syscall(234, "tgkill")
 def sys_tgkill(s, tgid, tid, sig, *_):
-    return sys_kill(s, tid, sig)
+    tgid, tid = s32(tgid), s32(tid)
+    if tgid <= 0 or tid <= 0:
+        return -E.EINVAL
+    if tgid == s.p.pid:
+        return _send(s, tid, s32(sig)) if _ours(s.p, tid) else -E.ESRCH
+    return _send(s, tgid, s32(sig)) if tid == tgid else -E.ESRCH
 
 
 @syscall(200, "tkill")
 def sys_tkill(s, tid, sig, *_):
-    return sys_kill(s, tid, sig)
+    return -E.EINVAL if s32(tid) <= 0 else _send(s, s32(tid), s32(sig))
+
+
+@syscall(129, "rt_sigqueueinfo")
+def sys_rt_sigqueueinfo(s, pid, sig, uinfo, *_):
+    info = s.read(uinfo, 128)
+    (code,) = struct.unpack_from("<i", info, 8)
+    pid = s32(pid)
+    if (code >= 0 or code == -6) and pid != s.p.pid:      # only the kernel sends those to others
+        return -E.EPERM
+    if pid <= 0:
+        return -E.ESRCH if pid == 0 else -E.EINVAL
+    return _send(s, pid, s32(sig), info)
+
+
+@syscall(297, "rt_tgsigqueueinfo")
+def sys_rt_tgsigqueueinfo(s, tgid, tid, sig, uinfo, *_):
+    if s32(tgid) != s.p.pid and s32(tid) != s32(tgid):
+        return -E.ESRCH
+    return sys_rt_sigqueueinfo(s, tgid, sig, uinfo)
 
 
 @syscall(202, "futex")

@@ -11,6 +11,7 @@ import time
 
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
+from emu.linux.hostsig import STOP_SIGNALS, Interrupted
 from emu.linux.mm import MAP_ANONYMOUS, MAP_SHARED, PAGE
 from emu.linux.signals import DEFAULT_CORE, DEFAULT_IGNORE, SIGNAL_NAMES, SIGSEGV
 from emu.machine import GuestMemoryError
@@ -150,16 +151,24 @@ class Syscalls:
             ret = -E.ENOSYS
         else:
             name, fn = entry
+            bridge = p.bridge
+            if bridge is not None:
+                bridge.in_syscall = True
             try:
                 ret = fn(self, *args)
             except Fault:
                 ret = -E.EFAULT
+            except Interrupted:
+                ret = ERESTARTSYS
             except OSError as e:
                 ret = -E.from_oserror(e)
             except BaseException:
                 if self.p.strace:           # exit, or a fatal signal: the call never returns
                     self._trace(name, args, None)
                 raise
+            finally:
+                if bridge is not None:
+                    bridge.in_syscall = False
         self._finish(nr, args, ret, name)
 
     def _finish(self, nr, args, ret, name) -> None:
@@ -199,6 +208,10 @@ class Syscalls:
         if handler == 0 or fault is not None and handler == 1:
             if sig in DEFAULT_IGNORE and fault is None:
                 return
+            if sig in STOP_SIGNALS and fault is None:
+                if self.p.bridge is not None:
+                    self.p.bridge.stop_self(sig)     # until a SIGCONT (emu/linux/hostsig.py)
+                return
             raise GuestKilled(sig, core=sig in DEFAULT_CORE)
         from emu.linux.sigframe import setup_frame
         setup_frame(self, sig, act, fault)
@@ -227,11 +240,34 @@ class Syscalls:
         gpath = self.guest_path_at(dirfd, addr)
         if gpath in ("/proc/self/exe", "/proc/%d/exe" % self.p.pid):
             return self.p.exe_path
+        fd = self.fd_path(gpath)
+        if fd is not None:
+            # the guest's own open file: the host's link to emu's descriptor for
+            # it, which the host kernel resolves (and reopens) as Linux does
+            f = self.p.fds.get(fd)
+            if f is None:
+                raise OSError(2, "ENOENT")
+            return "/proc/self/fd/%d" % f.host_fd
         return self.p.fs.resolve(gpath, follow=follow)
+
+    def fd_path(self, gpath: str):
+        """The guest descriptor that /dev/fd/N, /dev/std{in,out,err} or
+        /proc/{self,PID}/fd/N names (this process's), else None."""
+        std = _STD_PATHS.get(gpath)
+        if std is not None:
+            return std
+        m = _FD_PATH.match(gpath)
+        if m is None or m.group(1) is not None and int(m.group(1)) != self.p.pid:
+            return None
+        return int(m.group(2))
 
     def check_write(self, host: str, follow: bool = True) -> None:
         if not self.p.fs.writable(host, follow):
             raise OSError(30, "read-only file system")
+
+
+_STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = __import__("re").compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))(?:/task/\d+)?/fd)/(\d+)$")
 
 
 def pack_stat(s: os.stat_result) -> bytes:

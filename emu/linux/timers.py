@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 
+from emu.linux.hostsig import Interrupted
 from emu.linux.signals import DEFAULT_IGNORE
 
 NS = 1_000_000_000
@@ -25,6 +26,7 @@ ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 TIMER_SIGNAL = {ITIMER_REAL: 14, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}   # SIGALRM, SIGVTALRM, SIGPROF
 HOST_SLICE = 100_000          # host time: instructions between two looks at the clock while a timer runs
 UNBLOCKABLE = (1 << 8) | (1 << 18)
+RECHECK_MS = 50               # a wait for a signal looks at the pending set at least this often
 
 
 def _clock(s):
@@ -108,6 +110,11 @@ def siginfo_of(p, sig: int):
     info = p.sig_info.pop(sig, None)
     if info is None:
         return None
+    if info[0] == "host":                  # from another process (emu/linux/hostsig.py)
+        from emu.linux.hostsig import siginfo_bytes
+        return siginfo_bytes(p, sig, info)
+    if info[0] == "raw":                   # rt_sigqueueinfo to itself
+        return info[1]
     tid = info[0]
     if tid is None:
         return struct.pack("<iiii", sig, 0, SI_KERNEL, 0).ljust(128, b"\0")
@@ -150,6 +157,8 @@ def restart_after_signal(p) -> bool:
     while bits:
         if bits & 1 and deliverable(p, sig):
             act = p.signal_actions.get(sig)
+            if (not act or act[0] == 0) and sig in (19, 20, 21, 22):
+                return True         # a stop: the call goes on after the SIGCONT
             return bool(act and act[0] not in (0, 1) and act[1] & 0x10000000)
         bits >>= 1
         sig += 1
@@ -273,15 +282,35 @@ def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
         for dl in [next_real_deadline(p)] + [tf.mono_deadline(s) for tf in timerfds]:
             if dl is not None and (cap is None or dl - now < cap):
                 cap = max(0, dl - now)
+        bridge = p.bridge
         if cap is None and not host_fds:
-            from emu.linux.process import GuestKilled
-            import sys
-            print("emu: the process waits for something that will never happen (deadlock)", file=sys.stderr)
-            raise GuestKilled(9)
-        if host_fds:
-            result, el = c.wait(vcpus, cap, poll_fn)
+            if bridge is None:
+                from emu.linux.process import GuestKilled
+                import sys
+                print("emu: the process waits for something that will never happen (deadlock)", file=sys.stderr)
+                raise GuestKilled(9)
+            pl = bridge.poller()           # only a signal (from another process) ends it
+            # (at most RECHECK_MS at a time: a signal whose Python handler has
+            # not yet run when the pipe was drained is seen at the next look)
+            fn, blocks = (lambda t: len(bridge.poll(pl, RECHECK_MS if t is None else min(ceil_s(t), RECHECK_MS)))), True
         else:
-            result, el = c.wait(vcpus, cap, None)
+            fn = poll_fn if host_fds else None
+            blocks = host_fds or not c.virtual
+        if bridge is not None and blocks:
+            # a signal from another process (or the terminal) interrupts the host wait
+            import time as _time
+            t0 = _time.monotonic_ns()
+            bridge.interruptible = True
+            try:
+                result, el = c.wait(vcpus, cap, fn)
+            except Interrupted:
+                result, el = 0, _time.monotonic_ns() - t0
+                if c.virtual:
+                    c.sleep(vcpus, el)
+            finally:
+                bridge.interruptible = False
+        else:
+            result, el = c.wait(vcpus, cap, fn)
         elapsed += el
         if result:
             break
@@ -397,7 +426,7 @@ def wait_ready(s, host_fd: int, events: int = 1):
     after an SA_RESTART handler)."""
     import os
     import select
-    if next_real_deadline(s.p) is None:
+    if next_real_deadline(s.p) is None and s.p.bridge is None:
         return None
     try:
         if not os.get_blocking(host_fd):
@@ -420,6 +449,8 @@ def wait_child(s, pid: int):
     import os
     import select
     p = s.p
+    if p.bridge is not None:
+        return None
     if next_real_deadline(p) is None or not hasattr(os, "pidfd_open"):
         return None
     pids = [pid] if pid > 0 else sorted(getattr(p, "children", ()))
