@@ -64,6 +64,12 @@ cdef struct CcRec:
     int32_t blk           # block whose uops the region holds, or -1 (the ring's end, skipped)
     uint32_t n            # uops in the region (regions follow each other from uop_tail)
 
+cdef struct DzRange:
+    uint64_t start, end   # virtual addresses, page-aligned
+    const uint8_t* src    # file bytes mapped at start (private copy on first touch), or NULL
+    uint64_t src_len      # bytes of src; the rest of the range reads as zeros
+    uint32_t prot         # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
+
 cdef struct TlbEntry:
     uint64_t tag_r        # page | mode, or TLB_INVALID
     uint64_t tag_w
@@ -133,6 +139,17 @@ cdef struct Mach:
     # translation of one of them is a retranslation
     uint64_t* gone_keys
     uint64_t gone_cap, gone_n
+    # demand paging in the core (core/demand.pxi): the personality's ranges of
+    # private memory (sorted by start) for the address space at dz_root, the
+    # frames it lends the core, and the log of pages the core populated
+    DzRange* dz
+    uint32_t n_dz, dz_cap
+    uint64_t dz_root      # PML4 physical address the ranges belong to
+    uint64_t* fpool       # frame addresses; bit 0: the frame must be zeroed first
+    uint32_t n_fpool, fpool_cap
+    uint64_t* dz_log      # (virtual page, frame) pairs
+    uint32_t n_dz_log, dz_log_cap
+    uint64_t n_dz_faults
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)

@@ -9,6 +9,7 @@ cdef class PhysMachine:
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
     cdef int exports
+    cdef list dz_keep             # the buffers demand ranges copy from (kept alive)
 
     def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None, code_cache=None):
         if ram_size == 0 or ram_size & 0xfff:
@@ -42,6 +43,9 @@ cdef class PhysMachine:
         free(self.m.dirty_list)
         free(self.m.page_blocks)
         cc_free(&self.m)
+        free(self.m.dz)
+        free(self.m.fpool)
+        free(self.m.dz_log)
         free(self.m.hooks)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
@@ -178,6 +182,89 @@ cdef class PhysMachine:
     def tier(self):
         """The execution tier: "interp", "jit" or "auto"."""
         return TIER_NAMES[self.m.tier]
+
+    # ---- demand paging in the core (core/demand.pxi) ----
+
+    def set_demand_ranges(self, uint64_t root, list ranges):
+        """The private memory of the address space whose PML4 is at `root`:
+        (start, end, prot, data, data_off) per range, sorted, page-aligned,
+        not overlapping; data (bytes-like, or None for anonymous memory) from
+        data_off is what the range holds from its start, zeros after. A
+        not-present fault there that prot allows is resolved in the core."""
+        cdef uint32_t n = len(ranges), i = 0
+        cdef DzRange* d
+        cdef const uint8_t[::1] buf
+        cdef uint64_t prev_end = 0, off
+        keep = []
+        if n > self.m.dz_cap:
+            d = <DzRange*>realloc(self.m.dz, n * sizeof(DzRange))
+            if d == NULL:
+                raise MemoryError("demand ranges")
+            self.m.dz = d
+            self.m.dz_cap = n
+        self.m.n_dz = 0
+        for start, end, prot, data, data_off in ranges:
+            if start & 0xfff or end & 0xfff or end <= start or start < prev_end:
+                raise ValueError("demand ranges must be page-aligned, sorted and disjoint")
+            d = &self.m.dz[i]
+            d.start = start
+            d.end = end
+            d.prot = prot & 7
+            d.src = NULL
+            d.src_len = 0
+            if data is not None:
+                buf = data
+                off = data_off
+                if off < <uint64_t>buf.shape[0]:
+                    d.src = &buf[off]
+                    d.src_len = buf.shape[0] - off
+                keep.append(data)
+            prev_end = end
+            i += 1
+        self.m.n_dz = n
+        self.m.dz_root = root & PTE_ADDR
+        self.dz_keep = keep
+
+    def demand_pool_room(self, uint32_t want=512):
+        """How many frames give_frames() should add to hold `want`."""
+        return want - self.m.n_fpool if self.m.n_fpool < want else 0
+
+    def give_frames(self, frames, zeroed):
+        """Lend the core free frames for demand paging; zeroed[i] says
+        frames[i] already reads as zeros (else the core clears it first)."""
+        cdef uint32_t n = len(frames), i
+        cdef uint64_t* p
+        cdef uint64_t f
+        if self.m.n_fpool + n > self.m.fpool_cap:
+            p = <uint64_t*>realloc(self.m.fpool, (self.m.n_fpool + n) * sizeof(uint64_t))
+            if p == NULL:
+                raise MemoryError("frame pool")
+            self.m.fpool = p
+            self.m.fpool_cap = self.m.n_fpool + n
+        for i in range(n):
+            f = frames[i]
+            if f & 0xfff or f >= self.m.ram_size:
+                raise ValueError("frame %#x is not a page of RAM" % f)
+            self.m.fpool[self.m.n_fpool] = f | (0 if zeroed[i] else 1)
+            self.m.n_fpool += 1
+
+    def take_frames(self):
+        """Take back the frames lent and not used (list of addresses)."""
+        out = [self.m.fpool[i] & ~(<uint64_t>1) for i in range(self.m.n_fpool)]
+        self.m.n_fpool = 0
+        return out
+
+    def take_demand_log(self):
+        """The pages the core populated since the last call, as native
+        uint64 (virtual page, frame) pairs, and forget them."""
+        cdef bytes out = (<char*>self.m.dz_log)[:self.m.n_dz_log * 2 * sizeof(uint64_t)] if self.m.n_dz_log else b""
+        self.m.n_dz_log = 0
+        return out
+
+    @property
+    def demand_faults(self):
+        """Page faults resolved in the core."""
+        return self.m.n_dz_faults
 
     @property
     def code_cache(self):

@@ -270,6 +270,7 @@ cdef class Vcpu(VcpuState):
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
         d.update(code_cache_stats(m))
+        d["page_faults_in_core"] = m.n_dz_faults
         # block lookups answered without translating (chained, virtual-RIP
         # cache or hash hits) over all lookups
         looks = d["block_cache_hits"] + d["block_cache_misses"]

@@ -17,7 +17,9 @@ cdef inline int deliver_exception(Cpu* c) noexcept nogil:
     """A fault at c.rip. In system mode it goes through the guest's IDT (0:
     a handler runs; 1: triple fault, EXIT_SHUTDOWN); otherwise it is handed to
     the VMM as an EXCEPTION exit (the user-mode personality decides what it
-    means)."""
+    means), unless it is a page fault the core resolves (core/demand.pxi)."""
+    if c.exc_vector == EXC_PF and c.m.n_dz and dz_fault(c):
+        return 0
     if c.deliver_via_idt:
         return deliver_event(c, c.exc_vector, c.exc_error, c.exc_has_error, EVK_HW, c.rip)
     c.exit_reason = EXIT_EXCEPTION
