@@ -58,6 +58,11 @@ cdef struct Block:
     int32_t edge_next[2]
     int32_t edge_prev[2]
     uint32_t n_uops       # uops the block occupies in the arena (with its sentinel)
+    # return prediction (core/predict.pxi): how the block ends (TERM_*), and
+    # for a call, the block its callee returned to last (with the epoch)
+    int32_t ret_blk
+    uint32_t ret_epoch
+    uint8_t term
     uint8_t valid
 
 cdef struct CcRec:
@@ -76,6 +81,10 @@ cdef struct TlbEntry:
     uint64_t tag_x
     uint64_t addend       # host address = guest virtual + addend
     uint64_t ppage        # guest physical page; bit 0: a global translation (kept across CR3 loads)
+
+cdef struct RasEntry:
+    uint64_t rip          # the return address a CALL pushed
+    int32_t caller        # the block of that CALL
 
 cdef struct JcEntry:
     uint64_t vrip
@@ -266,3 +275,7 @@ cdef struct Cpu:
     uint32_t csr_loaded
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset
+    # return-address stack (core/predict.pxi)
+    RasEntry ras[32]
+    uint32_t ras_top
+    uint64_t n_ras_hits, n_ras_misses

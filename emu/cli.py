@@ -124,7 +124,10 @@ def run_stats(proc, seconds: float) -> dict:
     """The --stats figures of a finished process (also --stats-file's JSON)."""
     c = proc.vcpu.counters
     n = c["instructions"]
-    looks = c["block_cache_hits"] + c["block_cache_misses"]
+    # block transitions: chained (successor caches), predicted returns, and
+    # the rest, the slow lookups (virtual-RIP cache, then the hash)
+    slow = c["vrip_cache_hits"] + c["block_cache_misses"]
+    looks = c["chained"] + c["ras_hits"] + slow
     th, tm = c["tlb_hits"], c["tlb_misses"]
     return {
         "seconds": seconds, "instructions": n, "mips": n / seconds / 1e6 if seconds else 0.0,
@@ -134,8 +137,9 @@ def run_stats(proc, seconds: float) -> dict:
         "eviction_rounds": c["eviction_rounds"], "cache_flushes": c["cache_flushes"],
         "invalidations": c["invalidations"], "code_cache_bytes": c["code_cache_bytes"],
         "code_cache_budget": c["code_cache_budget"], "code_cache_hit_rate": c["code_cache_hit_rate"],
-        "block_lookups": looks, "chained": c["chained"], "slow_lookups": c["block_cache_misses"],
-        "slow_lookup_share": c["block_cache_misses"] / max(1, looks),
+        "block_lookups": looks, "chained": c["chained"], "ras_hits": c["ras_hits"], "ras_misses": c["ras_misses"],
+        "slow_lookups": slow, "slow_lookup_share": slow / max(1, looks),
+        "hash_lookups": c["block_cache_misses"],
         "tlb_hits": th, "tlb_misses": tm, "tlb_flushes": c["tlb_flushes"],
         "tlb_hit_rate": th / max(1, th + tm), "tlb_misses_per_1k": 1000.0 * tm / max(1, n),
         "page_faults": c["page_faults_in_core"] + proc.mm.faults,
@@ -162,8 +166,9 @@ def _stats(proc, seconds: float, path: str | None = None, show: bool = True) -> 
         % (s["translations"], s["distinct_blocks"], s["translations_per_block"], s["evictions"],
            s["retranslations"], s["invalidations"], s["cache_flushes"], s["code_cache_bytes"] / 2 ** 20,
            s["code_cache_budget"] / 2 ** 20, 100.0 * s["code_cache_hit_rate"]),
-        "emu: block transitions %d: chained %d, slow lookups %d (%.2f%%)"
-        % (s["block_lookups"], s["chained"], s["slow_lookups"], 100.0 * s["slow_lookup_share"]),
+        "emu: block transitions %d: chained %d, returns predicted %d (%d mispredicted), slow lookups %d (%.2f%%)"
+        % (s["block_lookups"], s["chained"], s["ras_hits"], s["ras_misses"], s["slow_lookups"],
+           100.0 * s["slow_lookup_share"]),
         "emu: TLB hit rate %.3f%% (%d hits, %d misses: %.3f per 1000 instructions, %d flushes)"
         % (100.0 * s["tlb_hit_rate"], s["tlb_hits"], s["tlb_misses"], s["tlb_misses_per_1k"], s["tlb_flushes"]),
         "emu: page faults %d (%d resolved in the core), system calls %d"

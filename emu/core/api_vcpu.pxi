@@ -265,12 +265,15 @@ cdef class Vcpu(VcpuState):
                 "block_cache_hits": self.c.n_jc_hits + self.c.n_chained,
                 "block_cache_misses": self.c.n_jc_misses,
                 "chained": self.c.n_chained,
+                "vrip_cache_hits": self.c.n_jc_hits,
                 "tlb_hits": self.c.n_tlb_hits,
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
         d.update(code_cache_stats(m))
         d["page_faults_in_core"] = m.n_dz_faults
+        d["ras_hits"] = self.c.n_ras_hits          # returns the return-address stack predicted
+        d["ras_misses"] = self.c.n_ras_misses      # returns elsewhere than the pushed address
         # block lookups answered without translating (chained, virtual-RIP
         # cache or hash hits) over all lookups
         looks = d["block_cache_hits"] + d["block_cache_misses"]

@@ -38,6 +38,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     cdef uint32_t n = 0, nu = 0, ustart, room, k2
     cdef uint64_t cur = rip, cpa = pa, pa2, page2 = NO_PAGE
     cdef int k, ended = 0
+    cdef uint8_t term
     cdef TlbEntry* e2
     # room for the longest block: every instruction with a hook uop, a
     # fallthrough and the sentinel
@@ -109,6 +110,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
         if n >= MAX_BLOCK_INSNS or (cur & 0xfff) == 0:
             break
     # a block that does not end in a branch or a fault falls through
+    term = block_term(&m.uops[ustart + nu - 1]) if ended else TERM_NONE
     if not ended:
         u = &m.uops[ustart + nu]
         memset(u, 0, sizeof(Uop))
@@ -134,6 +136,8 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     b.chain_blk[0] = -1
     b.chain_blk[1] = -1
     b.in_head = -1
+    b.term = term
+    b.ret_blk = -1
     # index by physical address and register on the pages it covers
     k2 = hash_pa(m, pa, c.mode)
     b.hash_next = m.block_hash[k2]

@@ -68,6 +68,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef int r, slot, tf
     cdef uint32_t lim, epoch
     cdef uint64_t retired
+    cdef Block* ras_hint = NULL   # the block a RET returns to, as predicted
+    cdef int32_t ras_caller = -1  # the call block that learns it, after a lookup
+    cdef uint32_t ras_epoch = 0
     cdef Mach* m = c.m
     c.exit_reason = EXIT_NONE
     if c.halted:
@@ -92,26 +95,41 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             break
         rip = c.rip
         b = NULL
-        # chaining: a successor on the same virtual page maps the same way
-        if prev != NULL and ((prev.vrip ^ rip) >> 12) == 0:
-            if prev.chain_rip[0] == rip and prev.chain_epoch[0] == c.jc_epoch:
-                b = &m.blocks[prev.chain_blk[0]]
-            elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
-                b = &m.blocks[prev.chain_blk[1]]
-            if b != NULL:
-                if b.valid and b.vrip == rip and b.mode == c.mode:
-                    c.n_chained += 1
-                else:
-                    b = NULL
-            if b == NULL:
-                retired = m.n_retired
+        if ras_hint != NULL:
+            # a return the return-address stack predicted (core/predict.pxi),
+            # checked against the real target
+            if ras_hint.valid and ras_hint.vrip == rip and ras_hint.mode == c.mode and ras_epoch == c.jc_epoch:
+                b = ras_hint
+                c.n_ras_hits += 1
+                ras_caller = -1
+            ras_hint = NULL
+        if b == NULL:
+            if prev != NULL:
+                # the block's successor cache: direct successors, and per-site
+                # inline caching of indirect targets; links carry the epoch
+                # (within one, addresses map the same way, on any page)
+                if prev.chain_rip[0] == rip and prev.chain_epoch[0] == c.jc_epoch:
+                    b = &m.blocks[prev.chain_blk[0]]
+                elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
+                    b = &m.blocks[prev.chain_blk[1]]
+                if b != NULL:
+                    if b.valid and b.vrip == rip and b.mode == c.mode:
+                        c.n_chained += 1
+                    else:
+                        b = NULL
+                if b == NULL:
+                    retired = m.n_retired
+                    b = find_block(c, rip)
+                    # (prev may have been evicted to make room: then no chaining)
+                    if b != NULL and m.n_retired == retired:
+                        slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
+                        chain_link(m, <int32_t>(prev - m.blocks), slot, <int32_t>(b - m.blocks), rip, c.jc_epoch)
+            else:
                 b = find_block(c, rip)
-                # (prev may have been evicted to make room: then no chaining)
-                if b != NULL and m.n_retired == retired:
-                    slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
-                    chain_link(m, <int32_t>(prev - m.blocks), slot, <int32_t>(b - m.blocks), rip, c.jc_epoch)
-        else:
-            b = find_block(c, rip)
+            if ras_caller >= 0:
+                if b != NULL:
+                    ras_learn(c, ras_caller, b)
+                ras_caller = -1
         if b == NULL:
             prev = NULL
             if deliver_exception(c):
@@ -152,6 +170,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:
             c.icount += u.ninsn
+            if b.term:            # a CALL or RET: the return-address stack
+                ras_hint = ras_update(c, b, u, &ras_caller, &ras_epoch)
             # a block that changed address translation (MOV CR3, INVLPG...)
             # must not chain: its successor is looked up afresh
             prev = b if b.valid and c.jc_epoch == epoch else NULL

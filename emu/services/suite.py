@@ -4,8 +4,11 @@ run as whole processes under emu, natively and under qemu-x86_64, interleaved
 (emu, native, qemu, then again), with medians. Every output (and exit
 status) must equal the native one, or the row is refused.
 
-Per program it reports the three times, emu/qemu and emu/native, emu's MIPS
-(instructions retired / wall seconds), translations per distinct block, TLB
+Times are CPU seconds (user + system) of each whole process, medians: on a
+shared machine they depend far less on the other load than wall time does
+(the wall-clock medians are kept too). Per program it reports the three
+times, emu/qemu and emu/native, emu's MIPS (instructions retired / emu's CPU
+seconds, its start-up included), translations per distinct block, TLB
 misses per 1,000 instructions, page faults and system calls (from
 `emu run --stats-file`).
 """
@@ -15,6 +18,7 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
 import statistics
 import struct
@@ -36,6 +40,7 @@ class Program:
     argv: list           # the command; "{dir}" is the input directory
     exe: str             # the file that must exist
     inputs: dict = field(default_factory=dict)   # file name -> generator(rng) -> bytes
+    reference: bool = False   # the synthetic integer workloads the real programs are compared with
 
 
 # ---- seeded inputs ----
@@ -236,6 +241,18 @@ def programs() -> list[Program]:
     ]
 
 
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "guests", "bench",
+                     "bin")
+
+
+def references() -> list[Program]:
+    """The synthetic integer workloads (guests/bench, gcc -O2, freestanding),
+    run the same way: the yardstick of "how far behind native" for the
+    interpreter tier."""
+    return [Program("int:" + n, "synthetic integer (guests/bench)", "-", [os.path.join(BENCH, n)],
+                    os.path.join(BENCH, n), reference=True) for n in ("sieve", "crc32", "sort", "hash", "matmul")]
+
+
 def make_inputs(progs: list[Program], where: str, seed: int = SEED) -> None:
     """Write every program's inputs into `where` (the same seed, the same bytes)."""
     done = {}
@@ -264,19 +281,26 @@ def _env() -> dict:
     return env
 
 
-def _timed(cmd: list[str], env: dict, timeout: float) -> tuple[float, int, bytes]:
+def _timed(cmd: list[str], env: dict, timeout: float) -> tuple[float, float, int, bytes]:
+    """(wall seconds, CPU seconds (user + system, the process and its
+    children), status, stdout) of one whole process."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                        env=env, timeout=timeout)
-    return time.perf_counter() - t0, r.returncode, r.stdout
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu, r.returncode, r.stdout
 
 
 def run_suite(names: list[str] | None = None, runs: int = 3, qemu: bool = True, code_cache_mib: float | None = None,
               timeout: float = 1800.0, log=None) -> list[dict]:
     """Run the suite; one result dict per program."""
-    progs = [p for p in programs() if names is None or p.name in names]
+    progs = [p for p in programs() + references() if names is None or p.name in names
+             or (p.reference and "int" in names)]
     if names:
-        unknown = set(names) - {p.name for p in progs}
+        unknown = set(names) - {p.name for p in progs} - {"int"}
         if unknown:
             raise SuiteError("no such program in the suite: %s" % ", ".join(sorted(unknown)))
     qemu_bin = shutil.which("qemu-x86_64") if qemu else None
@@ -296,6 +320,7 @@ def run_suite(names: list[str] | None = None, runs: int = 3, qemu: bool = True, 
                 emu_cmd += ["--code-cache", str(code_cache_mib)]
             emu_cmd += argv
             times = {"emu": [], "native": [], "qemu": []}
+            walls = {"emu": [], "native": [], "qemu": []}
             stats = []
             want = None
             for _ in range(runs):
@@ -303,10 +328,11 @@ def run_suite(names: list[str] | None = None, runs: int = 3, qemu: bool = True, 
                     if runner == "qemu" and not qemu_bin:
                         continue
                     cmd = emu_cmd if runner == "emu" else ([qemu_bin] + argv if runner == "qemu" else argv)
-                    dt, rc, out = _timed(cmd, env, timeout)
+                    wall, cpu, rc, out = _timed(cmd, env, timeout)
                     if want is None and runner == "native":
                         want = (rc, out)
-                    times[runner].append(dt)
+                    times[runner].append(cpu)
+                    walls[runner].append(wall)
                     if runner == "emu":
                         with open(stats_path) as f:
                             stats.append(json.load(f))
@@ -319,9 +345,11 @@ def run_suite(names: list[str] | None = None, runs: int = 3, qemu: bool = True, 
                 if qemu_bin and got_qemu != want:
                     raise SuiteError("%s: qemu's output differs from native's" % p.name)
             med = {k: statistics.median(v) for k, v in times.items() if v}
+            wmed = {k: statistics.median(v) for k, v in walls.items() if v}
             s = stats[len(stats) // 2]
-            r = {"name": p.name, "what": p.what, "package": p.package, "argv": argv,
+            r = {"name": p.name, "what": p.what, "package": p.package, "argv": argv, "reference": p.reference,
                  "emu_s": med["emu"], "native_s": med["native"], "qemu_s": med.get("qemu"),
+                 "emu_wall_s": wmed["emu"], "native_wall_s": wmed["native"], "qemu_wall_s": wmed.get("qemu"),
                  "emu_native": med["emu"] / med["native"],
                  "emu_qemu": med["emu"] / med["qemu"] if "qemu" in med else None,
                  "instructions": s["instructions"], "mips": s["instructions"] / med["emu"] / 1e6,
@@ -359,9 +387,30 @@ def format_row(r: dict) -> str:
                r["syscalls"]))
 
 
+def summary(results: list[dict]) -> dict:
+    """Geometric means over the real programs, and how far behind native each
+    is relative to the synthetic integer workloads (their geometric mean)."""
+    done = [r for r in results if "skipped" not in r and not r.get("reference")]
+    refs = [r for r in results if "skipped" not in r and r.get("reference")]
+    out = {}
+    if done:
+        out["emu_native"] = geomean([r["emu_native"] for r in done])
+        q = [r["emu_qemu"] for r in done if r["emu_qemu"]]
+        out["emu_qemu"] = geomean(q) if q else None
+        out["mips"] = geomean([r["mips"] for r in done])
+    if refs:
+        out["synthetic_emu_native"] = geomean([r["emu_native"] for r in refs])
+        out["behind_synthetic"] = {r["name"]: r["emu_native"] / out["synthetic_emu_native"] for r in done}
+    return out
+
+
 def report(results: list[dict]) -> str:
     lines = [format_row(r) for r in results]
-    done = [r for r in results if "skipped" not in r]
+    sm = summary(results)
+    if "behind_synthetic" in sm:
+        lines.append("synthetic integer workloads: emu/native %.1f; each program against it: %s"
+                     % (sm["synthetic_emu_native"], ", ".join("%s %.2fx" % kv for kv in sm["behind_synthetic"].items())))
+    done = [r for r in results if "skipped" not in r and not r.get("reference")]
     if done:
         lines.append("geometric mean: emu/native %.1f, emu/qemu %s, MIPS %.0f"
                      % (geomean([r["emu_native"] for r in done]),
@@ -372,12 +421,13 @@ def report(results: list[dict]) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    head = ["program", "what (Debian package)", "instructions", "emu s", "native s", "qemu s", "emu/qemu",
+    head = ["program", "what (Debian package)", "instructions", "emu CPU s", "native CPU s", "qemu CPU s", "emu/qemu",
             "emu/native", "emu MIPS", "translations per block", "TLB misses /1k insns", "slow lookups",
             "page faults (in core)", "syscalls"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    done = [r for r in results if "skipped" not in r]
-    for r in done:
+    done = [r for r in results if "skipped" not in r and not r.get("reference")]
+    refs = [r for r in results if "skipped" not in r and r.get("reference")]
+    for r in done + refs:
         out.append("| %s | %s (%s) | %s | %.3f | %.4f | %s | %s | %.1fx | %.0f | %.3f | %.3f | %.1f%% | %d (%d) | %d |"
                    % (r["name"], r["what"], r["package"], format(r["instructions"], ","), r["emu_s"], r["native_s"],
                       "%.3f" % r["qemu_s"] if r["qemu_s"] is not None else "-",
@@ -389,6 +439,12 @@ def markdown(results: list[dict]) -> str:
                    % ("%.2fx" % geomean([r["emu_qemu"] for r in done if r["emu_qemu"]])
                       if any(r["emu_qemu"] for r in done) else "-",
                       geomean([r["emu_native"] for r in done]), geomean([r["mips"] for r in done])))
+    sm = summary(results)
+    if "behind_synthetic" in sm:
+        out.append("\nThe synthetic integer workloads (int:*) run %.1fx behind native (geometric mean); each real "
+                   "program's emu/native over that: %s; worst %.2fx."
+                   % (sm["synthetic_emu_native"], ", ".join("%s %.2fx" % kv for kv in sm["behind_synthetic"].items()),
+                      max(sm["behind_synthetic"].values())))
     for r in results:
         if "skipped" in r:
             out.append("\n%s: skipped (%s)" % (r["name"], r["skipped"]))
