@@ -82,6 +82,12 @@ cdef struct TlbEntry:
     uint64_t addend       # host address = guest virtual + addend
     uint64_t ppage        # guest physical page; bit 0: a global translation (kept across CR3 loads)
 
+cdef struct IbtcEntry:
+    uint64_t rip          # target
+    int32_t site          # block whose indirect branch went there
+    int32_t blk           # the target's block
+    uint32_t epoch
+
 cdef struct RasEntry:
     uint64_t rip          # the return address a CALL pushed
     int32_t caller        # the block of that CALL
@@ -148,6 +154,8 @@ cdef struct Mach:
     # translation of one of them is a retranslation
     uint64_t* gone_keys
     uint64_t gone_cap, gone_n
+    IbtcEntry* ibtc       # indirect-branch target cache (core/predict.pxi)
+    uint64_t n_ibtc_hits
     # demand paging in the core (core/demand.pxi): the personality's ranges of
     # private memory (sorted by start) for the address space at dz_root, the
     # frames it lends the core, and the log of pages the core populated

@@ -127,7 +127,7 @@ def run_stats(proc, seconds: float) -> dict:
     # block transitions: chained (successor caches), predicted returns, and
     # the rest, the slow lookups (virtual-RIP cache, then the hash)
     slow = c["vrip_cache_hits"] + c["block_cache_misses"]
-    looks = c["chained"] + c["ras_hits"] + slow
+    looks = c["chained"] + c["ras_hits"] + c["ibtc_hits"] + slow
     th, tm = c["tlb_hits"], c["tlb_misses"]
     return {
         "seconds": seconds, "instructions": n, "mips": n / seconds / 1e6 if seconds else 0.0,
@@ -138,6 +138,7 @@ def run_stats(proc, seconds: float) -> dict:
         "invalidations": c["invalidations"], "code_cache_bytes": c["code_cache_bytes"],
         "code_cache_budget": c["code_cache_budget"], "code_cache_hit_rate": c["code_cache_hit_rate"],
         "block_lookups": looks, "chained": c["chained"], "ras_hits": c["ras_hits"], "ras_misses": c["ras_misses"],
+        "ibtc_hits": c["ibtc_hits"],
         "slow_lookups": slow, "slow_lookup_share": slow / max(1, looks),
         "hash_lookups": c["block_cache_misses"],
         "tlb_hits": th, "tlb_misses": tm, "tlb_flushes": c["tlb_flushes"],
@@ -166,8 +167,9 @@ def _stats(proc, seconds: float, path: str | None = None, show: bool = True) -> 
         % (s["translations"], s["distinct_blocks"], s["translations_per_block"], s["evictions"],
            s["retranslations"], s["invalidations"], s["cache_flushes"], s["code_cache_bytes"] / 2 ** 20,
            s["code_cache_budget"] / 2 ** 20, 100.0 * s["code_cache_hit_rate"]),
-        "emu: block transitions %d: chained %d, returns predicted %d (%d mispredicted), slow lookups %d (%.2f%%)"
-        % (s["block_lookups"], s["chained"], s["ras_hits"], s["ras_misses"], s["slow_lookups"],
+        "emu: block transitions %d: chained %d, returns predicted %d (%d mispredicted), indirect-branch cache "
+        "%d, slow lookups %d (%.2f%%)"
+        % (s["block_lookups"], s["chained"], s["ras_hits"], s["ras_misses"], s["ibtc_hits"], s["slow_lookups"],
            100.0 * s["slow_lookup_share"]),
         "emu: TLB hit rate %.3f%% (%d hits, %d misses: %.3f per 1000 instructions, %d flushes)"
         % (100.0 * s["tlb_hit_rate"], s["tlb_hits"], s["tlb_misses"], s["tlb_misses_per_1k"], s["tlb_flushes"]),

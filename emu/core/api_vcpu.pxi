@@ -274,6 +274,7 @@ cdef class Vcpu(VcpuState):
         d["page_faults_in_core"] = m.n_dz_faults
         d["ras_hits"] = self.c.n_ras_hits          # returns the return-address stack predicted
         d["ras_misses"] = self.c.n_ras_misses      # returns elsewhere than the pushed address
+        d["ibtc_hits"] = m.n_ibtc_hits             # indirect branches found in the target cache
         # block lookups answered without translating (chained, virtual-RIP
         # cache or hash hits) over all lookups
         looks = d["block_cache_hits"] + d["block_cache_misses"]

@@ -48,7 +48,8 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
     m.cc_recs = <CcRec*>malloc(m.rec_cap * sizeof(CcRec))
     m.gone_cap = 1024
     m.gone_keys = <uint64_t*>calloc(m.gone_cap, sizeof(uint64_t))
-    if m.blocks == NULL or m.uops == NULL or m.block_hash == NULL or m.cc_recs == NULL or m.gone_keys == NULL:
+    m.ibtc = <IbtcEntry*>calloc(IBTC_SIZE, sizeof(IbtcEntry))
+    if m.ibtc == NULL or m.blocks == NULL or m.uops == NULL or m.block_hash == NULL or m.cc_recs == NULL or m.gone_keys == NULL:
         return -1
     memset(m.block_hash, 0xff, nh * sizeof(int32_t))
     m.free_slot = -1
@@ -61,6 +62,8 @@ cdef void cc_free(Mach* m) noexcept nogil:
     free(m.block_hash)
     free(m.cc_recs)
     free(m.gone_keys)
+    free(m.ibtc)
+    m.ibtc = NULL
     m.blocks = NULL
     m.uops = NULL
     m.block_hash = NULL

@@ -150,7 +150,7 @@ cdef enum:
     ACC_X = 2
 
 cdef enum:
-    TLB_SIZE = 1024
+    TLB_SIZE = 4096
     JC_SIZE = 4096
     MAX_BLOCK_INSNS = 64
     TSC_VIRTUAL = 0

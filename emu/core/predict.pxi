@@ -7,23 +7,59 @@
 # run loop still checks that block against the real target (address, mode,
 # epoch, still alive) before entering it, so a return address overwritten on
 # the stack (longjmp, coroutines, exploits) goes where the RET really went.
-# Indirect jumps and calls need nothing more: each block's two successor
-# slots (chain_rip/chain_blk) are its per-site inline cache.
+#
+# Indirect jumps and calls: each block's two successor slots (chain_rip /
+# chain_blk) are its inline cache; a site with more targets than that (a
+# switch table, an interpreter's dispatch, a virtual call) also has the
+# indirect-branch target cache, Mach.ibtc, keyed by (site block, target),
+# looked up in the run loop before the general lookup. Entries carry the
+# epoch of the vCPU that made them (epochs are unique across vCPUs), and
+# the block found is checked like any successor.
 
 cdef enum:
     TERM_NONE = 0
     TERM_CALL = 1
     TERM_RET = 2
+    TERM_IND = 4                  # (with TERM_CALL for an indirect call)
     RAS_MASK = 31                 # Cpu.ras holds 32 entries
+    IBTC_SIZE = 4096
 
 
 cdef inline uint8_t block_term(const Uop* last) noexcept nogil:
     """How a block whose last instruction is `last` ends, for prediction."""
-    if last.fn == op_call or last.fn == op_call_ind:
+    if last.fn == op_call:
         return TERM_CALL
+    if last.fn == op_call_ind:
+        return TERM_CALL | TERM_IND
+    if last.fn == op_jmp_ind:
+        return TERM_IND
     if last.fn == op_ret:
         return TERM_RET
     return TERM_NONE
+
+
+cdef inline IbtcEntry* ibtc_slot(Mach* m, Block* site, uint64_t rip) noexcept nogil:
+    cdef uint64_t h = <uint64_t>(site - m.blocks) * 0x9e3779b1ULL ^ rip ^ (rip >> 11)
+    return &m.ibtc[(h ^ (h >> 17)) & (IBTC_SIZE - 1)]
+
+
+cdef inline Block* ibtc_find(Cpu* c, Block* site, uint64_t rip) noexcept nogil:
+    cdef Mach* m = c.m
+    cdef IbtcEntry* e = ibtc_slot(m, site, rip)
+    cdef Block* b
+    if e.rip == rip and e.epoch == c.jc_epoch and e.site == <int32_t>(site - m.blocks):
+        b = &m.blocks[e.blk]
+        if b.valid and b.vrip == rip and b.mode == c.mode:
+            return b
+    return NULL
+
+
+cdef inline void ibtc_learn(Cpu* c, Block* site, uint64_t rip, Block* b) noexcept nogil:
+    cdef IbtcEntry* e = ibtc_slot(c.m, site, rip)
+    e.rip = rip
+    e.epoch = c.jc_epoch
+    e.site = <int32_t>(site - c.m.blocks)
+    e.blk = <int32_t>(b - c.m.blocks)
 
 
 cdef inline Block* ras_update(Cpu* c, Block* b, const Uop* u, int32_t* caller, uint32_t* epoch) noexcept nogil:
@@ -33,7 +69,7 @@ cdef inline Block* ras_update(Cpu* c, Block* b, const Uop* u, int32_t* caller, u
     cdef Mach* m = c.m
     cdef RasEntry* e
     cdef Block* cb
-    if b.term == TERM_CALL:
+    if b.term & TERM_CALL:
         c.ras_top = (c.ras_top + 1) & RAS_MASK
         e = &c.ras[c.ras_top]
         e.rip = u.rip_next

@@ -117,13 +117,30 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                         c.n_chained += 1
                     else:
                         b = NULL
+                if b == NULL and prev.term & TERM_IND:
+                    b = ibtc_find(c, prev, rip)      # more targets than the slots hold
+                    if b != NULL:
+                        m.n_ibtc_hits += 1
                 if b == NULL:
                     retired = m.n_retired
                     b = find_block(c, rip)
                     # (prev may have been evicted to make room: then no chaining)
                     if b != NULL and m.n_retired == retired:
-                        slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
+                        # refill the slot that held this target under an older
+                        # epoch, else a free or stale one, else either
+                        if prev.chain_rip[0] == rip:
+                            slot = 0
+                        elif prev.chain_rip[1] == rip:
+                            slot = 1
+                        elif prev.chain_rip[0] == NO_PAGE or prev.chain_epoch[0] != c.jc_epoch:
+                            slot = 0
+                        elif prev.chain_rip[1] == NO_PAGE or prev.chain_epoch[1] != c.jc_epoch:
+                            slot = 1
+                        else:
+                            slot = <int>(rip & 1)
                         chain_link(m, <int32_t>(prev - m.blocks), slot, <int32_t>(b - m.blocks), rip, c.jc_epoch)
+                        if prev.term & TERM_IND:
+                            ibtc_learn(c, prev, rip, b)
             else:
                 b = find_block(c, rip)
             if ras_caller >= 0:
@@ -170,7 +187,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:
             c.icount += u.ninsn
-            if b.term:            # a CALL or RET: the return-address stack
+            if b.term & (TERM_CALL | TERM_RET):   # the return-address stack
                 ras_hint = ras_update(c, b, u, &ras_caller, &ras_epoch)
             # a block that changed address translation (MOV CR3, INVLPG...)
             # must not chain: its successor is looked up afresh
