@@ -97,9 +97,11 @@ def test_overwritten_return_address_and_invalidated_return_block():
     assert m.vcpu.rbx == 40 * 100 + 10000 + 36 * 1 + 3 * 2
     assert m.vcpu.rcx == 0
     c = m.vcpu.counters
-    assert c["ras_hits"] >= 30                   # the returns were predicted...
-    assert c["ras_misses"] == 1                  # ...but the one that went elsewhere
     assert c["invalidations"] >= 1
+    if not c["jit"].get("instructions_native"):
+        # the interpreter's predictor (compiled code links blocks its own way)
+        assert c["ras_hits"] >= 30               # the returns were predicted...
+        assert c["ras_misses"] == 1              # ...but the one that went elsewhere
 
 
 def test_deep_return_skips_frames():

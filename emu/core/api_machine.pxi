@@ -31,6 +31,12 @@ cdef class PhysMachine:
                 or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
             raise MemoryError("cannot allocate the code cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
+        if self.m.tier != TIER_INTERP:
+            self.m.jit = jit_new(jit_cache_bytes(self.m.cc_budget), self.m.max_blocks)
+            if self.m.jit == NULL:
+                if self.m.tier == TIER_JIT:
+                    raise MemoryError("cannot map the native-code cache")
+                self.m.tier = TIER_INTERP
 
     def __dealloc__(self):
         global hostsig_mach
@@ -46,6 +52,7 @@ cdef class PhysMachine:
         free(self.m.dz)
         free(self.m.fpool)
         free(self.m.dz_log)
+        jit_free(self.m.jit)
         free(self.m.hooks)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
@@ -270,6 +277,27 @@ cdef class PhysMachine:
     def code_cache(self):
         """The code cache's budget in bytes."""
         return self.m.cc_budget
+
+    def jit_code(self):
+        """The native tier's compiled blocks, for inspection:
+        [(guest rip, host address, code bytes, dispatcher entry offset)]."""
+        cdef Jit* j = self.m.jit
+        cdef uint32_t i
+        out = []
+        if j == NULL:
+            return out
+        for i in range(self.m.n_blocks):
+            if j.blocks[i].code and self.m.blocks[i].valid:
+                out.append((self.m.blocks[i].vrip, <uint64_t>(j.base + j.blocks[i].code),
+                            (<char*>j.base + j.blocks[i].code)[:j.blocks[i].size],
+                            j.blocks[i].dispatch - j.blocks[i].code))
+        return out
+
+    def jit_fixed_code(self):
+        cdef Jit* j = self.m.jit
+        if j == NULL:
+            return None
+        return (<uint64_t>j.base, (<char*>j.base)[:256], j.exit_off)
 
     @property
     def cache_stats(self):

@@ -131,6 +131,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     b.ninsn = n
     b.mode = c.mode
     b.valid = 1
+    b.exec_count = 0
     b.chain_rip[0] = NO_PAGE
     b.chain_rip[1] = NO_PAGE
     b.chain_blk[0] = -1

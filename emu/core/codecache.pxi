@@ -36,7 +36,9 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
         budget = CC_MIN_BYTES
     m.cc_budget = budget
     m.uop_cap = <uint32_t>min(budget // sizeof(Uop), <uint64_t>0x7ffffff0)
-    nb = budget // (sizeof(Block) + 2 * sizeof(Uop)) + 2
+    # (blocks average 500-600 bytes with their uops: cc1 has 125,000 in 65 MB;
+    # when slots run out first, the oldest blocks are evicted all the same)
+    nb = budget // 512 + 2
     m.max_blocks = <uint32_t>min(nb, <uint64_t>0x3ffffff0)
     while nh < m.max_blocks // 2 and nh < (<uint64_t>1 << 26):
         nh <<= 1
@@ -73,8 +75,19 @@ cdef void cc_free(Mach* m) noexcept nogil:
 
 cdef inline uint64_t cc_bytes(Mach* m) noexcept nogil:
     """Bytes of the budget in use: the ring's occupied uops (dead blocks'
-    regions included until the tail passes them), live blocks, native code."""
-    return <uint64_t>m.uop_used * sizeof(Uop) + <uint64_t>m.n_live * sizeof(Block) + m.cc_native_bytes
+    regions included until the tail passes them), live blocks, and the native
+    tier's compiled code."""
+    return (<uint64_t>m.uop_used * sizeof(Uop) + <uint64_t>m.n_live * sizeof(Block)
+            + (m.jit.code_bytes if m.jit != NULL else 0))
+
+
+cdef uint32_t jit_cache_bytes(uint64_t budget) noexcept nogil:
+    """The native tier's share of the budget: a quarter (its own ring evicts
+    the oldest code within it; the uop ring makes room for what it holds)."""
+    cdef uint64_t n = budget // 4
+    if n > 0x40000000:
+        n = 0x40000000
+    return <uint32_t>n
 
 
 # ---- keys of evicted blocks (open addressing; 0 empty, 1 deleted) ----
@@ -222,7 +235,7 @@ cdef void blk_retire(Mach* m, int32_t bi) noexcept nogil:
     b.valid = 0
     m.n_retired += 1
     m.n_live -= 1
-    # (the native tier unlinks and frees the block's compiled code here)
+    jit_block_dead(m, bi)         # its compiled code, and every link into it, go too
     blk_unlink_hash(m, bi)
     page_unlink(m, bi, 0, b.paddr >> 12)
     if b.page2 != NO_PAGE:
@@ -359,3 +372,4 @@ cdef void cache_flush(Mach* m) noexcept nogil:
     m.rec_tail = 0
     m.rec_n = 0
     m.n_flushes += 1
+    jit_flush(m)
