@@ -143,6 +143,7 @@ def run_stats(proc, seconds: float) -> dict:
     th, tm = c["tlb_hits"], c["tlb_misses"]
     return {
         "seconds": seconds, "instructions": n, "mips": n / seconds / 1e6 if seconds else 0.0,
+        "tier": c.get("tier"),
         "translations": c["blocks_translated"], "distinct_blocks": c["distinct_blocks"],
         "translations_per_block": c["blocks_translated"] / max(1, c["distinct_blocks"]),
         "retranslations": c["retranslations"], "evictions": c["evictions"],
