@@ -55,13 +55,36 @@ cdef struct Block:
     uint32_t uop_start
     uint32_t ninsn
     uint32_t mode
-    int32_t hash_next
-    int32_t page_next[2]
+    int32_t hash_next     # (the free-slot list while the slot is unused)
+    int32_t page_next[2]  # per-page lists of blocks, doubly linked through nodes 2*bi+k
+    int32_t page_prev[2]  # (k = 0: the first page, 1: page2)
+    # chain edges into this block (core/codecache.pxi): head of the list of
+    # predecessor slots 2*pred+s whose chain_blk[s] is this block, and this
+    # block's own two outgoing slots' links in their targets' lists
+    int32_t in_head
+    int32_t edge_next[2]
+    int32_t edge_prev[2]
+    uint32_t n_uops       # uops the block occupies in the arena (with its sentinel)
+    # return prediction (core/predict.pxi): how the block ends (TERM_*), and
+    # for a call, the block its callee returned to last (with the epoch)
+    int32_t ret_blk
+    uint32_t ret_epoch
+    uint8_t term
     uint8_t valid
     uint32_t exec_count   # executions in the interpreter (tier-up, core/jit_cache.pxi)
 
 cdef enum:
-    TLB_SIZE = 1024       # entries of the direct-mapped software TLB (Cpu.tlb_arr)
+    TLB_SIZE = 4096       # entries of the direct-mapped software TLB (Cpu.tlb_arr)
+
+cdef struct CcRec:
+    int32_t blk           # block whose uops the region holds, or -1 (the ring's end, skipped)
+    uint32_t n            # uops in the region (regions follow each other from uop_tail)
+
+cdef struct DzRange:
+    uint64_t start, end   # virtual addresses, page-aligned
+    const uint8_t* src    # file bytes mapped at start (private copy on first touch), or NULL
+    uint64_t src_len      # bytes of src; the rest of the range reads as zeros
+    uint32_t prot         # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
 
 cdef struct TlbEntry:
     uint64_t tag_r        # page | mode, or TLB_INVALID
@@ -69,6 +92,16 @@ cdef struct TlbEntry:
     uint64_t tag_x
     uint64_t addend       # host address = guest virtual + addend
     uint64_t ppage        # guest physical page; bit 0: a global translation (kept across CR3 loads)
+
+cdef struct IbtcEntry:
+    uint64_t rip          # target
+    int32_t site          # block whose indirect branch went there
+    int32_t blk           # the target's block
+    uint32_t epoch
+
+cdef struct RasEntry:
+    uint64_t rip          # the return address a CALL pushed
+    int32_t caller        # the block of that CALL
 
 cdef struct JcEntry:
     uint64_t vrip
@@ -97,8 +130,8 @@ cdef struct JitBlock:
     uint32_t size
     uint32_t dispatch     # offset of the entry the dispatcher uses (past the budget check)
     uint32_t serial       # allocation serial: the FIFO record that owns the code
-    int32_t in_head       # first link jumping into this block (-1: none)
-    int32_t out_head      # first link out of this block
+    int32_t in_head       # first link jumping into this block, + 1 (0: none)
+    int32_t out_head      # first link out of this block, + 1
     uint8_t failed        # not compilable: stay in the interpreter
 
 cdef struct JitLink:
@@ -152,6 +185,35 @@ cdef struct Mach:
     # executions after which a block is compiled to host code
     uint32_t tier
     uint32_t jit_threshold
+    # code cache (core/codecache.pxi): one byte budget; uops live in a ring
+    # (uop_cap slots) recycled oldest first, blocks in max_blocks slots that
+    # keep their index while they live; cc_recs lists each translation's region
+    # of the ring in allocation order (the eviction order)
+    uint64_t cc_budget    # bytes: uops + blocks + the native tier's code (Jit.code_bytes)
+    uint32_t max_blocks, uop_cap, hash_mask
+    uint32_t uop_head, uop_tail, uop_used
+    int32_t free_slot     # head of the unused block slots (linked by hash_next)
+    uint32_t n_live
+    CcRec* cc_recs
+    uint32_t rec_cap, rec_head, rec_tail, rec_n
+    uint64_t n_evicted, n_evict_rounds, n_retranslated, n_retired
+    # keys of evicted or flushed blocks (open addressing; 0 = empty): a later
+    # translation of one of them is a retranslation
+    uint64_t* gone_keys
+    uint64_t gone_cap, gone_n
+    IbtcEntry* ibtc       # indirect-branch target cache (core/predict.pxi)
+    uint64_t n_ibtc_hits
+    # demand paging in the core (core/demand.pxi): the personality's ranges of
+    # private memory (sorted by start) for the address space at dz_root, the
+    # frames it lends the core, and the log of pages the core populated
+    DzRange* dz
+    uint32_t n_dz, dz_cap
+    uint64_t dz_root      # PML4 physical address the ranges belong to
+    uint64_t* fpool       # frame addresses; bit 0: the frame must be zeroed first
+    uint32_t n_fpool, fpool_cap
+    uint64_t* dz_log      # (virtual page, frame) pairs
+    uint32_t n_dz_log, dz_log_cap
+    uint64_t n_dz_faults
     Jit* jit              # the native-code tier's state (NULL: interpreter only)
 
 cdef struct Cpu:
@@ -281,6 +343,10 @@ cdef struct Cpu:
     uint32_t xinuse_mod     # XSAVE components loaded since their last init (Intel's XINUSE
                             # tracks modification; AMD's compares with the initial values)
     uint64_t xss            # IA32_XSS (XSAVES/XRSTORS supervisor components: none)
+    # return-address stack (core/predict.pxi)
+    RasEntry ras[32]
+    uint32_t ras_top
+    uint64_t n_ras_hits, n_ras_misses
     # ---- the native-code tier (core/jit_*.pxi) ----
     uint64_t jit_limit    # instruction count native code may not pass (r14 counts down to it)
     uint64_t jit_left     # r14 on entry: jit_limit - icount - the entered block's instructions

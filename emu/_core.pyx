@@ -7,7 +7,7 @@ bottom are the public API the hypervisor layer uses."""
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int8_t, int16_t, int32_t, int64_t
 from libc.string cimport memcpy, memset
-from libc.stdlib cimport malloc, calloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.buffer cimport PyBUF_WRITABLE
 
 cdef extern from "sys/mman.h" nogil:
@@ -25,7 +25,10 @@ include "core/flags.pxi"
 include "core/mmu.pxi"
 include "core/decode.pxi"
 include "core/vex.pxi"
+include "core/codecache.pxi"
 include "core/blocks.pxi"
+include "core/demand.pxi"
+include "core/predict.pxi"
 include "core/run.pxi"
 include "core/ops_alu.pxi"
 include "core/ops_mov.pxi"

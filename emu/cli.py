@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a behaviour report (JSON lines: files, processes, network, faults, "
                         "CPUID/TSC probes) of the program and its children to FILE")
     r.add_argument("--stats", action="store_true", help="print throughput and cache figures at exit")
+    r.add_argument("--stats-file", metavar="FILE", help="write the --stats figures to FILE as JSON")
+    r.add_argument("--code-cache", type=_mib, metavar="MIB",
+                   help="bytes of translated code to keep, in MiB (default 256); the oldest is evicted first")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
     rr = r.add_mutually_exclusive_group()
     rr.add_argument("--record", metavar="LOG",
@@ -84,11 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--runs", type=int, default=3, metavar="N", help="runs per runner (default 3; medians)")
     be.add_argument("--no-native", action="store_true", help="do not run the program natively")
     be.add_argument("--no-qemu", action="store_true", help="do not run it under qemu-x86_64")
+    be.add_argument("--suite", action="store_true",
+                    help="run the real-program suite instead (Debian programs on seeded inputs, as whole "
+                         "processes, interleaved with native and qemu-x86_64; emu/services/suite.py)")
+    be.add_argument("--only", metavar="NAMES", help="with --suite: only these programs (comma-separated)")
+    be.add_argument("--code-cache", type=_mib, metavar="MIB", help="with --suite: emu's code cache size")
+    be.add_argument("--markdown", action="store_true", help="with --suite: print a markdown table")
     be.add_argument("--tier", choices=("interp", "jit", "auto"), default=None,
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
-    be.add_argument("program", help="the program to run")
+    be.add_argument("program", nargs="?", help="the program to run")
     be.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     b = sub.add_parser("boot", help="boot a 64-bit kernel in a microVM",
                        description="Boot an ELF64 kernel with the Linux 64-bit boot protocol: 16550 console "
@@ -115,18 +124,78 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stats(proc, seconds: float) -> None:
+def _mib(text: str) -> int:
+    """--code-cache: MiB (a decimal number) -> bytes."""
+    from emu import _core
+    try:
+        n = int(float(text) * (1 << 20))
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a size in MiB" % text) from None
+    if not _core.MIN_CODE_CACHE <= n <= 1 << 40:
+        raise argparse.ArgumentTypeError("%s MiB is out of range (at least %g MiB)"
+                                         % (text, _core.MIN_CODE_CACHE / (1 << 20)))
+    return n
+
+
+def run_stats(proc, seconds: float) -> dict:
+    """The --stats figures of a finished process (also --stats-file's JSON)."""
     c = proc.vcpu.counters
     n = c["instructions"]
-    hits, misses = c["block_cache_hits"], c["block_cache_misses"]
+    # block transitions: chained (successor caches), predicted returns, and
+    # the rest, the slow lookups (virtual-RIP cache, then the hash)
+    slow = c["vrip_cache_hits"] + c["block_cache_misses"]
+    looks = c["chained"] + c["ras_hits"] + c["ibtc_hits"] + slow
     th, tm = c["tlb_hits"], c["tlb_misses"]
+    return {
+        "seconds": seconds, "instructions": n, "mips": n / seconds / 1e6 if seconds else 0.0,
+        "tier": c.get("tier"),
+        "translations": c["blocks_translated"], "distinct_blocks": c["distinct_blocks"],
+        "translations_per_block": c["blocks_translated"] / max(1, c["distinct_blocks"]),
+        "retranslations": c["retranslations"], "evictions": c["evictions"],
+        "eviction_rounds": c["eviction_rounds"], "cache_flushes": c["cache_flushes"],
+        "invalidations": c["invalidations"], "code_cache_bytes": c["code_cache_bytes"],
+        "code_cache_budget": c["code_cache_budget"], "code_cache_hit_rate": c["code_cache_hit_rate"],
+        "block_lookups": looks, "chained": c["chained"], "ras_hits": c["ras_hits"], "ras_misses": c["ras_misses"],
+        "ibtc_hits": c["ibtc_hits"],
+        "slow_lookups": slow, "slow_lookup_share": slow / max(1, looks),
+        "hash_lookups": c["block_cache_misses"],
+        "tlb_hits": th, "tlb_misses": tm, "tlb_flushes": c["tlb_flushes"],
+        "tlb_hit_rate": th / max(1, th + tm), "tlb_misses_per_1k": 1000.0 * tm / max(1, n),
+        "page_faults": c["page_faults_in_core"] + proc.mm.faults,
+        "page_faults_in_core": c["page_faults_in_core"],
+        "syscalls": sum(proc.syscall_counts.values()), "exits": c["exits"],
+    }
+
+
+def _stats(proc, seconds: float, path: str | None = None, show: bool = True) -> None:
+    s = run_stats(proc, seconds)
+    if path is not None:
+        import json
+        try:
+            with open(path, "w") as f:
+                json.dump(s, f)
+        except OSError as e:
+            print("emu: --stats-file %s: %s" % (path, e.strerror), file=sys.stderr)
+    if not show:
+        return
     lines = [
-        "emu: %d instructions in %.3f s: %.1f MIPS" % (n, seconds, n / seconds / 1e6 if seconds else 0.0),
-        "emu: blocks translated %d, block cache hit rate %.2f%% (%d hits, %d misses), chained %d, invalidations %d"
-        % (c["blocks_translated"], 100.0 * hits / max(1, hits + misses), hits, misses, c["chained"], c["invalidations"]),
-        "emu: TLB hit rate %.2f%% (%d hits, %d misses, %d flushes)" % (100.0 * th / max(1, th + tm), th, tm, c["tlb_flushes"]),
-        "emu: exits " + ", ".join("%s %d" % kv for kv in sorted(c["exits"].items())),
+        "emu: %d instructions in %.3f s: %.1f MIPS" % (s["instructions"], seconds, s["mips"]),
+        "emu: code cache: %d translations of %d distinct blocks (%.3f each), %d evicted, %d retranslated, "
+        "%d invalidated, %d flushes; %.1f of %.0f MiB used; hit rate %.4f%%"
+        % (s["translations"], s["distinct_blocks"], s["translations_per_block"], s["evictions"],
+           s["retranslations"], s["invalidations"], s["cache_flushes"], s["code_cache_bytes"] / 2 ** 20,
+           s["code_cache_budget"] / 2 ** 20, 100.0 * s["code_cache_hit_rate"]),
+        "emu: block transitions %d: chained %d, returns predicted %d (%d mispredicted), indirect-branch cache "
+        "%d, slow lookups %d (%.2f%%)"
+        % (s["block_lookups"], s["chained"], s["ras_hits"], s["ras_misses"], s["ibtc_hits"], s["slow_lookups"],
+           100.0 * s["slow_lookup_share"]),
+        "emu: TLB hit rate %.3f%% (%d hits, %d misses: %.3f per 1000 instructions, %d flushes)"
+        % (100.0 * s["tlb_hit_rate"], s["tlb_hits"], s["tlb_misses"], s["tlb_misses_per_1k"], s["tlb_flushes"]),
+        "emu: page faults %d (%d resolved in the core), system calls %d"
+        % (s["page_faults"], s["page_faults_in_core"], s["syscalls"]),
+        "emu: exits " + ", ".join("%s %d" % kv for kv in sorted(s["exits"].items())),
     ]
+    c, n = proc.vcpu.counters, s["instructions"]
     j = c.get("jit", {})
     if "blocks_compiled" in j:
         lines.append("emu: tier %s: %.1f%% of instructions in compiled code; %d blocks compiled (%d bytes of "
@@ -187,7 +256,7 @@ def cmd_run(a) -> int:
         if header is not None and header.get("cpuid"):
             rp.set_cpuid(guest, header["cpuid"])        # the recorded machine's CPUID (the host profile)
     proc = Process([a.program] + a.args, env=env, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=seed,
-                   profile=a.profile, time=a.time, guest=guest, cpu=a.cpu)
+                   profile=a.profile, time=a.time, guest=guest, cpu=a.cpu, code_cache=a.code_cache)
     if a.record is not None and a.seed is None:
         proc.pid = proc.current.tid = os.getpid()       # the seed is emu's choice: the pid stays the host's
         proc.next_tid = proc.pid + 1
@@ -242,8 +311,8 @@ def cmd_run(a) -> int:
         print("emu: %s" % e, file=sys.stderr)
         status, failed = 1, True
     finally:
-        if a.stats:
-            _stats(proc, time.perf_counter() - t0)
+        if a.stats or a.stats_file:
+            _stats(proc, time.perf_counter() - t0, a.stats_file, a.stats)
         proc.fds.close_all()
         if session[0] is not None:
             session[0].close()
@@ -262,6 +331,11 @@ def cmd_bench(a) -> int:
     if a.runs < 1:
         print("emu: bench: --runs must be at least 1", file=sys.stderr)
         return 2
+    if a.suite:
+        return _bench_suite(a)
+    if a.program is None:
+        print("emu: bench: give a program, or --suite", file=sys.stderr)
+        return 2
     try:
         res = bench([a.program] + a.args, runs=a.runs, native=not a.no_native, qemu=not a.no_qemu)
     except ProgramNotFound as e:
@@ -274,6 +348,23 @@ def cmd_bench(a) -> int:
         print("emu: bench: %s" % e, file=sys.stderr)
         return 1
     print(report(res))
+    return 0
+
+
+def _bench_suite(a) -> int:
+    from emu.services import suite
+    if a.program is not None:
+        print("emu: bench: --suite takes no program", file=sys.stderr)
+        return 2
+    names = [n for n in a.only.split(",") if n] if a.only else None
+    try:
+        res = suite.run_suite(names, runs=a.runs, qemu=not a.no_qemu,
+                              code_cache_mib=a.code_cache / (1 << 20) if a.code_cache else None,
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+    except suite.SuiteError as e:
+        print("emu: bench: %s" % e, file=sys.stderr)
+        return 1
+    print(suite.markdown(res) if a.markdown else suite.report(res))
     return 0
 
 

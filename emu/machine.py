@@ -33,12 +33,16 @@ class Machine:
     "auto" (default: emu.get_default_tier(), from EMU_TIER or "auto");
     jit_threshold: executions before a block is compiled (0: at once);
     cpu: the CPU model whose CPUID the vCPU shows and whose instructions it
-    runs (emu.cpuid.USER_MODELS; default: everything emu implements).
+    runs (emu.cpuid.USER_MODELS; default: everything emu implements);
+    code_cache: the translation cache's budget in bytes (default
+    EMU_CODE_CACHE MiB from the environment, else 256 MiB); when full, its
+    oldest part is evicted.
     """
 
     def __init__(self, ram_size: int = 64 << 20, *, paging: bool = True, cpl: int = 3,
-                 tier: str | None = None, jit_threshold: int | None = None, cpu: str | None = None):
-        self.phys = _core.PhysMachine(ram_size, tier, jit_threshold)
+                 tier: str | None = None, jit_threshold: int | None = None, cpu: str | None = None,
+                 code_cache: int | None = None):
+        self.phys = _core.PhysMachine(ram_size, tier, jit_threshold, code_cache)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.frames = FrameAllocator(self.ram, mark=self.phys.mark_dirty)
         self.vcpu = Vcpu(self.phys)

@@ -47,6 +47,21 @@ class FrameAllocator:
     def free(self, pa: int) -> None:
         self.free_frames.append(pa)
 
+    def take(self, count: int) -> tuple[list[int], list[bool]]:
+        """Up to `count` frames as they are, for a consumer that clears them
+        itself (the core's demand paging): the frames, and for each whether
+        it is known to read as zeros (never used yet)."""
+        n = min(count, len(self.free_frames))
+        out = self.free_frames[len(self.free_frames) - n:]
+        del self.free_frames[len(self.free_frames) - n:]
+        zero = [False] * n
+        fresh = min(count - n, (self.end - self.next) // 4096)
+        if fresh > 0:
+            out += range(self.next, self.next + fresh * 4096, 4096)
+            zero += [True] * fresh
+            self.next += fresh * 4096
+        return out, zero
+
 
 class PageTables:
     """One address space: a PML4 and the tables under it."""

@@ -130,8 +130,23 @@ def test_no_command():
 def test_stats():
     r = emu("run", "--stats", guest("hello", "hello"))
     assert r.returncode == 0 and r.stdout == "Hello from emu!\n"
-    assert "MIPS" in r.stderr and "block cache hit rate" in r.stderr and "TLB hit rate" in r.stderr
+    assert "MIPS" in r.stderr and "code cache: 2 translations of 2 distinct blocks" in r.stderr
+    assert "TLB hit rate" in r.stderr and "slow lookups" in r.stderr
+    assert "page faults 1 (1 resolved in the core), system calls 2" in r.stderr
     assert "SYSCALL 2" in r.stderr
+
+
+def test_stats_file_and_code_cache(tmp_path):
+    import json
+    f = tmp_path / "s.json"
+    r = emu("run", "--stats-file", str(f), "--code-cache", "0.5", guest("hello", "hello"))
+    assert r.returncode == 0 and r.stdout == "Hello from emu!\n" and r.stderr == ""
+    s = json.loads(f.read_text())
+    assert s["instructions"] == 10 and s["syscalls"] == 2 and s["code_cache_budget"] == 512 << 10
+    assert s["translations"] == s["distinct_blocks"] == 2 and s["translations_per_block"] == 1.0
+    for bad in ("0.01", "lots"):
+        r = emu("run", "--code-cache", bad, guest("hello", "hello"))
+        assert r.returncode == 2 and "--code-cache" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_strace():

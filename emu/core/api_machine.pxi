@@ -9,8 +9,9 @@ cdef class PhysMachine:
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
     cdef int exports
+    cdef list dz_keep             # the buffers demand ranges copy from (kept alive)
 
-    def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None):
+    def __cinit__(self, uint64_t ram_size, tier=None, jit_threshold=None, code_cache=None):
         if ram_size == 0 or ram_size & 0xfff:
             raise ValueError("RAM size must be a positive multiple of 4096")
         memset(&self.m, 0, sizeof(Mach))
@@ -26,17 +27,12 @@ cdef class PhysMachine:
         self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
         self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
         self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
-        self.m.blocks = <Block*>calloc(MAX_BLOCKS, sizeof(Block))
-        self.m.uops = <Uop*>calloc(MAX_UOPS, sizeof(Uop))
-        self.m.block_hash = <int32_t*>malloc(HASH_SIZE * sizeof(int32_t))
         if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
-                or self.m.page_blocks == NULL
-                or self.m.blocks == NULL or self.m.uops == NULL or self.m.block_hash == NULL):
-            raise MemoryError("cannot allocate the block cache")
+                or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
+            raise MemoryError("cannot allocate the code cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
-        memset(self.m.block_hash, 0xff, HASH_SIZE * sizeof(int32_t))
         if self.m.tier != TIER_INTERP:
-            self.m.jit = jit_new(JIT_CACHE_DEFAULT, MAX_BLOCKS)
+            self.m.jit = jit_new(jit_cache_bytes(self.m.cc_budget), self.m.max_blocks)
             if self.m.jit == NULL:
                 if self.m.tier == TIER_JIT:
                     raise MemoryError("cannot map the native-code cache")
@@ -52,9 +48,10 @@ cdef class PhysMachine:
         free(self.m.dirty)
         free(self.m.dirty_list)
         free(self.m.page_blocks)
-        free(self.m.blocks)
-        free(self.m.uops)
-        free(self.m.block_hash)
+        cc_free(&self.m)
+        free(self.m.dz)
+        free(self.m.fpool)
+        free(self.m.dz_log)
         jit_free(self.m.jit)
         free(self.m.hooks)
 
@@ -193,6 +190,94 @@ cdef class PhysMachine:
         """The execution tier: "interp", "jit" or "auto"."""
         return TIER_NAMES[self.m.tier]
 
+    # ---- demand paging in the core (core/demand.pxi) ----
+
+    def set_demand_ranges(self, uint64_t root, list ranges):
+        """The private memory of the address space whose PML4 is at `root`:
+        (start, end, prot, data, data_off) per range, sorted, page-aligned,
+        not overlapping; data (bytes-like, or None for anonymous memory) from
+        data_off is what the range holds from its start, zeros after. A
+        not-present fault there that prot allows is resolved in the core."""
+        cdef uint32_t n = len(ranges), i = 0
+        cdef DzRange* d
+        cdef const uint8_t[::1] buf
+        cdef uint64_t prev_end = 0, off
+        keep = []
+        if n > self.m.dz_cap:
+            d = <DzRange*>realloc(self.m.dz, n * sizeof(DzRange))
+            if d == NULL:
+                raise MemoryError("demand ranges")
+            self.m.dz = d
+            self.m.dz_cap = n
+        self.m.n_dz = 0
+        for start, end, prot, data, data_off in ranges:
+            if start & 0xfff or end & 0xfff or end <= start or start < prev_end:
+                raise ValueError("demand ranges must be page-aligned, sorted and disjoint")
+            d = &self.m.dz[i]
+            d.start = start
+            d.end = end
+            d.prot = prot & 7
+            d.src = NULL
+            d.src_len = 0
+            if data is not None:
+                buf = data
+                off = data_off
+                if off < <uint64_t>buf.shape[0]:
+                    d.src = &buf[off]
+                    d.src_len = buf.shape[0] - off
+                keep.append(data)
+            prev_end = end
+            i += 1
+        self.m.n_dz = n
+        self.m.dz_root = root & PTE_ADDR
+        self.dz_keep = keep
+
+    def demand_pool_room(self, uint32_t want=512):
+        """How many frames give_frames() should add to hold `want`."""
+        return want - self.m.n_fpool if self.m.n_fpool < want else 0
+
+    def give_frames(self, frames, zeroed):
+        """Lend the core free frames for demand paging; zeroed[i] says
+        frames[i] already reads as zeros (else the core clears it first)."""
+        cdef uint32_t n = len(frames), i
+        cdef uint64_t* p
+        cdef uint64_t f
+        if self.m.n_fpool + n > self.m.fpool_cap:
+            p = <uint64_t*>realloc(self.m.fpool, (self.m.n_fpool + n) * sizeof(uint64_t))
+            if p == NULL:
+                raise MemoryError("frame pool")
+            self.m.fpool = p
+            self.m.fpool_cap = self.m.n_fpool + n
+        for i in range(n):
+            f = frames[i]
+            if f & 0xfff or f >= self.m.ram_size:
+                raise ValueError("frame %#x is not a page of RAM" % f)
+            self.m.fpool[self.m.n_fpool] = f | (0 if zeroed[i] else 1)
+            self.m.n_fpool += 1
+
+    def take_frames(self):
+        """Take back the frames lent and not used (list of addresses)."""
+        out = [self.m.fpool[i] & ~(<uint64_t>1) for i in range(self.m.n_fpool)]
+        self.m.n_fpool = 0
+        return out
+
+    def take_demand_log(self):
+        """The pages the core populated since the last call, as native
+        uint64 (virtual page, frame) pairs, and forget them."""
+        cdef bytes out = (<char*>self.m.dz_log)[:self.m.n_dz_log * 2 * sizeof(uint64_t)] if self.m.n_dz_log else b""
+        self.m.n_dz_log = 0
+        return out
+
+    @property
+    def demand_faults(self):
+        """Page faults resolved in the core."""
+        return self.m.n_dz_faults
+
+    @property
+    def code_cache(self):
+        """The code cache's budget in bytes."""
+        return self.m.cc_budget
+
     def jit_code(self):
         """The native tier's compiled blocks, for inspection:
         [(guest rip, host address, code bytes, dispatcher entry offset)]."""
@@ -216,8 +301,38 @@ cdef class PhysMachine:
 
     @property
     def cache_stats(self):
-        return {"blocks_translated": self.m.n_blocks_translated,
-                "invalidations": self.m.n_invalidations,
-                "cache_flushes": self.m.n_flushes,
-                "blocks_live": self.m.n_blocks,
-                "uops_used": self.m.n_uops}
+        return code_cache_stats(&self.m)
+
+
+cdef uint64_t code_cache_setting(object size) except? 0:
+    """The code cache budget in bytes for Machine(code_cache=...): None is
+    the default (EMU_CODE_CACHE in MiB from the environment, else
+    DEFAULT_CODE_CACHE); at least MIN_CODE_CACHE."""
+    if size is None:
+        env = _os.environ.get("EMU_CODE_CACHE")
+        if env:
+            try:
+                size = int(float(env) * (1 << 20))
+            except ValueError:
+                raise ValueError("EMU_CODE_CACHE must be a size in MiB, not %r" % env) from None
+        else:
+            size = DEFAULT_CODE_CACHE
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError("code_cache must be a size in bytes")
+    if size < MIN_CODE_CACHE or size > (1 << 40):
+        raise ValueError("code cache size out of range: %d bytes (minimum %d)" % (size, MIN_CODE_CACHE))
+    return size
+
+
+cdef dict code_cache_stats(Mach* m):
+    """The code cache's figures (vcpu.counters and PhysMachine.cache_stats)."""
+    return {"blocks_translated": m.n_blocks_translated,
+            "distinct_blocks": m.n_blocks_translated - m.n_retranslated,
+            "retranslations": m.n_retranslated,
+            "evictions": m.n_evicted,
+            "eviction_rounds": m.n_evict_rounds,
+            "invalidations": m.n_invalidations,
+            "cache_flushes": m.n_flushes,
+            "blocks_live": m.n_live,
+            "code_cache_bytes": cc_bytes(m),
+            "code_cache_budget": m.cc_budget}

@@ -260,7 +260,8 @@ cdef class Vcpu(VcpuState):
         f &= core_features()
         if f != self.c.feat:
             self.c.feat = f
-            cache_flush(self.c.m)
+            if self.c.m.n_blocks_translated:      # (nothing to drop before the first translation)
+                cache_flush(self.c.m)
             new_epoch(&self.c)
 
     @property
@@ -284,16 +285,24 @@ cdef class Vcpu(VcpuState):
     @property
     def counters(self):
         m = self.c.m
-        return {"instructions": self.c.icount,
-                "blocks_translated": m.n_blocks_translated,
+        d = {"instructions": self.c.icount,
                 "block_cache_hits": self.c.n_jc_hits + self.c.n_chained,
                 "block_cache_misses": self.c.n_jc_misses,
                 "chained": self.c.n_chained,
-                "invalidations": m.n_invalidations,
-                "cache_flushes": m.n_flushes,
+                "vrip_cache_hits": self.c.n_jc_hits,
                 "tlb_hits": self.c.n_tlb_hits,
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]},
                 "tier": TIER_NAMES[m.tier],
                 "jit": jit_counters(&self.c)}
+        d.update(code_cache_stats(m))
+        d["page_faults_in_core"] = m.n_dz_faults
+        d["ras_hits"] = self.c.n_ras_hits          # returns the return-address stack predicted
+        d["ras_misses"] = self.c.n_ras_misses      # returns elsewhere than the pushed address
+        d["ibtc_hits"] = m.n_ibtc_hits             # indirect branches found in the target cache
+        # block lookups answered without translating (chained, virtual-RIP
+        # cache or hash hits) over all lookups
+        looks = d["block_cache_hits"] + d["block_cache_misses"]
+        d["code_cache_hit_rate"] = 1.0 - m.n_blocks_translated / looks if looks else 1.0
+        return d

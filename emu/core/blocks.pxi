@@ -11,63 +11,14 @@ cdef int uop_restart(Cpu* c, const Uop* u) noexcept nogil:
     """Replaces the uops of a block invalidated while it runs: stop before them."""
     return R_RESTART
 
-cdef void cache_flush(Mach* m) noexcept nogil:
-    """Drop every block (the arena is full, or the VMM asked)."""
-    cdef uint64_t i
-    for i in range(m.n_blocks):
-        m.blocks[i].valid = 0
-    for i in range(HASH_SIZE):
-        m.block_hash[i] = -1
-    for i in range(m.npages):
-        m.page_blocks[i] = -1
-        m.code_page[i] = 0
-    if m.running != NULL and m.running.cur_block != NULL:
-        # the running block's uops stay in the arena until it returns; make sure
-        # nothing after the current instruction runs from it
-        blk_stop(m.running.cur_block, m)
-    m.n_blocks = 0
-    m.n_uops = 0
-    m.n_flushes += 1
-    jit_flush(m)
-
-cdef inline uint32_t hash_pa(uint64_t pa, uint32_t mode) noexcept nogil:
-    return <uint32_t>(((pa >> 2) ^ (pa >> 14) ^ (mode * 0x9e37)) & (HASH_SIZE - 1))
-
-cdef void blk_stop(Block* b, Mach* m) noexcept nogil:
-    cdef Uop* u = &m.uops[b.uop_start]
-    while u.fn != NULL:           # (hook uops make blocks longer than ninsn + 1)
-        u.fn = uop_restart
-        u += 1
-
-cdef void blk_unlink_hash(Mach* m, int32_t bi) noexcept nogil:
-    cdef Block* b = &m.blocks[bi]
-    cdef uint32_t h = hash_pa(b.paddr, b.mode)
-    cdef int32_t* link = &m.block_hash[h]
-    while link[0] != -1:
-        if link[0] == bi:
-            link[0] = b.hash_next
-            return
-        link = &m.blocks[link[0]].hash_next
-
 cdef void smc_invalidate_page(Cpu* c, uint64_t ppage) noexcept nogil:
     """Guest code was written: every block on the page goes (SDM Vol. 3A, 11.6:
     a write to code takes effect before the next instruction)."""
     cdef Mach* m = c.m
     cdef uint64_t pn = ppage >> 12
-    cdef int32_t bi = m.page_blocks[pn], nxt
-    cdef Block* b
-    while bi != -1:
-        b = &m.blocks[bi]
-        nxt = b.page_next[0] if (b.paddr >> 12) == pn else b.page_next[1]
-        if b.valid:
-            b.valid = 0
-            m.n_invalidations += 1
-            blk_unlink_hash(m, bi)
-            jit_block_dead(m, bi)
-            if m.running != NULL and m.running.cur_block == b:
-                blk_stop(b, m)
-        bi = nxt
-    m.page_blocks[pn] = -1
+    while m.page_blocks[pn] != -1:
+        m.n_invalidations += 1
+        blk_retire(m, m.page_blocks[pn] >> 1)
     m.code_page[pn] = 0
 
 cdef void mark_code_page(Cpu* c, uint64_t ppage) noexcept nogil:
@@ -87,12 +38,12 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     cdef uint32_t n = 0, nu = 0, ustart, room, k2
     cdef uint64_t cur = rip, cpa = pa, pa2, page2 = NO_PAGE
     cdef int k, ended = 0
+    cdef uint8_t term
     cdef TlbEntry* e2
-    if m.n_blocks >= MAX_BLOCKS or m.n_uops + 2 * MAX_BLOCK_INSNS + 2 > MAX_UOPS:
-        cache_flush(m)
-    bi = m.n_blocks
-    b = &m.blocks[bi]
-    ustart = m.n_uops
+    # room for the longest block: every instruction with a hook uop, a
+    # fallthrough and the sentinel
+    cc_make_room(m, 2 * MAX_BLOCK_INSNS + 2)
+    ustart = m.uop_head
     while True:
         u = &m.uops[ustart + nu]
         room = 0x1000 - (cur & 0xfff)
@@ -159,6 +110,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
         if n >= MAX_BLOCK_INSNS or (cur & 0xfff) == 0:
             break
     # a block that does not end in a branch or a fault falls through
+    term = block_term(&m.uops[ustart + nu - 1]) if ended else TERM_NONE
     if not ended:
         u = &m.uops[ustart + nu]
         memset(u, 0, sizeof(Uop))
@@ -166,35 +118,39 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
         u.imm = m.uops[ustart + nu - 1].rip_next
         u.rip = u.imm
         u.ninsn = n
-        m.n_uops = ustart + nu + 1
-    else:
-        m.n_uops = ustart + nu
-    m.uops[m.n_uops].fn = NULL    # sentinel for blk_stop
-    m.n_uops += 1
+        nu += 1
+    m.uops[ustart + nu].fn = NULL     # sentinel for blk_stop
+    nu += 1
+    bi = cc_new_block(m, nu)
+    b = &m.blocks[bi]
     b.vrip = rip
     b.paddr = pa
     b.page2 = page2
     b.uop_start = ustart
+    b.n_uops = nu
     b.ninsn = n
     b.mode = c.mode
     b.valid = 1
     b.exec_count = 0
     b.chain_rip[0] = NO_PAGE
     b.chain_rip[1] = NO_PAGE
+    b.chain_blk[0] = -1
+    b.chain_blk[1] = -1
+    b.in_head = -1
+    b.term = term
+    b.ret_blk = -1
     # index by physical address and register on the pages it covers
-    k2 = hash_pa(pa, c.mode)
+    k2 = hash_pa(m, pa, c.mode)
     b.hash_next = m.block_hash[k2]
     m.block_hash[k2] = bi
-    b.page_next[0] = m.page_blocks[pa >> 12]
-    m.page_blocks[pa >> 12] = bi
+    page_link(m, bi, 0, pa >> 12)
     mark_code_page(c, pa & ~(<uint64_t>0xfff))
-    b.page_next[1] = -1
     if page2 != NO_PAGE:
-        b.page_next[1] = m.page_blocks[page2 >> 12]
-        m.page_blocks[page2 >> 12] = bi
+        page_link(m, bi, 1, page2 >> 12)
         mark_code_page(c, page2)
-    m.n_blocks += 1
     m.n_blocks_translated += 1
+    if m.gone_n and gone_take(m, blk_key(pa, rip, c.mode)):
+        m.n_retranslated += 1
     return bi
 
 cdef inline Uop* hook_insert(Uop* u, uint32_t n) noexcept nogil:
@@ -249,7 +205,7 @@ cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
         if k == 1:
             raise_gp0(c)      # executing from MMIO is not supported
             return NULL
-    bi = m.block_hash[hash_pa(pa, c.mode)]
+    bi = m.block_hash[hash_pa(m, pa, c.mode)]
     while bi != -1:
         b = &m.blocks[bi]
         if b.paddr == pa and b.mode == c.mode and b.vrip == rip and b.valid:

@@ -154,9 +154,6 @@ cdef enum:
 
 cdef enum:
     JC_SIZE = 4096
-    HASH_SIZE = 16384
-    MAX_BLOCKS = 32768
-    MAX_UOPS = 524288
     MAX_BLOCK_INSNS = 64
     TSC_VIRTUAL = 0
     TSC_HOST = 1

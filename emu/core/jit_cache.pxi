@@ -67,7 +67,6 @@ cdef Jit* jit_new(uint32_t size, uint32_t n_blocks) noexcept nogil:
     if j.fifo == NULL or j.blocks == NULL or j.links == NULL:
         jit_free(j)
         return NULL
-    jit_reset_blocks(j)
     if jit_emit_fixed(j) < 0:
         jit_free(j)
         return NULL
@@ -82,14 +81,6 @@ cdef void jit_free(Jit* j) noexcept nogil:
     free(j.blocks)
     free(j.links)
     free(j)
-
-cdef void jit_reset_blocks(Jit* j) noexcept nogil:
-    cdef uint32_t i
-    for i in range(j.n_blocks):
-        j.blocks[i].code = 0
-        j.blocks[i].in_head = -1
-        j.blocks[i].out_head = -1
-        j.blocks[i].failed = 0
 
 # ---- links ----
 
@@ -129,10 +120,11 @@ cdef int jit_link(Mach* m, int32_t src, uint32_t site, int32_t dst) noexcept nog
     l.src = src
     l.dst = dst
     l.live = 1
-    l.next_in = j.blocks[dst].in_head
-    j.blocks[dst].in_head = li
-    l.next_out = j.blocks[src].out_head
-    j.blocks[src].out_head = li
+    # list heads hold index + 1 (0: none), so a zeroed table is empty
+    l.next_in = j.blocks[dst].in_head - 1
+    j.blocks[dst].in_head = li + 1
+    l.next_out = j.blocks[src].out_head - 1
+    j.blocks[src].out_head = li + 1
     if jit_wr_begin(j, site, 4) != 0:
         l.live = 0
         return -1
@@ -145,7 +137,7 @@ cdef void jit_unlink_block(Jit* j, int32_t bi) noexcept nogil:
     """The code of block bi is going: jumps into it go back to their stubs,
     its own links are dropped."""
     cdef JitBlock* jb = &j.blocks[bi]
-    cdef int32_t li = jb.in_head, nxt
+    cdef int32_t li = jb.in_head - 1, nxt
     cdef JitLink* l
     while li >= 0:
         l = &j.links[li]
@@ -156,14 +148,14 @@ cdef void jit_unlink_block(Jit* j, int32_t bi) noexcept nogil:
                 jit_point(j, l.site, l.stub)
                 jit_wr_end(j, l.site, 4)
         li = nxt
-    jb.in_head = -1
-    li = jb.out_head
+    jb.in_head = 0
+    li = jb.out_head - 1
     while li >= 0:
         l = &j.links[li]
         nxt = l.next_out
         l.live = 0
         li = nxt
-    jb.out_head = -1
+    jb.out_head = 0
 
 cdef void jit_drop_code(Jit* j, int32_t bi) noexcept nogil:
     """Block bi's compiled code is no longer used (its space is reclaimed
@@ -193,11 +185,7 @@ cdef void jit_flush(Mach* m) noexcept nogil:
     cdef uint32_t i
     if j == NULL:
         return
-    for i in range(j.n_blocks):
-        j.blocks[i].code = 0
-        j.blocks[i].in_head = -1
-        j.blocks[i].out_head = -1
-        j.blocks[i].failed = 0
+    memset(j.blocks, 0, j.n_blocks * sizeof(JitBlock))
     j.n_links = 0
     j.free_link = -1
     j.head = j.ring_start

@@ -1154,8 +1154,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
         jb.code = <uint32_t>off
         jb.dispatch += <uint32_t>off
         jb.size = x.a.pos
-        jb.in_head = -1
-        jb.out_head = -1
+        jb.in_head = 0
+        jb.out_head = 0
         j.code_bytes += x.a.pos
         j.n_compiled += 1
         jit_commit(j, bi, <uint32_t>off, x.a.pos)

@@ -140,8 +140,8 @@ cdef void jit_chain(Cpu* c, int32_t src, uint32_t site, Block* nb) noexcept nogi
     cdef int32_t dst = <int32_t>(nb - m.blocks)
     if m.jit.blocks[dst].code == 0 or not m.blocks[src].valid or m.jit.blocks[src].code == 0:
         return
-    if (m.blocks[src].vrip ^ nb.vrip) >> 12 or m.blocks[src].mode != nb.mode:
-        return
+    if (m.blocks[src].vrip ^ nb.vrip) >> 12 or m.blocks[src].mode != nb.mode or nb.page2 != NO_PAGE:
+        return                    # (a page-straddling block is rechecked at every entry)
     jit_link(m, src, site, dst)
 
 

@@ -17,7 +17,9 @@ cdef inline int deliver_exception(Cpu* c) noexcept nogil:
     """A fault at c.rip. In system mode it goes through the guest's IDT (0:
     a handler runs; 1: triple fault, EXIT_SHUTDOWN); otherwise it is handed to
     the VMM as an EXCEPTION exit (the user-mode personality decides what it
-    means)."""
+    means), unless it is a page fault the core resolves (core/demand.pxi)."""
+    if c.exc_vector == EXC_PF and c.m.n_dz and dz_fault(c):
+        return 0
     if c.deliver_via_idt:
         return deliver_event(c, c.exc_vector, c.exc_error, c.exc_has_error, EVK_HW, c.rip)
     c.exit_reason = EXIT_EXCEPTION
@@ -65,6 +67,10 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef const Uop* u
     cdef int r, slot, tf
     cdef uint32_t lim, epoch
+    cdef uint64_t retired
+    cdef Block* ras_hint = NULL   # the block a RET returns to, as predicted
+    cdef int32_t ras_caller = -1  # the call block that learns it, after a lookup
+    cdef uint32_t ras_epoch = 0
     cdef Mach* m = c.m
     cdef int32_t chain_src = -1   # a compiled block's direct exit, to link (core/jit_runtime.pxi)
     cdef uint32_t chain_site = 0
@@ -92,26 +98,59 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             break
         rip = c.rip
         b = NULL
-        # chaining: a successor on the same virtual page maps the same way
-        if prev != NULL and ((prev.vrip ^ rip) >> 12) == 0:
-            if prev.chain_rip[0] == rip and prev.chain_epoch[0] == c.jc_epoch:
-                b = &m.blocks[prev.chain_blk[0]]
-            elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
-                b = &m.blocks[prev.chain_blk[1]]
-            if b != NULL:
-                if b.valid and b.vrip == rip and b.mode == c.mode and b.page2 == NO_PAGE:
-                    c.n_chained += 1    # (a page-straddling block is rechecked by find_block)
-                else:
-                    b = NULL
-            if b == NULL:
-                b = find_block(c, rip)
+        if ras_hint != NULL:
+            # a return the return-address stack predicted (core/predict.pxi),
+            # checked against the real target
+            if ras_hint.valid and ras_hint.vrip == rip and ras_hint.mode == c.mode and ras_epoch == c.jc_epoch \
+                    and ras_hint.page2 == NO_PAGE:
+                b = ras_hint
+                c.n_ras_hits += 1
+                ras_caller = -1
+            ras_hint = NULL
+        if b == NULL:
+            if prev != NULL:
+                # the block's successor cache: direct successors, and per-site
+                # inline caching of indirect targets; links carry the epoch
+                # (within one, addresses map the same way, on any page)
+                if prev.chain_rip[0] == rip and prev.chain_epoch[0] == c.jc_epoch:
+                    b = &m.blocks[prev.chain_blk[0]]
+                elif prev.chain_rip[1] == rip and prev.chain_epoch[1] == c.jc_epoch:
+                    b = &m.blocks[prev.chain_blk[1]]
                 if b != NULL:
-                    slot = 0 if prev.chain_rip[0] == NO_PAGE else (1 if prev.chain_rip[1] == NO_PAGE else <int>(rip & 1))
-                    prev.chain_rip[slot] = rip
-                    prev.chain_blk[slot] = <int32_t>(b - m.blocks)
-                    prev.chain_epoch[slot] = c.jc_epoch
-        else:
-            b = find_block(c, rip)
+                    if b.valid and b.vrip == rip and b.mode == c.mode and b.page2 == NO_PAGE:
+                        c.n_chained += 1    # (a page-straddling block is rechecked by find_block)
+                    else:
+                        b = NULL
+                if b == NULL and prev.term & TERM_IND:
+                    b = ibtc_find(c, prev, rip)      # more targets than the slots hold
+                    if b != NULL:
+                        m.n_ibtc_hits += 1
+                if b == NULL:
+                    retired = m.n_retired
+                    b = find_block(c, rip)
+                    # (prev may have been evicted to make room: then no chaining)
+                    if b != NULL and m.n_retired == retired:
+                        # refill the slot that held this target under an older
+                        # epoch, else a free or stale one, else either
+                        if prev.chain_rip[0] == rip:
+                            slot = 0
+                        elif prev.chain_rip[1] == rip:
+                            slot = 1
+                        elif prev.chain_rip[0] == NO_PAGE or prev.chain_epoch[0] != c.jc_epoch:
+                            slot = 0
+                        elif prev.chain_rip[1] == NO_PAGE or prev.chain_epoch[1] != c.jc_epoch:
+                            slot = 1
+                        else:
+                            slot = <int>(rip & 1)
+                        chain_link(m, <int32_t>(prev - m.blocks), slot, <int32_t>(b - m.blocks), rip, c.jc_epoch)
+                        if prev.term & TERM_IND:
+                            ibtc_learn(c, prev, rip, b)
+            else:
+                b = find_block(c, rip)
+            if ras_caller >= 0:
+                if b != NULL:
+                    ras_learn(c, ras_caller, b)
+                ras_caller = -1
         if b == NULL:
             prev = NULL
             if deliver_exception(c):
@@ -177,6 +216,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:
             c.icount += u.ninsn
+            if b.term & (TERM_CALL | TERM_RET):   # the return-address stack
+                ras_hint = ras_update(c, b, u, &ras_caller, &ras_epoch)
             # a block that changed address translation (MOV CR3, INVLPG...)
             # must not chain: its successor is looked up afresh
             prev = b if b.valid and c.jc_epoch == epoch else NULL

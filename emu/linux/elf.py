@@ -73,7 +73,8 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
         prot = (1 if flags & PF_R else 0) | (2 if flags & PF_W else 0) | (4 if flags & PF_X else 0)
         start = va & ~0xFFF
         stop = (va + memsz + 0xFFF) & ~0xFFF
-        mm.map_fixed_image(start, stop - start, prot, data[off - (va - start):off + filesz], name=path)
+        # (a view of the file's bytes, not a copy: pages are copied when first touched)
+        mm.map_fixed_image(start, stop - start, prot, memoryview(data)[off - (va - start):off + filesz], name=path)
         end = max(end, va + memsz)
         if off <= elf["e_phoff"] < off + filesz:
             phdr = va + elf["e_phoff"] - off

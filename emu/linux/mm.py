@@ -1,6 +1,8 @@
 """The guest's address space, Linux style: a list of VMAs (mmap, munmap,
-mprotect, brk) over real x86-64 page tables. Pages are populated on demand
-from the #PF exits the core raises, as a kernel's fault handler would."""
+mprotect, brk) over real x86-64 page tables. Pages are populated on demand,
+as a kernel's fault handler would: the core resolves faults on private
+memory itself (it is told the ranges, lent frames, and logs what it
+populated: core/demand.pxi); the rest comes here as #PF exits."""
 from __future__ import annotations
 
 import bisect
@@ -52,7 +54,9 @@ class AddressSpace:
         self.machine = machine
         self.pt = machine.page_tables
         self.vmas: list[Vma] = []
-        self.pages: dict[int, int] = {}      # populated virtual page -> physical frame
+        self._pages: dict[int, int] = {}     # populated virtual page -> physical frame (see pages)
+        self._dz_dirty = True                # the core's demand ranges need rebuilding (dz_sync)
+        self.faults = 0                      # page faults resolved here (the core counts its own)
         self.shared_frames: set[int] = set()  # frames in host memory shared across fork
         # MAP_SHARED file mappings: each page as last read from or written to the
         # file, so write-back sends only what this process changed (a forked
@@ -60,6 +64,39 @@ class AddressSpace:
         self.clean: dict[int, bytes] = {}
         self.brk_start = 0
         self.brk = 0
+
+    @property
+    def pages(self) -> dict[int, int]:
+        """Populated virtual page -> physical frame, with the pages the core
+        populated by itself since last asked."""
+        log = self.machine.phys.take_demand_log()
+        if log:
+            it = iter(memoryview(log).cast("Q"))
+            self._pages.update(zip(it, it))
+        return self._pages
+
+    # ---- the core's demand paging (core/demand.pxi) ----
+    def _dz_eligible(self, v: Vma) -> bool:
+        # private memory only: shared memory is backed when mapped, and file
+        # mappings shared with the host stay with the personality
+        return not v.flags & MAP_SHARED and v.host_fd < 0
+
+    def dz_sync(self) -> None:
+        """Tell the core the private ranges it may populate by itself (after
+        any change to the VMAs) and keep its frame pool topped up."""
+        self._dz_dirty = False
+        phys = self.machine.phys
+        ranges = [(v.start, v.end, v.prot, v.data, v.data_off) for v in self.vmas if self._dz_eligible(v)]
+        phys.set_demand_ranges(self.pt.root, ranges)
+        self.dz_refill()
+
+    def dz_refill(self) -> None:
+        phys = self.machine.phys
+        want = phys.demand_pool_room()
+        if want:
+            frames, zero = self.machine.frames.take(want)
+            if frames:
+                phys.give_frames(frames, zero)
 
     # ---- VMA bookkeeping ----
     def find(self, addr: int) -> Vma | None:
@@ -69,6 +106,7 @@ class AddressSpace:
         return None
 
     def _insert(self, vma: Vma) -> None:
+        self._dz_dirty = True
         starts = [v.start for v in self.vmas]
         self.vmas.insert(bisect.bisect_left(starts, vma.start), vma)
 
@@ -121,7 +159,7 @@ class AddressSpace:
             if chunk:
                 self.machine.ram[pa:pa + len(chunk)] = memoryview(chunk)
                 self.machine.phys.mark_dirty(pa, len(chunk))
-        self.pages[page] = pa
+        self._pages[page] = pa
         if vma.host_fd >= 0:
             self.clean[page] = self.machine.ram[pa:pa + PAGE].tobytes()
         if vma.prot:
@@ -155,18 +193,21 @@ class AddressSpace:
             return False          # present and still faulting: a protection fault
         try:
             self.populate(page, vma)
+            self.faults += 1
+            self.dz_refill()      # (the core sends faults here when its pool ran dry)
         except OutOfGuestMemory:
             return False
         return True
 
     # ---- the system calls ----
-    def map_fixed_image(self, start: int, size: int, prot: int, content: bytes, name: str = "") -> None:
-        """Map an ELF segment: replaces what was there and populates it now."""
+    def map_fixed_image(self, start: int, size: int, prot: int, content, name: str = "") -> None:
+        """Map an ELF segment (content: its file bytes, bytes or a memoryview,
+        not copied): replaces what was there; pages are populated when first
+        touched, as Linux maps a file."""
         self.munmap(start, size)
-        vma = Vma(start, start + size, prot, MAP_PRIVATE, bytes(content), 0, name)
+        vma = Vma(start, start + size, prot, MAP_PRIVATE, content, 0, name)
         self._insert(vma)
-        for page in range(start, start + size, PAGE):
-            self.populate(page, vma)
+        self.dz_sync()
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, data: bytes | None = None,
              offset: int = 0, name: str = "", host_fd: int = -1, file_off: int = 0) -> int:
@@ -197,6 +238,7 @@ class AddressSpace:
         if flags & MAP_POPULATE or data is not None and length <= 16 * PAGE or self._shared_anon(vma):
             for page in range(addr, addr + length, PAGE):
                 self.populate(page, vma)
+        self.dz_sync()
         return addr
 
     def munmap(self, addr: int, length: int) -> int:
@@ -206,7 +248,9 @@ class AddressSpace:
         self.write_back(addr, end)
         for v in self._carve(addr, end):
             self.vmas.remove(v)
+        self._dz_dirty = True
         self._unpopulate(addr, end)
+        self.dz_sync()
         return 0
 
     def write_back(self, start: int = 0, end: int = 1 << 64) -> None:
@@ -247,6 +291,7 @@ class AddressSpace:
             return -E.ENOMEM
         for v in self._carve(addr, end):
             v.prot = prot
+        self.dz_sync()
         for page in [p for p in self.pages if addr <= p < end]:
             if prot:
                 hit = self.pt.lookup(page)
@@ -267,6 +312,7 @@ class AddressSpace:
             if not self.is_free(old_top, new_top):
                 return self.brk
             self._insert(Vma(old_top, new_top, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, name="[heap]"))
+            self.dz_sync()
         elif new_top < old_top:
             self.munmap(new_top, old_top - new_top)
         self.brk = new

@@ -63,10 +63,11 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, root: str = "/",
                  sandbox: str | None = None, strace: bool = False, seed: int | None = None,
                  stdio: tuple[int, int, int] = (0, 1, 2), profile: str = "transparent", time: str = "host",
-                 guest=None, cpu: str | None = None):
+                 guest=None, cpu: str | None = None, code_cache: int | None = None):
         self.argv = list(argv)
         self.env = dict(os.environ if env is None else env)
-        self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
+        self.code_cache = code_cache     # bytes of translated code kept (None: the default)
+        self.machine = Machine(ram_size=GUEST_RAM, cpl=3, code_cache=code_cache)
         self.vcpu = self.machine.vcpu
         # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
         from emu.hypervisor import Guest
@@ -293,7 +294,7 @@ class Process:
         self.argv = argv
         self.env = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in envp)
         old_vcpu = self.vcpu
-        self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
+        self.machine = Machine(ram_size=GUEST_RAM, cpl=3, code_cache=self.code_cache)
         self.vcpu = self.machine.vcpu
         self.guest.install(self.vcpu, like=old_vcpu)     # the clock goes on across exec
         self.mm = AddressSpace(self.machine)
@@ -338,6 +339,8 @@ class Process:
                 n = timers.run_budget(self, v)      # stop when the earliest timer is due
                 if n is not None and n < budget:
                     budget, timer_stop = n, True
+            if self.mm._dz_dirty:
+                self.mm.dz_sync()              # VMAs changed: the core's demand ranges follow
             ex = v.run(budget)
             name = ex.name
             if name == "SYSCALL":

@@ -10,7 +10,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy",
-            "clocks", "shared_mem", "fdkinds", "threads_pipe", "replay_input", "proctree", "cpu_signals"]
+            "clocks", "shared_mem", "fdkinds", "threads_pipe", "replay_input", "proctree", "cpu_signals", "pagefaults"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
 LIBS = {"threads": ["-lpthread"], "threads_pipe": ["-lpthread"], "floats": ["-lm"]}
 
