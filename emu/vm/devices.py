@@ -473,14 +473,15 @@ class SystemControl:
     reset registers (emu/vm/acpi.py: PM_PORT + 0, 1, 2; a QEMU-style PM1
     control write of SLP_EN at PM_PORT + 4 also powers off)."""
 
-    def __init__(self, vm):
+    def __init__(self, vm, base: int):
         self.vm = vm
+        self.base = base                  # the first port of the range it is attached at
 
     def io_read(self, off: int, size: int) -> int:
-        return 0 if self.vm.pm_port <= off < self.vm.pm_port + 8 else 0xFF
+        return 0 if self.base == self.vm.pm_port else 0xFF
 
     def io_write(self, off: int, size: int, value: int) -> None:
-        self.vm.system_port_write(off, size, value)
+        self.vm.system_port_write(self.base + off, size, value)
 
 
 class GuestMemoryError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import sys
 import time
@@ -35,6 +36,7 @@ TSC_HZ = 1_000_000_000            # the frequency the guest is told (CPUID 0x15/
 SLICE = 2_000_000                 # instructions per run() when no timer is due sooner
 MAX_EVENTS = 1000                 # VMM log events kept in vm.events
 log = logging.getLogger("emu.vm")
+_ANSI = re.compile("\x1b\\[[0-9;?]*[A-Za-z]")
 
 T = _core.TRAPS
 EXIT = _core.EXIT
@@ -164,13 +166,14 @@ class VM:
         self.ioapic = IoApic(self.lapic)
         self.uart = Uart16550(self._console_out, lambda lvl: self.ioapic.set_irq(UART_IRQ, lvl))
         self.rtc = CmosRtc(self.tsc, TSC_HZ, lambda lvl: self.ioapic.set_irq(RTC_IRQ, lvl), epoch=epoch)
-        self.sysctl = SystemControl(self)
         for name, kind, dev, ports, mmio, irq in (
                 ("lapic", "lapic", self.lapic, (), ((LAPIC_BASE, LAPIC_SIZE),), None),
                 ("ioapic", "ioapic", self.ioapic, (), ((IOAPIC_BASE, IOAPIC_SIZE),), None),
                 ("uart", "uart", self.uart, ((UART_BASE, 8),), (), UART_IRQ),
                 ("rtc", "rtc", self.rtc, ((RTC_PORT, 2),), (), RTC_IRQ),
-                ("sysctl", "sysctl", self.sysctl, ((0x80, 1), (0x501, 1), (PM_PORT, 8)), (), None)):
+                ("post", "sysctl", SystemControl(self, 0x80), ((0x80, 1),), (), None),
+                ("debug_exit", "sysctl", SystemControl(self, 0x501), ((0x501, 1),), (), None),
+                ("acpi_pm", "sysctl", SystemControl(self, PM_PORT), ((PM_PORT, 8),), (), None)):
             desc.add(DeviceDesc(name, kind, ports=ports, mmio=mmio, irq=irq))
             bus.attach(name, dev, ports=ports, mmio=mmio)
         self.input_fd = input_fd
@@ -213,6 +216,8 @@ class VM:
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
         self.idle_halts = 0
+        self._until = None                # run(): stop when this returns True (run_until)
+        self._t_end = None
 
     @staticmethod
     def _read_image(src) -> bytes:
@@ -257,7 +262,7 @@ class VM:
 
     # ---- state (for emu/services/vmstate.py: snapshots, migration) ----
     def _devices(self) -> dict:
-        d = {name: dev for name, dev in self.bus.devices.items() if name != "sysctl"}
+        d = {name: dev for name, dev in self.bus.devices.items() if not isinstance(dev, SystemControl)}
         d["assist"] = self.assist
         return d
 
@@ -493,6 +498,7 @@ class VM:
         v = self.vcpu
         lapic = self.lapic
         t_end = None if timeout is None else time.perf_counter() + timeout
+        self._t_end = t_end
         n_io = 0
         try:
             while self.exit_reason is None:
@@ -520,8 +526,13 @@ class VM:
                         self.exit_reason = "timeout"
                     if self.input_fd is not None:
                         self.poll_input()
+                    if self.virtio:
+                        self.poll_devices()
                 if r == EXIT["IO"]:
                     self.io(e)
+                    if self._until is not None and self._until():
+                        self.exit_reason = "until"
+                        break
                 elif r == EXIT["MMIO"]:
                     self.mmio(e)
                 elif r == EXIT["BUDGET"]:
@@ -548,6 +559,53 @@ class VM:
             self.uart.flush()
         return self.exit_reason
 
+    # ---- driving the serial console (tests, scripts) ----
+    def console_text(self) -> bytes:
+        """Everything the UART has sent so far, including a line not yet ended."""
+        return bytes(self.console) + bytes(self.uart.out)
+
+    def run_until(self, pattern: bytes, *, since: int | None = None, timeout: float = 120.0,
+                  max_insns: int | None = None) -> bool:
+        """Run until the console shows `pattern` after offset `since` (default:
+        what it holds now). False if the guest stopped or a limit came first."""
+        start = len(self.console) + len(self.uart.out) if since is None else since
+        tail = max(0, start - len(pattern))
+
+        def seen():
+            c = self.console_text()
+            return c.find(pattern, tail) >= 0
+
+        if seen():
+            return True
+        self._until = seen
+        try:
+            reason = self.run(max_insns=None if max_insns is None else self.vcpu.icount + max_insns, timeout=timeout)
+        finally:
+            self._until = None
+        if reason == "until":
+            self.exit_reason = None
+            return True
+        return False
+
+    def send(self, text) -> None:
+        """Type text on the serial console."""
+        self.uart.feed(text.encode() if isinstance(text, str) else bytes(text))
+
+    def command(self, cmd: str, prompt: bytes = b"# ", timeout: float = 120.0) -> str:
+        """Type a shell command line and return what it printed before the next prompt."""
+        mark = len(self.console_text())
+        self.send(cmd + "\n")
+        if not self.run_until(prompt, since=mark + len(cmd) + 1, timeout=timeout):
+            raise VMError("no prompt after %r (the VM stopped: %s)" % (cmd, self.exit_reason))
+        out = _ANSI.sub("", self.console_text()[mark:].decode("utf-8", "replace").replace("\r\n", "\n"))
+        if out.startswith(cmd):
+            out = out[len(cmd):]
+        out = out.lstrip("\n")
+        end = out.rfind(prompt.decode())
+        out = out[:end]
+        nl = out.rfind("\n")
+        return out[:nl + 1] if nl >= 0 else ""
+
     def halt(self) -> None:
         """HLT at CPL 0: wait for an interrupt. Virtual time jumps to the next
         timer deadline (realtime: the VMM sleeps until then); with console
@@ -565,27 +623,69 @@ class VM:
             if lapic.pending() is not None or self.inflight is not None:
                 return                    # the run loop hands it over; RIP is after HLT
             dl = lapic.next_deadline()
-            if dl is None and self.input_fd is None:
+            fds = self._device_fds()
+            if dl is None and self.input_fd is None and not fds:
                 self.exit_reason = "halted"
+                return
+            if self._t_end is not None and time.perf_counter() > self._t_end:
+                self.exit_reason = "timeout"
                 return
             self.uart.flush()
             now = v.tsc
-            if self.realtime or self.input_fd is not None:
+            if self.realtime or self.input_fd is not None or fds:
+                # a real wait: host time passes, and console input or a device's
+                # host socket can end it early
                 wait = 1.0 if dl is None else max(0.0, (dl - now) / TSC_HZ)
+                if self._t_end is not None:
+                    wait = min(wait, max(0.0, self._t_end - time.perf_counter()))
                 t0 = time.perf_counter()
-                if self.input_fd is not None:
-                    self.poll_input(wait)
-                else:
-                    time.sleep(wait)
+                woke = self._wait_host(wait, fds)
                 waited = time.perf_counter() - t0
                 self.halted_wait += waited
+                self.idle_halts += 1
                 if dl is not None:
                     # input may end the wait early: time moves on by what passed
-                    self.skip_time(min(dl - now, max(1, int(waited * TSC_HZ))) if self.uart.rx else dl - now)
+                    self.skip_time(min(dl - now, max(1, int(waited * TSC_HZ))) if woke else dl - now)
                 else:
                     self.skip_time(int(waited * TSC_HZ))
             else:
                 self.skip_time(dl - now)
+
+    def _device_fds(self) -> list:
+        fds = []
+        for t in self.virtio.values():
+            if t.driver_ok():
+                fds += t.dev.wait_fds()
+        return fds
+
+    def poll_devices(self) -> None:
+        """Move what host sockets brought into the guest's queues."""
+        for t in self.virtio.values():
+            if t.driver_ok():
+                try:
+                    t.dev.poll()
+                except GuestMemoryError as err:
+                    self.log_event("%s: %s" % (t.name, err))
+
+    def _wait_host(self, timeout: float, fds) -> bool:
+        """Wait up to timeout seconds for console input or a device socket;
+        True when something arrived (and was taken in)."""
+        rl = list(fds)
+        if self.input_fd is not None:
+            rl.append(self.input_fd)
+        if not rl:
+            time.sleep(timeout)
+            return False
+        try:
+            r, _, _ = select.select(rl, [], [], timeout)
+        except (OSError, ValueError):
+            return False
+        if not r:
+            return False
+        if self.input_fd is not None and self.input_fd in r:
+            self.poll_input()
+        self.poll_devices()
+        return bool(self.uart.rx) or self.lapic.pending() is not None or any(x is not self.input_fd for x in r)
 
     def exception(self, e) -> None:
         v = self.vcpu

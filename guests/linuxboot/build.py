@@ -10,8 +10,10 @@ $XDG_CACHE_HOME/emu/linuxboot, else ~/.cache/emu/linuxboot):
 
     vmlinuz          Debian's bzImage (linux-image-amd64's image package)
     vmlinux          the ELF kernel inside it (its xz payload, decompressed)
-    initramfs.cpio   an uncompressed newc archive: Debian's busybox-static,
-                     the kernel's own virtio/ext4/vsock modules, and /init
+    initramfs.cpio   an uncompressed newc archive: Debian's busybox-static
+                     (init is busybox init; /etc/rcS loads the modules), the
+                     kernel's own virtio/ext4/vsock modules, and vsockcat
+                     (guests/linuxboot/vsockcat.c: busybox has no AF_VSOCK)
     rootfs.ext4      a small ext4 image (busybox and an /sbin/init), made
                      with `mkfs.ext4 -d`
     busybox.i386     Debian's i386 busybox-static (32-bit user-mode tests)
@@ -23,6 +25,7 @@ apt-get, no network to the package archive, no mkfs.ext4): tests skip on it.
 from __future__ import annotations
 
 import glob
+import hashlib
 import io
 import lzma
 import os
@@ -41,18 +44,22 @@ MODULES = [
     "crc16", "crc32c_generic", "libcrc32c", "mbcache", "jbd2", "ext4",
 ]
 
-INIT = r"""#!/bin/sh
-# emu's test initramfs: load the virtio, vsock and ext4 modules, then a shell on the console
+# PID 1 is busybox init (so `poweroff` and `reboot` work as on a real system):
+# rcS loads the kernel's modules and mounts the pseudo file systems, then a
+# login shell runs on the serial console (respawned if it exits)
+RCS = r"""#!/bin/sh
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 for m in $(cat /etc/modules); do insmod /lib/modules/$m.ko 2>/dev/null; done
 echo "emu-init: ready"
-case " $(cat /proc/cmdline) " in
-  *" emu.script="*) ;;
-esac
-exec setsid cttyhack sh -l
+"""
+
+INITTAB = """::sysinit:/etc/rcS
+ttyS0::respawn:-/bin/sh
+::ctrlaltdel:/bin/reboot
+::shutdown:/bin/umount -a -r
 """
 
 ROOT_INIT = r"""#!/bin/sh
@@ -60,6 +67,10 @@ export PATH=/bin:/sbin
 echo "emu-rootfs: init"
 exec sh
 """
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VSOCKCAT = os.path.join(HERE, "vsockcat")     # built from vsockcat.c, committed (9 KiB)
 
 
 class Unavailable(Exception):
@@ -219,12 +230,17 @@ def build_initramfs(busybox: str, modules, release: str) -> bytes:
     for a in _busybox_applets(busybox):
         if a != "busybox":
             c.symlink("bin/" + a, "busybox")
-    c.file("init", INIT.encode(), 0o100755)
+    c.symlink("init", "bin/busybox")
+    c.file("etc/rcS", RCS.encode(), 0o100755)
+    c.file("etc/inittab", INITTAB.encode())
+    c.file("etc/profile", b"export PATH=/bin:/sbin\nexport PS1='# '\n")
     c.file("etc/modules", "\n".join(m for m, _ in modules).encode() + b"\n")
     c.file("etc/release", release.encode() + b"\n")
     for m, p in modules:
         with open(p, "rb") as f:
             c.file("lib/modules/%s.ko" % m, f.read())
+    with open(VSOCKCAT, "rb") as f:
+        c.file("bin/vsockcat", f.read(), 0o100755)
     return c.finish()
 
 
@@ -252,7 +268,14 @@ def material(need_i386: bool = False) -> dict:
     debs = os.path.join(d, "debs")
     os.makedirs(debs, exist_ok=True)
     paths = {k: os.path.join(d, k) for k in ("vmlinuz", "vmlinux", "initramfs.cpio", "rootfs.ext4", "release")}
-    if not all(os.path.exists(p) for p in paths.values()):
+    stamp = os.path.join(d, "recipe")
+    h = hashlib.sha256()
+    for p in (os.path.abspath(__file__), VSOCKCAT):
+        with open(p, "rb") as f:
+            h.update(f.read())
+    recipe = h.hexdigest()
+    fresh = os.path.exists(stamp) and open(stamp).read() == recipe
+    if not fresh or not all(os.path.exists(p) for p in paths.values()):
         if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
             raise Unavailable("apt-get/dpkg-deb not available: cannot fetch Debian's kernel")
         kdeb = _download(_image_package(), debs)
@@ -277,6 +300,8 @@ def material(need_i386: bool = False) -> dict:
                 with open(paths[name] + ".tmp", "wb") as f:
                     f.write(data)
                 os.replace(paths[name] + ".tmp", paths[name])
+        with open(stamp, "w") as f:
+            f.write(recipe)
     out = dict(paths)
     with open(paths["release"]) as f:
         out["release"] = f.read().strip()
