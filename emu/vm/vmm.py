@@ -291,8 +291,23 @@ class VM:
     def disk_path(self):
         return self.blk.path if self.blk is not None else None
 
-    def get_full_state(self):
-        return self.get_state()
+    def device_args(self) -> dict:
+        """VM() arguments that re-create this VM's devices (for a restore).
+        A net backend given as a socket cannot be named: the restorer passes one."""
+        out = {}
+        if self.accel is not None:
+            out["accel"] = True
+        if self.rng is not None:
+            out["rng"] = True
+            out["seed"] = self.rng.seed
+        if self.vcon is not None:
+            out["vconsole"] = True
+        if self.vsock is not None:
+            out["vsock"] = self.vsock.uds_path
+            out["vsock_cid"] = self.vsock.cid
+        if self.net is not None and self.net.path is not None:
+            out["net"] = self.net.path
+        return out
 
     # ---- platform ----
     def _cpuid(self):
@@ -602,9 +617,7 @@ class VM:
             out = out[len(cmd):]
         out = out.lstrip("\n")
         end = out.rfind(prompt.decode())
-        out = out[:end]
-        nl = out.rfind("\n")
-        return out[:nl + 1] if nl >= 0 else ""
+        return out[:end]
 
     def halt(self) -> None:
         """HLT at CPL 0: wait for an interrupt. Virtual time jumps to the next
@@ -624,6 +637,14 @@ class VM:
                 return                    # the run loop hands it over; RIP is after HLT
             dl = lapic.next_deadline()
             fds = self._device_fds()
+            if fds and not any(t.dev.active() for t in self.virtio.values()):
+                # host sockets open but quiet: look at them without waiting, and let
+                # virtual time run on (a boot is not slowed by host sleeps)
+                if self._wait_host(0.0, fds):
+                    continue
+                fds = []
+                if dl is None:
+                    dl = v.tsc + TSC_HZ // 100       # look again after 10 ms of guest time
             if dl is None and self.input_fd is None and not fds:
                 self.exit_reason = "halted"
                 return

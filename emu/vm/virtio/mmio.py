@@ -63,6 +63,11 @@ class VirtioDevice:
         """Host descriptors whose readiness should wake a halted guest."""
         return []
 
+    def active(self) -> bool:
+        """Traffic with the host lately: a halted guest then waits for the host
+        in real time rather than letting virtual time run ahead."""
+        return False
+
     def get_state(self) -> dict:
         return {}
 

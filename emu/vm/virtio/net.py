@@ -6,6 +6,7 @@ this machine."""
 from __future__ import annotations
 
 import socket
+import time
 import struct
 
 from emu.vm.virtio.mmio import VirtioDevice
@@ -18,15 +19,20 @@ MAX_FRAME = 1514
 DEFAULT_MAC = bytes.fromhex("525400123456")
 
 
+ACTIVE_SECONDS = 1.0              # host traffic this recent: the halted guest waits in real time
+
+
 class VirtioNet(VirtioDevice):
     device_id = DEVICE_ID
     features = F_MAC | F_STATUS
     queue_sizes = (256, 256)
 
     def __init__(self, backend, mac: bytes = DEFAULT_MAC):
+        self.path = None
         if isinstance(backend, socket.socket):
             self.sock = backend
         else:
+            self.path = backend
             try:
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self.sock.connect(backend)
@@ -38,6 +44,7 @@ class VirtioNet(VirtioDevice):
         self.mac = mac
         self.rx_frames: list[bytes] = []
         self.n_tx = self.n_rx = self.n_dropped = 0
+        self.last_activity = 0.0
 
     def config(self) -> bytes:
         return self.mac + struct.pack("<HH", 1, 1)       # mac, status LINK_UP, max_virtqueue_pairs
@@ -59,6 +66,7 @@ class VirtioNet(VirtioDevice):
                 try:
                     self.sock.send(frame)
                     self.n_tx += 1
+                    self.last_activity = time.monotonic()
                 except OSError:
                     self.n_dropped += 1
             return 0
@@ -73,6 +81,9 @@ class VirtioNet(VirtioDevice):
         hdr = struct.pack("<BBHHHHH", 0, 0, 0, 0, 0, 0, 1)   # no offloads, one buffer
         self.n_rx += 1
         return chain.write(self.mem, hdr + frame)
+
+    def active(self) -> bool:
+        return time.monotonic() - self.last_activity < ACTIVE_SECONDS
 
     def wait_fds(self) -> list:
         return [self.sock]
@@ -89,6 +100,7 @@ class VirtioNet(VirtioDevice):
                 break
             if len(f) >= 14:
                 self.rx_frames.append(f[:MAX_FRAME])
+                self.last_activity = time.monotonic()
         if self.rx_frames:
             self.t.process(RX)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import struct
 
 from emu.vm.virtio.mmio import VirtioDevice
@@ -48,6 +49,9 @@ class _Conn:
         return self.peer_buf_alloc - (self.tx_cnt - self.peer_fwd_cnt)
 
 
+ACTIVE_SECONDS = 1.0              # host traffic this recent: the halted guest waits in real time
+
+
 class VirtioVsock(VirtioDevice):
     device_id = DEVICE_ID
     queue_sizes = (128, 128, 16)
@@ -63,6 +67,7 @@ class VirtioVsock(VirtioDevice):
         self.listener = None
         self.accepting: list[_Conn] = []  # host-initiated, before "CONNECT n"
         self.n_packets = 0
+        self.last_activity = 0.0
         try:
             if os.path.exists(uds_path):
                 os.unlink(uds_path)
@@ -141,6 +146,7 @@ class VirtioVsock(VirtioDevice):
 
     def _from_guest(self, data: bytes) -> None:
         self.n_packets += 1
+        self.last_activity = time.monotonic()
         (src_cid, dst_cid, src_port, dst_port, length, typ, op, flags, buf_alloc, fwd_cnt) = HDR.unpack_from(data)
         payload = data[HDR.size:HDR.size + length]
         if dst_cid != HOST_CID or src_cid != self.cid or typ != TYPE_STREAM:
@@ -199,6 +205,9 @@ class VirtioVsock(VirtioDevice):
             self._drop(c, rst=False)
 
     # ---- host -> guest ----
+    def active(self) -> bool:
+        return bool(self.conns or self.accepting) or time.monotonic() - self.last_activity < ACTIVE_SECONDS
+
     def wait_fds(self) -> list:
         fds = [c.sock for c in self.conns.values() if c.connected and not c.host_eof and c.credit() > 0]
         fds += [c.sock for c in self.accepting]
@@ -225,6 +234,7 @@ class VirtioVsock(VirtioDevice):
                     self._queue(self._pkt(c, OP_SHUTDOWN, flags=SHUT_SEND))
                     break
                 c.tx_cnt += len(data)
+                self.last_activity = time.monotonic()
                 self._queue(self._pkt(c, OP_RW, data))
         if self.rx_queue:
             self.t.process(RX)
