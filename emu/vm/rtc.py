@@ -42,7 +42,7 @@ class CmosRtc:
         self.ram[REG_B] = B_24H           # BCD, 24 hour
         self.ram[REG_D] = 0x80            # valid RAM and time
         self.frozen = None                # guest seconds while SET holds the update
-        self.last_second = None           # whole second seen by the last register C read
+        self.last_second = int(self.now())   # whole second of the last update the flags account for
         self.flags = 0
 
     # ---- guest time ----
@@ -76,9 +76,6 @@ class CmosRtc:
         if self.frozen is not None:
             return
         sec = int(self.now())
-        if self.last_second is None:
-            self.last_second = sec
-            return
         if sec != self.last_second:
             self.flags |= C_UF
             a = self.ram
@@ -130,6 +127,7 @@ class CmosRtc:
             elif old & B_SET and not value & B_SET:
                 self.epoch += self.frozen - self.now()   # the clock runs on from the time set
                 self.frozen = None
+                self.last_second = int(self.now())
         elif r == REG_A:
             self.ram[REG_A] = value & 0x7F
         elif r in (REG_C, REG_D):
