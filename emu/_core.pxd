@@ -220,3 +220,6 @@ cdef struct Cpu:
     uint32_t csr_loaded
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset
+    # 32-bit code (core/compat32.pxi): CS is a 32-bit code segment (compatibility
+    # mode) or IA-32e is off (legacy protected mode); bit 2 of mode
+    uint32_t cs32

@@ -37,6 +37,7 @@ include "core/ops_atomic.pxi"
 include "core/ops_flags.pxi"
 include "core/ops_priv.pxi"
 include "core/system.pxi"
+include "core/compat32.pxi"
 include "core/ops_sse_mov.pxi"
 include "core/ops_sse_int.pxi"
 include "core/ops_sse_fp.pxi"
@@ -59,6 +60,7 @@ init_atomic()
 init_flags()
 init_priv()
 init_sysmode()
+init_compat32()
 init_sse_mov()
 init_sse_int()
 init_sse_fp()
