@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "tables, optional virtio-mmio devices (block, console, entropy, vsock, net).")
     b.add_argument("kernel", nargs="?", help="the kernel (bzImage or ELF64 vmlinux); not with --restore")
     b.add_argument("--initrd", metavar="FILE", help="an initial ramdisk (initramfs) for the kernel")
+    b.add_argument("--pvh", action="store_true",
+                   help="enter an ELF kernel at its 32-bit PVH entry (XEN_ELFNOTE_PHYS32_ENTRY)")
     b.add_argument("--mem", default="128M", metavar="SIZE", help="guest RAM (default 128M)")
     b.add_argument("--disk", metavar="FILE", help="a raw disk image for the virtio-blk device")
     b.add_argument("--readonly", action="store_true", help="attach the disk read-only")
@@ -307,7 +309,7 @@ def cmd_boot(a) -> int:
                                  disk_readonly=a.readonly, **devs)
         else:
             vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
-                    realtime=a.realtime, disk_readonly=a.readonly, accel=a.accel, initrd=a.initrd, **devs)
+                    realtime=a.realtime, disk_readonly=a.readonly, accel=a.accel, initrd=a.initrd, pvh=a.pvh, **devs)
     except (BootError, VMError, SnapshotError, ValueError, OSError) as e:
         print("emu: %s" % e, file=sys.stderr)
         return 2

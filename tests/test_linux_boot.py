@@ -274,3 +274,37 @@ def test_bzimage_boot(material, tmp_path):
         assert vm.run(timeout=120) == "poweroff"
     finally:
         vm.close()
+
+
+def test_pvh_boot_enters_in_32_bit_protected_mode(material, tmp_path):
+    """The same vmlinux entered at its PVH entry: the kernel's own 32-bit code
+    (pvh_start_xen) runs with paging off, turns on long mode and jumps to 64-bit code."""
+    from emu.vm import boot
+    with open(material["vmlinux"], "rb") as f:
+        entry = boot.pvh_entry(f.read())
+    vm = VM(material["vmlinux"], mem=MEM, initrd=material["initramfs.cpio"], cmdline=CMDLINE, pvh=True,
+            output=lambda d: None)
+    try:
+        v = vm.vcpu
+        assert vm.entry == entry and v.rip == entry and v.cs32 and not v.cr0 & (1 << 31) and v.efer == 0
+        steps = 0
+        while v.cs32 and steps < 200:                     # single-step through the 32-bit entry code
+            vm.exit_reason = None
+            assert vm.run(max_insns=v.icount + 1) == "limit"
+            steps += 1
+            if v.cs32:
+                assert v.rip < 1 << 32
+        assert not v.cs32 and v.cr0 & (1 << 31) and v.efer & (1 << 10)    # paging on, IA-32e active
+        assert 10 < steps < 200
+        vm.exit_reason = None
+        ok = vm.run_until(PROMPT, timeout=600)
+        log = vm.console_text().decode("utf-8", "replace")
+        assert ok, log[-2000:]
+        assert "RAMDISK:" in log and "ACPI: RSDP 0x00000000000E0000" in log and "Run /init" in log
+        assert vm.command("uname -r").strip() == material["release"]
+        # boot_params.hdr.type_of_loader as the kernel's PVH code fills it (0xb0: PVH, not Xen)
+        assert vm.command("od -An -tx1 -j 528 -N 1 /sys/kernel/boot_params/data").strip() == "b0"
+        vm.send("poweroff\n")
+        assert vm.run(timeout=120) == "poweroff"
+    finally:
+        vm.close()

@@ -105,6 +105,105 @@ def parse_elf(data: bytes):
     return entry, segs
 
 
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+PVH_START_INFO = 0x6000          # hvm_start_info, then the module list and the memory map
+PVH_MODLIST = 0x6100
+PVH_MEMMAP = 0x6200
+HVM_START_MAGIC = 0x336EC578
+PVH_CS, PVH_DS = 0x10, 0x18
+
+
+def pvh_entry(data: bytes):
+    """The 32-bit PVH entry point of an ELF kernel (its Xen ELF note
+    XEN_ELFNOTE_PHYS32_ENTRY), or None."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.common.exceptions import ELFError
+    import io
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_NOTE":
+                continue
+            for note in seg.iter_notes():
+                if note["n_name"] == "Xen" and note["n_type"] == XEN_ELFNOTE_PHYS32_ENTRY:
+                    desc = note["n_descdata"]
+                    desc = desc if isinstance(desc, bytes) else desc.encode("latin-1")
+                    return int.from_bytes(desc[:8].ljust(8, b"\0"), "little") & 0xFFFFFFFF
+        # the note may lie in a segment readelf's PT_NOTE does not cover: scan the file
+    except (ELFError, ValueError, KeyError):
+        return None
+    for size in (4, 8):
+        pat = struct.pack("<III", 4, size, XEN_ELFNOTE_PHYS32_ENTRY) + b"Xen\0"
+        i = data.find(pat)
+        if i >= 0:
+            return int.from_bytes(data[i + 16:i + 16 + size], "little") & 0xFFFFFFFF
+    return None
+
+
+def setup_pvh(vm, kernel: bytes, cmdline: str, initrd: bytes | None = None,
+              e820_extra=(), rsdp: int = 0) -> int:
+    """Load an ELF kernel and enter it at its PVH entry, as Xen's and
+    Firecracker's PVH boot does (xen/include/public/arch-x86/hvm/start_info.h):
+    32-bit protected mode with paging off, flat 32-bit CS and data segments,
+    EBX = the hvm_start_info (version 1: command line, the initrd as module 0,
+    the memory map, the RSDP). Returns the entry point."""
+    if is_bzimage(kernel):
+        raise BootError("the PVH entry needs the ELF vmlinux, not a bzImage")
+    entry = pvh_entry(kernel)
+    if entry is None:
+        raise BootError("the kernel has no PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY)")
+    ram, mem = vm.ram, vm.mem_size
+    _entry64, segs = parse_elf(kernel)
+    kernel_end = HIMEM_START
+    for paddr, blob, memsz in segs:
+        if paddr < HIMEM_START or paddr + memsz > mem:
+            raise BootError("segment at %#x+%#x outside guest RAM" % (paddr, memsz))
+        ram[paddr:paddr + len(blob)] = memoryview(blob)
+        ram[paddr + len(blob):paddr + memsz] = 0
+        kernel_end = max(kernel_end, paddr + memsz)
+    cl = cmdline.encode() + b"\0"
+    if len(cl) > CMDLINE_MAX:
+        raise BootError("command line too long")
+    ram[CMDLINE_ADDR:CMDLINE_ADDR + len(cl)] = memoryview(cl)
+    nmod = 0
+    if initrd:
+        addr = ((mem & ~0xFFF) - len(initrd)) & ~0xFFF
+        if addr < kernel_end:
+            raise BootError("the initrd does not fit in RAM above the kernel: give more --mem")
+        ram[addr:addr + len(initrd)] = memoryview(initrd)
+        ram[PVH_MODLIST:PVH_MODLIST + 32] = memoryview(struct.pack("<QQQQ", addr, len(initrd), 0, 0))
+        nmod = 1
+    e820 = e820_map(mem, e820_extra)
+    mm = b"".join(struct.pack("<QQII", a, n, t, 0) for a, n, t in e820)
+    ram[PVH_MEMMAP:PVH_MEMMAP + len(mm)] = memoryview(mm)
+    info = struct.pack("<IIIIQQQQII", HVM_START_MAGIC, 1, 0, nmod, PVH_MODLIST if nmod else 0, CMDLINE_ADDR,
+                       rsdp, PVH_MEMMAP, len(e820), 0)
+    ram[PVH_START_INFO:PVH_START_INFO + len(info)] = memoryview(info)
+    # flat 32-bit code and data (G=1, D/B=1)
+    gdt = [0, 0, gdt_entry(0xC09B), gdt_entry(0xC093)]
+    ram[GDT_ADDR:GDT_ADDR + 32] = memoryview(struct.pack("<4Q", *gdt))
+    v = vm.vcpu
+    v.gdtr = (GDT_ADDR, 32 - 1)
+    v.idtr = (0, 0)
+    v.efer = 0
+    v.cr4 = 0
+    v.cr3 = 0
+    v.cr0 = CR0_PE | CR0_ET
+    v.cpl = 0
+    v.set_seg_sel(1, PVH_CS)
+    for sr in (0, 2, 3, 4, 5):
+        v.set_seg_sel(sr, PVH_DS)
+        v.set_seg_base(sr, 0)
+    v.cs32 = True
+    v.rflags = 2
+    v.rip = entry
+    v.rbx = PVH_START_INFO
+    for r in ("rax", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp"):
+        setattr(v, r, 0)
+    v.flush_tlb()
+    return entry
+
+
 def is_bzimage(data: bytes) -> bool:
     return len(data) > 0x264 and data[0x202:0x206] == b"HdrS"
 

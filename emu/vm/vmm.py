@@ -111,7 +111,7 @@ class VM:
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
                  msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None,
                  accel=False, accel_shares=1, initrd=None, rng=False, vconsole=False, vsock=None,
-                 vsock_cid=3, net=None, seed=0, epoch=None):
+                 vsock_cid=3, net=None, seed=0, epoch=None, pvh=False):
         self.t_create = time.perf_counter()
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
@@ -211,7 +211,10 @@ class VM:
             image = self._read_image(kernel)
             rd = self._read_image(initrd) if initrd is not None else None
             rsdp = self._platform_tables()
-            self.entry = boot.setup_boot(self, image, cmdline, initrd=rd, rsdp=rsdp)
+            if pvh:
+                self.entry = boot.setup_pvh(self, image, cmdline, initrd=rd, rsdp=rsdp)
+            else:
+                self.entry = boot.setup_boot(self, image, cmdline, initrd=rd, rsdp=rsdp)
         self.exit_reason = None
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
