@@ -223,3 +223,6 @@ cdef struct Cpu:
     # 32-bit code (core/compat32.pxi): CS is a 32-bit code segment (compatibility
     # mode) or IA-32e is off (legacy protected mode); bit 2 of mode
     uint32_t cs32
+    # the TLS descriptors (GDT entries 12-14, selectors 0x63 0x6b 0x73) of the
+    # built-in Linux GDT, set by the personality's set_thread_area
+    uint64_t tls_desc[3]

@@ -95,7 +95,7 @@ cdef inline uint32_t desc_limit(uint64_t d) noexcept nogil:
 # and limit 0: the user-mode personality and the bare API): 0x08 kernel code
 # 32, 0x10 kernel code 64, 0x18 kernel data, 0x23 user code 32, 0x2b user
 # data, 0x33 user code 64, 0x40 the busy 64-bit TSS, 0x50 the LDT slot
-# (empty), 0x60-0x70 TLS slots (empty), 0x7b the CPU/node segment (limit =
+# (empty), 0x60-0x70 TLS slots (Cpu.tls_desc: set_thread_area), 0x7b the CPU/node segment (limit =
 # TSC_AUX, as Linux keeps them equal). Accessed bits are set, as in Linux.
 cdef inline int linux_gdt(Cpu* c) noexcept nogil:
     return not c.deliver_via_idt and c.gdtr_limit == 0 and c.gdtr_base == 0
@@ -118,6 +118,8 @@ cdef uint64_t linux_desc(Cpu* c, uint32_t i) noexcept nogil:
         return 0x00008b0030004087ULL         # busy TSS, base 0xfffffe0000003000, limit 0x4087
     if i == 9:
         return 0xfffffe00ULL
+    if 12 <= i <= 14:
+        return c.tls_desc[i - 12]
     if i == 15:
         aux = c.tsc_aux & 0xfffff
         return (aux & 0xffff) | (<uint64_t>0xf5 << 40) | ((aux >> 16) << 48) | (<uint64_t>4 << 52)
