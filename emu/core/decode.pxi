@@ -304,7 +304,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         k = dfetch_n(c, d, 2, &v)
         u.imm = v
     elif imm == I_Z or imm == I_RELZ:
-        if u.osz == 2 and imm == I_Z:
+        if u.osz == 2 and (imm == I_Z or (imm == I_RELZ and m32)):   # rel16 outside 64-bit mode
             k = dfetch_n(c, d, 2, &v)
             u.imm = v
         else:
