@@ -42,9 +42,9 @@ from emu.vm import VM  # noqa: E402
 SAMPLE = 1_000_000
 
 
-def boot(mat, kernel, mem, pvh=False, sample=False):
+def boot(mat, kernel, mem, pvh=False, sample=False, disk=None):
     vm = VM(mat[kernel], mem=mem, initrd=mat["initramfs.cpio"], cmdline="console=ttyS0", pvh=pvh,
-            output=lambda d: None)
+            output=lambda d: None, disk=disk)
     marks = {}
     samples = collections.Counter()
     t0 = time.perf_counter()
@@ -93,8 +93,11 @@ def phase_table(phases):
     return rows
 
 
-def profile(vm, samples, top=15):
-    text = vm.command("cat /proc/kallsyms", timeout=300)
+def profile(vm, samples, disk, top=15):
+    # the symbol table is megabytes: through the disk, not the serial console
+    vm.command("cat /proc/kallsyms > /dev/vda; sync", timeout=600)
+    with open(disk, "rb") as f:
+        text = f.read().split(b"\0", 1)[0].decode("latin-1")
     syms = []
     for line in text.splitlines():
         parts = line.split()
@@ -152,8 +155,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mem", default="128M")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--profile-only", action="store_true")
     a = ap.parse_args()
     mat = linuxboot.material()
+    if a.profile_only:
+        return profile_main(mat, a)
     print("kernel %s, %s RAM, host %s, python %s, %s" % (mat["release"], a.mem, os.uname().machine,
                                                          sys.version.split()[0], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print("\n| boot | to first console line | to \"Run /init\" | to the prompt |")
@@ -199,8 +205,17 @@ def main():
     print("\nidle at the prompt for 10 s (console input attached, VMM waiting in real time): host CPU %.2f%% "
           "of one core; guest ran %.0f instructions/s; %d idle waits" % (share * 100, ips, halts))
     if not a.no_profile:
-        vm, marks, samples = boot(mat, "vmlinux", a.mem, sample=True)
-        top, total = profile(vm, samples)
+        profile_main(mat, a)
+
+
+def profile_main(mat, a):
+    if True:
+        disk = tempfile.NamedTemporaryFile(suffix=".img", delete=False)
+        disk.truncate(32 << 20)
+        disk.close()
+        vm, marks, samples = boot(mat, "vmlinux", a.mem, sample=True, disk=disk.name)
+        top, total = profile(vm, samples, disk.name)
+        os.unlink(disk.name)
         print("\nkernel functions, vmlinux boot to the prompt (RIP every %d instructions, %d samples):\n"
               % (SAMPLE, total))
         print("| function | share |")
