@@ -70,7 +70,10 @@ def prompt_snapshot(material, tmp_path_factory):
     """(snapshot path, console log of its boot): Linux booted with ACPI and
     every virtio device, saved at the shell prompt. Shared by the xdist
     workers through their common base directory."""
-    shared = tmp_path_factory.getbasetemp().parent / "linuxboot"
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                 # the session's directory, common to its workers
+    shared = base / "linuxboot"
     shared.mkdir(exist_ok=True)
     snap, logf = shared / "prompt.emu", shared / "boot.log"
     with open(shared / "lock", "w") as lk:
@@ -308,3 +311,44 @@ def test_pvh_boot_enters_in_32_bit_protected_mode(material, tmp_path):
         assert vm.run(timeout=120) == "poweroff"
     finally:
         vm.close()
+
+
+def test_interactive_console_on_a_terminal(material, prompt_snapshot, tmp_path):
+    """`emu boot --console` on a terminal (a pty): raw keys reach the guest's
+    shell, its answer reaches the terminal, Ctrl-A x leaves with status 0."""
+    import pty
+    import select
+    import emu as emu_pkg
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(emu_pkg.__file__))))
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "emu", "boot", "--console", "--restore", prompt_snapshot[0],
+                          "--disk", _disk(material, tmp_path), "--vsock", str(tmp_path / "v.sock"),
+                          "--net", _dgram_sink(tmp_path), "--timeout", "300"],
+                         stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    seen = b""
+
+    def read_until(pat, timeout=120):
+        nonlocal seen
+        end = time.time() + timeout
+        while pat not in seen and time.time() < end:
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return pat in seen
+
+    try:
+        time.sleep(1)
+        os.write(master, b"echo $((6*7)); uname -r\r")     # Enter is CR on a raw terminal
+        assert read_until(material["release"].encode()), seen[-500:]
+        assert b"42" in seen
+        os.write(master, b"\x01x")                         # Ctrl-A x
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
