@@ -46,6 +46,10 @@ include "core/ops_fxsave.pxi"
 include "core/ops_mmx.pxi"
 include "core/ops_fast.pxi"
 include "core/hooks.pxi"
+include "core/jit_asm.pxi"
+include "core/jit_cache.pxi"
+include "core/jit_emit.pxi"
+include "core/jit_runtime.pxi"
 include "core/hostsig.pxi"
 
 init_alu()

@@ -1,6 +1,11 @@
 # The core's Python API: the vCPU's architectural state (VcpuState), its
 # register accessors, and save/load of it. Running it is in api_vcpu.pxi.
 
+cdef size_t cpu_state_size() noexcept nogil:
+    """The bytes of a Cpu that make up its state: everything before the TLB."""
+    return <size_t>(<char*>&layout_cpu.tlb_arr[0] - <char*>&layout_cpu)
+
+
 cdef class VcpuState:
     """A virtual CPU's architectural state: the Cpu struct (registers, control
     and system registers, x87/SSE, the TLB), its accessors, and snapshots of
@@ -14,7 +19,7 @@ cdef class VcpuState:
         memset(&self.c, 0, sizeof(Cpu))
         self.machine = machine
         self.c.m = &machine.m
-        self.c.tlb = <TlbEntry*>malloc(TLB_SIZE * sizeof(TlbEntry))
+        self.c.tlb = self.c.tlb_arr
         self.c.jc = <JcEntry*>calloc(JC_SIZE, sizeof(JcEntry))
         if self.c.tlb == NULL or self.c.jc == NULL:
             raise MemoryError()
@@ -38,7 +43,6 @@ cdef class VcpuState:
         self.t.inj_vector = -1
 
     def __dealloc__(self):
-        free(self.c.tlb)
         free(self.c.jc)
         free(self.c.cpuid)
         free(self.c.cov_map)
@@ -425,9 +429,10 @@ cdef class VcpuState:
         system registers, x87/SSE, TSC and RNG state, CPUID table, pending
         interrupts, instructions retired) as bytes, for load_state() on a
         vCPU of the same build. Open trap exits are not part of it."""
-        cdef bytes cpu = (<char*>&self.c)[:sizeof(Cpu)]
+        cdef size_t n = cpu_state_size()
+        cdef bytes cpu = (<char*>&self.c)[:n]
         cdef bytes tab = (<char*>self.c.cpuid)[:self.c.n_cpuid * sizeof(CpuidEntry)] if self.c.n_cpuid else b""
-        return STATE_MAGIC + (<uint64_t>sizeof(Cpu)).to_bytes(8, "little") + cpu + tab
+        return STATE_MAGIC + (<uint64_t>n).to_bytes(8, "little") + cpu + tab
 
     def load_state(self, state):
         """Restore what save_state() returned. Instrumentation (hooks,
@@ -438,19 +443,20 @@ cdef class VcpuState:
         cdef uint64_t size
         cdef Py_ssize_t head = len(STATE_MAGIC) + 8
         cdef uint32_t n
+        cdef size_t nstate = cpu_state_size()
         cdef CpuidEntry* tab
-        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>sizeof(Cpu):
+        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>nstate:
             raise ValueError("not a vCPU state of this build of emu")
         size = int.from_bytes(b[len(STATE_MAGIC):head], "little")
-        if size != sizeof(Cpu) or (len(b) - head - sizeof(Cpu)) % sizeof(CpuidEntry):
+        if size != nstate or (len(b) - head - nstate) % sizeof(CpuidEntry):
             raise ValueError("not a vCPU state of this build of emu")
-        n = <uint32_t>((len(b) - head - sizeof(Cpu)) // sizeof(CpuidEntry))
+        n = <uint32_t>((len(b) - head - nstate) // sizeof(CpuidEntry))
         tab = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
         if tab == NULL:
             raise MemoryError()
-        memcpy(&self.c, <char*>b + head, sizeof(Cpu))
+        memcpy(&self.c, <char*>b + head, nstate)
         if n:
-            memcpy(tab, <char*>b + head + sizeof(Cpu), n * sizeof(CpuidEntry))
+            memcpy(tab, <char*>b + head + nstate, n * sizeof(CpuidEntry))
         free(saved.cpuid)
         self.c.cpuid = tab
         self.c.n_cpuid = n
