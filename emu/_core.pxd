@@ -347,6 +347,12 @@ cdef struct Cpu:
     RasEntry ras[32]
     uint32_t ras_top
     uint64_t n_ras_hits, n_ras_misses
+    # 32-bit code (core/compat32.pxi): CS is a 32-bit code segment (compatibility
+    # mode) or IA-32e is off (legacy protected mode); bit 2 of mode
+    uint32_t cs32
+    # the TLS descriptors (GDT entries 12-14, selectors 0x63 0x6b 0x73) of the
+    # built-in Linux GDT, set by the personality's set_thread_area
+    uint64_t tls_desc[3]
     # ---- the native-code tier (core/jit_*.pxi) ----
     uint64_t jit_limit    # instruction count native code may not pass (r14 counts down to it)
     uint64_t jit_left     # r14 on entry: jit_limit - icount - the entered block's instructions

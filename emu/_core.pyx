@@ -42,6 +42,7 @@ include "core/ops_atomic.pxi"
 include "core/ops_flags.pxi"
 include "core/ops_priv.pxi"
 include "core/system.pxi"
+include "core/compat32.pxi"
 include "core/ops_sse_mov.pxi"
 include "core/ops_sse_int.pxi"
 include "core/ops_sse_fp.pxi"
@@ -75,6 +76,7 @@ init_atomic()
 init_flags()
 init_priv()
 init_sysmode()
+init_compat32()
 init_sse_mov()
 init_sse_int()
 init_sse_fp()

@@ -1,5 +1,5 @@
 """The command line: `emu run PROGRAM [ARGS...]` runs an x86-64 Linux program;
-`emu boot KERNEL [--mem SIZE] [--disk FILE] [--cmdline ...]` boots a guest
+`emu boot KERNEL [--initrd FILE] [--mem SIZE] [--disk FILE] [--cmdline ...]` boots a guest
 kernel in a microVM (`--save-after N FILE` stops it into a snapshot,
 `emu boot --restore FILE` resumes one)."""
 from __future__ import annotations
@@ -99,13 +99,28 @@ def _parser() -> argparse.ArgumentParser:
                         "not x86-64)")
     be.add_argument("program", nargs="?", help="the program to run")
     be.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
-    b = sub.add_parser("boot", help="boot a 64-bit kernel in a microVM",
-                       description="Boot an ELF64 kernel with the Linux 64-bit boot protocol: 16550 console "
-                                   "on stdin/stdout, local APIC + I/O APIC, optional virtio-mmio block disk.")
-    b.add_argument("kernel", nargs="?", help="the kernel (ELF64); not with --restore")
+    b = sub.add_parser("boot", help="boot a kernel (bzImage or ELF vmlinux) in a microVM",
+                       description="Boot a Linux bzImage or an ELF64 kernel with the Linux 64-bit boot protocol: "
+                                   "16550 console on stdin/stdout, CMOS RTC, local APIC + I/O APIC, ACPI and MP "
+                                   "tables, optional virtio-mmio devices (block, console, entropy, vsock, net).")
+    b.add_argument("kernel", nargs="?", help="the kernel (bzImage or ELF64 vmlinux); not with --restore")
+    b.add_argument("--initrd", metavar="FILE", help="an initial ramdisk (initramfs) for the kernel")
+    b.add_argument("--pvh", action="store_true",
+                   help="enter an ELF kernel at its 32-bit PVH entry (XEN_ELFNOTE_PHYS32_ENTRY)")
     b.add_argument("--mem", default="128M", metavar="SIZE", help="guest RAM (default 128M)")
     b.add_argument("--disk", metavar="FILE", help="a raw disk image for the virtio-blk device")
     b.add_argument("--readonly", action="store_true", help="attach the disk read-only")
+    b.add_argument("--rng", action="store_true", help="attach a virtio entropy device")
+    b.add_argument("--vconsole", action="store_true", help="attach a virtio console (hvc0; output to stdout)")
+    b.add_argument("--vsock", metavar="UDS",
+                   help="attach virtio-vsock: guest connections to the host port P go to the Unix socket UDS_P, "
+                        "host processes connect to UDS and write 'CONNECT P' (Firecracker's convention)")
+    b.add_argument("--vsock-cid", type=int, default=3, metavar="CID", help="the guest's vsock CID (default 3)")
+    b.add_argument("--net", metavar="SOCKET",
+                   help="attach virtio-net to the Unix datagram socket SOCKET (one Ethernet frame a datagram)")
+    b.add_argument("--console", action="store_true",
+                   help="interactive serial console: the terminal in raw mode, keys go to the guest; "
+                        "Ctrl-A x quits")
     b.add_argument("--accel", action="store_true",
                    help="attach the paravirtual compute accelerator (emu/vm/accel.py)")
     b.add_argument("--cmdline", default="console=ttyS0", help="the kernel command line")
@@ -385,7 +400,7 @@ def cmd_boot(a) -> int:
         if save_at < 0:
             print("emu: --save-after: %r is not a number of instructions" % a.save_after[0], file=sys.stderr)
             return 2
-    for path in (a.kernel, a.disk, a.restore):
+    for path in (a.kernel, a.disk, a.restore, a.initrd):
         if path is not None and not os.path.isfile(path):
             print("emu: %s: no such file" % path, file=sys.stderr)
             return 2
@@ -394,15 +409,30 @@ def cmd_boot(a) -> int:
     except (AttributeError, ValueError, OSError):
         stdin = None
     try:
+        devs = {}
+        if a.rng:
+            devs["rng"] = True
+        if a.vconsole:
+            devs["vconsole"] = True
+        if a.vsock is not None:
+            devs["vsock"] = a.vsock
+            devs["vsock_cid"] = a.vsock_cid
+        if a.net is not None:
+            devs["net"] = a.net
         if a.restore is not None:
             vm = vmstate.restore(a.restore, disk=a.disk, input_fd=stdin, realtime=a.realtime,
-                                 disk_readonly=a.readonly)
+                                 disk_readonly=a.readonly, **devs)
         else:
             vm = VM(a.kernel, mem=a.mem, disk=a.disk, cmdline=a.cmdline, input_fd=stdin,
-                    realtime=a.realtime, disk_readonly=a.readonly, accel=a.accel)
+                    realtime=a.realtime, disk_readonly=a.readonly, accel=a.accel, initrd=a.initrd, pvh=a.pvh, **devs)
     except (BootError, VMError, SnapshotError, ValueError, OSError) as e:
         print("emu: %s" % e, file=sys.stderr)
         return 2
+    if vm.vcon is not None:
+        vm.vcon.sink = vm._stdout
+    raw = None
+    if a.console:
+        raw = _console_raw(vm, stdin)
     t0 = time.perf_counter()
     try:
         if save_at is not None:
@@ -421,6 +451,8 @@ def cmd_boot(a) -> int:
             reason = vm.run(timeout=a.timeout)
     finally:
         vm.close()
+        if raw is not None:
+            raw()
     if a.stats:
         c = vm.vcpu.counters
         dt = time.perf_counter() - t0
@@ -432,7 +464,46 @@ def cmd_boot(a) -> int:
     if reason == "shutdown":
         print("emu: guest triple fault (%s)" % getattr(vm, "fault_info", ""), file=sys.stderr)
         return 1
+    if reason == "timeout":
+        print("emu: VM stopped after --timeout", file=sys.stderr)
     return 0
+
+
+def _console_raw(vm, fd):
+    """Put the terminal on fd in raw mode (each key goes to the guest, Ctrl-C
+    too) and watch for Ctrl-A x, which stops the VM. Returns the function
+    that puts the terminal back."""
+    import termios
+    import tty
+    if fd is None or not os.isatty(fd):
+        return None
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    feed = vm.uart.feed
+    state = {"ctrl_a": False}
+
+    def filtered(data: bytes) -> None:
+        out = bytearray()
+        for b in data:
+            if state["ctrl_a"]:
+                state["ctrl_a"] = False
+                if b in (ord("x"), ord("X")):
+                    vm.exit_reason = "quit"
+                    break
+                out.append(b)
+            elif b == 1:
+                state["ctrl_a"] = True
+            else:
+                out.append(b)
+        if out:
+            feed(bytes(out))
+
+    vm.uart.feed = filtered
+
+    def restore() -> None:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    return restore
 
 
 def main(argv: list[str] | None = None) -> int:

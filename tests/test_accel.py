@@ -69,7 +69,7 @@ def guest_expected():
 def test_guest_offloads_to_the_accelerator(tmp_path):
     vm, reason, lines, _disk, _dt = boot_kernel(tmp_path, accel=True)
     assert reason == "halted", lines[-5:]
-    assert "cmdline: console=ttyS0 virtio_mmio.device=4K@0xd0000000:5 emu_accel=4K@0xd0001000:6" in lines
+    assert "cmdline: console=ttyS0 virtio_mmio.device=4K@0xd0000000:16 emu_accel=4K@0xd0001000:6" in lines
     got = [l for l in lines if l.startswith("accel:")]
     want = guest_expected()
     assert len(got) == len(want), got

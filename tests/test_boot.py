@@ -94,14 +94,14 @@ def test_boot_kernel_console(tmp_path):
     assert next(it) == "e820: [0x0-0x9fbff] usable"
     assert next(it) == "e820: [0x9fc00-0xfffff] reserved"
     assert next(it) == "e820: [0x100000-0x3ffffff] usable"
-    assert next(it) == "cmdline: console=ttyS0 virtio_mmio.device=4K@0xd0000000:5"
+    assert next(it) == "cmdline: console=ttyS0 virtio_mmio.device=4K@0xd0000000:16"
     assert next(it) == "memory: 64 MiB"
     assert next(it) == "cpu: long mode, own page tables (NX, SMEP, WP), GDT+TSS, IDT ready"
     assert next(it) == "msr: wrmsr 0xc0000103 ok, reads back 0x1234"
     assert next(it) == ("apic: local APIC id 0 version 0x14, I/O APIC version 0x11 with 24 pins, "
                         "timer every 100000 cycles")
     assert next(it) == "apic: xAPIC (MMIO), timer mode periodic"
-    assert next(it) == "virtio-blk: 256 sectors (128 KiB) at 0xd0000000 irq 5"
+    assert next(it) == "virtio-blk: 256 sectors (128 KiB) at 0xd0000000 irq 16"
     # the checksum of the test file, read through virtio-blk
     assert next(it) == "disk: test file %d bytes, fnv1a 0x%08x" % (len(DISK_TEXT), fnv1a(DISK_TEXT))
     assert next(it) == "disk: first line: hello from the disk: emu virtio-blk test file"
@@ -327,7 +327,7 @@ def test_ioapic_and_uart():
     assert (io.read(0x10) >> 16) & 0xFF == 23
     out = []
     u = Uart16550(out.append, lambda lvl: io.set_irq(4, lvl))
-    u.io_write(1, 1)                      # receive interrupts on
+    u.io_write(1, 1, 1)                      # receive interrupts on
     u.feed(b"x")                          # pin 4 still masked: nothing
     assert a.pending() is None
     io.write(0, 0x10 + 8)
@@ -338,21 +338,21 @@ def test_ioapic_and_uart():
     assert u.io_read(0) == ord("x")
     assert not u.io_read(5) & 1 and u.io_read(2) & 1
     for ch in b"hi\n":
-        u.io_write(0, ch)
+        u.io_write(0, 1, ch)
     assert b"".join(out) == b"hi\n"
     # THR-empty interrupt: raised when enabled, cleared by reading IIR, raised again by each write
     a.accept()
     a.write(0xB0, 0)
-    u.io_write(1, 2)
+    u.io_write(1, 1, 2)
     assert u.io_read(2) & 0xF == 0x02
     assert u.io_read(2) & 0xF == 0x01
-    u.io_write(0, ord("!"))
+    u.io_write(0, 1, ord("!"))
     assert u.io_read(2) & 0xF == 0x02
-    u.io_write(1, 0)
-    u.io_write(3, 0x80)                   # DLAB: divisor latch
-    u.io_write(0, 3)
+    u.io_write(1, 1, 0)
+    u.io_write(3, 1, 0x80)                   # DLAB: divisor latch
+    u.io_write(0, 1, 3)
     assert u.io_read(0) == 3
-    u.io_write(3, 0x03)
+    u.io_write(3, 1, 0x03)
 
 
 def test_cli_boot(tmp_path):

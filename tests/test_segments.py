@@ -326,6 +326,15 @@ def test_far_jmp_and_call_to_code_segments():
     assert k.q(v.rsp, 2) == (start + 3, UCS) and v.rsp == USP - 16
     at(k.run(), "CPUID", start + 3)
     assert v.rsp == USP and v.get_seg_sel(1) == UCS
+    # a 32-bit user code segment: compatibility mode (m16:64 and m16:32 pointers;
+    # the offset is 32 bits there), and back to 64-bit code with a far return
+    for code, osz in (("48ff2a", 8), ("ff2a", 4)):
+        m.write(utgt, CPUID)
+        ptr = write_ptr(k, osz, utgt, UCS32)
+        ex, _ = run_at(k, 3, bytes.fromhex(code), rdx=ptr)
+        at(ex, "CPUID", utgt)
+        assert v.cs32 and v.get_seg_sel(1) == UCS32 | 3
+        v.cs32 = False
 
     def fails(cpl, code, osz, off, sel, vector, err):
         ptr = write_ptr(k, osz, off, sel)
@@ -341,7 +350,6 @@ def test_far_jmp_and_call_to_code_segments():
         fails(3, code, 8, tgt, KCS, GP, KCS)                        # DPL 0 < CPL 3
         fails(0, code, 8, tgt, KCS | 3, GP, KCS)                    # RPL > CPL
         fails(0, code, 8, tgt, UCS, GP, UCS & ~3)                   # non-conforming DPL 3 != CPL 0
-        fails(3, code, 8, utgt, UCS32, GP, UCS32)                   # compatibility mode (not implemented)
         fails(3, code, 8, utgt, LD_SEL | 3, GP, LD_SEL)             # L and D set
         fails(0, code, 8, tgt, NPCODE_SEL, NP, NPCODE_SEL)          # not present
         fails(3, code, 8, utgt, UDS, GP, UDS & ~3)                  # data segment
@@ -467,8 +475,13 @@ def test_user_mode_sees_the_linux_gdt():
     m.write(UCODE + 0x100, bytes.fromhex("48cb"))
     ex = run_user(m, bytes.fromhex("48ff1a"), budget=2, rdx=UDATA)
     assert ex.name == "BUDGET" and v.rip == UCODE + 3 and v.rsp == USP and v.get_seg_sel(1) == 0x33
-    # kernel code, 32-bit user code (compatibility mode is not implemented), the TSS: #GP(selector)
-    for sel, err in ((0x10, 0x10), (0x23, 0x20), (0x40, 0x40), (0x7B, 0x78)):
+    # the 32-bit user code selector: compatibility mode (how Linux runs i386 programs)
+    m.write(UDATA, struct.pack("<QH", UCODE + 0x100, 0x23))
+    ex = run_user(m, bytes.fromhex("48ff2a"), rdx=UDATA)
+    assert ex.name == "BUDGET" and v.rip == UCODE + 0x100 and v.get_seg_sel(1) == 0x23 and v.cs32
+    v.cs32 = False
+    # kernel code, the TSS, the CPU/node segment: #GP(selector)
+    for sel, err in ((0x10, 0x10), (0x40, 0x40), (0x7B, 0x78)):
         m.write(UDATA, struct.pack("<QH", UCODE + 0x100, sel))
         ex = run_user(m, bytes.fromhex("48ff2a"), rdx=UDATA)
         assert ex.name == "EXCEPTION" and ex.vector == GP and ex.error_code == err, hex(sel)

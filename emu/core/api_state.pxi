@@ -157,6 +157,31 @@ cdef class VcpuState:
         return [v for v in range(255, -1, -1) if (self.c.irq_bits[v >> 6] >> (v & 63)) & 1]
 
     @property
+    def cs32(self):
+        """The code segment is 32-bit: compatibility mode (IA-32e) or legacy
+        protected mode (core/compat32.pxi). Set it with the CS selector when
+        placing a vCPU in 32-bit code."""
+        return self.c.cs32 != 0
+
+    @cs32.setter
+    def cs32(self, bint v):
+        self.c.cs32 = v
+        self.c.mode = self.c.cpl | ((<uint32_t>v) << 2)
+
+    def set_tls_desc(self, uint32_t index, uint64_t desc):
+        """GDT entry 12 + index (0..2) of the built-in Linux GDT: a TLS
+        segment descriptor (set_thread_area). Segment registers keep the
+        base they loaded; a later load reads the new descriptor."""
+        if index > 2:
+            raise ValueError("TLS entries are 0..2 (GDT entries 12-14)")
+        self.c.tls_desc[index] = desc
+
+    def get_tls_desc(self, uint32_t index):
+        if index > 2:
+            raise ValueError("TLS entries are 0..2 (GDT entries 12-14)")
+        return self.c.tls_desc[index]
+
+    @property
     def halted(self):
         """HLT executed in system mode and no interrupt has woken the vCPU."""
         return self.c.halted != 0

@@ -30,6 +30,7 @@ cdef enum:
     I_RELZ = 6
     I_MOFFS = 7           # address-sized offset (MOV AL/rAX, moffs)
     I_16_8 = 8            # ENTER: imm16, imm8
+    I_PTR = 9             # far pointer: offset (operand size) then selector (EA, 9A outside 64-bit mode)
 
 ctypedef int (*fix_fn)(Cpu* c, Dec* d, Uop* u) noexcept nogil
 
@@ -114,6 +115,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     cdef uint32_t flags, pc
     cdef int riprel
     cdef uint32_t imm
+    cdef uint32_t m32 = c.cs32          # 32-bit code (compat32.pxi)
     memset(u, 0, sizeof(Uop))
     d.pos = 0
     d.p66 = 0
@@ -141,8 +143,8 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         elif b == 0x65:
             d.seg = SEG_GS
         elif b == 0x26 or b == 0x2e or b == 0x36 or b == 0x3e:
-            pass                      # null segment overrides in 64-bit mode
-        elif 0x40 <= b <= 0x4f:
+            pass                      # null segment overrides in 64-bit mode (flat in 32-bit code)
+        elif 0x40 <= b <= 0x4f and not m32:
             d.rex = b
             k = dfetch(c, d, &b)
             if k:
@@ -195,6 +197,16 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
             pc = 0
         d.pc = pc
         o = &optab[d.map][pc][b]
+        if m32:
+            if d.p67:
+                return raise_ud(c)        # 16-bit addressing: not modelled
+            if d.map == 0:
+                if op32_ud[b]:
+                    return raise_ud(c)
+                if optab32[b].fn != NULL or optab32[b].flags & D_GRP:
+                    o = &optab32[b]
+            elif d.map == 1 and (b == 0x05 or b == 0x07):
+                return raise_ud(c)        # SYSCALL/SYSRET in compatibility mode: #UD on Intel
     flags = o.flags
     if o.fn == NULL and not (flags & D_GRP):
         return raise_ud(c)
@@ -205,7 +217,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     rexb = (d.rex & 1) << 3
     rexx = (d.rex & 2) << 2
     rexr = (d.rex & 4) << 1
-    u.asz32 = d.p67
+    u.asz32 = d.p67 | m32
     u.rep = d.rep
     u.lock = d.lock
     u.opc = b
@@ -268,7 +280,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
                 if k:
                     return k
                 u.disp = <int32_t>v
-                riprel = 1
+                riprel = not m32
             else:
                 u.base = d.rmf | rexb
             if d.mod == 1:
@@ -297,12 +309,12 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     if flags & D_BYTE:
         u.osz = 1
     elif flags & D_F64:
-        u.osz = 8
+        u.osz = 8 if not m32 else (2 if d.p66 else 4)
     elif d.rex & 8:
         u.osz = 8
     elif d.p66:
         u.osz = 2
-    elif flags & D_DEF64:
+    elif flags & D_DEF64 and not m32:
         u.osz = 8
     else:
         u.osz = 4
@@ -322,7 +334,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         k = dfetch_n(c, d, 2, &v)
         u.imm = v
     elif imm == I_Z or imm == I_RELZ:
-        if u.osz == 2 and imm == I_Z:
+        if u.osz == 2 and (imm == I_Z or (imm == I_RELZ and m32)):   # rel16 outside 64-bit mode
             k = dfetch_n(c, d, 2, &v)
             u.imm = v
         else:
@@ -332,7 +344,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         k = dfetch_n(c, d, u.osz, &v)
         u.imm = v
     elif imm == I_MOFFS:
-        k = dfetch_n(c, d, 4 if d.p67 else 8, &v)
+        k = dfetch_n(c, d, 4 if (d.p67 or m32) else 8, &v)
         u.disp = <int64_t>v
         u.mem = 1
         u.seg = d.seg
@@ -341,6 +353,12 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         u.imm = v
         if not k:
             k = dfetch_n(c, d, 1, &v)
+            u.imm2 = v
+    elif imm == I_PTR:
+        k = dfetch_n(c, d, 2 if u.osz == 2 else 4, &v)
+        u.imm = v
+        if not k:
+            k = dfetch_n(c, d, 2, &v)
             u.imm2 = v
     if flags & D_IMM_TEST and d.regf < 2:
         k = dfetch_n(c, d, 1 if u.osz == 1 else (2 if u.osz == 2 else 4), &v)
@@ -354,11 +372,15 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         u.disp = <int64_t>(u.rip_next + <uint64_t>u.disp)
     if imm == I_REL8 or imm == I_RELZ:
         u.imm = u.rip_next + u.imm
+        if m32:
+            u.imm &= 0xffffULL if u.osz == 2 else 0xffffffffULL
     if o.fix != NULL:
         k = o.fix(c, d, u)
         if k:
             return k
     specialize(u)
+    if m32:
+        remap32(u)
     return 0
 
 # ---- building the tables ----

@@ -1094,6 +1094,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
         if jit_sse_kind(&u0[n]) > sse:
             sse = jit_sse_kind(&u0[n])
         n += 1
+    if b.mode & 4:
+        native = 0            # 32-bit code (core/compat32.pxi: 4 GiB address wrap): interpreter only for now
     if native == 0 or n > JIT_MAX_STUBS // 3:
         jb.failed = 1
         j.n_failed += 1

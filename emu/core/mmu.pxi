@@ -402,6 +402,8 @@ cdef inline uint64_t ea_of(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t a = <uint64_t>u.disp + c.r[u.base] + (c.r[u.index] << u.scale)
     if u.asz32:
         a &= 0xffffffffULL
+        if c.cs32:                            # 32-bit code: the linear address wraps at 4 GiB too
+            return (a + c.seg_base[u.seg]) & 0xffffffffULL
     return a + c.seg_base[u.seg]
 
 cdef int mmu_walk_peek(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm_out) noexcept nogil:

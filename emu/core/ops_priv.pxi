@@ -275,8 +275,12 @@ cdef int op_lgdt_lidt(Cpu* c, const Uop* u) noexcept nogil:
     a = ea_of(c, u)
     if c.trap_mask & TRAP_DESC:
         return priv_exit(c, u, EXIT_PRIV, PRIV_LGDT if u.sub == 2 else PRIV_LIDT, 0, NOREG, a)
-    if mem_read(c, a, 2, &lim) or mem_read(c, a + 2, 8, &base):
+    # 64-bit mode: a 10-byte operand (8-byte base); 32-bit code: 6 bytes (a
+    # 24-bit base with a 16-bit operand size)
+    if mem_read(c, a, 2, &lim) or mem_read(c, a + 2, 4 if c.cs32 else 8, &base):
         return R_EXC
+    if c.cs32 and u.osz == 2:
+        base &= 0xffffff
     if u.sub == 2:
         c.gdtr_limit = <uint32_t>lim
         c.gdtr_base = base

@@ -209,6 +209,7 @@ cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
         tlb_flush(c)                 # SMAP permissions cached in the TLB depend on AC
     c.rip = c.msr_lstar
     c.seg_sel[SEG_CS] = (c.msr_star >> 32) & 0xfffc
+    c.cs32 = 0
     c.seg_sel[SEG_SS] = ((c.msr_star >> 32) + 8) & 0xfffc
     set_cpl(c, 0)
     return R_BRANCH
@@ -216,7 +217,7 @@ cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
 cdef inline void set_cpl(Cpu* c, uint32_t cpl) noexcept nogil:
     c.cpl = cpl
     c.tlbm = 1 if cpl == 3 else 0
-    c.mode = cpl
+    c.mode = cpl | (c.cs32 << 2)
 
 cdef void init_system():
     op(0, 0xf4, op_hlt, D_END)

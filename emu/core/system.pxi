@@ -95,7 +95,7 @@ cdef inline uint32_t desc_limit(uint64_t d) noexcept nogil:
 # and limit 0: the user-mode personality and the bare API): 0x08 kernel code
 # 32, 0x10 kernel code 64, 0x18 kernel data, 0x23 user code 32, 0x2b user
 # data, 0x33 user code 64, 0x40 the busy 64-bit TSS, 0x50 the LDT slot
-# (empty), 0x60-0x70 TLS slots (empty), 0x7b the CPU/node segment (limit =
+# (empty), 0x60-0x70 TLS slots (Cpu.tls_desc: set_thread_area), 0x7b the CPU/node segment (limit =
 # TSC_AUX, as Linux keeps them equal). Accessed bits are set, as in Linux.
 cdef inline int linux_gdt(Cpu* c) noexcept nogil:
     return not c.deliver_via_idt and c.gdtr_limit == 0 and c.gdtr_base == 0
@@ -118,6 +118,8 @@ cdef uint64_t linux_desc(Cpu* c, uint32_t i) noexcept nogil:
         return 0x00008b0030004087ULL         # busy TSS, base 0xfffffe0000003000, limit 0x4087
     if i == 9:
         return 0xfffffe00ULL
+    if 12 <= i <= 14:
+        return c.tls_desc[i - 12]
     if i == 15:
         aux = c.tsc_aux & 0xfffff
         return (aux & 0xffff) | (<uint64_t>0xf5 << 40) | ((aux >> 16) << 48) | (<uint64_t>4 << 52)
@@ -349,6 +351,7 @@ cdef int idt_deliver(Cpu* c, uint32_t vec, uint64_t err, int has_err, int kind,
         return R_EXC
     c.r[4] = sp
     c.seg_sel[SEG_CS] = (sel & 0xfffc) | new_cpl
+    set_code_mode(c, 0)                      # the handler is 64-bit code
     if new_cpl != old_cpl:
         c.seg_sel[SEG_SS] = new_cpl          # a null selector with RPL = CPL
     materialize_flags(c)
@@ -465,6 +468,7 @@ cdef int op_iret(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint32_t sz = u.osz
     cdef uint64_t sp = c.r[4], nrip, ncs, nfl, nrsp, nss, cd, old, mask
     cdef uint32_t rpl, cpl = c.cpl
+    cdef int kind
     if c.rflags & F_NT_:
         return raise_gp0(c)                  # task return: not in IA-32e mode
     if (mem_read(c, sp, sz, &nrip) or mem_read(c, sp + sz, sz, &ncs) or mem_read(c, sp + 2 * sz, sz, &nfl)
@@ -484,8 +488,11 @@ cdef int op_iret(Cpu* c, const Uop* u) noexcept nogil:
         return raise_exc(c, EXC_GP, ncs & 0xfffc, 1)
     if not desc_present(cd):
         return raise_exc(c, EXC_NP, ncs & 0xfffc, 1)
-    if not code_is_64(cd):
-        return raise_exc(c, EXC_GP, ncs & 0xfffc, 1)   # compatibility mode: not implemented
+    kind = code_kind(c, cd)
+    if kind < 0:
+        return raise_exc(c, EXC_GP, ncs & 0xfffc, 1)   # 16-bit code: not modelled
+    if kind == 1:
+        nrip &= 0xffffffffULL                          # to compatibility mode
     if not is_canonical(nrip):
         return raise_gp0(c)
     if load_ss_for_return(c, <uint32_t>nss, rpl):
@@ -504,6 +511,7 @@ cdef int op_iret(Cpu* c, const Uop* u) noexcept nogil:
     c.r[4] = nrsp
     c.seg_sel[SEG_CS] = <uint16_t>ncs
     c.seg_sel[SEG_SS] = <uint16_t>nss
+    c.cs32 = <uint32_t>kind
     set_cpl(c, rpl)
     if rpl > cpl:
         null_outer_segs(c)
@@ -519,6 +527,7 @@ cdef int op_retf(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t sp = c.r[4], nrip, ncs, nrsp, nss, cd
     cdef uint64_t imm = u.imm & 0xffff
     cdef uint32_t rpl, cpl = c.cpl
+    cdef int kind
     if mem_read(c, sp, sz, &nrip) or mem_read(c, sp + sz, sz, &ncs):
         return R_EXC
     ncs &= 0xffff
@@ -534,8 +543,11 @@ cdef int op_retf(Cpu* c, const Uop* u) noexcept nogil:
         return raise_exc(c, EXC_GP, ncs & 0xfffc, 1)
     if not desc_present(cd):
         return raise_exc(c, EXC_NP, ncs & 0xfffc, 1)
-    if not code_is_64(cd):
+    kind = code_kind(c, cd)
+    if kind < 0:
         return raise_exc(c, EXC_GP, ncs & 0xfffc, 1)
+    if kind == 1:
+        nrip &= 0xffffffffULL
     if not is_canonical(nrip):
         return raise_gp0(c)
     if rpl > cpl:
@@ -551,28 +563,34 @@ cdef int op_retf(Cpu* c, const Uop* u) noexcept nogil:
     else:
         c.r[4] = sp + 2 * sz + imm
     c.seg_sel[SEG_CS] = <uint16_t>ncs
+    set_code_mode(c, <uint32_t>kind)
     c.rip = nrip
     return R_BRANCH
 
 cdef int op_sysret(Cpu* c, const Uop* u) noexcept nogil:
-    """0F 07 (REX.W) SYSRET to 64-bit CPL 3 code: RIP = RCX, RFLAGS = R11,
-    CS = STAR[63:48] + 16, SS = STAR[63:48] + 8, both RPL 3 (SDM SYSRET)."""
+    """0F 07 SYSRET: REX.W to 64-bit CPL 3 code (RIP = RCX, CS = STAR[63:48]
+    + 16), else to compatibility mode (EIP = ECX, CS = STAR[63:48]); RFLAGS =
+    R11, SS = STAR[63:48] + 8, both RPL 3 (SDM SYSRET)."""
     cdef uint64_t base = (c.msr_star >> 48) & 0xffff
     cdef uint64_t old
     if not (c.efer & EFER_SCE) or not (c.efer & EFER_LMA):
         return raise_ud(c)
     if c.cpl != 0:
         return raise_gp0(c)
-    if u.osz != 8:
-        return raise_ud(c)                   # return to compatibility mode: not implemented
-    if not is_canonical(c.r[1]):
+    if u.osz == 8 and not is_canonical(c.r[1]):
         return raise_gp0(c)
     old = get_rflags(c)
-    c.rip = c.r[1]
     c.rflags = (c.r[11] & 0x3c7fd7) | 2
     c.lf_op = LF_NONE
-    c.seg_sel[SEG_CS] = <uint16_t>((base + 16) | 3)
     c.seg_sel[SEG_SS] = <uint16_t>((base + 8) | 3)
+    if u.osz == 8:
+        c.rip = c.r[1]
+        c.seg_sel[SEG_CS] = <uint16_t>((base + 16) | 3)
+        c.cs32 = 0
+    else:                                    # to compatibility mode: CS = STAR[63:48], EIP = ECX
+        c.rip = c.r[1] & 0xffffffffULL
+        c.seg_sel[SEG_CS] = <uint16_t>(base | 3)
+        c.cs32 = 1
     set_cpl(c, 3)
     if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
         tlb_flush(c)
@@ -916,20 +934,28 @@ cdef int far_through_gate(Cpu* c, const Uop* u, uint32_t gsel, int call) noexcep
             return R_EXC
         c.r[4] = sp - 16
     c.seg_sel[SEG_CS] = <uint16_t>((csel & 0xfffc) | new_cpl)
+    set_code_mode(c, 0)
     c.rip = target
     return R_BRANCH
 
 cdef int far_branch(Cpu* c, const Uop* u, int call) noexcept nogil:
-    """FF /5 JMP m16:xx and FF /3 CALL m16:xx (SDM JMP, CALL; IA-32e mode):
-    to a code segment at the same privilege (conforming: DPL <= CPL;
-    non-conforming: RPL <= CPL and DPL = CPL; CS.RPL becomes the CPL), or
-    through a 64-bit call gate. CALL pushes CS and the return address as
-    operand-size slots (16-bit: IP, 32-bit: EIP, 64-bit: RIP)."""
-    cdef uint32_t sz = u.osz, sel, cpl = c.cpl, dpl
-    cdef uint64_t a = ea_of(c, u), off, s, d, sp = c.r[4]
+    """FF /5 JMP m16:xx and FF /3 CALL m16:xx: the far pointer from memory."""
+    cdef uint32_t sz = u.osz
+    cdef uint64_t a = ea_of(c, u), off, s
     if mem_read(c, a, sz, &off) or mem_read(c, a + sz, 2, &s):
         return R_EXC
-    sel = <uint32_t>s & 0xffff
+    return far_to(c, u, <uint32_t>s & 0xffff, off, call)
+
+cdef int far_to(Cpu* c, const Uop* u, uint32_t sel, uint64_t off, int call) noexcept nogil:
+    """JMP / CALL far (SDM JMP, CALL; IA-32e mode and protected mode): to a
+    code segment at the same privilege (conforming: DPL <= CPL;
+    non-conforming: RPL <= CPL and DPL = CPL; CS.RPL becomes the CPL), 64-bit
+    or 32-bit (compatibility mode, compat32.pxi), or through a 64-bit call
+    gate. CALL pushes CS and the return address as operand-size slots
+    (16-bit: IP, 32-bit: EIP, 64-bit: RIP)."""
+    cdef uint32_t sz = u.osz, cpl = c.cpl, dpl
+    cdef uint64_t d, sp = c.r[4]
+    cdef int kind
     if (sel & 0xfffc) == 0:
         return raise_gp0(c)
     if read_desc(c, sel, 0, &d, NULL):
@@ -939,7 +965,8 @@ cdef int far_branch(Cpu* c, const Uop* u, int call) noexcept nogil:
             return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
         return far_through_gate(c, u, sel, call)
     dpl = desc_dpl(d)
-    if (d >> 53) & 3 == 3:                       # L and D both set
+    kind = code_kind(c, d)
+    if kind < 0:                                 # L and D both set, or 16-bit code
         return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
     if d & (<uint64_t>1 << 42):
         if dpl > cpl:
@@ -948,8 +975,8 @@ cdef int far_branch(Cpu* c, const Uop* u, int call) noexcept nogil:
         return raise_exc(c, EXC_GP, sel & 0xfffc, 1)
     if not desc_present(d):
         return raise_exc(c, EXC_NP, sel & 0xfffc, 1)
-    if not code_is_64(d):
-        return raise_exc(c, EXC_GP, sel & 0xfffc, 1)   # compatibility mode: not implemented
+    if kind == 1:
+        off &= 0xffffffffULL
     if not is_canonical(off):
         return raise_gp0(c)
     if call:
@@ -957,6 +984,7 @@ cdef int far_branch(Cpu* c, const Uop* u, int call) noexcept nogil:
             return R_EXC
         c.r[4] = sp - 2 * sz
     c.seg_sel[SEG_CS] = <uint16_t>((sel & 0xfffc) | cpl)
+    set_code_mode(c, <uint32_t>kind)
     c.rip = off
     return R_BRANCH
 

@@ -17,6 +17,8 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_GROWSDOWN, MAP_NORESERVE, MAP_POPULATE, MAP_FIXED_NOREPLACE = 0x100, 0x4000, 0x8000, 0x100000
 TASK_SIZE = 0x7FFFFFFFF000
 MMAP_TOP = 0x7FFFF7FFF000
+MMAP_TOP32 = 0xF7FFF000          # an i386 process: mmap below the stack, under 4 GiB
+STACK_TOP32 = 0xFFFFE000         # TASK_SIZE of an i386 task on x86-64
 STACK_TOP = 0x7FFFFFFFF000
 STACK_SIZE = 8 << 20
 
@@ -128,9 +130,9 @@ class AddressSpace:
     def is_free(self, start: int, end: int) -> bool:
         return all(v.end <= start or v.start >= end for v in self.vmas)
 
-    def find_free(self, length: int, top: int = MMAP_TOP) -> int | None:
+    def find_free(self, length: int, top: int | None = None) -> int | None:
         """Highest free gap of `length` below top (Linux allocates top-down)."""
-        end = top
+        end = top if top is not None else getattr(self, "mmap_top", MMAP_TOP)
         for v in sorted(self.vmas, key=lambda v: -v.start):
             if v.start >= end:
                 continue

@@ -12,7 +12,8 @@ import time
 from emu.linux import elf
 from emu.linux.fs import FileSystem
 from emu.linux.fdtable import FdTable
-from emu.linux.mm import PAGE, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP, AddressSpace, Vma, page_up
+from emu.linux.mm import (MMAP_TOP32, PAGE, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP, STACK_TOP32, AddressSpace,
+                          Vma, page_up)
 from emu.linux.signals import SIGNAL_NAMES, SIGSEGV, SIGILL, SIGFPE, SIGTRAP, SIGBUS
 from emu.machine import Machine
 
@@ -162,21 +163,32 @@ class Process:
         self.exe_path = os.path.abspath(host)
         brk = page_up(image.end)
         self.mm.brk_start = self.mm.brk = brk
+        self.bits = image.bits
+        top = STACK_TOP if image.bits == 64 else STACK_TOP32
+        if image.bits == 32:
+            self.mm.mmap_top = MMAP_TOP32          # mmap stays below 4 GiB
         # the stack: reserved, populated on demand
-        self.mm._insert(Vma(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, name="[stack]"))
-        sp = self._build_stack(image, interp_base, path)
+        self.mm._insert(Vma(top - STACK_SIZE, top, PROT_READ | PROT_WRITE, name="[stack]"))
+        sp = self._build_stack(image, interp_base, path, top)
         v = self.vcpu
         for i in range(16):
             v.set_gpr(i, 0)
         v.rsp = sp
         v.rip = entry
         v.rflags = 0x202
+        if image.bits == 32:
+            # an i386 program: compatibility mode with Linux's 32-bit user segments
+            v.set_seg_sel(1, 0x23)
+            for sr in (0, 2, 3):
+                v.set_seg_sel(sr, 0x2B)
+            v.cs32 = True
 
-    def _build_stack(self, image, interp_base: int, path: str) -> int:
+    def _build_stack(self, image, interp_base: int, path: str, stack_top: int = None) -> int:
         """argc, argv, envp and the auxiliary vector, as Linux lays them out
-        (fs/binfmt_elf.c's create_elf_tables order)."""
+        (fs/binfmt_elf.c's create_elf_tables order); 4-byte words for an
+        i386 program."""
         strings = bytearray()
-        top = STACK_TOP - PAGE        # leave the very top page unused as Linux does (roughly)
+        top = (stack_top or STACK_TOP) - PAGE   # leave the very top page unused as Linux does (roughly)
 
         def put(b: bytes) -> int:
             strings.extend(b)
@@ -185,7 +197,7 @@ class Process:
         execfn_off = put(path.encode() + b"\0")
         arg_offs = [put(a.encode() + b"\0") for a in self.argv]
         env_offs = [put(("%s=%s" % kv).encode() + b"\0") for kv in self.env.items()]
-        plat_off = put(b"x86_64\0")
+        plat_off = put(b"x86_64\0" if image.bits == 64 else b"i686\0")
         rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)))
         str_base = (top - len(strings)) & ~15
         addr = lambda off: str_base + off
@@ -200,9 +212,13 @@ class Process:
         words = [len(self.argv)] + [addr(o) for o in arg_offs] + [0] + [addr(o) for o in env_offs] + [0]
         for k, val in auxv:
             words += [k, val]
-        sp = (str_base - 8 * len(words)) & ~15
+        wsize = 8 if image.bits == 64 else 4
+        sp = (str_base - wsize * len(words)) & ~15
         self.sys.write(str_base, bytes(strings))
-        self.sys.write(sp, struct.pack("<%dQ" % len(words), *[w & MASK64 for w in words]))
+        if wsize == 8:
+            self.sys.write(sp, struct.pack("<%dQ" % len(words), *[w & MASK64 for w in words]))
+        else:
+            self.sys.write(sp, struct.pack("<%dI" % len(words), *[w & 0xFFFFFFFF for w in words]))
         return sp
 
     def enable_host_signals(self) -> None:

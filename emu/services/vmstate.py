@@ -8,10 +8,18 @@ platform MSRs) and the RAM pages that are not zero. The disk image is not
 part of it (it stays where it is, as with Firecracker's snapshots); the
 console output already written is not either.
 
-File format: a numpy .npz archive (loaded with allow_pickle=False) holding
-`meta` (a Python literal: versions, sizes, device registers), `vcpu` (bytes)
-and `pages` / `data` (page numbers and their 4 KiB contents). Loading never
-evaluates more than literals, so a snapshot file cannot run code.
+File format 2 (what `save` writes to a path): a 4 KiB header page (magic
+"EMUSNAP2", the lengths of the metadata and the vCPU state, the offset and
+size of the RAM image), the metadata (a Python literal: versions, sizes,
+device registers, the devices to attach) and the vCPU state, then the RAM
+image itself, page-aligned and sparse (zero pages are holes). `restore`
+maps that image copy-on-write over the new VM's RAM (`PhysMachine.map_file`,
+MAP_PRIVATE), as Firecracker maps its memory file: nothing is copied, pages
+are read when the guest first touches them, so a restore costs about the
+same for 128 MiB as for 4 GiB. Format 1 (a numpy .npz archive with `meta`,
+`vcpu`, `pages` and `data`, loaded with allow_pickle=False) is what `save`
+writes to a stream, and is still read. Loading never evaluates more than
+literals, so a snapshot file cannot run code.
 
 Live migration (`send` / `receive`): the source keeps running while RAM is
 copied in rounds; each round sends the pages written during the previous one
@@ -33,6 +41,8 @@ from emu import _core
 
 FORMAT = 1
 PAGE = 4096
+MAGIC2 = b"EMUSNAP2"
+HEADER2 = struct.Struct("<8sQQQQ")       # magic, meta length, vCPU state length, RAM offset, RAM size
 
 
 class SnapshotError(Exception):
@@ -41,7 +51,8 @@ class SnapshotError(Exception):
 
 def machine_meta(vm) -> dict:
     return {"format": FORMAT, "state_size": len(vm.vcpu.save_state()), "mem_size": vm.mem_size,
-            "cmdline": vm.cmdline, "disk": vm.disk_path, "vm": vm.get_state()}
+            "cmdline": vm.cmdline, "disk": vm.disk_path, "vm": vm.get_state(),
+            "attach": vm.device_args() if hasattr(vm, "device_args") else {}}
 
 
 def _apply_meta(vm, meta: dict) -> None:
@@ -90,15 +101,63 @@ def save(vm, path) -> int:
                  pages=pages, data=data)
         return len(pages)
     # written beside and renamed over: a failed write never destroys an older snapshot
+    # (nor a file that a restored VM still maps)
     tmp = "%s.tmp%d" % (os.fspath(path), os.getpid())
     try:
         with open(tmp, "wb") as f:
-            save(vm, f)
+            _save2(vm, f, pages)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return len(pages)
+
+
+def _save2(vm, f, pages: np.ndarray) -> None:
+    meta = repr(machine_meta(vm)).encode()
+    state = vm.vcpu.save_state()
+    ram_off = (PAGE + len(meta) + len(state) + PAGE - 1) // PAGE * PAGE
+    f.write(HEADER2.pack(MAGIC2, len(meta), len(state), ram_off, vm.mem_size).ljust(PAGE, b"\0"))
+    f.write(meta)
+    f.write(state)
+    fd = f.fileno()
+    rows = vm.ram.reshape(-1, PAGE)
+    # runs of consecutive non-zero pages, each written with one call; zero pages stay holes
+    if len(pages):
+        breaks = np.flatnonzero(np.diff(pages) != 1) + 1
+        for run in np.split(pages, breaks):
+            first, n = int(run[0]), len(run)
+            os.pwrite(fd, rows[first:first + n].tobytes(), ram_off + first * PAGE)
+    os.ftruncate(fd, ram_off + vm.mem_size)
+
+
+def _load2(path):
+    """(meta, vCPU state, RAM offset, file descriptor) of a format-2 snapshot."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        head = os.pread(fd, HEADER2.size, 0)
+        if len(head) != HEADER2.size:
+            raise SnapshotError("%s: truncated snapshot" % path)
+        magic, lm, ls, ram_off, ram_size = HEADER2.unpack(head)
+        if magic != MAGIC2 or ram_off % PAGE or ram_off < PAGE + lm + ls or lm > 1 << 26 or ls > 1 << 26:
+            raise SnapshotError("%s: corrupt snapshot header" % path)
+        if st.st_size < ram_off + ram_size:
+            raise SnapshotError("%s: the RAM image is truncated" % path)
+        meta = _literal(os.pread(fd, lm, PAGE).decode("utf-8", "replace"))
+        state = os.pread(fd, ls, PAGE + lm)
+        _check_meta(meta, state)
+        if meta.get("mem_size") != ram_size:
+            raise SnapshotError("%s: RAM size does not match its metadata" % path)
+        return meta, state, ram_off, fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_v2(path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == MAGIC2
 
 
 def load(path) -> tuple[dict, bytes, np.ndarray, np.ndarray]:
@@ -125,13 +184,35 @@ def restore(path, *, disk=None, **vm_args):
     stopped. disk: the image for its virtio-blk device (default: the path
     the snapshot names); vm_args go to VM() (output, input_fd, policy...)."""
     from emu.vm import VM
-    meta, vcpu, pages, data = load(path)
-    vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"], **vm_args)
+    if is_v2(path):
+        meta, vcpu, ram_off, fd = _load2(path)
+        try:
+            vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"],
+                    **_attach_args(meta, vm_args))
+            try:
+                vm.phys.map_file(0, meta["mem_size"], fd, ram_off)
+            except (OSError, ValueError) as e:
+                vm.close()
+                raise SnapshotError("%s: cannot map the RAM image (%s)" % (path, e)) from None
+        finally:
+            os.close(fd)                  # the mapping keeps the file
+    else:
+        meta, vcpu, pages, data = load(path)
+        vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"],
+                **_attach_args(meta, vm_args))
+        _load_pages(vm, pages, data)
     vm.cmdline = meta["cmdline"]
-    _load_pages(vm, pages, data)
     vm.vcpu.load_state(vcpu)
     _apply_meta(vm, meta)
     return vm
+
+
+def _attach_args(meta: dict, vm_args: dict) -> dict:
+    """The devices the snapshot's VM had (rng, virtio console, vsock socket
+    path...), unless the caller gives them."""
+    out = dict(meta.get("attach") or {})
+    out.update(vm_args)
+    return out
 
 
 # ---- live migration ----

@@ -179,6 +179,12 @@ class AccelDevice:
             return self.desc_lo | (self.desc_hi << 32)
         return (v >> (8 * (off & 3))) & ((1 << (8 * size)) - 1) if size < 4 else v
 
+    def mmio_read(self, off: int, size: int) -> int:
+        return self.read(off, size)
+
+    def mmio_write(self, off: int, size: int, v: int) -> None:
+        self.write(off, size, v)
+
     def write(self, off: int, size: int, v: int) -> None:
         if off == R_DOORBELL:
             if size == 8:

@@ -1,6 +1,7 @@
-"""The microVM's devices: a 16550 UART, a local APIC (xAPIC MMIO and x2APIC
-MSRs, timer in one-shot, periodic and TSC-deadline modes), an I/O APIC and a
-virtio-mmio block device (virtio 1.x, split virtqueue).
+"""The microVM's platform devices: a 16550 UART, a local APIC (xAPIC MMIO and
+x2APIC MSRs, timer in one-shot, periodic and TSC-deadline modes), an I/O
+APIC, the VMM's control ports, and guest-physical memory access for DMA.
+The virtio devices are in emu/vm/virtio/, the CMOS RTC in emu/vm/rtc.py.
 
 Time is the vCPU's virtual TSC (instructions retired x cycles per
 instruction); the APIC timer counts TSC cycles through its divider."""
@@ -55,7 +56,7 @@ class Uart16550:
             return fifo | 0x02
         return fifo | 0x01
 
-    def io_read(self, off: int) -> int:
+    def io_read(self, off: int, size: int = 1) -> int:
         dlab = self.lcr & 0x80
         if off == 0:
             if dlab:
@@ -81,7 +82,7 @@ class Uart16550:
             return 0xB0                      # DCD DSR CTS
         return self.scr
 
-    def io_write(self, off: int, v: int) -> None:
+    def io_write(self, off: int, size: int, v: int) -> None:
         v &= 0xFF
         dlab = self.lcr & 0x80
         if off == 0:
@@ -258,6 +259,12 @@ class LocalApic:
                 f(v)
 
     # -- registers (xAPIC offsets; x2APIC MSR n is offset (n - 0x800) << 4) --
+    def mmio_read(self, off: int, size: int) -> int:
+        return self.read(off & ~0xF)
+
+    def mmio_write(self, off: int, size: int, v: int) -> None:
+        self.write(off & ~0xF, v)
+
     def read(self, off: int) -> int:
         if off == 0x20:
             return self.id << 24
@@ -412,6 +419,12 @@ class IoApic:
                 if self.lines[pin]:
                     self._deliver(pin)
 
+    def mmio_read(self, off: int, size: int) -> int:
+        return self.read(off & ~0xF)
+
+    def mmio_write(self, off: int, size: int, v: int) -> None:
+        self.write(off & ~0xF, v)
+
     def read(self, off: int) -> int:
         if off == 0:
             return self.sel
@@ -451,232 +464,36 @@ class IoApic:
                 self._deliver(pin)
 
 
-# ---------------------------------------------------------------- virtio-mmio block
-
-VIRTIO_MAGIC = 0x74726976
-VIRTIO_BLK_ID = 2
-VIRTIO_F_VERSION_1 = 1 << 32
-VIRTIO_BLK_F_FLUSH = 1 << 9
-VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT = 1, 2, 4
-VIRTQ_AVAIL_F_NO_INTERRUPT = 1
-BLK_T_IN, BLK_T_OUT, BLK_T_FLUSH, BLK_T_GET_ID = 0, 1, 4, 8
-BLK_S_OK, BLK_S_IOERR, BLK_S_UNSUPP = 0, 1, 2
-QUEUE_MAX = 256
-STATUS_FAILED, STATUS_NEEDS_RESET = 0x80, 0x40
+# ---------------------------------------------------------------- platform control ports
 
 
-class VirtioBlk:
-    """virtio-mmio (register layout version 2) block device over a file."""
+class SystemControl:
+    """The VMM's own ports: POST codes (0x80, timestamped markers), the debug
+    exit (0x501), and the ACPI hardware-reduced sleep control / status and
+    reset registers (emu/vm/acpi.py: PM_PORT + 0, 1, 2; a QEMU-style PM1
+    control write of SLP_EN at PM_PORT + 4 also powers off)."""
 
-    def __init__(self, path: str, mem, irq_line, readonly: bool = False):
-        self.path = path
-        self.readonly = readonly or not os.access(path, os.W_OK)
-        self.fd = os.open(path, os.O_RDONLY if self.readonly else os.O_RDWR)
-        self.size = os.fstat(self.fd).st_size
-        self.mem = mem                      # guest physical memory helper (read/write)
-        self.irq_line = irq_line
-        self.features = VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH | ((1 << 5) if self.readonly else 0)
-        self.n_requests = 0
-        self.reset()
+    def __init__(self, vm, base: int):
+        self.vm = vm
+        self.base = base                  # the first port of the range it is attached at
 
-    def reset(self) -> None:
-        self.status = 0
-        self.dev_feat_sel = 0
-        self.drv_feat_sel = 0
-        self.driver_features = 0
-        self.queue_sel = 0
-        self.qnum = QUEUE_MAX
-        self.qready = 0
-        self.desc = self.avail = self.used = 0
-        self.last_avail = 0
-        self.isr = 0
-        self.irq_line(0)
+    def io_read(self, off: int, size: int) -> int:
+        return 0 if self.base == self.vm.pm_port else 0xFF
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    def io_write(self, off: int, size: int, value: int) -> None:
+        self.vm.system_port_write(self.base + off, size, value)
 
-    def config(self) -> bytes:
-        # capacity (sectors), size_max, seg_max, geometry, blk_size
-        return struct.pack("<QIIHBBI", self.size // 512, 1 << 20, 128, 0, 0, 0, 512) + bytes(0x40)
 
-    def read(self, off: int, size: int) -> int:
-        if off >= 0x100:
-            cfg = self.config()
-            o = off - 0x100
-            return int.from_bytes(cfg[o:o + size].ljust(size, b"\0"), "little")
-        if off == 0x00:
-            return VIRTIO_MAGIC
-        if off == 0x04:
-            return 2
-        if off == 0x08:
-            return VIRTIO_BLK_ID
-        if off == 0x0C:
-            return 0x20554D45                 # "EMU "
-        if off == 0x10:
-            return (self.features >> (32 * self.dev_feat_sel)) & 0xFFFFFFFF if self.dev_feat_sel < 2 else 0
-        if off == 0x34:
-            return QUEUE_MAX if self.queue_sel == 0 else 0
-        if off == 0x44:
-            return self.qready if self.queue_sel == 0 else 0
-        if off == 0x60:
-            return self.isr
-        if off == 0x70:
-            return self.status
-        if off == 0xFC:
-            return 0
-        if self.queue_sel == 0:
-            if off == 0x80:
-                return self.desc & 0xFFFFFFFF
-            if off == 0x84:
-                return self.desc >> 32
-            if off == 0x90:
-                return self.avail & 0xFFFFFFFF
-            if off == 0x94:
-                return self.avail >> 32
-            if off == 0xA0:
-                return self.used & 0xFFFFFFFF
-            if off == 0xA4:
-                return self.used >> 32
-        return 0
-
-    def write(self, off: int, size: int, v: int) -> None:
-        if off >= 0x100:
-            return                            # config space is read-only for block
-        v &= 0xFFFFFFFF
-        if off == 0x14:
-            self.dev_feat_sel = v
-        elif off == 0x20:
-            if self.drv_feat_sel < 2:
-                sh = 32 * self.drv_feat_sel
-                self.driver_features = (self.driver_features & ~(0xFFFFFFFF << sh)) | ((v & (self.features >> sh)) << sh)
-        elif off == 0x24:
-            self.drv_feat_sel = v
-        elif off == 0x30:
-            self.queue_sel = v
-        elif off == 0x38:
-            if self.queue_sel == 0 and 0 < v <= QUEUE_MAX and v & (v - 1) == 0:
-                self.qnum = v
-        elif off == 0x44:
-            if self.queue_sel == 0:
-                self.qready = v & 1
-        elif off == 0x50:
-            if v == 0 and self.qready and self.status & 4:
-                self.process()
-        elif off == 0x64:
-            self.isr &= ~v
-            if not self.isr:
-                self.irq_line(0)
-        elif off == 0x70:
-            if v == 0:
-                self.reset()
-            else:
-                if v & 8 and not self.driver_features & VIRTIO_F_VERSION_1:
-                    v &= ~8                   # FEATURES_OK refused: legacy drivers are not supported
-                self.status = v & 0xFF
-        elif self.queue_sel == 0 and not self.qready:
-            if off == 0x80:
-                self.desc = (self.desc & ~0xFFFFFFFF) | v
-            elif off == 0x84:
-                self.desc = (self.desc & 0xFFFFFFFF) | (v << 32)
-            elif off == 0x90:
-                self.avail = (self.avail & ~0xFFFFFFFF) | v
-            elif off == 0x94:
-                self.avail = (self.avail & 0xFFFFFFFF) | (v << 32)
-            elif off == 0xA0:
-                self.used = (self.used & ~0xFFFFFFFF) | v
-            elif off == 0xA4:
-                self.used = (self.used & 0xFFFFFFFF) | (v << 32)
-
-    # -- the request queue --
-    def _chain(self, head: int):
-        m = self.mem
-        out = []
-        i, seen = head, 0
-        table, n = self.desc, self.qnum
-        while True:
-            addr, length, flags, nxt = struct.unpack("<QIHH", m.read(table + 16 * i, 16))
-            if flags & VIRTQ_DESC_F_INDIRECT:
-                table, n, i = addr, length // 16, 0
-                continue
-            out.append((addr, length, bool(flags & VIRTQ_DESC_F_WRITE)))
-            seen += 1
-            if not flags & VIRTQ_DESC_F_NEXT or seen > n:
-                return out
-            i = nxt % n
-
-    def process(self) -> None:
-        m = self.mem
-        n = self.qnum
-        avail_idx = struct.unpack("<H", m.read(self.avail + 2, 2))[0]
-        used_idx = struct.unpack("<H", m.read(self.used + 2, 2))[0]
-        done = 0
-        while self.last_avail != avail_idx:
-            head = struct.unpack("<H", m.read(self.avail + 4 + 2 * (self.last_avail % n), 2))[0]
-            self.last_avail = (self.last_avail + 1) & 0xFFFF
-            written = self._request(self._chain(head))
-            m.write(self.used + 4 + 8 * (used_idx % n), struct.pack("<II", head, written))
-            used_idx = (used_idx + 1) & 0xFFFF
-            m.write(self.used + 2, struct.pack("<H", used_idx))
-            done += 1
-        if done:
-            flags = struct.unpack("<H", m.read(self.avail, 2))[0]
-            if not flags & VIRTQ_AVAIL_F_NO_INTERRUPT:
-                self.isr |= 1
-                self.irq_line(1)
-
-    def _request(self, chain) -> int:
-        """Perform one request; the number of bytes written into guest memory."""
-        self.n_requests += 1
-        m = self.mem
-        if len(chain) < 2 or chain[0][1] < 16 or chain[-1][1] < 1 or not chain[-1][2]:
-            return 0
-        rtype, _res, sector = struct.unpack("<IIQ", m.read(chain[0][0], 16))
-        data = chain[1:-1]
-        status_addr = chain[-1][0]
-        written = 0
-        status = BLK_S_OK
-        pos = sector * 512
-        if rtype == BLK_T_IN:
-            for addr, length, w in data:
-                if not w:
-                    status = BLK_S_IOERR
-                    break
-                if pos + length > self.size:
-                    status = BLK_S_IOERR
-                    break
-                m.write(addr, os.pread(self.fd, length, pos))
-                pos += length
-                written += length
-        elif rtype == BLK_T_OUT:
-            if self.readonly:
-                status = BLK_S_IOERR
-            else:
-                for addr, length, w in data:
-                    if w or pos + length > self.size:
-                        status = BLK_S_IOERR
-                        break
-                    os.pwrite(self.fd, m.read(addr, length), pos)
-                    pos += length
-        elif rtype == BLK_T_FLUSH:
-            if not self.readonly:
-                os.fsync(self.fd)
-        elif rtype == BLK_T_GET_ID:
-            ident = b"emu-virtio-blk".ljust(20, b"\0")
-            if data:
-                addr, length, _w = data[0]
-                m.write(addr, ident[:length])
-                written += min(length, 20)
-        else:
-            status = BLK_S_UNSUPP
-        m.write(status_addr, bytes([status]))
-        return written + 1
+class GuestMemoryError(ValueError):
+    """A device access outside guest RAM (devices check before they touch)."""
 
 
 class PhysMem:
     """Guest physical memory for device DMA: reads and writes of RAM, with
-    translated code invalidated on writes."""
+    translated code invalidated on writes. An access outside RAM (address +
+    length as unbounded integers: no wraparound) raises GuestMemoryError;
+    devices check guest addresses before they get here, and the VMM turns
+    one that slips through into a logged event."""
 
     def __init__(self, phys, ram: np.ndarray):
         self.phys = phys
@@ -684,16 +501,18 @@ class PhysMem:
         self.size = len(ram)
 
     def read(self, pa: int, n: int) -> bytes:
-        if pa + n > self.size:
-            raise ValueError("DMA read outside RAM at %#x" % pa)
+        if pa < 0 or n < 0 or pa + n > self.size:
+            raise GuestMemoryError("DMA read outside RAM at %#x+%#x" % (pa, n))
         return self.ram[pa:pa + n].tobytes()
 
     def write(self, pa: int, data: bytes) -> None:
         n = len(data)
-        if pa + n > self.size:
-            raise ValueError("DMA write outside RAM at %#x" % pa)
+        if pa < 0 or pa + n > self.size:
+            raise GuestMemoryError("DMA write outside RAM at %#x+%#x" % (pa, n))
         self.ram[pa:pa + n] = np.frombuffer(data, dtype=np.uint8)
         self.phys.invalidate(pa, n)
 
     def u64(self, pa: int) -> int:
+        if pa < 0 or pa + 8 > self.size:
+            raise GuestMemoryError("DMA read outside RAM at %#x+8" % pa)
         return int.from_bytes(self.ram[pa:pa + 8].tobytes(), "little")

@@ -8,7 +8,9 @@ timer deadline (or, with realtime=True, the VMM sleeps until then) — it never
 spins."""
 from __future__ import annotations
 
+import logging
 import os
+import re
 import select
 import sys
 import time
@@ -19,17 +21,22 @@ from emu.vcpu import Vcpu
 from emu.vm import boot
 from emu.vm.assist import Assist, TripleFault, ERROR_CODE_VECTORS
 from emu.vm.devices import (IOAPIC_BASE, IOAPIC_SIZE, LAPIC_BASE, LAPIC_SIZE, UART_BASE, UART_IRQ,
-                            IoApic, LocalApic, PhysMem, Uart16550, VirtioBlk)
+                            GuestMemoryError, IoApic, LocalApic, PhysMem, SystemControl, Uart16550)
+from emu.vm import acpi, mptable
+from emu.vm.bus import Bus
+from emu.vm.machine_desc import DeviceDesc, MachineDesc, PM_PORT
+from emu.vm.rtc import CmosRtc, RTC_IRQ, RTC_PORT
+from emu.vm.virtio.mmio import VirtioMmio
 
 from emu.vm.accel import ACCEL_BASE, ACCEL_IRQ, ACCEL_SIZE, AccelDevice, AccelHost
 
 import numpy as np
 
-VIRTIO_BASE = 0xD0000000
-VIRTIO_SIZE = 0x1000
-VIRTIO_IRQ = 5
 TSC_HZ = 1_000_000_000            # the frequency the guest is told (CPUID 0x15/0x16)
 SLICE = 2_000_000                 # instructions per run() when no timer is due sooner
+MAX_EVENTS = 1000                 # VMM log events kept in vm.events
+log = logging.getLogger("emu.vm")
+_ANSI = re.compile("\x1b\\[[0-9;?]*[A-Za-z]")
 
 T = _core.TRAPS
 EXIT = _core.EXIT
@@ -51,11 +58,20 @@ class VMError(Exception):
     pass
 
 
+# platform MSRs the VMM answers (SDM Vol. 4, table 2-2), as a kernel expects to
+# find them after firmware: IA32_PLATFORM_ID, IA32_BIOS_SIGN_ID (microcode
+# revision), IA32_MISC_ENABLE (fast strings, no BTS/PEBS)
+PLATFORM_MSRS = {0x17: 0, 0x8B: 0x1 << 32, 0x1A0: 0x1 | (1 << 11) | (1 << 12)}
+
+
 # a device model's registers: its plain-data attributes, not its wiring
-_WIRING = {"sink", "irq_line", "clock", "eoi_listeners", "lapic", "mem", "fd", "v", "path", "readonly", "size"}
+_WIRING = {"sink", "irq_line", "clock", "eoi_listeners", "lapic", "mem", "fd", "v", "path", "readonly", "size",
+           "tsc", "vm"}
 
 
 def _registers(dev) -> dict:
+    if hasattr(dev, "get_state"):
+        return dev.get_state()
     out = {}
     for k, v in vars(dev).items():
         if k in _WIRING or callable(v):
@@ -68,6 +84,9 @@ def _registers(dev) -> dict:
 
 
 def _set_registers(dev, regs: dict) -> None:
+    if hasattr(dev, "set_state"):
+        dev.set_state(regs)
+        return
     for k, v in regs.items():
         if k in _WIRING or not hasattr(dev, k):
             raise VMError("%s has no register %r" % (type(dev).__name__, k))
@@ -91,7 +110,8 @@ class VM:
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
                  msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None,
-                 accel=False, accel_shares=1):
+                 accel=False, accel_shares=1, initrd=None, rng=False, vconsole=False, vsock=None,
+                 vsock_cid=3, net=None, seed=0, epoch=None, pvh=False):
         self.t_create = time.perf_counter()
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
@@ -108,6 +128,7 @@ class VM:
         self.output = output if output is not None else self._stdout
         self.t_first_byte = None
         self.console = bytearray()
+        self.events = []                  # (guest TSC, message): the VMM log (bad descriptors...)
 
         # MSRs always exit: the VMM owns the APIC MSRs and applies msr_policy
         self.msr_policy = msr_policy      # callable(index, value, write) -> True to allow
@@ -133,21 +154,37 @@ class VM:
             self.hyp.install(self.vcpu)
             self.vcpu.trap_mask |= T["msr"]
         self.io_policy = io_policy
-        # platform MSRs the VMM answers: IA32_MISC_ENABLE (fast strings, no BTS/PEBS,
-        # as a kernel expects to find it)
-        self.platform_msrs = {0x1A0: 0x1 | (1 << 11) | (1 << 12)}
+        self.platform_msrs = dict(PLATFORM_MSRS)
         self.assist = Assist(self.vcpu, self.mem)
         self.inflight = None              # vector handed to the core, not yet taken
 
+        # ---- the machine: one description feeds the bus, ACPI, the MP table and e820 ----
+        self.desc = desc = MachineDesc(self.mem_size)
+        self.bus = bus = Bus()
+        self.pm_port = PM_PORT
         self.lapic = LocalApic(self.tsc)
         self.ioapic = IoApic(self.lapic)
         self.uart = Uart16550(self._console_out, lambda lvl: self.ioapic.set_irq(UART_IRQ, lvl))
+        self.rtc = CmosRtc(self.tsc, TSC_HZ, lambda lvl: self.ioapic.set_irq(RTC_IRQ, lvl), epoch=epoch)
+        for name, kind, dev, ports, mmio, irq in (
+                ("lapic", "lapic", self.lapic, (), ((LAPIC_BASE, LAPIC_SIZE),), None),
+                ("ioapic", "ioapic", self.ioapic, (), ((IOAPIC_BASE, IOAPIC_SIZE),), None),
+                ("uart", "uart", self.uart, ((UART_BASE, 8),), (), UART_IRQ),
+                ("rtc", "rtc", self.rtc, ((RTC_PORT, 2),), (), RTC_IRQ),
+                ("post", "sysctl", SystemControl(self, 0x80), ((0x80, 1),), (), None),
+                ("debug_exit", "sysctl", SystemControl(self, 0x501), ((0x501, 1),), (), None),
+                ("acpi_pm", "sysctl", SystemControl(self, PM_PORT), ((PM_PORT, 8),), (), None)):
+            desc.add(DeviceDesc(name, kind, ports=ports, mmio=mmio, irq=irq))
+            bus.attach(name, dev, ports=ports, mmio=mmio)
         self.input_fd = input_fd
+        self.virtio = {}                  # name -> VirtioMmio transport
         self.blk = None
         if disk is not None:
-            self.blk = VirtioBlk(disk, self.mem, lambda lvl: self.ioapic.set_irq(VIRTIO_IRQ, lvl),
-                                 readonly=disk_readonly)
-            cmdline = "%s virtio_mmio.device=4K@%#x:%d" % (cmdline, VIRTIO_BASE, VIRTIO_IRQ)
+            from emu.vm.virtio.blk import VirtioBlk
+            self.blk = self._add_virtio("blk", "virtio-blk", VirtioBlk(disk, readonly=disk_readonly))
+            d = desc.find("blk")
+            # our own guest kernel finds its disk on the command line (Linux: in the DSDT)
+            cmdline = "%s virtio_mmio.device=4K@%#x:%d" % (cmdline, d.mmio[0][0], d.irq)
         # the compute accelerator (emu/vm/accel.py): accel=True gives this VM
         # its own; an AccelHost shares one among several VMs
         self.accel = None
@@ -155,31 +192,81 @@ class VM:
         if accel:
             self._attach_accel(accel)
             cmdline = "%s emu_accel=4K@%#x:%d" % (cmdline, ACCEL_BASE, ACCEL_IRQ)
+        self.rng = self.vcon = self.vsock = self.net = None
+        if rng:
+            from emu.vm.virtio.rng import VirtioRng
+            self.rng = self._add_virtio("rng", "virtio-rng", VirtioRng(seed))
+        if vconsole:
+            from emu.vm.virtio.console import VirtioConsole
+            self.vcon = self._add_virtio("vcon", "virtio-console", VirtioConsole(self._vcon_out))
+        if vsock is not None:
+            from emu.vm.virtio.vsock import VirtioVsock
+            self.vsock = self._add_virtio("vsock", "virtio-vsock", VirtioVsock(vsock, cid=vsock_cid))
+        if net is not None:
+            from emu.vm.virtio.net import VirtioNet
+            self.net = self._add_virtio("net", "virtio-net", VirtioNet(net))
         self.cmdline = cmdline
         self.entry = None
         if kernel is not None:
-            if isinstance(kernel, (bytes, bytearray)):
-                image = bytes(kernel)
+            image = self._read_image(kernel)
+            rd = self._read_image(initrd) if initrd is not None else None
+            rsdp = self._platform_tables()
+            if pvh:
+                self.entry = boot.setup_pvh(self, image, cmdline, initrd=rd, rsdp=rsdp)
             else:
-                with open(kernel, "rb") as f:
-                    image = f.read()
-            self.entry = boot.setup_boot(self, image, cmdline)
+                self.entry = boot.setup_boot(self, image, cmdline, initrd=rd, rsdp=rsdp)
         self.exit_reason = None
         self.post_codes = []              # (code, host time, guest TSC) of port 0x80 writes
         self.halted_wait = 0.0
+        self.idle_halts = 0
+        self._until = None                # run(): stop when this returns True (run_until)
+        self._t_end = None
+
+    @staticmethod
+    def _read_image(src) -> bytes:
+        if isinstance(src, (bytes, bytearray)):
+            return bytes(src)
+        with open(src, "rb") as f:
+            return f.read()
+
+    def _add_virtio(self, name, kind, dev):
+        from emu.vm.virtio.mmio import VirtioMmio
+        d = self.desc.add_virtio(name, kind, dev.device_id)
+        gsi = d.irq
+        t = VirtioMmio(dev, self.mem, lambda lvl: self.ioapic.set_irq(gsi, lvl), self.log_event)
+        self.bus.attach(name, t, mmio=d.mmio)
+        self.virtio[name] = t
+        return dev
+
+    def _platform_tables(self) -> int:
+        """ACPI tables and the MP table in the BIOS area; the RSDP's address."""
+        rsdp, blob = acpi.build(self.desc)
+        self.ram[rsdp:rsdp + len(blob)] = np.frombuffer(blob, np.uint8)
+        sig, feat = self.vcpu.cpuid(1)[0], self.vcpu.cpuid(1)[3]
+        mp_addr, mp = mptable.build(self.desc, sig, feat)
+        self.ram[mp_addr:mp_addr + len(mp)] = np.frombuffer(mp, np.uint8)
+        return rsdp
+
+    def log_event(self, message: str) -> None:
+        """An event in the VMM log (a guest mistake a device refused...)."""
+        log.warning("%s", message)
+        if len(self.events) < MAX_EVENTS:
+            self.events.append((self.vcpu.tsc, message))
+
+    def _vcon_out(self, data: bytes) -> None:
+        pass
 
     def _attach_accel(self, accel=True) -> None:
         host = accel if isinstance(accel, AccelHost) else None
         self.accel = AccelDevice(self.mem, lambda lvl: self.ioapic.set_irq(ACCEL_IRQ, lvl), host=host,
                                  shares=self.accel_shares, name="vm%x" % id(self))
+        self.desc.add(DeviceDesc("accel", "accel", mmio=((ACCEL_BASE, ACCEL_SIZE),), irq=ACCEL_IRQ))
+        self.bus.attach("accel", self.accel, mmio=((ACCEL_BASE, ACCEL_SIZE),))
 
     # ---- state (for emu/services/vmstate.py: snapshots, migration) ----
     def _devices(self) -> dict:
-        d = {"uart": self.uart, "lapic": self.lapic, "ioapic": self.ioapic, "assist": self.assist}
-        if self.blk is not None:
-            d["blk"] = self.blk
-        if self.accel is not None:
-            d["accel"] = self.accel
+        d = {name: dev for name, dev in self.bus.devices.items() if not isinstance(dev, SystemControl)}
+        d["assist"] = self.assist
         return d
 
     def get_state(self) -> dict:
@@ -207,18 +294,44 @@ class VM:
     def disk_path(self):
         return self.blk.path if self.blk is not None else None
 
+    def device_args(self) -> dict:
+        """VM() arguments that re-create this VM's devices (for a restore).
+        A net backend given as a socket cannot be named: the restorer passes one."""
+        out = {}
+        if self.accel is not None:
+            out["accel"] = True
+        if self.rng is not None:
+            out["rng"] = True
+            out["seed"] = self.rng.seed
+        if self.vcon is not None:
+            out["vconsole"] = True
+        if self.vsock is not None:
+            out["vsock"] = self.vsock.uds_path
+            out["vsock_cid"] = self.vsock.cid
+        if self.net is not None and self.net.path is not None:
+            out["net"] = self.net.path
+        return out
+
     # ---- platform ----
     def _cpuid(self):
-        t = [e for e in baseline_table() if e[0] not in (0x15, 0x16, 1)]
-        base = {e[0]: e for e in baseline_table()}
-        if 1 in base:
-            leaf, sub, a, b, c, d = base[1]
-            c |= (1 << 24) | (1 << 21)     # TSC-deadline, x2APIC
-            d |= (1 << 9) | (1 << 4)       # APIC, TSC
-            t.append((1, sub, a, b & 0x00FFFFFF, c, d))
-        t.append((0x15, None, 1, 1, TSC_HZ, 0))
-        t.append((0x16, None, TSC_HZ // 1_000_000, TSC_HZ // 1_000_000, 100, 0))
-        return t
+        """The baseline table plus what this machine's platform provides (SDM
+        Vol. 2A, CPUID): the APIC, TSC-deadline timer and x2APIC (devices.py),
+        the paging and MSR features the core's system mode implements (PSE,
+        MSR, PAE, PGE, PAT; SMEP, SMAP), the TSC and crystal frequency in
+        leaves 0x15/0x16, and a maximum basic leaf that covers them."""
+        base = {(e[0], e[1]): list(e) for e in baseline_table()}
+        _l, _s, a, b, c, d = base[(1, None)]
+        c |= (1 << 24) | (1 << 21)                              # TSC-deadline, x2APIC
+        d |= (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 9) | (1 << 13) | (1 << 16)  # PSE TSC MSR PAE APIC PGE PAT
+        base[(1, None)] = [1, None, a, b & 0x00FFFFFF, c, d]
+        e7 = base.get((7, 0))
+        if e7 is not None:
+            e7[3] |= (1 << 7) | (1 << 20)                       # SMEP, SMAP
+        base[(0x15, None)] = [0x15, None, 1, 1, TSC_HZ, 0]      # TSC = crystal x 1/1
+        base[(0x16, None)] = [0x16, None, TSC_HZ // 1_000_000, TSC_HZ // 1_000_000, 100, 0]
+        basic_max = max(k[0] for k in base if k[0] < 0x40000000)
+        base[(0, None)][2] = basic_max
+        return [tuple(v) for _k, v in sorted(base.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
 
     def tsc(self) -> int:
         return self.vcpu.tsc
@@ -252,55 +365,45 @@ class VM:
             if isinstance(ans, int) and not isinstance(ans, bool) and not e.write:
                 self.vcpu.complete_io_in(ans & ((1 << (8 * size)) - 1))
                 return
-        if UART_BASE <= port < UART_BASE + 8:
+        try:
             if e.write:
-                self.uart.io_write(port - UART_BASE, e.value)
+                self.bus.io_write(port, size, e.value)
             else:
-                self.vcpu.complete_io_in(self.uart.io_read(port - UART_BASE))
-            return
-        if e.write:
-            if port == 0x80:                                           # POST code: a timestamped marker
-                self.post_codes.append((e.value & 0xFF, time.perf_counter(), self.vcpu.tsc))
-                return
-            if port == 0x604 and e.value & 0x2000 or port == 0x501:      # poweroff / debug exit
+                self.vcpu.complete_io_in(self.bus.io_read(port, size))
+        except GuestMemoryError as err:       # a device that did not check a guest address
+            self.log_event("port %#x: %s" % (port, err))
+            if not e.write:
+                self.vcpu.complete_io_in((1 << (8 * size)) - 1)
+
+    def system_port_write(self, port: int, size: int, value: int) -> None:
+        if port == 0x80:                                           # POST code: a timestamped marker
+            self.post_codes.append((value & 0xFF, time.perf_counter(), self.vcpu.tsc))
+        elif port == 0x501:                                        # debug exit
+            self.exit_reason = "poweroff"
+        elif port == self.pm_port:                                 # ACPI sleep control
+            if value & acpi.SLP_EN and (value >> 2) & 7 == acpi.S5_TYPE:
                 self.exit_reason = "poweroff"
-            return
-        self.vcpu.complete_io_in((1 << (8 * size)) - 1)                  # nothing there: all ones
+        elif port == self.pm_port + 2:                             # ACPI reset register
+            if value & 0xFF == acpi.RESET_VALUE:
+                self.exit_reason = "reboot"
+        elif port == self.pm_port + 4 and value & 0x2000:          # PM1 control SLP_EN (QEMU style)
+            self.exit_reason = "poweroff"
 
     def mmio(self, e) -> None:
         a, size = e.address, e.size
-        if LAPIC_BASE <= a < LAPIC_BASE + LAPIC_SIZE:
-            dev, off = "lapic", a - LAPIC_BASE
-        elif IOAPIC_BASE <= a < IOAPIC_BASE + IOAPIC_SIZE:
-            dev, off = "ioapic", a - IOAPIC_BASE
-        elif self.blk is not None and VIRTIO_BASE <= a < VIRTIO_BASE + VIRTIO_SIZE:
-            dev, off = "blk", a - VIRTIO_BASE
-        elif self.accel is not None and ACCEL_BASE <= a < ACCEL_BASE + ACCEL_SIZE:
-            dev, off = "accel", a - ACCEL_BASE
-        else:
-            dev, off = None, 0
-        if e.write:
-            if dev == "lapic":
-                self.lapic.write(off & ~0xF, e.value)
-            elif dev == "ioapic":
-                self.ioapic.write(off & ~0xF, e.value)
-            elif dev == "blk":
-                self.blk.write(off, size, e.value)
-            elif dev == "accel":
-                self.accel.write(off, size, e.value)
-            self.vcpu.complete_mmio_write()
-        else:
-            if dev == "lapic":
-                v = self.lapic.read(off & ~0xF)
-            elif dev == "ioapic":
-                v = self.ioapic.read(off & ~0xF)
-            elif dev == "blk":
-                v = self.blk.read(off, size)
-            elif dev == "accel":
-                v = self.accel.read(off, size)
-            else:
-                v = (1 << (8 * size)) - 1
-            self.vcpu.complete_mmio_read(v)
+        try:
+            if e.write:
+                self.bus.mmio_write(a, size, e.value)
+                self.vcpu.complete_mmio_write()
+                return
+            v = self.bus.mmio_read(a, size)
+        except GuestMemoryError as err:
+            self.log_event("MMIO %#x: %s" % (a, err))
+            if e.write:
+                self.vcpu.complete_mmio_write()
+                return
+            v = (1 << (8 * size)) - 1
+        self.vcpu.complete_mmio_read(v)
 
     def msr(self, e) -> None:
         v = self.vcpu
@@ -327,7 +430,9 @@ class VM:
         if e.write:
             if self.lapic.msr_write(idx, e.value):
                 return
-            if idx in self.platform_msrs:
+            if idx == 0x8B:
+                return                    # BIOS_SIGN_ID: a write asks the CPU to refresh it; no microcode here
+            if idx in self.platform_msrs and idx != 0x17:
                 self.platform_msrs[idx] = e.value
                 return
             try:
@@ -411,6 +516,7 @@ class VM:
         v = self.vcpu
         lapic = self.lapic
         t_end = None if timeout is None else time.perf_counter() + timeout
+        self._t_end = t_end
         n_io = 0
         try:
             while self.exit_reason is None:
@@ -438,8 +544,13 @@ class VM:
                         self.exit_reason = "timeout"
                     if self.input_fd is not None:
                         self.poll_input()
+                    if self.virtio:
+                        self.poll_devices()
                 if r == EXIT["IO"]:
                     self.io(e)
+                    if self._until is not None and self._until():
+                        self.exit_reason = "until"
+                        break
                 elif r == EXIT["MMIO"]:
                     self.mmio(e)
                 elif r == EXIT["BUDGET"]:
@@ -466,6 +577,51 @@ class VM:
             self.uart.flush()
         return self.exit_reason
 
+    # ---- driving the serial console (tests, scripts) ----
+    def console_text(self) -> bytes:
+        """Everything the UART has sent so far, including a line not yet ended."""
+        return bytes(self.console) + bytes(self.uart.out)
+
+    def run_until(self, pattern: bytes, *, since: int | None = None, timeout: float = 120.0,
+                  max_insns: int | None = None) -> bool:
+        """Run until the console shows `pattern` after offset `since` (default:
+        what it holds now). False if the guest stopped or a limit came first."""
+        start = len(self.console) + len(self.uart.out) if since is None else since
+        tail = max(0, start - len(pattern))
+
+        def seen():
+            c = self.console_text()
+            return c.find(pattern, tail) >= 0
+
+        if seen():
+            return True
+        self._until = seen
+        try:
+            reason = self.run(max_insns=None if max_insns is None else self.vcpu.icount + max_insns, timeout=timeout)
+        finally:
+            self._until = None
+        if reason == "until":
+            self.exit_reason = None
+            return True
+        return False
+
+    def send(self, text) -> None:
+        """Type text on the serial console."""
+        self.uart.feed(text.encode() if isinstance(text, str) else bytes(text))
+
+    def command(self, cmd: str, prompt: bytes = b"# ", timeout: float = 120.0) -> str:
+        """Type a shell command line and return what it printed before the next prompt."""
+        mark = len(self.console_text())
+        self.send(cmd + "\n")
+        if not self.run_until(prompt, since=mark + len(cmd) + 1, timeout=timeout):
+            raise VMError("no prompt after %r (the VM stopped: %s)" % (cmd, self.exit_reason))
+        out = _ANSI.sub("", self.console_text()[mark:].decode("utf-8", "replace").replace("\r\n", "\n"))
+        if out.startswith(cmd):
+            out = out[len(cmd):]
+        out = out.lstrip("\n")
+        end = out.rfind(prompt.decode())
+        return out[:end]
+
     def halt(self) -> None:
         """HLT at CPL 0: wait for an interrupt. Virtual time jumps to the next
         timer deadline (realtime: the VMM sleeps until then); with console
@@ -483,27 +639,77 @@ class VM:
             if lapic.pending() is not None or self.inflight is not None:
                 return                    # the run loop hands it over; RIP is after HLT
             dl = lapic.next_deadline()
-            if dl is None and self.input_fd is None:
+            fds = self._device_fds()
+            if fds and not any(t.dev.active() for t in self.virtio.values()):
+                # host sockets open but quiet: look at them without waiting, and let
+                # virtual time run on (a boot is not slowed by host sleeps)
+                if self._wait_host(0.0, fds):
+                    continue
+                fds = []
+                if dl is None:
+                    dl = v.tsc + TSC_HZ // 100       # look again after 10 ms of guest time
+            if dl is None and self.input_fd is None and not fds:
                 self.exit_reason = "halted"
+                return
+            if self._t_end is not None and time.perf_counter() > self._t_end:
+                self.exit_reason = "timeout"
                 return
             self.uart.flush()
             now = v.tsc
-            if self.realtime or self.input_fd is not None:
+            if self.realtime or self.input_fd is not None or fds:
+                # a real wait: host time passes, and console input or a device's
+                # host socket can end it early
                 wait = 1.0 if dl is None else max(0.0, (dl - now) / TSC_HZ)
+                if self._t_end is not None:
+                    wait = min(wait, max(0.0, self._t_end - time.perf_counter()))
                 t0 = time.perf_counter()
-                if self.input_fd is not None:
-                    self.poll_input(wait)
-                else:
-                    time.sleep(wait)
+                woke = self._wait_host(wait, fds)
                 waited = time.perf_counter() - t0
                 self.halted_wait += waited
+                self.idle_halts += 1
                 if dl is not None:
                     # input may end the wait early: time moves on by what passed
-                    self.skip_time(min(dl - now, max(1, int(waited * TSC_HZ))) if self.uart.rx else dl - now)
+                    self.skip_time(min(dl - now, max(1, int(waited * TSC_HZ))) if woke else dl - now)
                 else:
                     self.skip_time(int(waited * TSC_HZ))
             else:
                 self.skip_time(dl - now)
+
+    def _device_fds(self) -> list:
+        fds = []
+        for t in self.virtio.values():
+            if t.driver_ok():
+                fds += t.dev.wait_fds()
+        return fds
+
+    def poll_devices(self) -> None:
+        """Move what host sockets brought into the guest's queues."""
+        for t in self.virtio.values():
+            if t.driver_ok():
+                try:
+                    t.dev.poll()
+                except GuestMemoryError as err:
+                    self.log_event("%s: %s" % (t.name, err))
+
+    def _wait_host(self, timeout: float, fds) -> bool:
+        """Wait up to timeout seconds for console input or a device socket;
+        True when something arrived (and was taken in)."""
+        rl = list(fds)
+        if self.input_fd is not None:
+            rl.append(self.input_fd)
+        if not rl:
+            time.sleep(timeout)
+            return False
+        try:
+            r, _, _ = select.select(rl, [], [], timeout)
+        except (OSError, ValueError):
+            return False
+        if not r:
+            return False
+        if self.input_fd is not None and self.input_fd in r:
+            self.poll_input()
+        self.poll_devices()
+        return bool(self.uart.rx) or self.lapic.pending() is not None or any(x is not self.input_fd for x in r)
 
     def exception(self, e) -> None:
         v = self.vcpu
@@ -525,5 +731,5 @@ class VM:
         self.assist.deliver(vec, err)
 
     def close(self) -> None:
-        if self.blk is not None:
-            self.blk.close()
+        for t in self.virtio.values():
+            t.dev.close()
