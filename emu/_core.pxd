@@ -220,3 +220,16 @@ cdef struct Cpu:
     uint32_t csr_loaded
     uint64_t tsc_host_mult  # TSC cycles per host nanosecond, 32 fractional bits
     uint64_t tsc_host_base  # host CLOCK_MONOTONIC ns at which the TSC read tsc_offset
+    # ---- hardening (core/mmu.pxi, core/run.pxi) ----
+    # the MMIO accesses an instruction completed before its latest MMIO exit
+    # (address, size | write << 8, value), replayed in order when it runs again,
+    # so an instruction with any number of MMIO accesses completes (mmio_resume)
+    uint64_t mmio_log[192][3]
+    uint32_t mmio_n, mmio_cur, mmio_replay
+    uint64_t mmio_key_rip, mmio_key_icount
+    # a #GP the MMU raised for a non-canonical address (#SS when through SS)
+    uint32_t nc_fault
+    uint64_t nc_addr
+    # exceptions delivered through the IDT with no instruction retired (EXIT_STORM)
+    uint64_t storm_icount
+    uint32_t storm_n

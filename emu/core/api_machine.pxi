@@ -35,11 +35,13 @@ cdef class PhysMachine:
             raise MemoryError("cannot allocate the block cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
         memset(self.m.block_hash, 0xff, HASH_SIZE * sizeof(int32_t))
+        live_mach_add(&self.m)            # host signals stop its vCPUs (hostsig.pxi)
 
     def __dealloc__(self):
         global hostsig_mach
         if hostsig_mach == &self.m:
             hostsig_mach = NULL
+        live_mach_remove(&self.m)
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
         free(self.m.code_page)

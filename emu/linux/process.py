@@ -24,6 +24,13 @@ AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13,
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
 
 
+def user_selectors(v) -> None:
+    """CS and SS as Linux loads them for 64-bit user code (__USER_CS 0x33,
+    __USER_DS 0x2b): MOV from CS/SS and PUSH CS read them."""
+    v.set_seg_sel(1, 0x33)
+    v.set_seg_sel(2, 0x2B)
+
+
 class ProgramNotFound(Exception):
     """The program file does not exist (shell status 127)."""
 
@@ -68,6 +75,7 @@ class Process:
         self.env = dict(os.environ if env is None else env)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
+        user_selectors(self.vcpu)
         # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
         from emu.hypervisor import Guest
         self.guest = guest if guest is not None else Guest(profile, time)
@@ -295,6 +303,7 @@ class Process:
         old_vcpu = self.vcpu
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3)
         self.vcpu = self.machine.vcpu
+        user_selectors(self.vcpu)
         self.guest.install(self.vcpu, like=old_vcpu)     # the clock goes on across exec
         self.mm = AddressSpace(self.machine)
         from emu.linux.threads import Thread
