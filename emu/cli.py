@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
                    help="stop after INSNS instructions and write the VM's snapshot to FILE")
     b.add_argument("--restore", metavar="FILE",
-                   help="resume the VM saved in FILE (its disk is the image it names, or --disk)")
+                   help="resume the VM saved in FILE (a VM saved with a disk needs --disk: the path stored in the "
+                        "file is never opened unasked)")
     return p
 
 
@@ -316,6 +317,9 @@ def cmd_boot(a) -> int:
               file=sys.stderr)
     if reason == "shutdown":
         print("emu: guest triple fault (%s)" % getattr(vm, "fault_info", ""), file=sys.stderr)
+        return 1
+    if reason == "storm":
+        print("emu: guest stopped: %s" % getattr(vm, "fault_info", ""), file=sys.stderr)
         return 1
     return 0
 

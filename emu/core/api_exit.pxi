@@ -53,6 +53,8 @@ cdef Exit exit_record(const Cpu* c, int reason):
         e.error_code = c.exc_error
         e.has_error_code = c.exc_has_error
         e.cr2 = c.cr2
+    elif reason == EXIT_STORM:
+        e.vector = c.exc_vector         # the exception that keeps recurring
     elif reason == EXIT_MMIO:
         e.address = c.mmio_addr
         e.size = c.mmio_size

@@ -407,7 +407,8 @@ class VM:
     # ---- the run loop ----
     def run(self, max_insns: int | None = None, timeout: float | None = None) -> str:
         """Run until the guest powers off or halts for good (or a limit).
-        Returns the reason: "poweroff", "halted", "shutdown", "limit", "timeout"."""
+        Returns the reason: "poweroff", "halted", "shutdown" (triple fault),
+        "storm" (an exception storm), "limit", "timeout"."""
         v = self.vcpu
         lapic = self.lapic
         t_end = None if timeout is None else time.perf_counter() + timeout
@@ -452,6 +453,12 @@ class VM:
                     self.exception(e)
                 elif r == EXIT["SHUTDOWN"]:
                     self.exit_reason = "shutdown"
+                elif r == EXIT["STORM"]:
+                    # the guest takes exception after exception and retires nothing
+                    # (a handler that faults at once): hardware would spin for ever
+                    self.exit_reason = "storm"
+                    self.fault_info = "exception storm: vector %d at RIP %#x, no instruction retired" % (
+                        getattr(e, "vector", -1), e.rip)
                 elif r in (EXIT["CPUID"], EXIT["RDTSC"], EXIT["PRIV"]) and self.hyp is not None \
                         and self.hyp.handle(self.vcpu, e):
                     pass
