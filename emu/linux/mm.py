@@ -160,12 +160,16 @@ class AddressSpace:
         return True
 
     # ---- the system calls ----
-    def map_fixed_image(self, start: int, size: int, prot: int, content: bytes, name: str = "") -> None:
-        """Map an ELF segment: replaces what was there and populates it now."""
+    def map_fixed_image(self, start: int, size: int, prot: int, content: bytes, name: str = "",
+                        populate: int | None = None) -> None:
+        """Map an ELF segment: replaces what was there and populates its
+        first `populate` bytes (default: all) now; the rest (the bss) is
+        zero-filled on demand, so a huge p_memsz costs nothing up front."""
         self.munmap(start, size)
         vma = Vma(start, start + size, prot, MAP_PRIVATE, bytes(content), 0, name)
         self._insert(vma)
-        for page in range(start, start + size, PAGE):
+        n = size if populate is None else max(0, min(size, populate))
+        for page in range(start, start + n, PAGE):
             self.populate(page, vma)
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, data: bytes | None = None,

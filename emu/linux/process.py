@@ -31,6 +31,53 @@ def user_selectors(v) -> None:
     v.set_seg_sel(2, 0x2B)
 
 
+MAX_PROGRAM = 1 << 31       # larger program files are refused (ENOMEM), never read whole
+
+
+def read_program(host: str, path: str, need_exec: bool = True) -> bytes:
+    """The bytes of a program file, with execve's checks first (fs/exec.c
+    do_open_execat): a regular file (not a directory, device or FIFO: EACCES)
+    with an execute bit (EACCES). Opened without blocking, so a FIFO named as
+    the program is refused instead of waiting for a writer, and /dev/zero is
+    never read."""
+    import stat as st
+    try:
+        fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProgramNotFound("%s: No such file or directory" % path) from None
+    except IsADirectoryError:
+        raise ProgramNotExecutable("%s: Is a directory" % path) from None
+    except PermissionError:
+        raise ProgramNotExecutable("%s: Permission denied" % path) from None
+    except OSError as e:
+        if e.errno == 20:               # ENOTDIR: a path component is a file
+            raise ProgramNotFound("%s: Not a directory" % path) from None
+        raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+    try:
+        info = os.fstat(fd)
+        if st.S_ISDIR(info.st_mode):
+            raise ProgramNotExecutable("%s: Is a directory" % path)
+        if not st.S_ISREG(info.st_mode):
+            raise ProgramNotExecutable("%s: Permission denied (not a regular file)" % path)
+        if need_exec and (not info.st_mode & 0o111 or not os.access(host, os.X_OK)):
+            raise ProgramNotExecutable("%s: Permission denied" % path)
+        if info.st_size > MAX_PROGRAM:
+            raise ProgramNotExecutable("%s: Cannot allocate memory (program too large)" % path)
+        chunks = []
+        left = info.st_size
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 24))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
 class ProgramNotFound(Exception):
     """The program file does not exist (shell status 127)."""
 
@@ -129,17 +176,7 @@ class Process:
             host = os.path.abspath(path)
         else:
             host = self.fs.resolve(path, follow=True)
-        try:
-            with open(host, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ProgramNotFound("%s: No such file or directory" % path) from None
-        except IsADirectoryError:
-            raise ProgramNotExecutable("%s: Is a directory" % path) from None
-        except PermissionError:
-            raise ProgramNotExecutable("%s: Permission denied" % path) from None
-        except OSError as e:
-            raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        data = read_program(host, path)
         if depth == 0:
             self.exec_name = os.path.basename(path)
         if data[:2] == b"#!":
@@ -147,6 +184,8 @@ class Process:
             if not line or depth >= 4:
                 raise ProgramNotExecutable("%s: bad interpreter line" % path)
             interp, _, arg = line.partition(" ")
+            if not interp:
+                raise ProgramNotExecutable("%s: bad interpreter line" % path)
             arg = arg.strip()
             self.argv = [interp] + ([arg] if arg else []) + [path] + self.argv[1:]
             return self.load(interp, from_host=False, depth=depth + 1)
@@ -157,9 +196,8 @@ class Process:
             if image.interp:
                 ihost = self.fs.resolve(image.interp, follow=True)
                 try:
-                    with open(ihost, "rb") as f:
-                        idata = f.read()
-                except OSError:
+                    idata = read_program(ihost, image.interp, need_exec=False)
+                except (ProgramNotFound, ProgramNotExecutable):
                     raise ProgramNotFound("%s: cannot load interpreter %s" % (path, image.interp)) from None
                 interp = elf.load(self.mm, idata, image.interp, base_hint=elf.INTERP_BASE)
                 interp_base = interp.base
@@ -189,9 +227,9 @@ class Process:
             strings.extend(b)
             return len(strings) - len(b)
 
-        execfn_off = put(path.encode() + b"\0")
-        arg_offs = [put(a.encode() + b"\0") for a in self.argv]
-        env_offs = [put(("%s=%s" % kv).encode() + b"\0") for kv in self.env.items()]
+        execfn_off = put(path.encode("utf-8", "surrogateescape") + b"\0")
+        arg_offs = [put(a.encode("utf-8", "surrogateescape") + b"\0") for a in self.argv]
+        env_offs = [put(("%s=%s" % kv).encode("utf-8", "surrogateescape") + b"\0") for kv in self.env.items()]
         plat_off = put(b"x86_64\0")
         rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)))
         str_base = (top - len(strings)) & ~15

@@ -350,7 +350,7 @@ def sys_fcntl(s, fd, cmd, arg, *_):
 
 @syscall(79, "getcwd")
 def sys_getcwd(s, buf, size, *_):
-    cwd = s.p.fs.cwd.encode() + b"\0"
+    cwd = s.p.fs.cwd.encode("utf-8", "surrogateescape") + b"\0"
     if len(cwd) > size:
         return -E.ERANGE
     s.write(buf, cwd)
@@ -378,7 +378,7 @@ def sys_fchdir(s, fd, *_):
 
 
 def _readlink(s, host, buf, size):
-    target = os.readlink(host).encode()[:size]
+    target = os.readlink(host).encode("utf-8", "surrogateescape")[:size]
     s.write(buf, target)
     return len(target)
 
@@ -394,7 +394,7 @@ def sys_readlinkat(s, dirfd, path, buf, size, *_):
     if link is False:
         return -E.ENOENT
     if link is not None:
-        data = link.encode()[:size]
+        data = link.encode("utf-8", "surrogateescape")[:size]
         s.write(buf, data)
         return len(data)
     return _readlink(s, s.path_at(dirfd, path, follow=False), buf, size)

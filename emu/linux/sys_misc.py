@@ -63,7 +63,7 @@ def sys_fgetxattr(s, fd, name, buf, size, *_):
 
 
 def _listxattr(s, host, buf, size, follow=True):
-    names = b"".join(n.encode() + b"\0" for n in os.listxattr(host, follow_symlinks=follow))
+    names = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in os.listxattr(host, follow_symlinks=follow))
     if size == 0:
         return len(names)
     if len(names) > size:

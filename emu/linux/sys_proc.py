@@ -85,7 +85,7 @@ def sys_uname(s, buf, *_):
     g = getattr(s.p, "guest", None)
     release, version = g.uname() if g is not None else ("6.1.0-emu", "#1 SMP")
     fields = ("Linux", u.nodename, release, version, "x86_64", "(none)")
-    s.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
+    s.write(buf, b"".join(f.encode("utf-8", "surrogateescape")[:64].ljust(65, b"\0") for f in fields))
     return 0
 
 
@@ -757,4 +757,9 @@ def sys_setgroups(s, size, lst, *_):
     if n < 0 or n > 65536:
         return -E.EINVAL
     groups = list(struct.unpack("<%dI" % n, s.read(lst, 4 * n))) if n else []
-    return _credentials(os.setgroups, groups)
+    if any(g == 0xFFFFFFFF for g in groups):       # (gid_t)-1 is no group (kernel/groups.c: EINVAL)
+        return -E.EINVAL
+    try:
+        return _credentials(os.setgroups, groups)
+    except (OverflowError, ValueError):
+        return -E.EINVAL

@@ -17,6 +17,7 @@ from emu.linux.signals import DEFAULT_CORE, DEFAULT_IGNORE, SIGNAL_NAMES, SIGSEG
 from emu.machine import GuestMemoryError
 
 MASK64 = (1 << 64) - 1
+_STRICT = bool(os.environ.get("EMU_STRICT"))
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 
@@ -162,6 +163,13 @@ class Syscalls:
                 ret = ERESTARTSYS
             except OSError as e:
                 ret = -E.from_oserror(e)
+            except (OverflowError, ValueError, UnicodeError, struct.error) as e:
+                # an argument a handler did not range-check: the guest gets
+                # EINVAL, as from a kernel, never a Python error (EMU_STRICT=1,
+                # set by tests and tools/hardfuzz.py, raises it to find the handler)
+                if _STRICT:
+                    raise
+                ret = -E.EINVAL
             except BaseException:
                 if self.p.strace:           # exit, or a fatal signal: the call never returns
                     self._trace(name, args, None)

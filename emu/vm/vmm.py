@@ -36,15 +36,22 @@ EXIT = _core.EXIT
 
 
 def parse_size(s) -> int:
-    if isinstance(s, int):
+    """A RAM size: bytes, or a number with K, M or G (KB, MB, GB)."""
+    if isinstance(s, int) and not isinstance(s, bool):
         return s
-    s = s.strip().upper()
+    t = str(s).strip().upper()
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if s and s[-1] in mult:
-        return int(s[:-1]) * mult[s[-1]]
-    if s.endswith("B") and s[-2:-1] in mult:
-        return int(s[:-2]) * mult[s[-2]]
-    return int(s, 0)
+    try:
+        if t.endswith("B") and t[-2:-1] in mult:
+            return int(t[:-2], 10) * mult[t[-2]]
+        if t and t[-1] in mult:
+            return int(t[:-1], 10) * mult[t[-1]]
+        return int(t, 0)
+    except ValueError:
+        raise VMError("--mem %s: not a size (a number of bytes, or with K, M or G: 128M)" % s) from None
+
+
+MAX_MEM = 1 << 36      # 64 GiB of guest RAM (lazily committed)
 
 
 class VMError(Exception):
@@ -96,6 +103,8 @@ class VM:
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
             raise VMError("--mem must be at least 2M")
+        if self.mem_size > MAX_MEM or self.mem_size % 4096:
+            raise VMError("--mem must be a multiple of 4K, at most %dG" % (MAX_MEM >> 30))
         self.phys = _core.PhysMachine(self.mem_size)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.mem = PhysMem(self.phys, self.ram)

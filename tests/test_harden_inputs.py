@@ -1,0 +1,152 @@
+"""No input becomes an internal error (exit 70), a hang or a flood: crafted
+ELF files (fields against the file size and the address space), program
+files that are not regular or not executable, non-UTF-8 paths and
+arguments, bad option values, out-of-range system-call arguments."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+
+import pytest
+
+import emu as _emu_pkg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
+HELLO = os.path.join(ROOT, "guests", "hello", "hello")
+PIE = os.path.join(ROOT, "guests", "linux", "bin", "stdio_malloc.static-pie")
+NATIVE = platform.system() == "Linux" and platform.machine() == "x86_64"
+
+
+def emu(*args, timeout=120, **kw):
+    env = dict(os.environ, PYTHONPATH=EMU_PATH)
+    return subprocess.run([sys.executable, "-m", "emu", *args], capture_output=True, env=env, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def _phdrs(data):
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    return [phoff + 56 * i for i in range(phnum)]
+
+
+def _first_load(data):
+    for ph in _phdrs(data):
+        if struct.unpack_from("<I", data, ph)[0] == 1:
+            return ph
+    raise AssertionError
+
+
+def _crafted(tmp_path, base, edit):
+    data = bytearray(open(base, "rb").read())
+    edit(data)
+    p = tmp_path / "crafted"
+    p.write_bytes(bytes(data))
+    p.chmod(0o755)
+    return str(p)
+
+
+def _set(off, fmt, value):
+    return lambda d: struct.pack_into(fmt, d, off if isinstance(off, int) else off(d), value)
+
+
+CASES = {
+    "huge e_phoff": _set(32, "<Q", 1 << 62),
+    "e_phoff past the end": _set(32, "<Q", 0xFFFFFFFFFFFFFFF0),
+    "huge e_phnum": _set(56, "<H", 0xFFFF),
+    "bad e_phentsize": _set(54, "<H", 8),
+    "huge p_memsz": lambda d: struct.pack_into("<Q", d, _first_load(d) + 40, 1 << 62),
+    "p_memsz wraps": lambda d: struct.pack_into("<Q", d, _first_load(d) + 40, 0xFFFFFFFFFFFFF000),
+    "p_filesz past the end": lambda d: struct.pack_into("<Q", d, _first_load(d) + 32, 1 << 40),
+    "p_offset past the end": lambda d: struct.pack_into("<Q", d, _first_load(d) + 8, 1 << 60),
+    "p_vaddr at the top": lambda d: struct.pack_into("<Q", d, _first_load(d) + 16, 0xFFFFFFFFFFFFF000),
+    "offset and address disagree mod 4096": lambda d: struct.pack_into(
+        "<Q", d, _first_load(d) + 16, struct.unpack_from("<Q", d, _first_load(d) + 16)[0] + 0x10),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_crafted_elf_is_refused_cleanly(tmp_path, case):
+    p = _crafted(tmp_path, HELLO, CASES[case])
+    r = emu("run", p)
+    assert r.returncode == 126, (case, r.returncode, r.stderr)
+    err = r.stderr.decode()
+    assert err.startswith("emu: ") and err.count("\n") == 1 and "internal error" not in err, err
+
+
+def test_huge_bss_is_mapped_lazily(tmp_path):
+    """A PT_LOAD whose p_memsz is 64 GiB past its file bytes loads at once
+    (the bss is demand-zero) and the program runs."""
+    def edit(d):
+        ph = max((ph for ph in _phdrs(d) if struct.unpack_from("<I", d, ph)[0] == 1),
+                 key=lambda ph: struct.unpack_from("<Q", d, ph + 16)[0])
+        struct.pack_into("<Q", d, ph + 40, struct.unpack_from("<Q", d, ph + 40)[0] + (64 << 30))
+    p = _crafted(tmp_path, HELLO, edit)
+    r = emu("run", p, timeout=60)
+    assert r.returncode == 0 and b"Hello" in r.stdout, r.stderr
+
+
+def test_pie_at_the_top_of_the_address_space(tmp_path):
+    """A PIE whose segments would end above the user address space."""
+    def edit(d):
+        for ph in _phdrs(d):
+            if struct.unpack_from("<I", d, ph)[0] == 1:
+                struct.pack_into("<Q", d, ph + 40, 0x7FFF00000000)
+    p = _crafted(tmp_path, PIE, edit)
+    r = emu("run", p)
+    assert r.returncode == 126 and b"internal error" not in r.stderr, r.stderr
+
+
+def test_huge_pt_interp(tmp_path):
+    data = bytearray(open(HELLO, "rb").read())
+    ph = _phdrs(data)[-1]
+    struct.pack_into("<IIQQQQQQ", data, ph, 3, 4, 0, 0, 0, 1 << 40, 1 << 40, 1)    # PT_INTERP of 1 TiB
+    p = tmp_path / "interp"
+    p.write_bytes(bytes(data))
+    p.chmod(0o755)
+    r = emu("run", str(p))
+    assert r.returncode == 126 and b"PT_INTERP" in r.stderr, r.stderr
+
+
+def test_non_executable_file_is_refused_with_126(tmp_path):
+    p = tmp_path / "noexec"
+    shutil.copy(HELLO, p)
+    p.chmod(0o644)
+    r = emu("run", str(p))
+    assert r.returncode == 126 and b"Permission denied" in r.stderr, r.stderr
+
+
+def test_dev_zero_and_a_fifo_are_refused_at_once(tmp_path):
+    r = emu("run", "/dev/zero", timeout=30)
+    assert r.returncode == 126 and b"Permission denied" in r.stderr
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = emu("run", str(fifo), timeout=30)          # no writer ever comes: must not wait for one
+    assert r.returncode == 126 and b"Permission denied" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/echo"), reason="needs the host's /bin/echo")
+def test_non_utf8_arguments_and_paths(tmp_path):
+    arg = b"x\xfey"
+    r = emu("run", "/bin/echo", os.fsdecode(arg))
+    assert r.returncode == 0 and r.stdout == arg + b"\n", r.stderr
+    name = b"a\xffb"
+    (tmp_path / os.fsdecode(name)).write_bytes(b"content\n")
+    r = emu("run", "/bin/cat", os.fsdecode(bytes(tmp_path).rstrip(b"/") + b"/" + name)
+            if False else os.path.join(str(tmp_path), os.fsdecode(name)))
+    assert r.returncode == 0 and r.stdout == b"content\n", r.stderr
+    if os.path.exists("/bin/ls"):
+        r = emu("run", "/bin/ls", str(tmp_path))
+        assert r.returncode == 0 and r.stdout == name + b"\n", r.stderr
+
+
+@pytest.mark.parametrize("mem", ["lots", "-5M", "0", "1T", "99999999999999999999G", "12345"])
+def test_boot_mem_values(mem):
+    r = emu("boot", os.path.join(ROOT, "guests", "kernel", "kernel.elf"), "--mem=" + mem, "--timeout", "1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(b"emu: ") and b"internal error" not in r.stderr and b"Traceback" not in r.stderr
