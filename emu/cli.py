@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     rr.add_argument("--replay", metavar="LOG",
                     help="run the program again from a replay log: the outside world comes from the log; "
                          "the first difference from the recorded run stops it (status 1)")
+    r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set an environment variable for the program (repeatable); with --record the "
+                        "program gets only a few harmless host variables (PATH, HOME, LANG, TERM...) "
+                        "and these, so no secret of the host's environment lands in the log")
     r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default=None,
                    help="what the guest learns about the machine: 'transparent' (default) says it is a "
                         "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
@@ -114,6 +118,16 @@ def _stats(proc, seconds: float) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+# what a recorded program gets from the host's environment (the log stores
+# the program's environment: nothing else, no tokens or keys)
+RECORD_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "PWD", "TMPDIR",
+              "COLUMNS", "LINES")
+
+
+def record_environment(host_env) -> dict:
+    return {k: v for k, v in host_env.items() if k in RECORD_ENV or k.startswith("LC_")}
+
+
 def cmd_run(a) -> int:
     from emu.linux.process import GuestExit, GuestKilled, Process, ProgramNotExecutable, ProgramNotFound
     for d, what in ((a.root, "--root"), (a.sandbox, "--sandbox")):
@@ -143,6 +157,18 @@ def cmd_run(a) -> int:
         env = dict(header.get("env", {}))
     elif a.record is not None and seed is None:
         seed = rp.new_seed()            # AT_RANDOM and RDRAND must repeat on replay
+    if a.replay is None:
+        extra = {}
+        for item in a.env:
+            name, eq, value = item.partition("=")
+            if not eq or not name:
+                print("emu: --env %s: NAME=VALUE expected" % item, file=sys.stderr)
+                return 2
+            extra[name] = value
+        if a.record is not None:
+            env = record_environment(os.environ)
+        if extra:
+            env = dict(os.environ if env is None else env, **extra)
     a.time = a.time or "host"
     a.profile = a.profile or "transparent"
     session = [None]

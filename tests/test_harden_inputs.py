@@ -150,3 +150,69 @@ def test_boot_mem_values(mem):
     r = emu("boot", os.path.join(ROOT, "guests", "kernel", "kernel.elf"), "--mem=" + mem, "--timeout", "1")
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(b"emu: ") and b"internal error" not in r.stderr and b"Traceback" not in r.stderr
+
+
+# ---- replay logs: fields checked, even with the checksum recomputed ----
+
+STDIO = os.path.join(ROOT, "guests", "linux", "bin", "stdio_malloc.glibc")
+
+
+def _recorded(tmp_path):
+    log = tmp_path / "run.log"
+    r = emu("run", "--record", str(log), "--seed", "3", "--time", "virtual", STDIO, "arg1", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    return log
+
+
+def _rewrite(log, edit):
+    import hashlib
+    import json
+    lines = [json.loads(x) for x in log.read_bytes().split(b"\n")[:-2]]
+    edit(lines)
+    out = b"".join(json.dumps(x, separators=(",", ":")).encode() + b"\n" for x in lines)
+    log.write_bytes(out + json.dumps(["END", hashlib.sha256(out).hexdigest()]).encode() + b"\n")
+
+
+def _first(lines, kind):
+    return next(x for x in lines[1:] if isinstance(x, list) and x[0] == kind)
+
+
+EDITS = {
+    "event kind a list": lambda L: L.__setitem__(1, [[1], 2]),
+    "result a string": lambda L: _first(L, "S").__setitem__(4, "x"),
+    "memory write not base64": lambda L: _first(L, "S").__setitem__(5, [[4096, "!!!"]]),
+    "arguments short": lambda L: _first(L, "S").__setitem__(2, [1]),
+    "signal mask a list": lambda L: _first(L, "S").__setitem__(7, [[], 0, None, "{}", "{}", "{}"]),
+    "timers not a literal": lambda L: _first(L, "S").__setitem__(7, [0, 0, None, "{}", "os.system('x')", "{}"]),
+    "exit status huge": lambda L: _first(L, "X").__setitem__(1, 1 << 70),
+    "header env not strings": lambda L: L[0].__setitem__("env", {"A": 1}),
+    "header cpuid bad": lambda L: L[0].__setitem__("cpuid", [[1, 2]]),
+    "header time option": lambda L: L[0]["options"].__setitem__("time", "sideways"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_crafted_replay_log_is_refused(tmp_path, edit):
+    log = _recorded(tmp_path)
+    _rewrite(log, EDITS[edit])
+    r = emu("run", "--replay", str(log), STDIO, "arg1", cwd=tmp_path)
+    assert r.returncode == 2, (edit, r.returncode, r.stderr)
+    assert b"the log is damaged" in r.stderr and b"internal error" not in r.stderr, r.stderr
+
+
+def test_record_keeps_host_secrets_out_of_the_log(tmp_path):
+    log = tmp_path / "run.log"
+    env = dict(os.environ, AWS_SECRET_ACCESS_KEY="hunter2-secret", PYTHONPATH=EMU_PATH)
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "--record", str(log), "--env", "MINE=given",
+                        "/usr/bin/env" if os.path.exists("/usr/bin/env") else STDIO], capture_output=True, env=env,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode in (0, 3), r.stderr
+    data = log.read_bytes()
+    assert b"hunter2-secret" not in data
+    assert b"MINE" in data
+    if os.path.exists("/usr/bin/env"):
+        assert b"MINE=given" in r.stdout and b"hunter2" not in r.stdout
+        # and the replay gives the program the same environment
+        r2 = subprocess.run([sys.executable, "-m", "emu", "run", "--replay", str(log), "/usr/bin/env"],
+                            capture_output=True, env=env, cwd=tmp_path, timeout=120)
+        assert r2.returncode == 0 and r2.stdout == r.stdout, r2.stderr

@@ -448,11 +448,13 @@ class ReplayTarget:
     def setup(self):
         import subprocess
         self.dir = tempfile.mkdtemp(prefix="hardfuzz-replay-")
-        self.prog = os.path.join(ROOT, "guests", "linux", "bin", "fileio.glibc")
+        self.prog = os.path.join(ROOT, "guests", "linux", "bin", "stdio_malloc.glibc")
         self.log = os.path.join(self.dir, "base.log")
-        subprocess.run([sys.executable, "-m", "emu", "run", "--record", self.log, "--seed", "3", "--time",
-                        "virtual", "--sandbox", self.dir, self.prog, "arg1"], cwd=self.dir, check=True,
-                       capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        r = subprocess.run([sys.executable, "-m", "emu", "run", "--record", self.log, "--seed", "3", "--time",
+                            "virtual", "--sandbox", self.dir, self.prog, "arg1"], cwd=self.dir,
+                           capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        if r.returncode != 3:
+            raise RuntimeError("recording the base log failed: %s" % r.stderr.decode(errors="replace")[-300:])
         with open(self.log, "rb") as f:
             self.lines = f.read().split(b"\n")[:-1]
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -468,7 +470,8 @@ class ReplayTarget:
             path, old = rng.choice(leaves)
             try:
                 if path:
-                    _set_path(obj, path, _odd_value(rng, old))
+                    new = _odd_value(rng, old)
+                    _set_path(obj, path, new.decode("latin-1") if isinstance(new, bytes) else new)
             except (TypeError, KeyError, IndexError):
                 pass
         elif rng.random() < 0.5:
@@ -485,19 +488,21 @@ class ReplayTarget:
             f.write(self.craft(rng))
         # the whole `emu run --replay` path, in this worker (stdout to /dev/null)
         saved = os.dup(1), os.dup(2)
+        errf = os.open(os.path.join(self.dir, "stderr"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(self.devnull, 1)
-        os.dup2(self.devnull, 2)
+        os.dup2(errf, 2)
         try:
+            os.environ["EMU_DEBUG"] = "1"
             status = emu_main(["run", "--replay", path, "--sandbox", self.dir, self.prog, "arg1"])
         except SystemExit as e:
             status = e.code
         finally:
+            os.environ.pop("EMU_DEBUG", None)
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-        if status == 70:
-            raise RuntimeError("emu run --replay: internal error (exit 70)")
+            os.close(errf)
         return "ran" if status in (0, 3) else "refused"
 
 
@@ -561,7 +566,11 @@ def _worker(name, seed, start, stop, conn):
         os.nice(5)
     except OSError:
         pass
-    t = TARGETS[name]().setup()
+    try:
+        t = TARGETS[name]().setup()
+    except Exception as e:              # noqa: BLE001 - the harness itself cannot start
+        conn.send(("setup-failed", "%s: %s" % (type(e).__name__, e)))
+        return
     for i in range(start, stop):
         conn.send(("start", i))
         rng = random.Random("%s:%d:%d" % (name, seed, i))
@@ -600,6 +609,9 @@ def run_target(name: str, cases: int, seed: int = 0, start: int = 0, timeout: fl
                 if msg is None:
                     w.join(5)
                     cls = "crash"
+                elif msg[0] == "setup-failed":
+                    w.join(10)
+                    raise RuntimeError("%s: the target could not be set up: %s" % (name, msg[1]))
                 elif msg[0] == "start":
                     current, t0 = msg[1], time.monotonic()
                     continue
