@@ -782,7 +782,7 @@ class Replayer(_Base):
         if k in ("S", "s"):
             return "%s at instruction %d" % (_call(ev[1], ev[2]), ev[3])
         if k == "r":
-            return "result %d" % ev[1]
+            return "result %s" % ev[1]
         if k == "G":
             return "signal %d at instruction %d" % (ev[1], ev[2])
         if k == "X":
