@@ -34,7 +34,7 @@ def user_selectors(v) -> None:
 MAX_PROGRAM = 1 << 31       # larger program files are refused (ENOMEM), never read whole
 
 
-def read_program(host: str, path: str, need_exec: bool = True) -> bytes:
+def read_program(host: str, path: str, need_exec: bool = True, fd: int | None = None) -> bytes:
     """The bytes of a program file, with execve's checks first (fs/exec.c
     do_open_execat): a regular file (not a directory, device or FIFO: EACCES)
     with an execute bit (EACCES). Opened without blocking, so a FIFO named as
@@ -42,7 +42,8 @@ def read_program(host: str, path: str, need_exec: bool = True) -> bytes:
     never read."""
     import stat as st
     try:
-        fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd is None:
+            fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ProgramNotFound("%s: No such file or directory" % path) from None
     except IsADirectoryError:
@@ -59,7 +60,7 @@ def read_program(host: str, path: str, need_exec: bool = True) -> bytes:
             raise ProgramNotExecutable("%s: Is a directory" % path)
         if not st.S_ISREG(info.st_mode):
             raise ProgramNotExecutable("%s: Permission denied (not a regular file)" % path)
-        if need_exec and (not info.st_mode & 0o111 or not os.access(host, os.X_OK)):
+        if need_exec and (not info.st_mode & 0o111 or not os.access("/proc/self/fd/%d" % fd, os.X_OK)):
             raise ProgramNotExecutable("%s: Permission denied" % path)
         if info.st_size > MAX_PROGRAM:
             raise ProgramNotExecutable("%s: Cannot allocate memory (program too large)" % path)
@@ -130,6 +131,9 @@ class Process:
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
         self.fds = FdTable.standard(stdio)
+        if sandbox:
+            for f in self.fds.fds.values():
+                f.outside = True        # the host's own files: no fchmod/ftruncate... through them
         self.strace = strace
         self.seed = seed
         self.rng = __import__("random").Random(seed)
@@ -174,9 +178,9 @@ class Process:
         interpreter [optional argument] script args..."""
         if from_host and not (self.fs.root != "/" and path.startswith("/")):
             host = os.path.abspath(path)
+            data = read_program(host, path)
         else:
-            host = self.fs.resolve(path, follow=True)
-        data = read_program(host, path)
+            host, data = self.read_guest_program(path)
         if depth == 0:
             self.exec_name = os.path.basename(path)
         if data[:2] == b"#!":
@@ -194,9 +198,8 @@ class Process:
             interp_base = 0
             entry = image.entry
             if image.interp:
-                ihost = self.fs.resolve(image.interp, follow=True)
                 try:
-                    idata = read_program(ihost, image.interp, need_exec=False)
+                    _ihost, idata = self.read_guest_program(image.interp, need_exec=False)
                 except (ProgramNotFound, ProgramNotExecutable):
                     raise ProgramNotFound("%s: cannot load interpreter %s" % (path, image.interp)) from None
                 interp = elf.load(self.mm, idata, image.interp, base_hint=elf.INTERP_BASE)
@@ -216,6 +219,21 @@ class Process:
         v.rsp = sp
         v.rip = entry
         v.rflags = 0x202
+
+    def read_guest_program(self, path: str, need_exec: bool = True) -> tuple[str, bytes]:
+        """(host path, bytes) of a program the guest names, opened through the
+        file-system gate (emu/linux/fs.py) and checked as execve does."""
+        try:
+            fd, r = self.fs.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ProgramNotFound("%s: No such file or directory" % path) from None
+        except OSError as e:
+            if e.errno in (2, 20):
+                raise ProgramNotFound("%s: %s" % (path, e.strerror)) from None
+            raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        host = r.host
+        r.close()
+        return host, read_program(host, path, need_exec, fd=fd)
 
     def _build_stack(self, image, interp_base: int, path: str) -> int:
         """argc, argv, envp and the auxiliary vector, as Linux lays them out
@@ -318,16 +336,13 @@ class Process:
         from emu.linux import errno as E
         if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
             path = self.exe_path
-        host = self.fs.resolve(path)
         try:
-            with open(host, "rb") as f:
-                head = f.read(64)
-        except FileNotFoundError:
+            _host, data = self.read_guest_program(path)
+        except ProgramNotFound:
             return -E.ENOENT
-        except (PermissionError, IsADirectoryError):
+        except ProgramNotExecutable:
             return -E.EACCES
-        if not os.access(host, os.X_OK):
-            return -E.EACCES
+        head = data[:64]
         if head[:2] != b"#!":
             try:
                 elf.check_header(head, path)

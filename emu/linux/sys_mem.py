@@ -30,7 +30,7 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
         if flags & MAP_SHARED and prot & 2:
             if f.flags & 3 != 2:         # a writable shared mapping needs O_RDWR
                 return -E.EACCES
-            s.check_write(f.path)
+            s.check_fd_write(f)
             host_fd = os.dup(f.host_fd)
         off = 0
     return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name, host_fd, file_off)

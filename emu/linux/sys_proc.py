@@ -91,6 +91,9 @@ def sys_uname(s, buf, *_):
 
 @syscall(302, "prlimit64")
 def sys_prlimit64(s, pid, resource, new, old, *_):
+    pid = s32(pid)
+    if pid not in (0, s.p.pid) and (s.p.ptree is None or s.p.ptree.host_pid(pid) is None):
+        return -E.ESRCH                              # only the guest's own process tree
     if old:
         s.write(old, struct.pack("<QQ", *_rlimit(resource)))
     return 0
