@@ -51,6 +51,10 @@ cdef struct Block:
     int32_t hash_next
     int32_t page_next[2]
     uint8_t valid
+    uint32_t exec_count   # executions in the interpreter (tier-up, core/jit_cache.pxi)
+
+cdef enum:
+    TLB_SIZE = 1024       # entries of the direct-mapped software TLB (Cpu.tlb_arr)
 
 cdef struct TlbEntry:
     uint64_t tag_r        # page | mode, or TLB_INVALID
@@ -80,6 +84,43 @@ cdef struct MsrPolicy:
     uint32_t action       # MSRP_* bits (core/ops_priv.pxi)
     uint64_t value        # what RDMSR reads with MSRP_FIXED
 
+# ---- the native-code tier (core/jit_*.pxi) ----
+cdef struct JitBlock:
+    uint32_t code         # offset of the block's host code in the cache (0: none)
+    uint32_t size
+    uint32_t dispatch     # offset of the entry the dispatcher uses (past the budget check)
+    uint32_t serial       # allocation serial: the FIFO record that owns the code
+    int32_t in_head       # first link jumping into this block (-1: none)
+    int32_t out_head      # first link out of this block
+    uint8_t failed        # not compilable: stay in the interpreter
+
+cdef struct JitLink:
+    uint32_t site         # offset of the rel32 of a jump in the source block
+    uint32_t stub         # offset the rel32 points to when unlinked
+    int32_t src, dst
+    int32_t next_in, next_out
+    uint8_t live
+
+cdef struct JitAlloc:
+    uint32_t off, size, serial
+    int32_t blk
+
+cdef struct Jit:
+    uint8_t* base         # the code cache: a private mapping, never writable and executable at once
+    uint32_t size
+    uint32_t ring_start   # the permanent code (entry, exit) ends here; blocks fill the ring after it
+    uint32_t head         # next free offset in the ring
+    uint32_t enter_off, exit_off
+    JitAlloc* fifo        # allocations, oldest first (a ring of fifo_cap records)
+    uint32_t fifo_cap, fifo_first, fifo_n, serial
+    JitBlock* blocks      # per block index
+    uint32_t n_blocks
+    JitLink* links
+    uint32_t links_cap, n_links
+    int32_t free_link
+    uint64_t n_compiled, n_failed, n_invalidated, n_evicted, n_linked, n_flushes
+    uint64_t code_bytes   # bytes of live block code
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -104,6 +145,7 @@ cdef struct Mach:
     # executions after which a block is compiled to host code
     uint32_t tier
     uint32_t jit_threshold
+    Jit* jit              # the native-code tier's state (NULL: interpreter only)
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)
@@ -233,3 +275,18 @@ cdef struct Cpu:
     # exceptions delivered through the IDT with no instruction retired (EXIT_STORM)
     uint64_t storm_icount
     uint32_t storm_n
+    # ---- the native-code tier (core/jit_*.pxi) ----
+    uint64_t jit_limit    # instruction count native code may not pass (r14 counts down to it)
+    uint64_t jit_left     # r14 on entry: jit_limit - icount - the entered block's instructions
+    uint32_t jit_blk      # exit record: the block, the uop index within it
+    uint32_t jit_k
+    uint32_t jit_site     # a direct exit that may be chained (offset of its rel32; 0: none)
+    uint32_t jit_fsave    # status flags saved by compiled code (LAHF in bits 8..15, OF in bit 0)
+    uint32_t jit_interp   # run the next block in the interpreter (after a bail)
+    uint32_t jit_epoch    # jc_epoch when compiled code was entered
+    uint64_t jit_tmp      # a scratch word for compiled code
+    uint64_t n_jit_insns  # instructions retired in compiled code
+    uint64_t n_jit_enters, n_jit_bails
+    # ---- the TLB itself, last: compiled code reaches it at a fixed offset
+    # from the Cpu; save_state stops before it (cpu_state_size) ----
+    TlbEntry tlb_arr[TLB_SIZE]

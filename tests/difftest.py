@@ -53,19 +53,49 @@ class EmuSide:
                 self.mapped.add(page)
 
     def run(self, code: bytes, code_addr: int, regs: dict, rflags: int,
-            memory: list[tuple[int, bytes]], budget: int = 1):
+            memory: list[tuple[int, bytes]], budget: int = 1, stop_at: int | None = None):
+        """Run code for `budget` instructions. Under the native tier a block
+        shorter than the budget would run in the interpreter, so the code is
+        followed by a stop (UD2), as is stop_at (where a taken branch lands),
+        and the run goes on until the stop: reaching it after exactly
+        `budget` instructions is the BUDGET exit the interpreter gives."""
+        stops = [code_addr + len(code)] if self.m.phys.tier != "interp" else []
+        if stops and stop_at is not None and stop_at not in stops:
+            stops.append(stop_at)
         self.ensure_mapped(code_addr, len(code) + 16)
-        self.m.write(code_addr, code)
+        self.m.write(code_addr, code + (STOP if stops else b""))
         for va, data in memory:
             self.ensure_mapped(va, len(data))
             self.m.write(va, data)
+        for va in stops[1:]:
+            if not code_addr <= va < code_addr + len(code) + len(STOP):
+                self.ensure_mapped(va, len(STOP))
+                self.m.write(va, STOP)
         v = self.m.vcpu
         for i, name in enumerate(emu.GPR_NAMES):
             v.set_gpr(i, regs.get(name, 0) & MASK64)
         v.rflags = rflags
         v.rip = code_addr
-        ex = v.run(budget)
+        start = v.icount
+        ex = v.run(budget + 1 if stops else budget)
+        if stops and ex.name == "EXCEPTION" and ex.vector == 6 and v.rip in stops \
+                and v.icount - start == budget:
+            return StoppedAtBudget(v.rip)
         return ex
+
+
+STOP = b"\x0f\x0b"          # UD2
+
+
+class StoppedAtBudget:
+    """The BUDGET exit of a run that reached its stop (EmuSide.run)."""
+    name = "BUDGET"
+
+    def __init__(self, rip: int):
+        self.rip = rip
+
+    def __repr__(self):
+        return "<Exit BUDGET rip=%#x>" % self.rip
 
 
 _emu = None
@@ -120,7 +150,7 @@ def check(code: bytes, regs: dict | None = None, rflags: int = 0x202, *,
 
     side = emu_side()
     side.m.vcpu.fxrstor(fx_in)
-    ex = side.run(code, res.code_addr, regs, rflags, mem, budget)
+    ex = side.run(code, res.code_addr, regs, rflags, mem, budget, stop_at=res.rip)
     v = side.m.vcpu
     what = "%s regs=%s flags=%#x %s" % (code.hex(), {k: hex(x) for k, x in regs.items()}, rflags, note)
     assert ex.name in ("BUDGET",), "emu stopped with %r for %s" % (ex, what)

@@ -355,7 +355,7 @@ def check_seq(code, regs, rflags, n, *, taken_disp=None, flags_mask=ARITH):
     regs.setdefault("rsp", stack_addr + 32768)
     res = native.run(code, regs, rflags, taken_disp=taken_disp)
     side = difftest.emu_side()
-    ex = side.run(code, res.code_addr, regs, rflags, [], budget=n)
+    ex = side.run(code, res.code_addr, regs, rflags, [], budget=n, stop_at=res.rip)
     v = side.m.vcpu
     what = "%s regs=%s flags=%#x" % (code.hex(), {k: hex(x) for k, x in regs.items()}, rflags)
     assert ex.name == "BUDGET", (ex, what)

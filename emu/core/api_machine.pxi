@@ -36,6 +36,12 @@ cdef class PhysMachine:
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
         memset(self.m.block_hash, 0xff, HASH_SIZE * sizeof(int32_t))
         live_mach_add(&self.m)            # host signals stop its vCPUs (hostsig.pxi)
+        if self.m.tier != TIER_INTERP:
+            self.m.jit = jit_new(JIT_CACHE_DEFAULT, MAX_BLOCKS)
+            if self.m.jit == NULL:
+                if self.m.tier == TIER_JIT:
+                    raise MemoryError("cannot map the native-code cache")
+                self.m.tier = TIER_INTERP
 
     def __dealloc__(self):
         global hostsig_mach
@@ -51,6 +57,7 @@ cdef class PhysMachine:
         free(self.m.blocks)
         free(self.m.uops)
         free(self.m.block_hash)
+        jit_free(self.m.jit)
         free(self.m.hooks)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
@@ -187,6 +194,27 @@ cdef class PhysMachine:
     def tier(self):
         """The execution tier: "interp", "jit" or "auto"."""
         return TIER_NAMES[self.m.tier]
+
+    def jit_code(self):
+        """The native tier's compiled blocks, for inspection:
+        [(guest rip, host address, code bytes, dispatcher entry offset)]."""
+        cdef Jit* j = self.m.jit
+        cdef uint32_t i
+        out = []
+        if j == NULL:
+            return out
+        for i in range(self.m.n_blocks):
+            if j.blocks[i].code and self.m.blocks[i].valid:
+                out.append((self.m.blocks[i].vrip, <uint64_t>(j.base + j.blocks[i].code),
+                            (<char*>j.base + j.blocks[i].code)[:j.blocks[i].size],
+                            j.blocks[i].dispatch - j.blocks[i].code))
+        return out
+
+    def jit_fixed_code(self):
+        cdef Jit* j = self.m.jit
+        if j == NULL:
+            return None
+        return (<uint64_t>j.base, (<char*>j.base)[:256], j.exit_off)
 
     @property
     def cache_stats(self):

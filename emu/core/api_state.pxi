@@ -36,6 +36,11 @@ cdef object state_problem(Cpu* t):
         return "XCR0 %#x" % t.xcr0
     return None
 
+cdef size_t cpu_state_size() noexcept nogil:
+    """The bytes of a Cpu that make up its state: everything before the TLB."""
+    return <size_t>(<char*>&layout_cpu.tlb_arr[0] - <char*>&layout_cpu)
+
+
 cdef class VcpuState:
     """A virtual CPU's architectural state: the Cpu struct (registers, control
     and system registers, x87/SSE, the TLB), its accessors, and snapshots of
@@ -49,7 +54,7 @@ cdef class VcpuState:
         memset(&self.c, 0, sizeof(Cpu))
         self.machine = machine
         self.c.m = &machine.m
-        self.c.tlb = <TlbEntry*>malloc(TLB_SIZE * sizeof(TlbEntry))
+        self.c.tlb = self.c.tlb_arr
         self.c.jc = <JcEntry*>calloc(JC_SIZE, sizeof(JcEntry))
         if self.c.tlb == NULL or self.c.jc == NULL:
             raise MemoryError()
@@ -73,7 +78,6 @@ cdef class VcpuState:
         self.t.inj_vector = -1
 
     def __dealloc__(self):
-        free(self.c.tlb)
         free(self.c.jc)
         free(self.c.cpuid)
         free(self.c.cov_map)
@@ -435,9 +439,10 @@ cdef class VcpuState:
         system registers, x87/SSE, TSC and RNG state, CPUID table, pending
         interrupts, instructions retired) as bytes, for load_state() on a
         vCPU of the same build. Open trap exits are not part of it."""
-        cdef bytes cpu = (<char*>&self.c)[:sizeof(Cpu)]
+        cdef size_t n = cpu_state_size()
+        cdef bytes cpu = (<char*>&self.c)[:n]
         cdef bytes tab = (<char*>self.c.cpuid)[:self.c.n_cpuid * sizeof(CpuidEntry)] if self.c.n_cpuid else b""
-        return STATE_MAGIC + (<uint64_t>sizeof(Cpu)).to_bytes(8, "little") + cpu + tab
+        return STATE_MAGIC + (<uint64_t>n).to_bytes(8, "little") + cpu + tab
 
     def load_state(self, state):
         """Restore what save_state() returned. Instrumentation (hooks,
@@ -448,29 +453,34 @@ cdef class VcpuState:
         cdef uint64_t size
         cdef Py_ssize_t head = len(STATE_MAGIC) + 8
         cdef uint32_t n
+        cdef size_t nstate = cpu_state_size()
         cdef CpuidEntry* tab
-        cdef Cpu probe
-        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>sizeof(Cpu):
+        cdef Cpu* probe
+        if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>nstate:
             raise ValueError("not a vCPU state of this build of emu")
         size = int.from_bytes(b[len(STATE_MAGIC):head], "little")
-        if size != sizeof(Cpu) or (len(b) - head - sizeof(Cpu)) % sizeof(CpuidEntry):
+        if size != nstate or (len(b) - head - nstate) % sizeof(CpuidEntry):
             raise ValueError("not a vCPU state of this build of emu")
-        n = <uint32_t>((len(b) - head - sizeof(Cpu)) // sizeof(CpuidEntry))
+        n = <uint32_t>((len(b) - head - nstate) // sizeof(CpuidEntry))
         if n > MAX_CPUID_ENTRIES:
             raise ValueError("vCPU state: %d CPUID entries (at most %d)" % (n, MAX_CPUID_ENTRIES))
         # every field the core indexes with, or hands to the host CPU, is checked
         # before any of it replaces the live state (a crafted file or a migration
         # peer must not make the core read out of bounds or fault on the host)
-        memcpy(&probe, <char*>b + head, sizeof(Cpu))
-        bad = state_problem(&probe)
+        probe = <Cpu*>calloc(1, sizeof(Cpu))
+        if probe == NULL:
+            raise MemoryError()
+        memcpy(probe, <char*>b + head, nstate)
+        bad = state_problem(probe)
+        free(probe)
         if bad is not None:
             raise ValueError("vCPU state: " + bad)
         tab = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
         if tab == NULL:
             raise MemoryError()
-        memcpy(&self.c, <char*>b + head, sizeof(Cpu))
+        memcpy(&self.c, <char*>b + head, nstate)
         if n:
-            memcpy(tab, <char*>b + head + sizeof(Cpu), n * sizeof(CpuidEntry))
+            memcpy(tab, <char*>b + head + nstate, n * sizeof(CpuidEntry))
         free(saved.cpuid)
         self.c.cpuid = tab
         self.c.n_cpuid = n
@@ -486,6 +496,8 @@ cdef class VcpuState:
         self.c.mmio_cur = 0
         self.c.nc_fault = 0
         self.c.storm_n = 0
+        self.c.jit_interp = 0
+        self.c.jit_site = 0
         self.c.csr_loaded = saved.csr_loaded
         self.c.events = saved.events & ~(<uint32_t>EV_STOP)
         if self.c.irq_bits[0] | self.c.irq_bits[1] | self.c.irq_bits[2] | self.c.irq_bits[3]:

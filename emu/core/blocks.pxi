@@ -28,6 +28,7 @@ cdef void cache_flush(Mach* m) noexcept nogil:
     m.n_blocks = 0
     m.n_uops = 0
     m.n_flushes += 1
+    jit_flush(m)
 
 cdef inline uint32_t hash_pa(uint64_t pa, uint32_t mode) noexcept nogil:
     return <uint32_t>(((pa >> 2) ^ (pa >> 14) ^ (mode * 0x9e37)) & (HASH_SIZE - 1))
@@ -62,6 +63,7 @@ cdef void smc_invalidate_page(Cpu* c, uint64_t ppage) noexcept nogil:
             b.valid = 0
             m.n_invalidations += 1
             blk_unlink_hash(m, bi)
+            jit_block_dead(m, bi)
             if m.running != NULL and m.running.cur_block == b:
                 blk_stop(b, m)
         bi = nxt
@@ -176,6 +178,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     b.ninsn = n
     b.mode = c.mode
     b.valid = 1
+    b.exec_count = 0
     b.chain_rip[0] = NO_PAGE
     b.chain_rip[1] = NO_PAGE
     # index by physical address and register on the pages it covers

@@ -22,6 +22,8 @@ cdef enum:
     R_EXIT = 3            # instruction retired, c.rip set, exit to the VMM
     R_EXIT_BEFORE = 4     # exit to the VMM before the instruction (not retired)
     R_RESTART = 5         # not retired; resume at this instruction (code was modified)
+    JIT_BAIL = 6          # compiled code stopped before this instruction: run it in the interpreter
+    JIT_BAIL_ENTRY = 7    # compiled code stopped before entering this block (budget, events)
 
 # exceptions (Intel SDM Vol. 3A, 6.3.1)
 cdef enum:
@@ -119,6 +121,7 @@ cdef enum:
     LF_SHL = 8
     LF_SHR = 9
     LF_SAR = 10
+    LF_JIT = 11           # compiled code left the status flags in Cpu.jit_fsave (core/jit_runtime.pxi)
 
 # control registers and EFER
 cdef enum:
@@ -156,7 +159,6 @@ cdef enum:
     ACC_X = 2
 
 cdef enum:
-    TLB_SIZE = 1024
     JC_SIZE = 4096
     HASH_SIZE = 16384
     MAX_BLOCKS = 32768
@@ -164,6 +166,10 @@ cdef enum:
     MAX_BLOCK_INSNS = 64
     TSC_VIRTUAL = 0
     TSC_HOST = 1
+
+# a Cpu that is never run: the layout of the struct (field offsets for
+# compiled code, core/jit_emit.pxi; the state size, core/api_state.pxi)
+cdef Cpu layout_cpu
 
 # 64-bit constants (a C enum holds int-sized values only)
 cdef extern from *:

@@ -77,6 +77,9 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef int r, slot, tf
     cdef uint32_t lim, epoch
     cdef Mach* m = c.m
+    cdef int32_t chain_src = -1   # a compiled block's direct exit, to link (core/jit_runtime.pxi)
+    cdef uint32_t chain_site = 0
+    cdef uint64_t chain_rip = 0
     c.exit_reason = EXIT_NONE
     if c.halted:
         # HLT: stay halted until an interrupt can be taken
@@ -129,34 +132,59 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         if c.hook_flags:          # block hook / coverage (core/hooks.pxi)
             if hook_block_entry(c, b):
                 break
-        c.cur_block = b
         epoch = c.jc_epoch
-        u = &m.uops[b.uop_start]
         remaining = end - c.icount
         tf = (c.rflags & 0x100) != 0 and not c.deliver_via_idt   # (user mode; system mode: to do)
         if tf:
             remaining = 1             # TF: one instruction, then the trap (EV_TRAP)
-        if b.ninsn <= remaining:
-            while True:
-                r = u.fn(c, u)
-                if r != R_NEXT:
-                    break
-                u += 1
+        if m.jit != NULL and jit_can_enter(c, b, remaining) and jit_tier_up(c, b):
+            # the native-code tier (core/jit_*.pxi): it leaves at some block
+            # and uop with the result the interpreter loop would have had there
+            if chain_src >= 0 and b.vrip == chain_rip:
+                jit_chain(c, chain_src, chain_site, b)
+            chain_src = -1
+            r = jit_run(c, b, end, &b, &u)
+            if r == R_BRANCH and c.jit_site:
+                chain_src = <int32_t>(b - m.blocks)
+                chain_site = c.jit_site
+                chain_rip = c.rip
+            elif r == JIT_BAIL_ENTRY:
+                prev = NULL
+                continue
+            elif r == JIT_BAIL:
+                # the instruction at u runs in the interpreter
+                c.icount += u.ninsn - 1
+                c.rip = u.rip
+                mark_resume(c, c.rip, c.icount, 1)
+                c.jit_interp = 1
+                prev = NULL
+                continue
         else:
-            # budget ends inside this block: stop after exactly `remaining`
-            lim = <uint32_t>remaining
-            while True:
-                r = u.fn(c, u)
-                if r != R_NEXT:
-                    break
-                if u.ninsn >= lim:        # (not i: hook uops retire nothing)
-                    c.icount += u.ninsn
-                    c.rip = u.rip_next
-                    mark_resume(c, c.rip, c.icount, 1)    # resumes inside this block
-                    r = -1
-                    break
-                u += 1
-        c.cur_block = NULL
+            c.jit_interp = 0
+            chain_src = -1
+            c.cur_block = b
+            u = &m.uops[b.uop_start]
+            if b.ninsn <= remaining:
+                while True:
+                    r = u.fn(c, u)
+                    if r != R_NEXT:
+                        break
+                    u += 1
+            else:
+                # budget ends inside this block: stop after exactly `remaining`
+                lim = <uint32_t>remaining
+                while True:
+                    r = u.fn(c, u)
+                    if r != R_NEXT:
+                        break
+                    if u.ninsn >= lim:        # (not i: hook uops retire nothing)
+                        c.icount += u.ninsn
+                        c.rip = u.rip_next
+                        mark_resume(c, c.rip, c.icount, 1)    # resumes inside this block
+                        r = -1
+                        break
+                    u += 1
+            c.cur_block = NULL
         if tf and r != R_EXC and r != R_EXIT_BEFORE and r != R_RESTART:
             emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:

@@ -19,10 +19,15 @@ import os as _os
 _default_tier = _os.environ.get("EMU_TIER") or "auto"
 
 
+import platform as _platform
+
+_HOST_X86_64 = _platform.machine().lower() in ("x86_64", "amd64")
+
+
 def available_tiers():
     """The tier settings this host can run: the native tier exists only on
-    x86-64 hosts with the JIT built in."""
-    return ("interp",)
+    x86-64 hosts (it emits x86-64 code)."""
+    return TIER_NAMES if _HOST_X86_64 else ("interp",)
 
 
 def set_default_tier(name):
