@@ -244,6 +244,15 @@ def cmd_run(a) -> int:
         sys.stdout.flush()
         print("emu: %s" % e, file=sys.stderr)
         status, failed = 1, True
+    except KeyboardInterrupt:
+        # a second Ctrl-C before the guest took the first: emu stops itself,
+        # keeping what the guest wrote to shared file mappings
+        try:
+            proc.mm.write_back()
+        except Exception:       # noqa: BLE001 - best effort on the way out
+            pass
+        print("emu: interrupted", file=sys.stderr)
+        status = 130
     finally:
         if a.stats:
             _stats(proc, time.perf_counter() - t0)
