@@ -224,6 +224,14 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    if a.sandbox is not None:
+        # defence in depth: the host kernel confines emu itself from here on
+        # (Landlock and seccomp, emu/linux/oslock.py), for every process of the tree
+        from emu.linux.oslock import confine
+        got = confine(a.sandbox, [os.path.dirname(os.path.abspath(a.record))] if a.record else [])
+        if os.environ.get("EMU_DEBUG") or got["errors"] and os.environ.get("EMU_OSLOCK_REQUIRED"):
+            for err in got["errors"]:
+                print("emu: --sandbox: %s" % err, file=sys.stderr)
     t0 = time.perf_counter()
     failed = False
     try:

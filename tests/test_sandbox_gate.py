@@ -67,3 +67,56 @@ def test_emulator_memory_is_not_the_guests_even_without_a_sandbox(tmp_path):
     r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/maps"], capture_output=True,
                        cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
     assert r.returncode == 0 and b"[stack]" in r.stdout
+
+
+def test_os_layer_holds_without_emus_checks(tmp_path):
+    """Defence in depth (emu/linux/oslock.py): after confine(), the host
+    kernel itself refuses what emu's checks would: a process that calls the
+    host directly (as a bug in emu would) cannot write outside the sandbox,
+    open a network socket, signal a host process or reach the host by
+    ptrace-like calls; inside the sandbox it can write."""
+    from emu.linux.oslock import landlock_abi
+    box = tmp_path / "box"
+    box.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    victim = subprocess.Popen(["sleep", "60"])
+    code = r'''
+import errno, os, socket, sys
+from emu.linux.oslock import confine
+got = confine(sys.argv[1])
+print("layers", bool(got["landlock"]), bool(got["seccomp"]), got["errors"])
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "ESCAPED")
+    except OSError as e:
+        print(name, "blocked", errno.errorcode.get(e.errno))
+attempt("write outside", lambda: os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND))
+attempt("create outside", lambda: os.open(sys.argv[2] + ".new", os.O_WRONLY | os.O_CREAT))
+attempt("rename outside", lambda: os.rename(sys.argv[2], sys.argv[1] + "/stolen"))
+attempt("unlink outside", lambda: os.unlink(sys.argv[2]))
+attempt("inet socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+attempt("signal a host process", lambda: os.kill(int(sys.argv[3]), 0))
+attempt("unshare", lambda: os.unshare(os.CLONE_NEWUSER) if hasattr(os, "unshare") else (_ for _ in ()).throw(OSError(1, "")))
+fd = os.open(sys.argv[1] + "/inside", os.O_WRONLY | os.O_CREAT)
+os.write(fd, b"ok")
+print("write inside ok")
+'''
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(box), str(outside), str(victim.pid)], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=EMU_PATH))
+    finally:
+        victim.kill()
+        victim.wait()
+    out = r.stdout
+    assert r.returncode == 0 and "write inside ok" in out, out + r.stderr
+    assert "inet socket blocked EACCES" in out and "unshare blocked EPERM" in out, out
+    if landlock_abi() == 0:
+        pytest.skip("no Landlock in this kernel: the file and signal rules need it (seccomp held)")
+    for what in ("write outside", "create outside", "rename outside", "unlink outside"):
+        assert what + " blocked" in out, out
+    if landlock_abi() >= 6:
+        assert "signal a host process blocked EPERM" in out, out
+    assert outside.read_text() == "keep\n"
+    assert "ESCAPED" not in out, out
