@@ -450,9 +450,11 @@ class ReplayTarget:
         self.dir = tempfile.mkdtemp(prefix="hardfuzz-replay-")
         self.prog = os.path.join(ROOT, "guests", "linux", "bin", "stdio_malloc.glibc")
         self.log = os.path.join(self.dir, "base.log")
+        import emu
+        here = os.path.dirname(os.path.dirname(os.path.abspath(emu.__file__)))
         r = subprocess.run([sys.executable, "-m", "emu", "run", "--record", self.log, "--seed", "3", "--time",
                             "virtual", "--sandbox", self.dir, self.prog, "arg1"], cwd=self.dir,
-                           capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+                           capture_output=True, env=dict(os.environ, PYTHONPATH=here))
         if r.returncode != 3:
             raise RuntimeError("recording the base log failed: %s" % r.stderr.decode(errors="replace")[-300:])
         with open(self.log, "rb") as f:
@@ -493,7 +495,7 @@ class ReplayTarget:
         os.dup2(errf, 2)
         try:
             os.environ["EMU_DEBUG"] = "1"
-            status = emu_main(["run", "--replay", path, "--sandbox", self.dir, self.prog, "arg1"])
+            status = emu_main(["run", "--replay", path, self.prog, "arg1"])
         except SystemExit as e:
             status = e.code
         finally:

@@ -91,6 +91,19 @@ def _conform(template, value, where: str):
     raise SnapshotError("%s: unexpected field" % where)
 
 
+def _check_monitor(state: dict) -> None:
+    """The monitor's own fields, by meaning (the device models' are typed
+    by _conform)."""
+    cpi = state["cycles_per_insn"]
+    if not 1 / 65536 <= cpi <= 65536:
+        raise SnapshotError("vm.cycles_per_insn: %r is not a TSC rate" % (cpi,))
+    if not 0 <= state["tsc_offset"] < U64:
+        raise SnapshotError("vm.tsc_offset: out of range")
+    for k, v in state["platform_msrs"].items():
+        if not isinstance(k, int) or not 0 <= k < 1 << 32 or not isinstance(v, int) or not 0 <= v < U64:
+            raise SnapshotError("vm.platform_msrs: an MSR number and value expected")
+
+
 def _plain(x, where):
     if isinstance(x, bool) or x is None:
         return x
@@ -117,6 +130,7 @@ def _apply_meta(vm, meta: dict) -> None:
         for key in template:
             if key not in state:
                 raise SnapshotError("vm.%s: missing" % key)
+        _check_monitor(state)
         vm.set_state(state)
     except SnapshotError as e:
         raise SnapshotError("the snapshot's machine state is invalid (%s)" % e) from None
@@ -155,6 +169,13 @@ def _load_pages(vm, pages: np.ndarray, data: np.ndarray) -> None:
         raise SnapshotError("the snapshot's RAM is larger than this VM's")
     vm.phys.load_pages(pages.astype(np.uint32).tobytes(), np.ascontiguousarray(data, dtype=np.uint8),
                        np.arange(len(pages), dtype=np.int32).tobytes())
+
+
+def _load_vcpu(vm, state: bytes) -> None:
+    try:
+        vm.vcpu.load_state(state)       # the core range-checks every field it uses
+    except ValueError as e:
+        raise SnapshotError(str(e)) from None
 
 
 def _literal(text: str):
@@ -223,7 +244,7 @@ def restore(path, *, disk=None, **vm_args):
     vm = VM(None, mem=meta["mem_size"], disk=disk, **vm_args)
     vm.cmdline = meta["cmdline"]
     _load_pages(vm, pages, data)
-    vm.vcpu.load_state(vcpu)
+    _load_vcpu(vm, vcpu)
     _apply_meta(vm, meta)
     return vm
 
@@ -302,7 +323,7 @@ def receive(inp, vm) -> None:
             _check_meta(meta, state)
             if meta["mem_size"] != vm.mem_size:
                 raise SnapshotError("the source VM has %d bytes of RAM, this one %d" % (meta["mem_size"], vm.mem_size))
-            vm.vcpu.load_state(state)
+            _load_vcpu(vm, state)
             _apply_meta(vm, meta)
             return
         else:
