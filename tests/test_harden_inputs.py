@@ -237,3 +237,16 @@ def test_mmap_of_a_huge_sparse_file_is_not_read_whole(tmp_path):
     assert "size 2147483648 sum 7" in r.stdout
     rss_kib = int(r.stdout.split("rss ")[1])
     assert rss_kib < 700 << 10, rss_kib
+
+
+def test_out_of_range_syscall_arguments_get_linux_errnos():
+    """guests/linux/bad_args.c: each out-of-range argument is the errno Linux
+    gives (recorded, and compared with a native run on x86-64 Linux)."""
+    prog = os.path.join(ROOT, "guests", "linux", "bin", "bad_args.glibc")
+    with open(os.path.join(ROOT, "guests", "linux", "expected", "bad_args.glibc.out"), "rb") as f:
+        expected = f.read()
+    r = emu("run", prog)
+    assert r.returncode == 0 and r.stdout == expected, r.stdout.decode() + r.stderr.decode()
+    if NATIVE and os.geteuid() == 0:          # (setgroups answers EPERM first without root)
+        n = subprocess.run([prog], capture_output=True, timeout=60)
+        assert n.stdout == expected

@@ -403,6 +403,8 @@ def sys_readlink(s, path, buf, size, *_):
 
 @syscall(267, "readlinkat")
 def sys_readlinkat(s, dirfd, path, buf, size, *_):
+    if s32(size) <= 0:
+        return -E.EINVAL
     link = proc_link(s.p, s.guest_path_at(dirfd, path))   # the guest's own /proc/self links
     if link is False:
         return -E.ENOENT

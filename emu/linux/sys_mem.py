@@ -51,8 +51,10 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
         f = s.fd(fd)
         if f.is_dir:
             return -E.ENODEV
-        if off & 0xFFF or off >> 63 or not length or length > 1 << 47:
+        if off & 0xFFF or not length or length > 1 << 47:
             return -E.EINVAL
+        if off + length >= 1 << 63:
+            return -E.EOVERFLOW                      # the page offset would overflow (mm/mmap.c)
         size = os.fstat(f.host_fd).st_size
         want = min(length, max(0, size - off))
         # small mappings are read now; larger ones page by page as the guest

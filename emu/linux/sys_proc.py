@@ -94,6 +94,8 @@ def sys_prlimit64(s, pid, resource, new, old, *_):
     pid = s32(pid)
     if pid not in (0, s.p.pid) and (s.p.ptree is None or s.p.ptree.host_pid(pid) is None):
         return -E.ESRCH                              # only the guest's own process tree
+    if resource >= 16:                               # RLIM_NLIMITS
+        return -E.EINVAL
     if old:
         s.write(old, struct.pack("<QQ", *_rlimit(resource)))
     return 0
@@ -101,6 +103,8 @@ def sys_prlimit64(s, pid, resource, new, old, *_):
 
 @syscall(97, "getrlimit")
 def sys_getrlimit(s, resource, old, *_):
+    if resource >= 16:                               # RLIM_NLIMITS
+        return -E.EINVAL
     s.write(old, struct.pack("<QQ", *_rlimit(resource)))
     return 0
 
