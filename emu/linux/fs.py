@@ -231,7 +231,8 @@ class FileSystem:
         write (O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND) outside the sandbox
         is EROFS; the last component is opened with O_NOFOLLOW after the
         walk followed any symlink itself."""
-        follow = not flags & os.O_NOFOLLOW
+        # O_CREAT|O_EXCL never follows a last symlink (it fails EEXIST on it)
+        follow = not flags & os.O_NOFOLLOW and (flags & (os.O_CREAT | os.O_EXCL)) != (os.O_CREAT | os.O_EXCL)
         r = self.lookup(path, follow, dirpath)
         try:
             if write and not r.inside:
