@@ -199,3 +199,26 @@ def test_crafted_device_registers_are_refused(disk, tmp_path):
             np.savez(f, **parts)
         with pytest.raises(snapshot.SnapshotError, match="%s.%s" % (dev, reg)):
             snapshot.restore(path, disk=disk)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("cycles_per_insn", 0.0), ("cycles_per_insn", 1e9), ("inflight", -3), ("inflight", "x"), ("inflight", 999),
+    ("tsc_offset", -1), ("platform_msrs", {"a": 1}),
+])
+def test_crafted_monitor_fields_are_refused(disk, tmp_path, field, value):
+    """Found by tools/hardfuzz.py: a zero TSC rate divided by zero and a
+    crafted in-flight vector made a negative shift in the VMM's run loop."""
+    out = []
+    a = first_part(disk, out)
+    path = tmp_path / "vm.snap"
+    snapshot.save(a, path)
+    a.close()
+    with np.load(path, allow_pickle=False) as z:
+        parts = {k: z[k] for k in z.files}
+    meta = ast.literal_eval(str(parts["meta"]))
+    meta["vm"][field] = value
+    parts["meta"] = np.array(repr(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **parts)
+    with pytest.raises(snapshot.SnapshotError):
+        snapshot.restore(path, disk=disk)

@@ -99,6 +99,10 @@ def _check_monitor(state: dict) -> None:
         raise SnapshotError("vm.cycles_per_insn: %r is not a TSC rate" % (cpi,))
     if not 0 <= state["tsc_offset"] < U64:
         raise SnapshotError("vm.tsc_offset: out of range")
+    inflight = state["inflight"]
+    if inflight is not None and (isinstance(inflight, bool) or not isinstance(inflight, int)
+                                 or not 16 <= inflight <= 255):
+        raise SnapshotError("vm.inflight: not an interrupt vector")
     for k, v in state["platform_msrs"].items():
         if not isinstance(k, int) or not 0 <= k < 1 << 32 or not isinstance(v, int) or not 0 <= v < U64:
             raise SnapshotError("vm.platform_msrs: an MSR number and value expected")
@@ -179,9 +183,12 @@ def _load_vcpu(vm, state: bytes) -> None:
 
 
 def _literal(text: str):
+    import warnings
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # (odd literals warn on stderr)
+            return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as e:
         raise SnapshotError("corrupt snapshot metadata (%s)" % e) from None
 
 
