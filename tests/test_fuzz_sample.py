@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import hardfuzz  # noqa: E402
 
-SAMPLE = {"insn-user": 1500, "insn-kernel": 1500, "insn-system": 1500, "elf": 40, "snapshot": 12,
+SAMPLE = {"insn-user": 1500, "insn-kernel": 1500, "insn-system": 1500, "elf": 40, "boot-elf": 20, "snapshot": 12,
           "migration": 20, "replay": 30, "accel": 300}
 
 

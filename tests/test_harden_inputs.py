@@ -250,3 +250,13 @@ def test_out_of_range_syscall_arguments_get_linux_errnos():
     if NATIVE and os.geteuid() == 0:          # (setgroups answers EPERM first without root)
         n = subprocess.run([prog], capture_output=True, timeout=60)
         assert n.stdout == expected
+
+
+@pytest.mark.parametrize("case", ["huge e_phoff", "e_phoff past the end", "huge e_phnum", "bad e_phentsize",
+                                  "huge p_memsz", "p_filesz past the end", "p_offset past the end"])
+def test_boot_refuses_a_crafted_kernel(tmp_path, case):
+    """emu boot's own ELF parser: struct.error once, now one line (exit 2)."""
+    p = _crafted(tmp_path, os.path.join(ROOT, "guests", "kernel", "kernel.elf"), CASES[case])
+    r = emu("boot", p, "--mem", "16M", "--timeout", "5")
+    assert r.returncode == 2, (case, r.returncode, r.stderr)
+    assert r.stderr.startswith(b"emu: ") and r.stderr.count(b"\n") == 1, r.stderr

@@ -9,6 +9,7 @@ Targets (structure-aware where the input has structure):
   insn-system  system mode: faults delivered through an IDT, CPL 3 and CPL 0
   elf          ELF files: header and program-header fields set to edge values,
                truncations, byte flips; loaded and run (under --sandbox rules)
+  boot-elf     the same for `emu boot`'s kernel loader
   snapshot     microVM snapshot files: metadata fields, vCPU state bytes,
                page lists, mutated and restored
   migration    live-migration streams: record headers, counts, state bytes
@@ -267,6 +268,31 @@ class ElfTarget:
         except (GuestExit, GuestKilled):
             pass
         del v
+        return "ran"
+
+
+class BootElfTarget(ElfTarget):
+    """`emu boot`'s own ELF parser and loader, with mutated kernels."""
+
+    def setup(self):
+        with open(os.path.join(ROOT, "guests", "kernel", "kernel.elf"), "rb") as f:
+            self.bases = [f.read()]
+        self.dir = tempfile.mkdtemp(prefix="hardfuzz-boot-")
+        return self
+
+    def case(self, rng: random.Random) -> str:
+        from emu.vm import VM
+        from emu.vm.boot import BootError
+        from emu.vm.vmm import VMError
+        path = os.path.join(self.dir, "kernel")
+        with open(path, "wb") as f:
+            f.write(self.mutate(rng, self.bases[0]))
+        try:
+            vm = VM(path, mem="8M", output=lambda b: None)
+        except (BootError, VMError):
+            return "refused"
+        vm.run(max_insns=100_000, timeout=5)
+        vm.close()
         return "ran"
 
 
@@ -553,6 +579,7 @@ TARGETS = {
     "insn-kernel": lambda: InsnTarget("kernel"),
     "insn-system": lambda: InsnTarget("system"),
     "elf": ElfTarget,
+    "boot-elf": BootElfTarget,
     "snapshot": SnapshotTarget,
     "migration": MigrationTarget,
     "replay": ReplayTarget,
