@@ -252,6 +252,8 @@ class ElfTarget:
         try:
             p.load(path)
         except (ProgramNotExecutable, ProgramNotFound):
+            p.fds.close_all()
+            p.fs.close()
             return "refused"
         v = p.vcpu
         try:
@@ -267,6 +269,9 @@ class ElfTarget:
                     break
         except (GuestExit, GuestKilled):
             pass
+        finally:
+            p.fds.close_all()           # the host descriptors this process holds
+            p.fs.close()
         del v
         return "ran"
 

@@ -127,6 +127,12 @@ class FileSystem:
             os.close(self.root_fd)
             self.root_fd = -1
 
+    def __del__(self):
+        try:
+            self.close()
+        except OSError:
+            pass
+
     def guest_abspath(self, path: str, dirpath: str | None = None) -> str:
         base = dirpath if dirpath is not None else self.cwd
         return posixpath.normpath(posixpath.join(base, path)) if path else base
