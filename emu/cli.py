@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--time", choices=("virtual", "host"), default=None,
                    help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
                         "deterministic clock derived from instructions retired (sleeps take no time)")
+    r.add_argument("--tier", choices=("interp", "jit", "auto"), default=None,
+                   help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
+                        "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
+                        "not x86-64)")
     r.add_argument("program", help="the program to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     be = sub.add_parser("bench", help="measure how fast emu runs a program, beside native and qemu",
@@ -79,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--runs", type=int, default=3, metavar="N", help="runs per runner (default 3; medians)")
     be.add_argument("--no-native", action="store_true", help="do not run the program natively")
     be.add_argument("--no-qemu", action="store_true", help="do not run it under qemu-x86_64")
+    be.add_argument("--tier", choices=("interp", "jit", "auto"), default=None,
+                   help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
+                        "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
+                        "not x86-64)")
     be.add_argument("program", help="the program to run")
     be.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     b = sub.add_parser("boot", help="boot a 64-bit kernel in a microVM",
@@ -95,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="an idle guest waits in real time for its timer (default: virtual time jumps ahead)")
     b.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the VM after this long")
     b.add_argument("--stats", action="store_true", help="print boot time, exits and throughput at the end")
+    b.add_argument("--tier", choices=("interp", "jit", "auto"), default=None,
+                   help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
+                        "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
+                        "not x86-64)")
     b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
                    help="stop after INSNS instructions and write the VM's snapshot to FILE")
     b.add_argument("--restore", metavar="FILE",
@@ -115,6 +127,12 @@ def _stats(proc, seconds: float) -> None:
         "emu: TLB hit rate %.2f%% (%d hits, %d misses, %d flushes)" % (100.0 * th / max(1, th + tm), th, tm, c["tlb_flushes"]),
         "emu: exits " + ", ".join("%s %d" % kv for kv in sorted(c["exits"].items())),
     ]
+    j = c.get("jit", {})
+    if "blocks_compiled" in j:
+        lines.append("emu: tier %s: %.1f%% of instructions in compiled code; %d blocks compiled (%d bytes of "
+                     "host code), %d links, %d invalidated, %d evicted, %d bails to the interpreter"
+                     % (c["tier"], 100.0 * j["instructions_native"] / max(1, n), j["blocks_compiled"],
+                        j["code_bytes"], j["links"], j["invalidations"], j["evictions"], j["bails"]))
     print("\n".join(lines), file=sys.stderr)
 
 
@@ -369,6 +387,14 @@ def cmd_boot(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "tier", None):
+        import emu
+        if args.tier not in emu.available_tiers():
+            print("emu: --tier %s: not available on this host (it has: %s)"
+                  % (args.tier, ", ".join(emu.available_tiers())), file=sys.stderr)
+            return 2
+        emu.set_default_tier(args.tier)
+        os.environ["EMU_TIER"] = args.tier      # (children the guest starts through emu)
     try:
         if args.command == "run":
             return cmd_run(args)

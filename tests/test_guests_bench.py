@@ -239,7 +239,12 @@ def test_bench_guest_under_emu(name):
     assert out == expected
     assert vcpu.icount > 100_000
     c = vcpu.counters
-    assert c["block_cache_hits"] > c["block_cache_misses"]
+    if c["tier"] == "interp":
+        assert c["block_cache_hits"] > c["block_cache_misses"]
+    else:
+        # compiled blocks jump to each other without the block cache: most
+        # instructions retire in compiled code
+        assert c["jit"]["instructions_native"] > 0.9 * vcpu.icount
     if native.available():
         assert run_native(path) == (0, expected)
 

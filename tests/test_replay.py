@@ -35,7 +35,7 @@ def insns(stderr: bytes) -> int:
 
 def guest_err(stderr: bytes) -> bytes:
     """The guest's stderr without emu's --stats lines."""
-    return b"".join(ln for ln in stderr.splitlines(True) if not re.match(rb"emu: (\d+ instructions|blocks|TLB|exits)", ln))
+    return b"".join(ln for ln in stderr.splitlines(True) if not re.match(rb"emu: (\d+ instructions|blocks|TLB|exits|tier)", ln))
 
 
 def same_run(a, b):

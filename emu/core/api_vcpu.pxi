@@ -281,4 +281,6 @@ cdef class Vcpu(VcpuState):
                 "tlb_hits": self.c.n_tlb_hits,
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
-                "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]}}
+                "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]},
+                "tier": TIER_NAMES[m.tier],
+                "jit": jit_counters(&self.c)}

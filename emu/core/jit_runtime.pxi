@@ -52,11 +52,10 @@ cdef int jit_fallback(Cpu* c, const Uop* u, uop_fn fn, int32_t bi) noexcept nogi
     cdef uint32_t epoch = c.jc_epoch
     cdef int r
     cdef Mach* m = c.m
-    if c.lf_op == LF_JIT:
-        jit_flags_out(c)
-    else:
-        c.lf_op = LF_NONE
-        c.rflags = (c.rflags & ~(<uint64_t>F_ARITH)) | fsave_to_flags(c.jit_fsave)
+    # the interpreter's view: flags in its format, icount at the block's start
+    c.lf_op = LF_NONE
+    c.rflags = (c.rflags & ~(<uint64_t>F_ARITH)) | fsave_to_flags(c.jit_fsave)
+    c.icount = c.jit_limit - c.jit_left - m.blocks[bi].ninsn
     r = fn(c, u)
     if r == R_NEXT:
         if not m.blocks[bi].valid or c.jc_epoch != epoch or c.rflags & F_TF:
@@ -137,3 +136,18 @@ cdef void jit_chain(Cpu* c, int32_t src, uint32_t site, Block* nb) noexcept nogi
     if (m.blocks[src].vrip ^ nb.vrip) >> 12 or m.blocks[src].mode != nb.mode:
         return
     jit_link(m, src, site, dst)
+
+
+cdef dict jit_counters(Cpu* c):
+    """The native tier's figures for Vcpu.counters: its code cache (shared by
+    the machine's vCPUs) and this vCPU's share of instructions retired."""
+    cdef Jit* j = c.m.jit
+    out = {"instructions_native": c.n_jit_insns,
+           "instructions_interpreted": c.icount - c.n_jit_insns if c.icount >= c.n_jit_insns else 0,
+           "entries": c.n_jit_enters, "bails": c.n_jit_bails}
+    if j != NULL:
+        out.update({"blocks_compiled": j.n_compiled, "tier_ups": j.n_compiled,
+                    "code_bytes": j.code_bytes, "code_cache_size": j.size,
+                    "compile_failures": j.n_failed, "invalidations": j.n_invalidated,
+                    "evictions": j.n_evicted, "links": j.n_linked, "flushes": j.n_flushes})
+    return out
