@@ -353,6 +353,19 @@ cdef struct Cpu:
     # the TLS descriptors (GDT entries 12-14, selectors 0x63 0x6b 0x73) of the
     # built-in Linux GDT, set by the personality's set_thread_area
     uint64_t tls_desc[3]
+    # ---- hardening (core/mmu.pxi, core/run.pxi) ----
+    # the MMIO accesses an instruction completed before its latest MMIO exit
+    # (address, size | write << 8, value), replayed in order when it runs again,
+    # so an instruction with any number of MMIO accesses completes (mmio_resume)
+    uint64_t mmio_log[192][3]
+    uint32_t mmio_n, mmio_cur, mmio_replay
+    uint64_t mmio_key_rip, mmio_key_icount
+    # a #GP the MMU raised for a non-canonical address (#SS when through SS)
+    uint32_t nc_fault
+    uint64_t nc_addr
+    # exceptions delivered through the IDT with no instruction retired (EXIT_STORM)
+    uint64_t storm_icount
+    uint32_t storm_n
     # ---- the native-code tier (core/jit_*.pxi) ----
     uint64_t jit_limit    # instruction count native code may not pass (r14 counts down to it)
     uint64_t jit_left     # r14 on entry: jit_limit - icount - the entered block's instructions

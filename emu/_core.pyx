@@ -5,10 +5,11 @@ interpreter loop, lazy flags and the MMU. Everything that runs per guest
 instruction is C-level code here and in core/*.pxi; the Python classes at the
 bottom are the public API the hypervisor layer uses."""
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int8_t, int16_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int8_t, int16_t, int32_t, int64_t, uintptr_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.exc cimport PyErr_CheckSignals
 
 cdef extern from "sys/mman.h" nogil:
     void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
@@ -63,6 +64,7 @@ include "core/jit_emit.pxi"
 include "core/jit_sse.pxi"
 include "core/jit_runtime.pxi"
 include "core/hostsig.pxi"
+include "core/guards.pxi"
 
 init_alu()
 init_mov()

@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     rr.add_argument("--replay", metavar="LOG",
                     help="run the program again from a replay log: the outside world comes from the log; "
                          "the first difference from the recorded run stops it (status 1)")
+    r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set an environment variable for the program (repeatable); with --record the "
+                        "program gets only a few harmless host variables (PATH, HOME, LANG, TERM...) "
+                        "and these, so no secret of the host's environment lands in the log")
     r.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default=None,
                    help="what the guest learns about the machine: 'transparent' (default) says it is a "
                         "hypervisor (CPUID hypervisor bit and leaves, emu DMI strings); 'stealth' looks "
@@ -135,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
                    help="stop after INSNS instructions and write the VM's snapshot to FILE")
     b.add_argument("--restore", metavar="FILE",
-                   help="resume the VM saved in FILE (its disk is the image it names, or --disk)")
+                   help="resume the VM saved in FILE (a VM saved with a disk needs --disk: the path stored in the "
+                        "file is never opened unasked)")
     return p
 
 
@@ -220,6 +225,16 @@ def _stats(proc, seconds: float, path: str | None = None, show: bool = True) -> 
     print("\n".join(lines), file=sys.stderr)
 
 
+# what a recorded program gets from the host's environment (the log stores
+# the program's environment: nothing else, no tokens or keys)
+RECORD_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "PWD", "TMPDIR",
+              "COLUMNS", "LINES")
+
+
+def record_environment(host_env) -> dict:
+    return {k: v for k, v in host_env.items() if k in RECORD_ENV or k.startswith("LC_")}
+
+
 def cmd_run(a) -> int:
     from emu.linux.process import GuestExit, GuestKilled, Process, ProgramNotExecutable, ProgramNotFound
     for d, what in ((a.root, "--root"), (a.sandbox, "--sandbox")):
@@ -250,6 +265,18 @@ def cmd_run(a) -> int:
         env = dict(header.get("env", {}))
     elif a.record is not None and seed is None:
         seed = rp.new_seed()            # AT_RANDOM and RDRAND must repeat on replay
+    if a.replay is None:
+        extra = {}
+        for item in a.env:
+            name, eq, value = item.partition("=")
+            if not eq or not name:
+                print("emu: --env %s: NAME=VALUE expected" % item, file=sys.stderr)
+                return 2
+            extra[name] = value
+        if a.record is not None:
+            env = record_environment(os.environ)
+        if extra:
+            env = dict(os.environ if env is None else env, **extra)
     a.time = a.time or "host"
     a.profile = a.profile or "transparent"
     session = [None]
@@ -305,6 +332,14 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    if a.sandbox is not None:
+        # defence in depth: the host kernel confines emu itself from here on
+        # (Landlock and seccomp, emu/linux/oslock.py), for every process of the tree
+        from emu.linux.oslock import confine
+        got = confine(a.sandbox, [os.path.dirname(os.path.abspath(a.record))] if a.record else [])
+        if os.environ.get("EMU_DEBUG") or got["errors"] and os.environ.get("EMU_OSLOCK_REQUIRED"):
+            for err in got["errors"]:
+                print("emu: --sandbox: %s" % err, file=sys.stderr)
     t0 = time.perf_counter()
     failed = False
     try:
@@ -325,6 +360,15 @@ def cmd_run(a) -> int:
         sys.stdout.flush()
         print("emu: %s" % e, file=sys.stderr)
         status, failed = 1, True
+    except KeyboardInterrupt:
+        # a second Ctrl-C before the guest took the first: emu stops itself,
+        # keeping what the guest wrote to shared file mappings
+        try:
+            proc.mm.write_back()
+        except Exception:       # noqa: BLE001 - best effort on the way out
+            pass
+        print("emu: interrupted", file=sys.stderr)
+        status = 130
     finally:
         if a.stats or a.stats_file:
             _stats(proc, time.perf_counter() - t0, a.stats_file, a.stats)
@@ -466,6 +510,9 @@ def cmd_boot(a) -> int:
         return 1
     if reason == "timeout":
         print("emu: VM stopped after --timeout", file=sys.stderr)
+    if reason == "storm":
+        print("emu: guest stopped: %s" % getattr(vm, "fault_info", ""), file=sys.stderr)
+        return 1
     return 0
 
 

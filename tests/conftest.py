@@ -4,6 +4,9 @@ import sys
 
 # tests import their shared helpers (native.py, difftest.py) by name
 sys.path.insert(0, os.path.dirname(__file__))
+# a system-call argument a handler does not range-check raises (in tests and
+# their `emu` subprocesses) instead of becoming EINVAL (emu/linux/syscalls.py)
+os.environ.setdefault("EMU_STRICT", "1")
 
 _COVERAGE_DIR = os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "emu-forms")
 COVERAGE_LIST = os.path.join(_COVERAGE_DIR, "forms.txt")

@@ -76,6 +76,7 @@ def test_missing_program():
 def test_not_elf(tmp_path):
     p = tmp_path / "script.txt"
     p.write_text("just text\n")
+    p.chmod(0o755)                  # (without an execute bit it is EACCES first, as on Linux)
     r = emu("run", str(p))
     assert r.returncode == 126
     assert "not an ELF" in r.stderr and "Traceback" not in r.stderr
@@ -88,6 +89,7 @@ def test_wrong_architecture(tmp_path):
     data[18:20] = (183).to_bytes(2, "little")     # EM_AARCH64
     p = tmp_path / "arm"
     p.write_bytes(bytes(data))
+    p.chmod(0o755)
     r = emu("run", str(p))
     assert r.returncode == 126
     assert "wrong architecture" in r.stderr and "Traceback" not in r.stderr
@@ -97,6 +99,7 @@ def test_32bit_elf(tmp_path):
     data = bytearray(b"\x7fELF\x01\x01\x01" + bytes(57))
     p = tmp_path / "i386"
     p.write_bytes(bytes(data))
+    p.chmod(0o755)
     r = emu("run", str(p))
     # ELF32 for i386 runs (tests/test_i386.py); this header names no machine
     assert r.returncode == 126 and "not x86-64 or i386" in r.stderr and "Traceback" not in r.stderr
@@ -107,6 +110,7 @@ def test_truncated_elf(tmp_path):
         data = f.read()[:100]
     p = tmp_path / "trunc"
     p.write_bytes(data)
+    p.chmod(0o755)
     r = emu("run", str(p))
     assert r.returncode == 126 and "Traceback" not in r.stderr
 

@@ -293,6 +293,7 @@ def make_elf(code: bytes, bss: int = 0, base: int = 0x400000) -> bytes:
 def run_code(tmp_path, code: bytes, bss: int = 0):
     path = tmp_path / "guest"
     path.write_bytes(make_elf(code, bss))
+    path.chmod(0o755)                # a program needs an execute bit (EACCES otherwise, as on Linux)
     out = io.BytesIO()
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

@@ -5,7 +5,7 @@ EXIT_NAMES = {EXIT_NONE: "NONE", EXIT_HLT: "HLT", EXIT_IO: "IO", EXIT_MMIO: "MMI
               EXIT_CPUID: "CPUID", EXIT_RDTSC: "RDTSC", EXIT_MSR: "MSR",
               EXIT_SYSCALL: "SYSCALL", EXIT_EXCEPTION: "EXCEPTION", EXIT_HOOK: "HOOK",
               EXIT_BUDGET: "BUDGET", EXIT_SHUTDOWN: "SHUTDOWN", EXIT_STOPPED: "STOPPED",
-              EXIT_PRIV: "PRIV"}
+              EXIT_PRIV: "PRIV", EXIT_STORM: "STORM"}
 
 GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -53,6 +53,8 @@ cdef Exit exit_record(const Cpu* c, int reason):
         e.error_code = c.exc_error
         e.has_error_code = c.exc_has_error
         e.cr2 = c.cr2
+    elif reason == EXIT_STORM:
+        e.vector = c.exc_vector         # the exception that keeps recurring
     elif reason == EXIT_MMIO:
         e.address = c.mmio_addr
         e.size = c.mmio_size

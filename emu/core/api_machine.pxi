@@ -31,6 +31,7 @@ cdef class PhysMachine:
                 or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
             raise MemoryError("cannot allocate the code cache")
         memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
+        live_mach_add(&self.m)            # host signals stop its vCPUs (hostsig.pxi)
         if self.m.tier != TIER_INTERP:
             self.m.jit = jit_new(jit_cache_bytes(self.m.cc_budget), self.m.max_blocks)
             if self.m.jit == NULL:
@@ -42,6 +43,7 @@ cdef class PhysMachine:
         global hostsig_mach
         if hostsig_mach == &self.m:
             hostsig_mach = NULL
+        live_mach_remove(&self.m)
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
         free(self.m.code_page)

@@ -1,6 +1,41 @@
 # The core's Python API: the vCPU's architectural state (VcpuState), its
 # register accessors, and save/load of it. Running it is in api_vcpu.pxi.
 
+cdef enum:
+    MAX_CPUID_ENTRIES = 4096
+
+cdef object state_problem(Cpu* t):
+    """Why a vCPU state read from outside (a snapshot, a migration stream)
+    cannot be loaded, or None. Each field checked here indexes a table in
+    the core, selects a code path, or is loaded into the host CPU."""
+    if t.lf_op > LF_SAR:
+        return "lazy-flags operation %d" % t.lf_op
+    if t.lf_sz > 8 or (t.lf_op != LF_NONE and t.lf_sz not in (1, 2, 4, 8)):
+        return "lazy-flags size %d" % t.lf_sz
+    if t.cpl > 3:
+        return "CPL %d" % t.cpl
+    if t.mxcsr & ~(<uint32_t>0xFFFF):
+        return "reserved MXCSR bits %#x" % t.mxcsr
+    if t.ftop > 7:
+        return "x87 TOP %d" % t.ftop
+    if t.tsc_mode > 1:
+        return "TSC mode %d" % t.tsc_mode
+    if t.exc_vector > 255:
+        return "exception vector %d" % t.exc_vector
+    if t.priv_gpr > 16 or t.priv_cr > 15:
+        return "trapped-instruction record"
+    if t.mmio_size > 8 or t.io_size > 4 or t.mmio_write > 1 or t.mmio_pending > 1:
+        return "device access record"
+    if t.mmio_n > MMIO_LOG:
+        return "MMIO log of %d entries" % t.mmio_n
+    if t.gdtr_limit > 0xffff or t.idtr_limit > 0xffff:
+        return "descriptor-table limit"
+    if t.halted > 1 or t.deliver_via_idt > 1 or t.priv_before > 1:
+        return "flag field out of range"
+    if t.xcr0 & ~(<uint64_t>XCR0_SUPPORTED) or not (t.xcr0 & 1):
+        return "XCR0 %#x" % t.xcr0
+    return None
+
 cdef size_t cpu_state_size() noexcept nogil:
     """The bytes of a Cpu that make up its state: everything before the TLB."""
     return <size_t>(<char*>&layout_cpu.tlb_arr[0] - <char*>&layout_cpu)
@@ -496,12 +531,26 @@ cdef class VcpuState:
         cdef uint32_t n
         cdef size_t nstate = cpu_state_size()
         cdef CpuidEntry* tab
+        cdef Cpu* probe
         if b[:len(STATE_MAGIC)] != STATE_MAGIC or len(b) < head + <Py_ssize_t>nstate:
             raise ValueError("not a vCPU state of this build of emu")
         size = int.from_bytes(b[len(STATE_MAGIC):head], "little")
         if size != nstate or (len(b) - head - nstate) % sizeof(CpuidEntry):
             raise ValueError("not a vCPU state of this build of emu")
         n = <uint32_t>((len(b) - head - nstate) // sizeof(CpuidEntry))
+        if n > MAX_CPUID_ENTRIES:
+            raise ValueError("vCPU state: %d CPUID entries (at most %d)" % (n, MAX_CPUID_ENTRIES))
+        # every field the core indexes with, or hands to the host CPU, is checked
+        # before any of it replaces the live state (a crafted file or a migration
+        # peer must not make the core read out of bounds or fault on the host)
+        probe = <Cpu*>calloc(1, sizeof(Cpu))
+        if probe == NULL:
+            raise MemoryError()
+        memcpy(probe, <char*>b + head, nstate)
+        bad = state_problem(probe)
+        free(probe)
+        if bad is not None:
+            raise ValueError("vCPU state: " + bad)
         tab = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
         if tab == NULL:
             raise MemoryError()
@@ -516,6 +565,16 @@ cdef class VcpuState:
         self.c.tlb = saved.tlb
         self.c.jc = saved.jc
         self.c.cur_block = NULL
+        # derived and transient state is rebuilt, not taken from the file
+        set_cpl(&self.c, self.c.cpl)
+        self.c.exit_reason = EXIT_NONE
+        self.c.mmio_replay = 0
+        self.c.mmio_cur = 0
+        self.c.nc_fault = 0
+        self.c.storm_n = 0
+        self.c.jit_interp = 0
+        self.c.jit_site = 0
+        self.c.csr_loaded = saved.csr_loaded
         self.c.events = saved.events & ~(<uint32_t>EV_STOP)
         if self.c.irq_bits[0] | self.c.irq_bits[1] | self.c.irq_bits[2] | self.c.irq_bits[3]:
             self.c.events |= EV_IRQ

@@ -7,8 +7,15 @@ cdef class Vcpu(VcpuState):
     executes guest code with the GIL released until an exit."""
 
     def run(self, uint64_t budget=0xffffffffffffffffULL):
-        """Execute until an exit; budget caps the instructions retired."""
-        return exit_record(&self.c, vcpu_enter(&self.c, &self.t, budget))
+        """Execute until an exit; budget caps the instructions retired.
+        Ctrl-C (Python's SIGINT handler) stops the guest at an instruction
+        boundary and raises KeyboardInterrupt here."""
+        cdef int reason
+        emu_sigint_ensure()
+        reason = vcpu_enter(&self.c, &self.t, budget)
+        if reason == EXIT_STOPPED:
+            PyErr_CheckSignals()      # Python's handlers run now (KeyboardInterrupt)
+        return exit_record(&self.c, reason)
 
     def run_hooks(self, dict direct, object slow, uint64_t budget=0xffffffffffffffffULL):
         """run(), calling back into Python for HOOK exits without building
@@ -22,8 +29,11 @@ cdef class Vcpu(VcpuState):
         cdef uint32_t kind
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
+        emu_sigint_ensure()
         while True:
             reason = vcpu_enter(&self.c, &self.t, end - self.c.icount)
+            if reason == EXIT_STOPPED:
+                PyErr_CheckSignals()
             if reason != EXIT_HOOK:
                 return exit_record(&self.c, reason)
             kind = self.c.hook_kind

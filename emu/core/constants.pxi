@@ -60,7 +60,13 @@ cdef enum:
     EXIT_SHUTDOWN = 11
     EXIT_STOPPED = 12
     EXIT_PRIV = 13        # trapped sensitive instruction (CR, INVLPG, descriptor tables...)
-    N_EXIT_REASONS = 14
+    EXIT_STORM = 14       # STORM_LIMIT exceptions delivered with no instruction retired
+    N_EXIT_REASONS = 15
+
+# hardening limits (core/run.pxi, core/mmu.pxi)
+cdef enum:
+    MMIO_LOG = 192        # MMIO accesses one instruction may make (Cpu.mmio_log)
+    STORM_LIMIT = 65536   # IDT deliveries without a retired instruction before EXIT_STORM
 
 # trap_mask bits: which sensitive instructions exit to the VMM
 cdef enum:

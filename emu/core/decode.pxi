@@ -65,6 +65,7 @@ cdef struct Dec:
     uint8_t vex           # a VEX prefix was decoded (vvvv, L, W in the uop)
     uint8_t sib           # the SIB byte (VSIB: its index names a vector register)
     uint32_t flags        # the instruction's final descriptor flags
+    uint8_t ud            # invalid: #UD once its length is known (#GP past 15 bytes)
 
 # optab[map][prefix class][opcode]; prefix class 0 none, 1 = 66, 2 = F3, 3 = F2
 cdef OpDesc optab[4][4][256]
@@ -105,6 +106,56 @@ cdef int uop_raise(Cpu* c, const Uop* u) noexcept nogil:
     """A decode-time fault, raised when execution reaches the instruction."""
     return raise_exc(c, u.sub, u.imm, u.imm2 != 0)
 
+cdef int undefined_opcode(Cpu* c, Dec* d) noexcept nogil:
+    """#UD for an opcode the core does not know, after fetching the bytes the
+    CPU's length decoder would take for it (ModRM, SIB, displacement,
+    immediate per the SDM opcode maps, Vol. 2 appendix A): an encoding
+    longer than 15 bytes is #GP(0) instead (SDM 2.3.11)."""
+    cdef uint32_t b = d.opc, modrm, sib, n = 0, i, pre = 0
+    cdef int k, has_modrm = 1
+    if d.map == 0:
+        has_modrm = b == 0x62 or b == 0x82 or b == 0xc4 or b == 0xc5 or 0xd8 <= b <= 0xdf or b == 0x8f \
+            or (b & 0xfc) == 0x80 or b == 0xc6 or b == 0xc7 or b == 0xf6 or b == 0xf7 or b == 0xfe or b == 0xff
+        if b == 0x82 or b == 0xd4 or b == 0xd5:
+            n = 1
+        elif b == 0x9a or b == 0xea:
+            n = 4 if d.p66 else 6          # ptr16:16 / ptr16:32
+    elif d.map == 1:
+        has_modrm = not (b in (0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0e, 0x0f, 0x77, 0xa0, 0xa1,
+                               0xa2, 0xa8, 0xa9, 0xaa) or 0x24 <= b <= 0x27 or 0x30 <= b <= 0x37
+                         or 0x80 <= b <= 0x8f or 0xc8 <= b <= 0xcf)
+        if 0x70 <= b <= 0x73 or b == 0xa4 or b == 0xac or b == 0xba or b == 0xc2 or 0xc4 <= b <= 0xc6:
+            n = 1
+        elif 0x80 <= b <= 0x8f:
+            n = 4
+        elif b == 0x39 or 0x3b <= b <= 0x3f:
+            pre = 1                        # escapes like 0F 38 / 0F 3A: one more opcode byte
+    elif d.map == 3:
+        n = 1
+    for i in range(pre):
+        k = dfetch(c, d, &modrm)
+        if k:
+            return k
+    if has_modrm:
+        k = dfetch(c, d, &modrm)
+        if k:
+            return k
+        if modrm >> 6 != 3:
+            if modrm & 7 == 4:
+                k = dfetch(c, d, &sib)
+                if k:
+                    return k
+                if (sib & 7) == 5 and modrm >> 6 == 0:
+                    n += 4
+            elif (modrm & 7) == 5 and modrm >> 6 == 0:
+                n += 4
+            n += 1 if modrm >> 6 == 1 else (4 if modrm >> 6 == 2 else 0)
+    for i in range(n):
+        k = dfetch(c, d, &b)
+        if k:
+            return k
+    return raise_ud(c)
+
 cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     """Decode the instruction at rip from d.buf into u. Returns 0, R_EXC with
     the fault in c.exc_*, or -2 when the bytes run past what may be fetched."""
@@ -124,6 +175,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     d.lock = 0
     d.rex = 0
     d.seg = SEG_NONE
+    d.ud = 0
     while True:
         k = dfetch(c, d, &b)
         if k:
@@ -209,7 +261,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
                 return raise_ud(c)        # SYSCALL/SYSRET in compatibility mode: #UD on Intel
     flags = o.flags
     if o.fn == NULL and not (flags & D_GRP):
-        return raise_ud(c)
+        return undefined_opcode(c, d)
     if o.feat | o.vx:
         k = feat_gate(c, d, u, o)
         if k:
@@ -249,13 +301,13 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
             u.reg = byte_reg(u.reg, d.rex)
         if d.mod == 3:
             if flags & D_MEMONLY:
-                return raise_ud(c)
+                d.ud = 1
             u.rm = d.rmf | rexb
             if flags & (D_BYTE | D_BYTE_RM):
                 u.rm = byte_reg(u.rm, d.rex)
         else:
             if flags & D_REGONLY:
-                return raise_ud(c)
+                d.ud = 1
             u.mem = 1
             u.seg = d.seg
             if d.rmf == 4:
@@ -297,13 +349,12 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
             u.fn = o.grp[d.regf]
             u.sub = d.regf
             if u.fn == NULL:
-                return raise_ud(c)
-
+                d.ud = 1
             flags |= o.grp_flags[d.regf]
             if flags & D_REGONLY and d.mod != 3:
-                return raise_ud(c)
+                d.ud = 1
             if flags & D_MEMONLY and d.mod == 3:
-                return raise_ud(c)
+                d.ud = 1
     d.flags = flags
     # operand size (SDM Vol. 1, 3.6.1 and Vol. 2, 2.2.1.2)
     if flags & D_BYTE:
@@ -321,10 +372,15 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     imm = o.imm
     if flags & D_GRP and o.grp_imm[d.regf]:
         imm = o.grp_imm[d.regf]
+    elif flags & D_GRP and u.fn == NULL:
+        for i in range(8):        # an undefined member is as long as its group's others
+            if o.grp_imm[i] and d.opc != 0xf6 and d.opc != 0xf7:
+                imm = o.grp_imm[i]
+                break
     # LOCK is legal only on the read-modify-write forms with a memory destination
     if d.lock:
         if not (flags & D_LOCK) or not u.mem or (flags & D_GRP and not (o.grp_lock >> d.regf) & 1):
-            return raise_ud(c)
+            d.ud = 1
     # immediates
     k = 0
     if imm == I_8 or imm == I_REL8:
@@ -365,6 +421,8 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
         u.imm = <uint64_t><int64_t><int32_t>v if u.osz >= 4 else v
     if k:
         return k
+    if d.ud:
+        return raise_ud(c)        # (its whole length fetched: #GP instead past 15 bytes)
     u.len = d.pos
     u.rip = rip
     u.rip_next = rip + d.pos
@@ -381,6 +439,9 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     specialize(u)
     if m32:
         remap32(u)
+    if (imm == I_REL8 or imm == I_RELZ) and not is_canonical(u.imm):
+        u.imm2 = <uint64_t><uintptr_t>u.fn
+        u.fn = op_branch_nc
     return 0
 
 # ---- building the tables ----

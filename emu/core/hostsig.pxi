@@ -49,19 +49,63 @@ cdef extern from *:
     }
 
     static void emu_hostsig_set_kick(void (*fn)(void)) { emu_hostsig_kick = fn; }
+
+    /* Ctrl-C through the Python API: while Python's own SIGINT handler is in
+       place, ours goes in front of it, so a vCPU running without the GIL stops
+       at its next block and Vcpu.run() raises KeyboardInterrupt (one sigaction
+       call per run(); nothing per block). */
+    static void emu_sigint_ensure(void) {
+        struct sigaction cur;
+        if (sigaction(SIGINT, NULL, &cur))
+            return;
+        if (cur.sa_flags & SA_SIGINFO) {
+            if (cur.sa_sigaction == emu_hostsig_handler)
+                return;
+        } else if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN) {
+            return;
+        }
+        emu_hostsig_install(SIGINT);
+    }
     """
     ctypedef struct emu_hostsig_t:
         long pid, uid, code, status, value, seen
     emu_hostsig_t emu_hostsig_info[65]
     int emu_hostsig_install(int sig) nogil
     void emu_hostsig_set_kick(void (*fn)() noexcept nogil) nogil
+    void emu_sigint_ensure() nogil
 
 cdef Mach* hostsig_mach = NULL
 
+# every live machine (PhysMachine registers its Mach): a host signal stops the
+# vCPU each one is running, in whatever thread
+cdef enum:
+    MAX_LIVE_MACHS = 4096
+cdef Mach* live_machs[MAX_LIVE_MACHS]
+memset(live_machs, 0, sizeof(live_machs))
+
+cdef void live_mach_add(Mach* m) noexcept:
+    cdef int i
+    for i in range(MAX_LIVE_MACHS):
+        if live_machs[i] == NULL:
+            live_machs[i] = m
+            return
+
+cdef void live_mach_remove(Mach* m) noexcept:
+    cdef int i
+    for i in range(MAX_LIVE_MACHS):
+        if live_machs[i] == m:
+            live_machs[i] = NULL
+
 cdef void hostsig_kick() noexcept nogil:
-    cdef Mach* m = hostsig_mach
-    if m != NULL and m.running != NULL:
-        emu_atomic_or32(&m.running.events, EV_STOP)
+    cdef Mach* m
+    cdef Cpu* c
+    cdef int i
+    for i in range(MAX_LIVE_MACHS):
+        m = live_machs[i]
+        if m != NULL:
+            c = m.running
+            if c != NULL:
+                emu_atomic_or32(&c.events, EV_STOP)
 
 emu_hostsig_set_kick(hostsig_kick)
 

@@ -422,6 +422,19 @@ cdef void e_exit_direct(JCtx* x, uint64_t target) noexcept nogil:
     x.stubs[si].target = target
     x.stubs[si].retry = 1              # a chain site
 
+cdef void e_canonical_rcx(JCtx* x) noexcept nogil:
+    """A branch target in RCX that is not canonical: the uop bails to the
+    interpreter, whose handler raises #GP at the branch with nothing done
+    (SDM JMP/CALL/RET in 64-bit mode). Clobbers RDX and the host flags."""
+    cdef uint32_t f
+    fl_save(x)
+    a_mov_rr(&x.a, 8, H_RDX, H_RCX)
+    a_shift_ri(&x.a, 4, 8, H_RDX, 16)         # SHL 16
+    a_shift_ri(&x.a, 7, 8, H_RDX, 16)         # SAR 16: the sign-extended 48-bit address
+    a_alu_rr(&x.a, 7, 8, H_RDX, H_RCX)        # CMP
+    f = a_jcc32(&x.a, CC_NE)
+    stub_add(x, f, ST_BAIL, x.k)
+
 cdef void e_exit_rcx(JCtx* x) noexcept nogil:
     """Leave for the guest RIP in RCX (an indirect branch)."""
     fl_save(x)
@@ -903,6 +916,7 @@ cdef int e_branch_uop(JCtx* x, const Uop* u) noexcept nogil:
             return -1
         e_probe_stack(x, 0, ACC_R, 8)
         a_load(&x.a, 8, H_RCX, mem_at(H_RAX, 0))
+        e_canonical_rcx(x)
         a_lea(&x.a, 8, G2H[4], mem_at(G2H[4], 8 + <int32_t>(u.imm & 0xffff)))
         e_exit_rcx(x)
         return 0
@@ -916,6 +930,7 @@ cdef int e_branch_uop(JCtx* x, const Uop* u) noexcept nogil:
             a_mov_rr(&x.a, 8, H_RCX, G2H[u.rm])
         else:
             a_load(&x.a, 8, H_RCX, greg_mem(u.rm))
+        e_canonical_rcx(x)
         if f == op_call_ind:
             # the target is read before the push (a fault in the push leaves RSP)
             a_store(&x.a, 8, cpu_mem(OFF_JIT_TMP), H_RCX)
@@ -1040,12 +1055,12 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
             jump_to_exit(x)
-        elif s.kind == ST_EXIT_K:
-            a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
-            jump_to_exit(x)
         elif s.kind == ST_BAIL:
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
+            jump_to_exit(x)
+        elif s.kind == ST_EXIT_K:
+            a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             jump_to_exit(x)
         elif s.kind == ST_DIRECT:
             a_mov_ri(&x.a, H_RAX, s.target)

@@ -51,6 +51,8 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         perm_out[0] = 1 | 2 | 4 | 8
         return 0
     if not is_canonical(va):
+        c.nc_fault = 1            # #SS instead when the access was through SS (run.pxi)
+        c.nc_addr = va
         raise_gp0(c)
         return -1
     rsvd_nx = 0 if (c.efer & EFER_NXE) else PTE_NX
@@ -213,16 +215,32 @@ cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out
 
 cdef int mmio_access(Cpu* c, uint64_t pa, uint32_t sz, int write, uint64_t* val) noexcept nogil:
     """An access to a physical address that is not RAM: exit to the VMM before
-    the instruction; when it is re-executed the VMM's answer is consumed."""
-    if c.mmio_pending and c.mmio_addr == pa and c.mmio_size == sz and c.mmio_write == <uint64_t>write:
-        c.mmio_pending = 0
-        if not write:
-            val[0] = c.mmio_value
-        return 0
+    the instruction. The VMM's answers are kept in order (mmio_log); when the
+    instruction runs again (mmio_resume in run.pxi) its accesses consume them
+    one by one and only the next new access exits, so an instruction with any
+    number of MMIO accesses (XCHG, CMPXCHG16B, MOVDQU, FXSAVE...) completes and
+    no device sees an access twice."""
+    cdef uint64_t* e
+    cdef uint64_t tag = sz | (<uint64_t>write << 8)
+    if c.mmio_replay:
+        if c.mmio_cur < c.mmio_n:
+            e = &c.mmio_log[c.mmio_cur][0]
+            if e[0] == pa and e[1] == tag:
+                c.mmio_cur += 1
+                if not write:
+                    val[0] = e[2]
+                return 0
+            c.mmio_n = c.mmio_cur     # another access than last time: the rest is stale
+        if c.mmio_n >= MMIO_LOG:
+            raise_gp0(c)              # more device accesses than any instruction makes
+            return -1
+    else:
+        c.mmio_n = 0
     c.mmio_addr = pa
     c.mmio_size = sz
     c.mmio_write = write
     c.mmio_value = val[0] if write else 0
+    c.mmio_pending = 0
     c.exit_reason = EXIT_MMIO
     return -1
 

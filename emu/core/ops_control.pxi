@@ -26,6 +26,8 @@ cdef int op_ret(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t v
     if mem_read(c, c.r[4], 8, &v):
         return R_EXC
+    if not is_canonical(v):
+        return raise_gp0(c)       # faults at the RET, nothing popped (SDM RET, 64-bit mode)
     c.r[4] += 8 + (u.imm & 0xffff)
     c.rip = v
     return R_BRANCH
@@ -38,6 +40,8 @@ cdef int op_call_ind(Cpu* c, const Uop* u) noexcept nogil:
             return R_EXC
     else:
         t = c.r[u.rm]
+    if not is_canonical(t):
+        return raise_gp0(c)       # faults at the CALL, before the push (SDM CALL)
     if push64(c, u.rip_next, 8):
         return R_EXC
     c.rip = t
@@ -51,8 +55,23 @@ cdef int op_jmp_ind(Cpu* c, const Uop* u) noexcept nogil:
             return R_EXC
     else:
         t = c.r[u.rm]
+    if not is_canonical(t):
+        return raise_gp0(c)       # faults at the JMP (SDM JMP, 64-bit mode)
     c.rip = t
     return R_BRANCH
+
+cdef int op_branch_nc(Cpu* c, const Uop* u) noexcept nogil:
+    """A direct JMP/Jcc/CALL/LOOP whose target is not canonical (decode_one
+    puts the real handler in imm2): taken, it faults at the branch with
+    nothing done, as the SDM's "IF tempRIP is not canonical THEN #GP(0)"."""
+    cdef uint64_t sp = c.r[4]
+    cdef uint64_t cx = c.r[1]
+    cdef int r = (<uop_fn><uintptr_t>u.imm2)(c, u)
+    if r == R_BRANCH and c.rip == u.imm:
+        c.r[4] = sp
+        c.r[1] = cx
+        return raise_gp0(c)
+    return r
 
 cdef int op_loop(Cpu* c, const Uop* u) noexcept nogil:
     """E0 LOOPNE, E1 LOOPE, E2 LOOP, E3 JRCXZ (count in RCX, or ECX with 67)."""

@@ -21,6 +21,17 @@ cdef inline int deliver_exception(Cpu* c) noexcept nogil:
     if c.exc_vector == EXC_PF and c.m.n_dz and dz_fault(c):
         return 0
     if c.deliver_via_idt:
+        # an exception storm (handlers that fault before retiring anything)
+        # would keep run() from returning: the VMM gets it back as EXIT_STORM
+        if c.icount != c.storm_icount:
+            c.storm_icount = c.icount
+            c.storm_n = 0
+        c.storm_n += 1
+        if c.storm_n > STORM_LIMIT:
+            c.storm_n = 0
+            c.exit_reason = EXIT_STORM
+            c.exit_rip = c.rip
+            return 1
         return deliver_event(c, c.exc_vector, c.exc_error, c.exc_has_error, EVK_HW, c.rip)
     c.exit_reason = EXIT_EXCEPTION
     c.exit_rip = c.rip
@@ -153,6 +164,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                 ras_caller = -1
         if b == NULL:
             prev = NULL
+            c.nc_fault = 0
             if deliver_exception(c):
                 break
             continue
@@ -246,8 +258,13 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         # R_EXC: the instruction did not retire
         c.icount += u.ninsn - 1
         c.rip = u.rip
+        if c.nc_fault:
+            stack_fault_fixup(c, u)
         if c.exit_reason == EXIT_MMIO or c.exit_reason == EXIT_HOOK:
             c.exit_rip = u.rip
+            if c.exit_reason == EXIT_MMIO:
+                c.mmio_key_rip = u.rip
+                c.mmio_key_icount = c.icount
             mark_resume(c, c.rip, c.icount, 3 if c.exit_reason == EXIT_HOOK else 1)
             break
         mark_resume(c, c.rip, c.icount, 1)
@@ -286,6 +303,10 @@ cdef int vcpu_run_inner(Cpu* c, uint64_t budget) noexcept nogil:
             if deliver_exception(c):
                 c.n_exits[c.exit_reason] += 1
                 return c.exit_reason
+    if c.mmio_pending or c.mmio_n:
+        r = mmio_resume(c, budget)
+        if r >= 0:
+            return r
     if c.mh_n == 0 or budget == 0:
         return cpu_run(c, budget)
     if not resumed_past(c, c.rip, c.icount, 3):

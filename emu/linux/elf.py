@@ -3,6 +3,7 @@ x86-64 psABI; static i386 programs too, which run in compatibility mode),
 with pyelftools doing the parsing."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
@@ -48,14 +49,40 @@ def check_header(data: bytes, path: str) -> None:
         raise ExecFormatError("%s: not an executable or shared object (ELF type %d)" % (path, etype))
 
 
+TASK_SIZE = 0x7FFFFFFFF000        # the top of the user address space (emu/linux/mm.py)
+PAGE = 4096
+PATH_MAX = 4096
+
+
+def _check_layout(data: bytes, path: str) -> None:
+    """The ELF header's table fields against the file, before any parser
+    follows them (fs/binfmt_elf.c load_elf_phdrs: a program-header table of
+    1..65536 bytes of 56-byte (ELF32: 32-byte) entries, inside the file)."""
+    if data[4] == 2:
+        phoff, = struct.unpack_from("<Q", data, 32)
+        phentsize, phnum = struct.unpack_from("<HH", data, 54)
+        want = 56
+    else:                                   # ELF32 (an i386 program)
+        phoff, = struct.unpack_from("<I", data, 28)
+        phentsize, phnum = struct.unpack_from("<HH", data, 42)
+        want = 32
+    if phentsize != want or not 0 < phnum * want <= 65536:
+        raise ExecFormatError("%s: malformed ELF file (program header table)" % path)
+    if phoff > len(data) or phoff + phnum * want > len(data):
+        raise ExecFormatError("%s: malformed ELF file (program headers past the end of the file)" % path)
+
+
 def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
-    """Map the PT_LOAD segments of an ELF image into mm (an AddressSpace)."""
+    """Map the PT_LOAD segments of an ELF image into mm (an AddressSpace).
+    Every field is checked against the file's size and the address space
+    before it is used; what Linux refuses is refused (ExecFormatError)."""
     check_header(data, path)
+    _check_layout(data, path)
     import io
     try:
         elf = ELFFile(io.BytesIO(data))
         segments = list(elf.iter_segments())
-    except (ELFError, ValueError, KeyError) as e:
+    except (ELFError, ValueError, KeyError, IndexError, OverflowError, struct.error, TypeError) as e:
         raise ExecFormatError("%s: malformed ELF file (%s)" % (path, e)) from None
     loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
     if not loads:
@@ -63,7 +90,20 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
     interp = None
     for s in segments:
         if s["p_type"] == "PT_INTERP":
-            interp = s.data().rstrip(b"\0").decode("utf-8", "replace")
+            size, off = s["p_filesz"], s["p_offset"]
+            if not 2 <= size <= PATH_MAX or off + size > len(data):
+                raise ExecFormatError("%s: malformed ELF file (PT_INTERP)" % path)
+            interp = data[off:off + size].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if not interp:
+                raise ExecFormatError("%s: malformed ELF file (empty PT_INTERP)" % path)
+    for s in loads:
+        va, memsz, filesz, off = s["p_vaddr"], s["p_memsz"], s["p_filesz"], s["p_offset"]
+        if filesz > memsz or off + filesz > len(data):
+            raise ExecFormatError("%s: malformed segment" % path)
+        if (va - off) % PAGE:
+            # Linux maps the file page that holds p_offset at the page of
+            # p_vaddr; when they disagree mod 4096 that mmap fails (EINVAL)
+            raise ExecFormatError("%s: Invalid argument (segment offset and address disagree mod 4096)" % path)
     bits = elf.elfclass
     if bits == 32 and interp is not None:
         raise ExecFormatError("%s: a dynamically linked i386 program (only static i386 programs run)" % path)
@@ -71,25 +111,31 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
     if elf["e_type"] == "ET_DYN":
         bias = base_hint if base_hint is not None else (PIE_BASE32 if bits == 32 else PIE_BASE)
         bias -= min(s["p_vaddr"] for s in loads) & ~0xFFF
+    for s in loads:
+        va = s["p_vaddr"] + bias
+        if va < 0 or va + s["p_memsz"] > TASK_SIZE:
+            raise ExecFormatError("%s: Cannot allocate memory (a segment outside the address space)" % path)
     end = 0
     phdr = None
+    phoff = elf["e_phoff"]
     for s in loads:
         va = s["p_vaddr"] + bias
         memsz, filesz, off = s["p_memsz"], s["p_filesz"], s["p_offset"]
-        if filesz > memsz or off + filesz > len(data):
-            raise ExecFormatError("%s: malformed segment" % path)
         flags = s["p_flags"]
         prot = (1 if flags & PF_R else 0) | (2 if flags & PF_W else 0) | (4 if flags & PF_X else 0)
         start = va & ~0xFFF
         stop = (va + memsz + 0xFFF) & ~0xFFF
-        # (a view of the file's bytes, not a copy: pages are copied when first touched)
-        mm.map_fixed_image(start, stop - start, prot, memoryview(data)[off - (va - start):off + filesz], name=path)
+        try:
+            # a view of the file's bytes, not a copy: pages are copied when first touched
+            mm.map_fixed_image(start, stop - start, prot, memoryview(data)[off - (va - start):off + filesz], name=path)
+        except MemoryError:
+            raise ExecFormatError("%s: Cannot allocate memory" % path) from None
         end = max(end, va + memsz)
-        if off <= elf["e_phoff"] < off + filesz:
-            phdr = va + elf["e_phoff"] - off
+        if off <= phoff < off + filesz:
+            phdr = va + phoff - off
     for s in segments:
         if s["p_type"] == "PT_PHDR":
             phdr = s["p_vaddr"] + bias
-    return Image(entry=elf["e_entry"] + bias, base=bias if elf["e_type"] == "ET_DYN" else 0,
-                 phdr=phdr or 0, phent=elf["e_phentsize"], phnum=elf["e_phnum"], end=end, interp=interp,
-                 bits=bits)
+    return Image(entry=(elf["e_entry"] + bias) & 0xFFFFFFFFFFFFFFFF, base=bias if elf["e_type"] == "ET_DYN" else 0,
+                 phdr=(phdr or 0) & 0xFFFFFFFFFFFFFFFF, phent=elf["e_phentsize"], phnum=elf["e_phnum"], end=end,
+                 interp=interp, bits=bits)

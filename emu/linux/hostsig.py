@@ -33,6 +33,8 @@ import struct
 from emu._core import host_siginfo
 from emu.linux.signals import SIGCHLD, SIGCONT, SIGKILL, SIGSTOP, SIGTSTP
 
+SIGINT = 2
+
 SIGTTIN, SIGTTOU = 21, 22
 STOP_SIGNALS = frozenset((SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU))
 # host faults of the emulator itself stay fatal to it; 32 and 33 belong to the host's libc
@@ -99,6 +101,10 @@ class SignalBridge:
         p = self.proc
         info = host_siginfo(sig)
         bit = 1 << (sig - 1)
+        if sig == SIGINT and p.pending_signals & bit and not p.forked_child:
+            # a second Ctrl-C while the first has not reached the guest (it
+            # blocks SIGINT, or emu is stuck): emu itself stops (cli: 130)
+            raise KeyboardInterrupt
         if sig == SIGCONT:      # a continue discards pending stops, a stop a pending continue
             p.pending_signals &= ~sum(1 << (s - 1) for s in STOP_SIGNALS)
         elif sig in STOP_SIGNALS:

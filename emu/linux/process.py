@@ -25,6 +25,61 @@ AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13,
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
 
 
+def user_selectors(v) -> None:
+    """CS and SS as Linux loads them for 64-bit user code (__USER_CS 0x33,
+    __USER_DS 0x2b): MOV from CS/SS and PUSH CS read them."""
+    v.set_seg_sel(1, 0x33)
+    v.set_seg_sel(2, 0x2B)
+
+
+MAX_PROGRAM = 1 << 31       # larger program files are refused (ENOMEM), never read whole
+
+
+def read_program(host: str, path: str, need_exec: bool = True, fd: int | None = None) -> bytes:
+    """The bytes of a program file, with execve's checks first (fs/exec.c
+    do_open_execat): a regular file (not a directory, device or FIFO: EACCES)
+    with an execute bit (EACCES). Opened without blocking, so a FIFO named as
+    the program is refused instead of waiting for a writer, and /dev/zero is
+    never read."""
+    import stat as st
+    try:
+        if fd is None:
+            fd = os.open(host, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProgramNotFound("%s: No such file or directory" % path) from None
+    except IsADirectoryError:
+        raise ProgramNotExecutable("%s: Is a directory" % path) from None
+    except PermissionError:
+        raise ProgramNotExecutable("%s: Permission denied" % path) from None
+    except OSError as e:
+        if e.errno == 20:               # ENOTDIR: a path component is a file
+            raise ProgramNotFound("%s: Not a directory" % path) from None
+        raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+    try:
+        info = os.fstat(fd)
+        if st.S_ISDIR(info.st_mode):
+            raise ProgramNotExecutable("%s: Is a directory" % path)
+        if not st.S_ISREG(info.st_mode):
+            raise ProgramNotExecutable("%s: Permission denied (not a regular file)" % path)
+        if need_exec and (not info.st_mode & 0o111 or not os.access("/proc/self/fd/%d" % fd, os.X_OK)):
+            raise ProgramNotExecutable("%s: Permission denied" % path)
+        if info.st_size > MAX_PROGRAM:
+            raise ProgramNotExecutable("%s: Cannot allocate memory (program too large)" % path)
+        chunks = []
+        left = info.st_size
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 24))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
 class ProgramNotFound(Exception):
     """The program file does not exist (shell status 127)."""
 
@@ -70,6 +125,7 @@ class Process:
         self.code_cache = code_cache     # bytes of translated code kept (None: the default)
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3, code_cache=code_cache)
         self.vcpu = self.machine.vcpu
+        user_selectors(self.vcpu)
         # hypervisor layer: CPUID profile, guest clock, platform files (emu/hypervisor)
         from emu.hypervisor import Guest
         self.guest = guest if guest is not None else Guest(profile, time, cpu=cpu)
@@ -77,6 +133,9 @@ class Process:
         self.mm = AddressSpace(self.machine)
         self.fs = FileSystem(root=root, sandbox=sandbox)
         self.fds = FdTable.standard(stdio)
+        if sandbox:
+            for f in self.fds.fds.values():
+                f.outside = True        # the host's own files: no fchmod/ftruncate... through them
         self.strace = strace
         self.seed = seed
         self.rng = __import__("random").Random(seed)
@@ -121,19 +180,9 @@ class Process:
         interpreter [optional argument] script args..."""
         if from_host and not (self.fs.root != "/" and path.startswith("/")):
             host = os.path.abspath(path)
+            data = read_program(host, path)
         else:
-            host = self.fs.resolve(path, follow=True)
-        try:
-            with open(host, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise ProgramNotFound("%s: No such file or directory" % path) from None
-        except IsADirectoryError:
-            raise ProgramNotExecutable("%s: Is a directory" % path) from None
-        except PermissionError:
-            raise ProgramNotExecutable("%s: Permission denied" % path) from None
-        except OSError as e:
-            raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+            host, data = self.read_guest_program(path)
         if depth == 0:
             self.exec_name = os.path.basename(path)
         if data[:2] == b"#!":
@@ -141,6 +190,8 @@ class Process:
             if not line or depth >= 4:
                 raise ProgramNotExecutable("%s: bad interpreter line" % path)
             interp, _, arg = line.partition(" ")
+            if not interp:
+                raise ProgramNotExecutable("%s: bad interpreter line" % path)
             arg = arg.strip()
             self.argv = [interp] + ([arg] if arg else []) + [path] + self.argv[1:]
             return self.load(interp, from_host=False, depth=depth + 1)
@@ -149,11 +200,9 @@ class Process:
             interp_base = 0
             entry = image.entry
             if image.interp:
-                ihost = self.fs.resolve(image.interp, follow=True)
                 try:
-                    with open(ihost, "rb") as f:
-                        idata = f.read()
-                except OSError:
+                    _ihost, idata = self.read_guest_program(image.interp, need_exec=False)
+                except (ProgramNotFound, ProgramNotExecutable):
                     raise ProgramNotFound("%s: cannot load interpreter %s" % (path, image.interp)) from None
                 interp = elf.load(self.mm, idata, image.interp, base_hint=elf.INTERP_BASE)
                 interp_base = interp.base
@@ -183,6 +232,21 @@ class Process:
                 v.set_seg_sel(sr, 0x2B)
             v.cs32 = True
 
+    def read_guest_program(self, path: str, need_exec: bool = True) -> tuple[str, bytes]:
+        """(host path, bytes) of a program the guest names, opened through the
+        file-system gate (emu/linux/fs.py) and checked as execve does."""
+        try:
+            fd, r = self.fs.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ProgramNotFound("%s: No such file or directory" % path) from None
+        except OSError as e:
+            if e.errno in (2, 20):
+                raise ProgramNotFound("%s: %s" % (path, e.strerror)) from None
+            raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
+        host = r.host
+        r.close()
+        return host, read_program(host, path, need_exec, fd=fd)
+
     def _build_stack(self, image, interp_base: int, path: str, stack_top: int = None) -> int:
         """argc, argv, envp and the auxiliary vector, as Linux lays them out
         (fs/binfmt_elf.c's create_elf_tables order); 4-byte words for an
@@ -194,9 +258,9 @@ class Process:
             strings.extend(b)
             return len(strings) - len(b)
 
-        execfn_off = put(path.encode() + b"\0")
-        arg_offs = [put(a.encode() + b"\0") for a in self.argv]
-        env_offs = [put(("%s=%s" % kv).encode() + b"\0") for kv in self.env.items()]
+        execfn_off = put(path.encode("utf-8", "surrogateescape") + b"\0")
+        arg_offs = [put(a.encode("utf-8", "surrogateescape") + b"\0") for a in self.argv]
+        env_offs = [put(("%s=%s" % kv).encode("utf-8", "surrogateescape") + b"\0") for kv in self.env.items()]
         plat_off = put(b"x86_64\0" if image.bits == 64 else b"i686\0")
         rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)))
         str_base = (top - len(strings)) & ~15
@@ -289,16 +353,13 @@ class Process:
         from emu.linux import errno as E
         if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
             path = self.exe_path
-        host = self.fs.resolve(path)
         try:
-            with open(host, "rb") as f:
-                head = f.read(64)
-        except FileNotFoundError:
+            _host, data = self.read_guest_program(path)
+        except ProgramNotFound:
             return -E.ENOENT
-        except (PermissionError, IsADirectoryError):
+        except ProgramNotExecutable:
             return -E.EACCES
-        if not os.access(host, os.X_OK):
-            return -E.EACCES
+        head = data[:64]
         if head[:2] != b"#!":
             try:
                 elf.check_header(head, path)
@@ -312,6 +373,7 @@ class Process:
         old_vcpu = self.vcpu
         self.machine = Machine(ram_size=GUEST_RAM, cpl=3, code_cache=self.code_cache)
         self.vcpu = self.machine.vcpu
+        user_selectors(self.vcpu)
         self.guest.install(self.vcpu, like=old_vcpu)     # the clock goes on across exec
         self.mm = AddressSpace(self.machine)
         from emu.linux.threads import Thread

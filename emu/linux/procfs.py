@@ -141,16 +141,16 @@ def proc_file(p, guest_path: str) -> bytes | None:
         return None
     what = m.group(2)
     if what == "maps":
-        return _maps(p).encode()
+        return _maps(p).encode("utf-8", "surrogateescape")
     if what == "status":
-        return _status(p).encode()
+        return _status(p).encode("utf-8", "surrogateescape")
     if what == "cmdline":
-        return b"".join(a.encode() + b"\0" for a in p.argv)
+        return b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in p.argv)
     if what == "comm":
-        return (comm(p) + "\n").encode()
+        return (comm(p) + "\n").encode("utf-8", "surrogateescape")
     if what == "environ":
-        return b"".join(("%s=%s" % kv).encode() + b"\0" for kv in p.env.items())
+        return b"".join(("%s=%s" % kv).encode("utf-8", "surrogateescape") + b"\0" for kv in p.env.items())
     if what == "statm":
         vsize, rss = _sizes(p)
-        return ("%d %d 0 0 0 0 0\n" % (vsize // PAGE, rss)).encode()
-    return _stat(p).encode()
+        return ("%d %d 0 0 0 0 0\n" % (vsize // PAGE, rss)).encode("utf-8", "surrogateescape")
+    return _stat(p).encode("utf-8", "surrogateescape")

@@ -65,7 +65,7 @@ class ProcessTable:
     def _write(self, i, hpid, gpid, state, comm, argv) -> None:
         cmd = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)[:CMDLINE]
         base = i * SLOT
-        self.mem[base:base + SLOT] = _HEAD.pack(hpid, gpid, state, len(cmd), comm.encode()[:15]) + cmd.ljust(CMDLINE, b"\0")
+        self.mem[base:base + SLOT] = _HEAD.pack(hpid, gpid, state, len(cmd), comm.encode("utf-8", "surrogateescape")[:15]) + cmd.ljust(CMDLINE, b"\0")
 
     def update(self, comm: str, argv=None) -> None:
         """execve or PR_SET_NAME: the record's name (and command line)."""
@@ -75,7 +75,7 @@ class ProcessTable:
         if argv is None:
             argv_b = bytes(self.mem[self.slot * SLOT + 32:self.slot * SLOT + 32 + n])
             base = self.slot * SLOT
-            self.mem[base:base + 32] = _HEAD.pack(hpid, gpid, state, n, comm.encode()[:15])
+            self.mem[base:base + 32] = _HEAD.pack(hpid, gpid, state, n, comm.encode("utf-8", "surrogateescape")[:15])
             return
         self._write(self.slot, hpid, gpid, state, comm, argv)
 

@@ -470,7 +470,278 @@ def read_log(path: str) -> tuple[dict, list]:
         events = [json.loads(ln) for ln in lines[1:-1]]
     except ValueError:
         raise ReplayError("--replay %s: the log is damaged" % path) from None
+    try:
+        check_log(header, events)
+    except _Bad as e:
+        raise ReplayError("--replay %s: the log is damaged (%s)" % (path, e)) from None
     return header, events
+
+
+# ---- the log's fields, checked before anything uses them ----
+
+class _Bad(Exception):
+    pass
+
+
+U64 = 1 << 64
+
+
+def _int(x, lo=-(1 << 63), hi=U64 - 1, what="a number"):
+    if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+        raise _Bad("%s expected, found %r" % (what, x if not isinstance(x, (str, list, dict)) else type(x).__name__))
+    return x
+
+
+def _str(x, what="a string", limit=1 << 16):
+    if not isinstance(x, str) or len(x) > limit:
+        raise _Bad("%s expected" % what)
+    return x
+
+
+def _b64ok(x, what="base64 bytes"):
+    _str(x, what, 1 << 30)
+    try:
+        body = x[2:] if x.startswith("z:") else x
+        raw = base64.b64decode(body.encode("ascii"), validate=True)
+        if x.startswith("z:"):
+            zlib.decompress(raw)
+    except (ValueError, zlib.error, UnicodeEncodeError):
+        raise _Bad("%s expected" % what) from None
+
+
+def _args(x):
+    if not isinstance(x, list) or len(x) != 6:
+        raise _Bad("six system-call arguments expected")
+    for a in x:
+        _int(a, 0, U64 - 1, "a system-call argument")
+
+
+def _plain(x, depth=0):
+    """A literal of ints, strings, None, tuples, lists and dicts, bounded."""
+    if depth > 6:
+        raise _Bad("nesting too deep")
+    if x is None or isinstance(x, (bool, str)):
+        return
+    if isinstance(x, int):
+        _int(x, -U64, U64)
+        return
+    if isinstance(x, (list, tuple)) and len(x) <= 4096:
+        for y in x:
+            _plain(y, depth + 1)
+        return
+    if isinstance(x, dict) and len(x) <= 4096:
+        for k, y in x.items():
+            _plain(k, depth + 1)
+            _plain(y, depth + 1)
+        return
+    raise _Bad("a plain value expected")
+
+
+def _literal_dict(text, what):
+    import ast
+    _str(text, what)
+    try:
+        d = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        raise _Bad("%s: not a literal" % what) from None
+    if not isinstance(d, dict):
+        raise _Bad("%s: a record expected" % what)
+    for k, v in d.items():
+        _int(k, -(1 << 31), 1 << 31, what + " key")
+        _plain(v)
+    return d
+
+
+def _check_state(st):
+    """A process state record (_state): masks, timers, clock (emu/linux/timers.py)."""
+    if not isinstance(st, list) or len(st) not in (6, 9):
+        raise _Bad("a process state record expected")
+    _int(st[0], 0, U64 - 1, "pending signals")
+    _int(st[1], 0, U64 - 1, "the signal mask")
+    if st[2] is not None:
+        _int(st[2], 0, U64 - 1, "the saved signal mask")
+    info = _literal_dict(st[3], "signal info")
+    for v in info.values():
+        if not isinstance(v, tuple) or not v:
+            raise _Bad("signal info: a record expected")
+    itimers = _literal_dict(st[4], "interval timers")
+    for v in itimers.values():      # [deadline, interval, CPU time?, signal or None, timer id or None]
+        if not isinstance(v, list) or len(v) != 5 or not isinstance(v[2], bool):
+            raise _Bad("interval timers: [deadline, interval, cpu, signal, id] expected")
+        _int(v[0], -(1 << 63), U64 - 1, "a timer deadline")
+        _int(v[1], 0, U64 - 1, "a timer interval")
+        if v[3] is not None:
+            _int(v[3], 1, 64, "a timer signal")
+        if v[4] is not None:
+            _int(v[4], -(1 << 31), 1 << 31, "a timer id")
+    timers = _literal_dict(st[5], "POSIX timers")
+    for v in timers.values():
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            raise _Bad("POSIX timers: a record expected")
+        if set(v) != {"clock", "signo", "value", "overrun", "last_overrun"}:
+            raise _Bad("POSIX timers: a timer record expected")
+        _int(v["clock"], -(1 << 31), 1 << 31, "a timer clock")
+        if v["signo"] is not None:
+            _int(v["signo"], 1, 64, "a timer signal")
+        _int(v["value"], -(1 << 63), U64 - 1, "a timer value")
+        _int(v["overrun"], 0, U64 - 1, "an overrun count")
+        _int(v["last_overrun"], 0, U64 - 1, "an overrun count")
+    if len(st) == 9:
+        if not isinstance(st[6], list) or len(st[6]) > 4096:
+            raise _Bad("thread TSCs expected")
+        for x in st[6]:
+            _int(x, 0, U64 - 1, "a TSC")
+        _int(st[7], 0, U64 - 1, "idle time")
+        _int(st[8], 0, U64 - 1, "the clock")
+
+
+_KINDS = {"G", "C", "T", "F", "s", "B", "r", "S", "X"}
+
+
+def check_event(ev) -> None:
+    """One event's fields, by kind (what Recorder writes)."""
+    if not isinstance(ev, list) or not ev or not isinstance(ev[0], str) or ev[0] not in _KINDS:
+        raise _Bad("an event expected")
+    k, n = ev[0], len(ev)
+    if k == "G":
+        if n != 3:
+            raise _Bad("a signal event has 3 fields")
+        _int(ev[1], 1, 64, "a signal")
+        _int(ev[2], 0, U64 - 1, "an instruction count")
+    elif k == "C":
+        if n != 2:
+            raise _Bad("a clock event has 2 fields")
+        vals = ev[1] if isinstance(ev[1], list) else [ev[1]]
+        if len(vals) > 8:
+            raise _Bad("a clock value expected")
+        for v in vals:
+            _int(v, -(1 << 63), U64 - 1, "a clock value")
+    elif k == "T":
+        if n != 2:
+            raise _Bad("a TSC event has 2 fields")
+        _int(ev[1], 0, U64 - 1, "a TSC value")
+    elif k == "B":
+        if n != 3:
+            raise _Bad("a file event has 3 fields")
+        _int(ev[1], 0, 1 << 20, "a file number")
+        _b64ok(ev[2])
+    elif k == "r":
+        if n != 2:
+            raise _Bad("a result event has 2 fields")
+        if ev[1] is not None:                   # (None: the call restarts after a handler)
+            _int(ev[1], -(1 << 63), U64 - 1, "a result")
+    elif k == "X":
+        if n != 4:
+            raise _Bad("an exit event has 4 fields")
+        if ev[1] is not None:
+            _int(ev[1], 0, 255, "an exit status")
+        if ev[2] is not None:
+            _int(ev[2], 1, 64, "a signal")
+        if (ev[1] is None) == (ev[2] is None):
+            raise _Bad("an exit status or a signal expected")
+        _int(ev[3], 0, U64 - 1, "an instruction count")
+    else:                       # "F", "s", "S": a system call
+        if n < 4:
+            raise _Bad("a system-call event is too short")
+        _int(ev[1], 0, 1023, "a system-call number")
+        _args(ev[2])
+        _int(ev[3], 0, U64 - 1, "an instruction count")
+        if k == "F":
+            if n != 5:
+                raise _Bad("a refused-call event has 5 fields")
+            _str(ev[4], "a message", 4096)
+        elif k == "s":
+            if n not in (4, 5):
+                raise _Bad("an executed-call event has 4 or 5 fields")
+            if n == 5:
+                extra = ev[4]
+                if not isinstance(extra, dict) or set(extra) - {"data", "blob", "off", "len", "name", "sha256"}:
+                    raise _Bad("a call record expected")
+                if extra.get("data"):
+                    _b64ok(extra["data"])
+                elif "data" in extra and extra["data"] not in ("", None):
+                    raise _Bad("mapped bytes expected")
+                for f in ("blob", "off", "len"):
+                    if f in extra:
+                        _int(extra[f], 0, U64 - 1, "a mapping field")
+                for f in ("name", "sha256"):
+                    if f in extra:
+                        _str(extra[f], "a name", 4096)
+        else:                   # "S": a logged call
+            if n != 9:
+                raise _Bad("a logged-call event has 9 fields")
+            if ev[4] is not None:
+                _int(ev[4], -(1 << 63), U64 - 1, "a result")
+            if not isinstance(ev[5], list) or len(ev[5]) > 1 << 20:
+                raise _Bad("memory writes expected")
+            for w in ev[5]:
+                if not isinstance(w, list) or len(w) != 2:
+                    raise _Bad("a memory write expected")
+                _int(w[0], 0, U64 - 1, "an address")
+                _b64ok(w[1])
+            if ev[6] is not None:
+                if not isinstance(ev[6], list) or len(ev[6]) != 2:
+                    raise _Bad("output expected")
+                _int(ev[6][0], 1, 2, "stdout or stderr")
+                _b64ok(ev[6][1])
+            if ev[7] is not None:
+                _check_state(ev[7])
+            if ev[8] is not None:
+                r = ev[8]
+                if not isinstance(r, list) or len(r) != 2 or not isinstance(r[0], list):
+                    raise _Bad("memory reads expected")
+                for x in r[0]:
+                    if not isinstance(x, list) or len(x) != 2:
+                        raise _Bad("a memory read expected")
+                    _int(x[0], 0, U64 - 1, "an address")
+                    _int(x[1], 0, 1 << 30, "a length")
+                _str(r[1], "a digest", 64)
+
+
+_OPTIONS = {"time": ("virtual", "host", None), "profile": ("stealth", "transparent", "host", "baseline", None)}
+
+
+def check_log(header, events) -> None:
+    """The header's and every event's fields: a log edited with its checksum
+    recomputed is refused here rather than reaching the replay code."""
+    for f in ("emu", "program", "exe", "sha256", "env_sha256"):
+        if f in header:
+            _str(header[f], "header field %s" % f)
+    argv = header.get("argv", [])
+    if not isinstance(argv, list) or len(argv) > 65536 or not all(isinstance(a, str) for a in argv):
+        raise _Bad("header field argv: a list of strings expected")
+    env = header.get("env", {})
+    if not isinstance(env, dict) or len(env) > 65536 or not all(
+            isinstance(k, str) and isinstance(v, str) and "=" not in k and "\0" not in k + v for k, v in env.items()):
+        raise _Bad("header field env: a record of strings expected")
+    if "pid" in header:
+        _int(header["pid"], 1, (1 << 22), "header field pid")
+    cpuid = header.get("cpuid", [])
+    if not isinstance(cpuid, list) or len(cpuid) > 4096:
+        raise _Bad("header field cpuid: a table expected")
+    for e in cpuid:
+        if not isinstance(e, list) or len(e) != 6:
+            raise _Bad("header field cpuid: entries of 6 values expected")
+        for i, x in enumerate(e):
+            if i == 1 and x is None:
+                continue
+            _int(x, 0, 0xFFFFFFFF, "a CPUID value")
+    opts = header.get("options", {})
+    if not isinstance(opts, dict):
+        raise _Bad("header field options: a record expected")
+    for f, allowed in _OPTIONS.items():
+        if opts.get(f) not in allowed:
+            raise _Bad("header option %s: %r" % (f, opts.get(f)))
+    if opts.get("seed") is not None:
+        _int(opts["seed"], 0, U64 - 1, "header option seed")
+    for f in ("root", "sandbox"):
+        if opts.get(f) is not None:
+            _str(opts[f], "header option %s" % f, 4096)
+    for i, ev in enumerate(events):
+        try:
+            check_event(ev)
+        except _Bad as e:
+            raise _Bad("event %d: %s" % (i + 1, e)) from None
 
 
 class Replayer(_Base):
@@ -511,7 +782,7 @@ class Replayer(_Base):
         if k in ("S", "s"):
             return "%s at instruction %d" % (_call(ev[1], ev[2]), ev[3])
         if k == "r":
-            return "result %d" % ev[1]
+            return "result %s" % ev[1]
         if k == "G":
             return "signal %d at instruction %d" % (ev[1], ev[2])
         if k == "X":
@@ -618,8 +889,13 @@ class Replayer(_Base):
             except OSError:
                 pass
         s = p.sys
+        from emu.linux.syscalls import Fault
         for addr, data in writes:
-            s.write(addr, _unb64(data))
+            try:
+                s.write(addr, _unb64(data))
+            except Fault:
+                raise ReplayDivergence("replay diverged at event %d: %s wrote guest memory at %#x, which is not "
+                                       "writable here" % (self.i, now, addr)) from None
         if out is not None:
             data = _unb64(out[1])
             try:

@@ -41,12 +41,24 @@ def _open(s, dirfd, path_addr, flags, mode):
         data = g.virtual_file(gpath, s.v)
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
-    host = s.path_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW)
-    if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND):
-        s.check_write(host)
-    hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
+    write = bool(flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND))
+    from emu.linux.fs import host_proc_refused
+    if host_proc_refused(gpath):
+        return -E.EACCES                  # the emulator's own memory and pointers
+    special = s._special_path(gpath)
+    if special is not None:               # this process's own files: reopened as Linux does
+        host, inside = special
+        if write and not inside:
+            return -E.EROFS
+        hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
+    else:                                 # through the gate: resolved once, opened relative to it
+        hfd, r = s.p.fs.open(gpath, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777, write=write)
+        host, inside = r.host, r.inside
+        r.close()
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
     f = OpenFile(hfd, host, flags, is_dir, gpath=gpath)
+    if not inside:
+        f.outside = True                  # fchmod, ftruncate... refuse it (Syscalls.check_fd_write)
     fd = s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
     if is_dir:
         f.dir_entries = proc_fd_entries(s.p, gpath)   # /proc/self/fd lists the guest's descriptors
@@ -186,13 +198,15 @@ def sys_fstat(s, fd, buf, *_):
 
 @syscall(4, "stat")
 def sys_stat(s, path, buf, *_):
-    s.write(buf, pack_stat(os.stat(s.path_at(AT_FDCWD, path))))
+    with s.lookup_at(AT_FDCWD, path) as r:
+        s.write(buf, pack_stat(r.stat()))
     return 0
 
 
 @syscall(6, "lstat")
 def sys_lstat(s, path, buf, *_):
-    s.write(buf, pack_stat(os.lstat(s.path_at(AT_FDCWD, path, follow=False))))
+    with s.lookup_at(AT_FDCWD, path, follow=False) as r:
+        s.write(buf, pack_stat(r.stat()))
     return 0
 
 
@@ -201,9 +215,8 @@ def _stat_at(s, dirfd, path, flags):
         if s32(dirfd) == AT_FDCWD:
             return os.stat(s.p.fs.cwd)
         return os.fstat(s.fd(dirfd).host_fd)
-    follow = not flags & AT_SYMLINK_NOFOLLOW
-    host = s.path_at(dirfd, path, follow=follow)
-    return os.stat(host) if follow else os.lstat(host)
+    with s.lookup_at(dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) as r:
+        return r.stat()
 
 
 @syscall(262, "newfstatat")
@@ -229,18 +242,16 @@ def sys_statx(s, dirfd, path, flags, mask, buf, *_):
 
 @syscall(21, "access")
 def sys_access(s, path, mode, *_):
-    return 0 if os.access(s.path_at(AT_FDCWD, path), mode) else -E.EACCES if os.path.exists(
-        s.path_at(AT_FDCWD, path)) else -E.ENOENT
+    return sys_faccessat(s, AT_FDCWD, path, mode)
 
 
 @syscall(269, "faccessat")
 def sys_faccessat(s, dirfd, path, mode, *_):
-    host = s.path_at(dirfd, path)
-    if not os.path.lexists(host):
-        return -E.ENOENT
-    if mode & 2 and not s.p.fs.writable(host):
-        return -E.EROFS
-    return 0 if os.access(host, mode) else -E.EACCES
+    with s.lookup_at(dirfd, path) as r:
+        r.stat()                                  # ENOENT, ENOTDIR...
+        if mode & 2 and not r.inside:
+            return -E.EROFS
+        return 0 if os.access(r.path, mode, **r.at(), follow_symlinks=not r.nofollow) else -E.EACCES
 
 
 @syscall(439, "faccessat2")
@@ -350,7 +361,7 @@ def sys_fcntl(s, fd, cmd, arg, *_):
 
 @syscall(79, "getcwd")
 def sys_getcwd(s, buf, size, *_):
-    cwd = s.p.fs.cwd.encode() + b"\0"
+    cwd = s.p.fs.cwd.encode("utf-8", "surrogateescape") + b"\0"
     if len(cwd) > size:
         return -E.ERANGE
     s.write(buf, cwd)
@@ -361,9 +372,9 @@ def sys_getcwd(s, buf, size, *_):
 def sys_chdir(s, path, *_):
     p = s.cstr(path)
     g = s.p.fs.guest_abspath(p)
-    host = s.p.fs.resolve(p)
-    if not os.path.isdir(host):
-        return -E.ENOENT if not os.path.exists(host) else -E.ENOTDIR
+    with s.lookup_at(AT_FDCWD, path) as r:
+        if not st.S_ISDIR(r.stat().st_mode):
+            return -E.ENOTDIR
     s.p.fs.cwd = g
     return 0
 
@@ -377,8 +388,10 @@ def sys_fchdir(s, fd, *_):
     return 0
 
 
-def _readlink(s, host, buf, size):
-    target = os.readlink(host).encode()[:size]
+def _readlink(s, r, buf, size):
+    if s32(size) <= 0:
+        return -E.EINVAL
+    target = os.fsencode(os.readlink(r.path, **r.at()))[:size]
     s.write(buf, target)
     return len(target)
 
@@ -390,14 +403,17 @@ def sys_readlink(s, path, buf, size, *_):
 
 @syscall(267, "readlinkat")
 def sys_readlinkat(s, dirfd, path, buf, size, *_):
+    if s32(size) <= 0:
+        return -E.EINVAL
     link = proc_link(s.p, s.guest_path_at(dirfd, path))   # the guest's own /proc/self links
     if link is False:
         return -E.ENOENT
     if link is not None:
-        data = link.encode()[:size]
+        data = link.encode("utf-8", "surrogateescape")[:size]
         s.write(buf, data)
         return len(data)
-    return _readlink(s, s.path_at(dirfd, path, follow=False), buf, size)
+    with s.lookup_at(dirfd, path, follow=False) as r:
+        return _readlink(s, r, buf, size)
 
 
 @syscall(217, "getdents64")
@@ -406,8 +422,11 @@ def sys_getdents64(s, fd, buf, count, *_):
     if not f.is_dir:
         return -E.ENOTDIR
     if f.dir_entries is None:
-        ents = [(".", os.stat(f.path)), ("..", os.stat(os.path.dirname(f.path) or "/"))]
-        with os.scandir(f.path) as it:
+        # through the open directory itself, never its path looked up again
+        top = os.path.realpath(f.path) == s.p.fs.root
+        ents = [(".", os.fstat(f.host_fd)), ("..", os.fstat(f.host_fd) if top else
+                                           os.stat("..", dir_fd=f.host_fd))]
+        with os.scandir(os.dup(f.host_fd)) as it:
             for e in it:                       # the host's order, as a native run sees it
                 try:
                     ents.append((e.name, e.stat(follow_symlinks=False)))
@@ -432,9 +451,23 @@ def sys_getdents64(s, fd, buf, count, *_):
 
 
 def _mutating(s, dirfd, path, follow=False):
-    host = s.path_at(dirfd, path, follow=follow)
-    s.check_write(host, follow)
-    return host
+    """The gate's answer for a call that changes what the path names."""
+    return s.lookup_at(dirfd, path, follow=follow, change=True)
+
+
+def _by_fd(r, fn, *a) -> None:
+    """fn (chmod, chown) on the object the walk found, through a descriptor
+    of it: a symlink swapped in meanwhile is never followed."""
+    if r.dirfd < 0:
+        fn(r.host, *a)
+        return
+    pin = os.open(r.target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
+    try:
+        if st.S_ISLNK(os.fstat(pin).st_mode):
+            raise OSError(40, "Too many levels of symbolic links")
+        fn("/proc/self/fd/%d" % pin, *a)
+    finally:
+        os.close(pin)
 
 
 @syscall(83, "mkdir")
@@ -444,26 +477,29 @@ def sys_mkdir(s, path, mode, *_):
 
 @syscall(258, "mkdirat")
 def sys_mkdirat(s, dirfd, path, mode, *_):
-    os.mkdir(_mutating(s, dirfd, path), mode & 0o7777)
+    with _mutating(s, dirfd, path) as r:
+        os.mkdir(r.path, mode & 0o7777, **r.at())
     return 0
 
 
 @syscall(87, "unlink")
 def sys_unlink(s, path, *_):
-    os.unlink(_mutating(s, AT_FDCWD, path))
+    with _mutating(s, AT_FDCWD, path) as r:
+        os.unlink(r.path, **r.at())
     return 0
 
 
 @syscall(84, "rmdir")
 def sys_rmdir(s, path, *_):
-    os.rmdir(_mutating(s, AT_FDCWD, path))
+    with _mutating(s, AT_FDCWD, path) as r:
+        os.rmdir(r.path, **r.at())
     return 0
 
 
 @syscall(263, "unlinkat")
 def sys_unlinkat(s, dirfd, path, flags, *_):
-    host = _mutating(s, dirfd, path)
-    (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
+    with _mutating(s, dirfd, path) as r:
+        (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(r.path, **r.at())
     return 0
 
 
@@ -479,10 +515,14 @@ def sys_renameat(s, olddir, old, newdir, new, *_):
 
 @syscall(316, "renameat2")
 def sys_renameat2(s, olddir, old, newdir, new, flags, *_):
-    src, dst = _mutating(s, olddir, old), _mutating(s, newdir, new)
-    if flags & 1 and os.path.lexists(dst):      # RENAME_NOREPLACE
-        return -E.EEXIST
-    os.rename(src, dst)
+    with _mutating(s, olddir, old) as a, _mutating(s, newdir, new) as b:
+        if flags & 1:                           # RENAME_NOREPLACE
+            try:
+                os.stat(b.path, **b.at(), follow_symlinks=False)
+                return -E.EEXIST
+            except FileNotFoundError:
+                pass
+        os.rename(a.path, b.path, src_dir_fd=a.at().get("dir_fd"), dst_dir_fd=b.at().get("dir_fd"))
     return 0
 
 
@@ -493,7 +533,8 @@ def sys_symlink(s, target, path, *_):
 
 @syscall(266, "symlinkat")
 def sys_symlinkat(s, target, dirfd, path, *_):
-    os.symlink(s.cstr(target), _mutating(s, dirfd, path))
+    with _mutating(s, dirfd, path) as r:
+        os.symlink(s.cstr(target), r.path, **r.at())
     return 0
 
 
@@ -506,39 +547,55 @@ def sys_link(s, old, new, *_):
 def sys_linkat(s, olddir, old, newdir, new, flags, *_):
     # the source must be writable too: a hard link to a file outside the
     # sandbox would make it writable through the link
-    os.link(_mutating(s, olddir, old, follow=bool(flags & 0x400)), _mutating(s, newdir, new))
+    with _mutating(s, olddir, old, follow=bool(flags & 0x400)) as a, _mutating(s, newdir, new) as b:
+        os.link(a.path, b.path, src_dir_fd=a.at().get("dir_fd"), dst_dir_fd=b.at().get("dir_fd"),
+                follow_symlinks=False)
     return 0
 
 
 @syscall(90, "chmod")
 def sys_chmod(s, path, mode, *_):
-    os.chmod(_mutating(s, AT_FDCWD, path, follow=True), mode & 0o7777)
-    return 0
+    return sys_fchmodat(s, AT_FDCWD, path, mode)
 
 
 @syscall(268, "fchmodat")
 def sys_fchmodat(s, dirfd, path, mode, *_):
-    os.chmod(_mutating(s, dirfd, path, follow=True), mode & 0o7777)
+    with _mutating(s, dirfd, path, follow=True) as r:
+        _by_fd(r, os.chmod, mode & 0o7777)
     return 0
 
 
 @syscall(91, "fchmod")
 def sys_fchmod(s, fd, mode, *_):
     f = s.fd(fd)
-    s.check_write(f.path)
+    s.check_fd_write(f)
     os.fchmod(f.host_fd, mode & 0o7777)
     return 0
 
 
 @syscall(77, "ftruncate")
 def sys_ftruncate(s, fd, length, *_):
-    os.ftruncate(s.fd(fd).host_fd, s64(length))
+    f = s.fd(fd)
+    s.check_fd_write(f)
+    if s64(length) < 0:
+        return -E.EINVAL
+    os.ftruncate(f.host_fd, s64(length))
     return 0
 
 
 @syscall(76, "truncate")
 def sys_truncate(s, path, length, *_):
-    os.truncate(_mutating(s, AT_FDCWD, path, follow=True), s64(length))
+    if s64(length) < 0:
+        return -E.EINVAL
+    with _mutating(s, AT_FDCWD, path, follow=True) as r:
+        if r.dirfd < 0:
+            os.truncate(r.host, s64(length))
+        else:
+            fd = os.open(r.target, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
+            try:
+                os.ftruncate(fd, s64(length))
+            finally:
+                os.close(fd)
     return 0
 
 
@@ -556,19 +613,47 @@ def sys_fdatasync(s, fd, *_):
 
 @syscall(280, "utimensat")
 def sys_utimensat(s, dirfd, path, times, flags, *_):
-    host = _mutating(s, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) if path else s.fd(dirfd).path
+    ns = None
     if times:
-        a_s, a_ns, m_s, m_ns = struct.unpack("<qqqq", s.read(times, 32))
-        cur = os.stat(host)
-        UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-        import time as _t
-        now = _t.time_ns()
-        at = now if a_ns == UTIME_NOW else cur.st_atime_ns if a_ns == UTIME_OMIT else a_s * 10**9 + a_ns
-        mt = now if m_ns == UTIME_NOW else cur.st_mtime_ns if m_ns == UTIME_OMIT else m_s * 10**9 + m_ns
-        os.utime(host, ns=(at, mt))
-    else:
-        os.utime(host)
+        raw = struct.unpack("<qqqq", s.read(times, 32))
+        for sec, nsec in (raw[0:2], raw[2:4]):
+            if not (0 <= nsec < 10**9 or nsec in (UTIME_NOW, UTIME_OMIT)) or abs(sec) > (1 << 62) // 10**9:
+                return -E.EINVAL
+        ns = raw
+    if not path:                          # futimens: the descriptor itself
+        f = s.fd(dirfd)
+        s.check_fd_write(f)
+        os.utime(f.host_fd, ns=_times_ns(os.fstat(f.host_fd), ns) if ns else None)
+        return 0
+    with _mutating(s, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) as r:
+        if r.dirfd < 0:
+            cur = os.stat(r.host, follow_symlinks=r.follow)
+            os.utime(r.host, ns=_times_ns(cur, ns) if ns else None, follow_symlinks=r.follow)
+            return 0
+        # the object the walk found, through a descriptor of it
+        pin = os.open(r.target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
+        try:
+            info = os.fstat(pin)
+            if st.S_ISLNK(info.st_mode):  # AT_SYMLINK_NOFOLLOW on a link: the link itself
+                os.utime(r.target, dir_fd=r.dirfd, follow_symlinks=False, ns=_times_ns(info, ns) if ns else None)
+            else:
+                os.utime("/proc/self/fd/%d" % pin, ns=_times_ns(info, ns) if ns else None)
+        finally:
+            os.close(pin)
     return 0
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _times_ns(cur, ns):
+    """(atime, mtime) in ns from utimensat's two timespecs and the current times."""
+    import time as _t
+    a_s, a_ns, m_s, m_ns = ns
+    now = _t.time_ns()
+    at = now if a_ns == UTIME_NOW else cur.st_atime_ns if a_ns == UTIME_OMIT else a_s * 10**9 + a_ns
+    mt = now if m_ns == UTIME_NOW else cur.st_mtime_ns if m_ns == UTIME_OMIT else m_s * 10**9 + m_ns
+    return at, mt
 
 
 def _pipe(s, fds, flags):
@@ -749,6 +834,7 @@ def sys_pwritev2(s, fd, iov, cnt, off_lo, off_hi, flags):
 @syscall(285, "fallocate")
 def sys_fallocate(s, fd, mode, off, length, *_):
     f = s.fd(fd)
+    s.check_fd_write(f)
     if mode:                                         # punching holes, keeping the size...
         return -E.ENOTSUP                           # (EOPNOTSUPP, the same number)
     if s64(off) < 0 or s64(length) <= 0:

@@ -8,6 +8,35 @@ from emu.linux.mm import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE
 from emu.linux.syscalls import s32, syscall
 
 
+LAZY_MAP = 1 << 20
+
+
+class FileBytes:
+    """The bytes of a file range, read when sliced (mm.populate reads a
+    page at a time): what a file mapping holds until the guest touches it."""
+
+    def __init__(self, host_fd: int, off: int, length: int):
+        self.fd = os.dup(host_fd)
+        self.off = off
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, k):
+        start, stop, _ = k.indices(self.length)
+        return os.pread(self.fd, max(0, stop - start), self.off + start) if stop > start else b""
+
+    def __bytes__(self) -> bytes:
+        return self[0:self.length]
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
 @syscall(12, "brk")
 def sys_brk(s, addr, *_):
     return s.p.mm.set_brk(addr)
@@ -22,15 +51,22 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
         f = s.fd(fd)
         if f.is_dir:
             return -E.ENODEV
+        if off & 0xFFF or not length or length > 1 << 47:
+            return -E.EINVAL
+        if off + length >= 1 << 63:
+            return -E.EOVERFLOW                      # the page offset would overflow (mm/mmap.c)
         size = os.fstat(f.host_fd).st_size
         want = min(length, max(0, size - off))
-        data = os.pread(f.host_fd, want, off) if want > 0 else b""
+        # small mappings are read now; larger ones page by page as the guest
+        # touches them (a 2 GiB sparse file is never read whole)
+        data = (os.pread(f.host_fd, want, off) if want <= LAZY_MAP else FileBytes(f.host_fd, off, want)) \
+            if want > 0 else b""
         name = f.gpath or f.path          # as the guest names it (/proc/self/maps)
         file_off = off
         if flags & MAP_SHARED and prot & 2:
             if f.flags & 3 != 2:         # a writable shared mapping needs O_RDWR
                 return -E.EACCES
-            s.check_write(f.path)
+            s.check_fd_write(f)
             host_fd = os.dup(f.host_fd)
         off = 0
     return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name, host_fd, file_off)

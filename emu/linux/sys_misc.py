@@ -63,7 +63,7 @@ def sys_fgetxattr(s, fd, name, buf, size, *_):
 
 
 def _listxattr(s, host, buf, size, follow=True):
-    names = b"".join(n.encode() + b"\0" for n in os.listxattr(host, follow_symlinks=follow))
+    names = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in os.listxattr(host, follow_symlinks=follow))
     if size == 0:
         return len(names)
     if len(names) > size:
@@ -226,40 +226,43 @@ def sys_close_range(s, first, last, flags, *_):
     return 0
 
 
-def _chown(s, host, uid, gid, follow=True):
+def _chown(s, dirfd, path, uid, gid, follow=True):
+    """chown through the file-system gate (EROFS outside the sandbox)."""
+    from emu.linux.sys_files import _by_fd
     uid, gid = s32(uid), s32(gid)
-    os.chown(host, uid, gid, follow_symlinks=follow)
+    with s.lookup_at(dirfd, path, follow=follow, change=True) as r:
+        if r.dirfd < 0:
+            os.chown(r.host, uid, gid, follow_symlinks=r.follow)
+        elif not follow:
+            os.chown(r.target, uid, gid, dir_fd=r.dirfd, follow_symlinks=False)
+        else:
+            _by_fd(r, lambda p, u, g: os.chown(p, u, g), uid, gid)
     return 0
 
 
 @syscall(92, "chown")
 def sys_chown(s, path, uid, gid, *_):
-    host = s.path_at(AT_FDCWD, path)
-    s.check_write(host)
-    return _chown(s, host, uid, gid)
+    return _chown(s, AT_FDCWD, path, uid, gid)
 
 
 @syscall(94, "lchown")
 def sys_lchown(s, path, uid, gid, *_):
-    host = s.path_at(AT_FDCWD, path, follow=False)
-    s.check_write(host, False)
-    return _chown(s, host, uid, gid, follow=False)
+    return _chown(s, AT_FDCWD, path, uid, gid, follow=False)
 
 
 @syscall(93, "fchown")
 def sys_fchown(s, fd, uid, gid, *_):
     f = s.fd(fd)
-    s.check_write(f.path)
+    s.check_fd_write(f)
     os.fchown(f.host_fd, s32(uid), s32(gid))
     return 0
 
 
 @syscall(260, "fchownat")
 def sys_fchownat(s, dirfd, path, uid, gid, flags, *_):
-    follow = not flags & 0x100
-    host = s.path_at(dirfd, path, follow=follow)
-    s.check_write(host, follow)
-    return _chown(s, host, uid, gid, follow)
+    if flags & 0x1000 and s.cstr(path) == "":           # AT_EMPTY_PATH: the descriptor
+        return sys_fchown(s, dirfd, uid, gid)
+    return _chown(s, dirfd, path, uid, gid, follow=not flags & 0x100)
 
 
 @syscall(40, "sendfile")
@@ -305,11 +308,29 @@ def sys_copy_file_range(s, fd_in, off_in, fd_out, off_out, length, flags):
 
 
 def _prio_target(s, which, who):
-    """(which, who) for the host: the guest's own process is the host's."""
+    """(which, who) for the host, only inside the guest's own process tree
+    (a pid of the tree, the tree's own process group): other host processes
+    are not the guest's to see or renice (ESRCH), nor all of the user's
+    (PRIO_USER: EPERM)."""
     who = s32(who)
-    if which == 0 and who in (0, s.p.pid):          # PRIO_PROCESS, this process
-        return os.PRIO_PROCESS, 0
-    return which, who
+    if which == 0:                                   # PRIO_PROCESS
+        if who in (0, s.p.pid):
+            return os.PRIO_PROCESS, 0
+        host = s.p.ptree.host_pid(who) if s.p.ptree is not None else None
+        if host is None:
+            raise OSError(3, "ESRCH")
+        return os.PRIO_PROCESS, host
+    if which == 1:                                   # PRIO_PGRP: the tree's own group
+        pg = os.getpgrp()
+        if who not in (0, pg):
+            raise OSError(3, "ESRCH")
+        # only a group the tree leads (emu started as a job of its own): a group
+        # shared with host processes (a parent that did not make one) is not the guest's
+        mine = pg == os.getpid() or s.p.ptree is not None and pg in s.p.ptree.members()
+        if not mine:
+            raise OSError(1, "EPERM")
+        return os.PRIO_PGRP, 0
+    raise OSError(1, "EPERM")                        # PRIO_USER: every process of the user
 
 
 @syscall(140, "getpriority")

@@ -54,16 +54,30 @@ def _sockaddr(s, addr, length) -> bytes:
     return s.read(addr, length) if addr and length else b""
 
 
+def _unix_address(s, raw: bytes, bind: bool):
+    """An AF_UNIX address through the file-system gate (emu/linux/fs.py):
+    (address for the host, descriptors to close after the call)."""
+    if len(raw) >= 2 and struct.unpack_from("<H", raw)[0] == socket.AF_UNIX:
+        return s.p.fs.unix_address(raw, bind)
+    return raw, []
+
+
 def _call_addr(s, fd, addr, length, op):
     """connect/bind through the raw sockaddr bytes (libc on the host side)."""
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
-    raw = _sockaddr(s, addr, length)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-    r = getattr(libc, op)(s.fd(fd).host_fd, buf, len(raw))
-    if r < 0:
-        return -E.from_oserror(OSError(ctypes.get_errno(), ""))
-    return r
+    if s32(length) < 0 or s32(length) > 4096:
+        return -E.EINVAL
+    raw, keep = _unix_address(s, _sockaddr(s, addr, length), op == "bind")
+    try:
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        r = getattr(libc, op)(s.fd(fd).host_fd, buf, len(raw))
+        if r < 0:
+            return -E.from_oserror(OSError(ctypes.get_errno(), ""))
+        return r
+    finally:
+        for k in keep:
+            os.close(k)
 
 
 @syscall(42, "connect")
@@ -110,10 +124,24 @@ def sys_accept(s, fd, addr, addrlen, *_):
 
 @syscall(44, "sendto")
 def sys_sendto(s, fd, buf, length, flags, addr, addrlen):
-    data = s.read(buf, length)
+    data = s.read(buf, min(length, 1 << 24))
+    if addr:
+        import ctypes
+        if s32(addrlen) < 0 or s32(addrlen) > 4096:
+            return -E.EINVAL
+        raw, keep = _unix_address(s, _sockaddr(s, addr, addrlen), False)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            name = ctypes.create_string_buffer(raw, max(1, len(raw)))
+            dbuf = ctypes.create_string_buffer(data, max(1, len(data)))
+            return _libc_call(libc.sendto, s.fd(fd).host_fd, dbuf, ctypes.c_size_t(len(data)), ctypes.c_int(s32(flags)),
+                              name, ctypes.c_uint(len(raw)))
+        finally:
+            for k in keep:
+                os.close(k)
     sock = _sock(s, fd)
     try:
-        return sock.send(data, flags) if not addr else sock.sendto(data, flags, _sockaddr(s, addr, addrlen))
+        return sock.send(data, flags)
     finally:
         sock.close()
 
@@ -175,12 +203,18 @@ def sys_sendmsg(s, fd, msg, flags, *_):
             for i in range(len(payload) // 4):
                 g = s.fd(struct.unpack_from("<i", payload, 4 * i)[0])      # EBADF for a descriptor not there
                 struct.pack_into("<i", control, off + 4 * i, g.host_fd)
-    m, nbuf, dbuf, cbuf, iov = _host_msghdr(ct, s.read(name_p, namelen) if name_p and namelen else b"",
-                                            len(data), bytes(control))
-    ct.memmove(dbuf, data, len(data))
-    libc = ct.CDLL(None, use_errno=True)
-    r = _libc_call(libc.sendmsg, f.host_fd, ct.byref(m), flags)
-    del nbuf, dbuf, cbuf, iov
+    if namelen > 4096:
+        return -E.EINVAL
+    name, keep = _unix_address(s, s.read(name_p, namelen) if name_p and namelen else b"", False)
+    try:
+        m, nbuf, dbuf, cbuf, iov = _host_msghdr(ct, name, len(data), bytes(control))
+        ct.memmove(dbuf, data, len(data))
+        libc = ct.CDLL(None, use_errno=True)
+        r = _libc_call(libc.sendmsg, f.host_fd, ct.byref(m), flags)
+        del nbuf, dbuf, cbuf, iov
+    finally:
+        for k in keep:
+            os.close(k)
     if r == -E.EPIPE and not flags & 0x4000:         # not MSG_NOSIGNAL: SIGPIPE after the call
         from emu.linux.timers import raise_signal
         raise_signal(s, 13)

@@ -85,12 +85,17 @@ def sys_uname(s, buf, *_):
     g = getattr(s.p, "guest", None)
     release, version = g.uname() if g is not None else ("6.1.0-emu", "#1 SMP")
     fields = ("Linux", u.nodename, release, version, "x86_64", "(none)")
-    s.write(buf, b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields))
+    s.write(buf, b"".join(f.encode("utf-8", "surrogateescape")[:64].ljust(65, b"\0") for f in fields))
     return 0
 
 
 @syscall(302, "prlimit64")
 def sys_prlimit64(s, pid, resource, new, old, *_):
+    pid = s32(pid)
+    if pid not in (0, s.p.pid) and (s.p.ptree is None or s.p.ptree.host_pid(pid) is None):
+        return -E.ESRCH                              # only the guest's own process tree
+    if resource >= 16:                               # RLIM_NLIMITS
+        return -E.EINVAL
     if old:
         s.write(old, struct.pack("<QQ", *_rlimit(resource)))
     return 0
@@ -98,6 +103,8 @@ def sys_prlimit64(s, pid, resource, new, old, *_):
 
 @syscall(97, "getrlimit")
 def sys_getrlimit(s, resource, old, *_):
+    if resource >= 16:                               # RLIM_NLIMITS
+        return -E.EINVAL
     s.write(old, struct.pack("<QQ", *_rlimit(resource)))
     return 0
 
@@ -757,4 +764,9 @@ def sys_setgroups(s, size, lst, *_):
     if n < 0 or n > 65536:
         return -E.EINVAL
     groups = list(struct.unpack("<%dI" % n, s.read(lst, 4 * n))) if n else []
-    return _credentials(os.setgroups, groups)
+    if any(g == 0xFFFFFFFF for g in groups):       # (gid_t)-1 is no group (kernel/groups.c: EINVAL)
+        return -E.EINVAL
+    try:
+        return _credentials(os.setgroups, groups)
+    except (OverflowError, ValueError):
+        return -E.EINVAL

@@ -4,6 +4,7 @@ argument registers and returns the value for RAX (negative errno on error)."""
 from __future__ import annotations
 
 import os
+import posixpath
 import stat as st
 import struct
 import sys
@@ -17,6 +18,7 @@ from emu.linux.signals import DEFAULT_CORE, DEFAULT_IGNORE, SIGNAL_NAMES, SIGSEG
 from emu.machine import GuestMemoryError
 
 MASK64 = (1 << 64) - 1
+_STRICT = bool(os.environ.get("EMU_STRICT"))
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
 
@@ -162,6 +164,13 @@ class Syscalls:
                 ret = ERESTARTSYS
             except OSError as e:
                 ret = -E.from_oserror(e)
+            except (OverflowError, ValueError, UnicodeError, struct.error) as e:
+                # an argument a handler did not range-check: the guest gets
+                # EINVAL, as from a kernel, never a Python error (EMU_STRICT=1,
+                # set by tests and tools/hardfuzz.py, raises it to find the handler)
+                if _STRICT:
+                    raise
+                ret = -E.EINVAL
             except BaseException:
                 if self.p.strace:           # exit, or a fatal signal: the call never returns
                     self._trace(name, args, None)
@@ -235,6 +244,37 @@ class Syscalls:
             base = f.gpath
         return self.p.fs.guest_abspath(path, base)
 
+    def lookup_at(self, dirfd: int, addr: int, follow: bool = True, change: bool = False):
+        """Where a (dirfd, path) pair leads, through the file-system gate
+        (emu/linux/fs.py): a Resolved the caller closes. change: the call
+        creates, removes or changes it (EROFS outside the sandbox)."""
+        from emu.linux.fs import Resolved, host_proc_refused
+        gpath = self.guest_path_at(dirfd, addr)
+        if host_proc_refused(gpath):
+            raise OSError(13, "the emulator's own /proc entry")
+        special = self._special_path(gpath)
+        if special is not None:
+            host, inside = special
+            if change and not inside:
+                raise OSError(30, "read-only file system")
+            return Resolved(-1, posixpath.basename(host), host, inside, owned=False, follow=follow)
+        if change:
+            return self.p.fs.for_change(gpath, follow)
+        return self.p.fs.lookup(gpath, follow)
+
+    def _special_path(self, gpath: str):
+        """(host path, inside the sandbox) for the paths that name something
+        of this process's: /proc/self/exe and its own descriptors."""
+        if gpath in ("/proc/self/exe", "/proc/%d/exe" % self.p.pid):
+            return self.p.exe_path, self.p.fs.writable(self.p.exe_path)
+        fd = self.fd_path(gpath)
+        if fd is not None:
+            f = self.p.fds.get(fd)
+            if f is None:
+                raise OSError(2, "ENOENT")
+            return "/proc/self/fd/%d" % f.host_fd, not getattr(f, "outside", False)
+        return None
+
     def path_at(self, dirfd: int, addr: int, follow: bool = True) -> str:
         """The host path for a (dirfd, path) pair, resolved inside the guest root."""
         gpath = self.guest_path_at(dirfd, addr)
@@ -248,6 +288,9 @@ class Syscalls:
             if f is None:
                 raise OSError(2, "ENOENT")
             return "/proc/self/fd/%d" % f.host_fd
+        from emu.linux.fs import host_proc_refused
+        if host_proc_refused(gpath):
+            raise OSError(13, "the emulator's own /proc entry")
         return self.p.fs.resolve(gpath, follow=follow)
 
     def fd_path(self, gpath: str):
@@ -263,6 +306,13 @@ class Syscalls:
 
     def check_write(self, host: str, follow: bool = True) -> None:
         if not self.p.fs.writable(host, follow):
+            raise OSError(30, "read-only file system")
+
+    def check_fd_write(self, f) -> None:
+        """A call that changes a file through a descriptor (fchmod, fchown,
+        futimens, ftruncate, fallocate...): refused for files opened outside
+        the sandbox (and the host's stdin/stdout/stderr in a sandbox)."""
+        if getattr(f, "outside", False):
             raise OSError(30, "read-only file system")
 
 

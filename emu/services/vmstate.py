@@ -55,19 +55,123 @@ def machine_meta(vm) -> dict:
             "attach": vm.device_args() if hasattr(vm, "device_args") else {}}
 
 
+MIN_MEM, MAX_MEM = 1 << 20, 1 << 36          # what VM() accepts as guest RAM
+U64 = 1 << 64
+
+
+def _conform(template, value, where: str):
+    """value, checked field by field against the same field of a fresh VM's
+    state (template): the same keys, the same types, integers within 64 bits,
+    byte strings of the same length, bounded lists. The device models then
+    see nothing a running guest could not have put there by type and size."""
+    if isinstance(template, bool) or template is None and isinstance(value, bool):
+        if not isinstance(value, bool):
+            raise SnapshotError("%s: a flag expected" % where)
+        return value
+    if isinstance(template, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not -U64 // 2 <= value < U64:
+            raise SnapshotError("%s: a 64-bit integer expected" % where)
+        return value
+    if isinstance(template, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not -1e18 < value < 1e18 \
+                or value != value:
+            raise SnapshotError("%s: a finite number expected" % where)
+        return float(value)
+    if isinstance(template, (bytes, bytearray)):
+        if not isinstance(value, bytes) or len(value) != len(template):
+            raise SnapshotError("%s: %d bytes expected" % (where, len(template)))
+        return value
+    if isinstance(template, str):
+        if not isinstance(value, str) or len(value) > 4096:
+            raise SnapshotError("%s: a string expected" % where)
+        return value
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or set(value) - set(template):
+            raise SnapshotError("%s: unknown fields %s" % (where, sorted(map(repr, set(value) - set(template)))[:3]
+                                                           if isinstance(value, dict) else "(not a record)"))
+        return {k: _conform(template[k], v, "%s.%s" % (where, k)) for k, v in value.items()}
+    if isinstance(template, (list, tuple)) or template is None:
+        # queues and optional records: bounded, of plain values
+        if value is None:
+            return None
+        if isinstance(value, (int, float, str, bytes)) and not isinstance(value, bool):
+            return _plain(value, where)
+        if not isinstance(value, (list, tuple)) or len(value) > 4096:
+            raise SnapshotError("%s: a bounded list expected" % where)
+        return type(value)(_plain(x, "%s[]" % where) for x in value)
+    raise SnapshotError("%s: unexpected field" % where)
+
+
+def _check_monitor(state: dict) -> None:
+    """The monitor's own fields, by meaning (the device models' are typed
+    by _conform)."""
+    cpi = state["cycles_per_insn"]
+    if not 1 / 65536 <= cpi <= 65536:
+        raise SnapshotError("vm.cycles_per_insn: %r is not a TSC rate" % (cpi,))
+    if not 0 <= state["tsc_offset"] < U64:
+        raise SnapshotError("vm.tsc_offset: out of range")
+    inflight = state["inflight"]
+    if inflight is not None and (isinstance(inflight, bool) or not isinstance(inflight, int)
+                                 or not 16 <= inflight <= 255):
+        raise SnapshotError("vm.inflight: not an interrupt vector")
+    for k, v in state["platform_msrs"].items():
+        if not isinstance(k, int) or not 0 <= k < 1 << 32 or not isinstance(v, int) or not 0 <= v < U64:
+            raise SnapshotError("vm.platform_msrs: an MSR number and value expected")
+
+
+def _plain(x, where):
+    if isinstance(x, bool) or x is None:
+        return x
+    if isinstance(x, int) and -U64 // 2 <= x < U64:
+        return x
+    if isinstance(x, (bytes, str)) and len(x) <= 1 << 16:
+        return x
+    if isinstance(x, float) and x == x and -1e18 < x < 1e18:
+        return x
+    if isinstance(x, (list, tuple)) and len(x) <= 4096:
+        return type(x)(_plain(y, where) for y in x)
+    raise SnapshotError("%s: out of range" % where)
+
+
 def _apply_meta(vm, meta: dict) -> None:
     from emu.vm.vmm import VMError
+    state = meta.get("vm")
     try:
-        vm.set_state(meta["vm"])
-    except (KeyError, TypeError, ValueError, AttributeError, VMError) as e:
+        template = vm.get_state()
+        if isinstance(state, dict) and "accel" in state.get("devices", {}) and vm.accel is None:
+            vm._attach_accel()
+            template = vm.get_state()
+        state = _conform(template, state, "vm")
+        for key in template:
+            if key not in state:
+                raise SnapshotError("vm.%s: missing" % key)
+        _check_monitor(state)
+        vm.set_state(state)
+    except SnapshotError as e:
+        raise SnapshotError("the snapshot's machine state is invalid (%s)" % e) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, VMError) as e:
         raise SnapshotError("the snapshot's machine state does not fit this VM (%s)" % e) from None
 
 
 def _check_meta(meta, vcpu_state: bytes) -> None:
+    """The named, versioned fields of a snapshot or migration stream, each
+    checked before anything uses it."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise SnapshotError("not an emu microVM snapshot (or another format version)")
     if meta.get("state_size") != len(vcpu_state) or not vcpu_state.startswith(_core.STATE_MAGIC):
         raise SnapshotError("the snapshot was written by another build of emu")
+    unknown = set(meta) - {"format", "state_size", "mem_size", "cmdline", "disk", "vm"}
+    if unknown:
+        raise SnapshotError("unknown snapshot fields: %s" % ", ".join(sorted(map(str, unknown))))
+    mem = meta.get("mem_size")
+    if isinstance(mem, bool) or not isinstance(mem, int) or not MIN_MEM <= mem <= MAX_MEM or mem % PAGE:
+        raise SnapshotError("snapshot field mem_size: %r is not a RAM size" % (mem,))
+    if not isinstance(meta.get("cmdline"), str) or len(meta["cmdline"]) > 4096:
+        raise SnapshotError("snapshot field cmdline: not a kernel command line")
+    if meta.get("disk") is not None and not isinstance(meta["disk"], str):
+        raise SnapshotError("snapshot field disk: not a path")
+    if not isinstance(meta.get("vm"), dict):
+        raise SnapshotError("snapshot field vm: not a record")
 
 
 def nonzero_pages(vm) -> np.ndarray:
@@ -82,10 +186,20 @@ def _load_pages(vm, pages: np.ndarray, data: np.ndarray) -> None:
                        np.arange(len(pages), dtype=np.int32).tobytes())
 
 
-def _literal(text: str):
+def _load_vcpu(vm, state: bytes) -> None:
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
+        vm.vcpu.load_state(state)       # the core range-checks every field it uses
+    except ValueError as e:
+        raise SnapshotError(str(e)) from None
+
+
+def _literal(text: str):
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # (odd literals warn on stderr)
+            return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as e:
         raise SnapshotError("corrupt snapshot metadata (%s)" % e) from None
 
 
@@ -174,20 +288,32 @@ def load(path) -> tuple[dict, bytes, np.ndarray, np.ndarray]:
             raise
         raise SnapshotError("%s: not a readable emu snapshot (%s)" % (path, e)) from None
     _check_meta(meta, vcpu)
-    if data.ndim != 2 or data.shape[1:] != (PAGE,) or len(pages) != len(data):
+    if data.ndim != 2 or data.shape[1:] != (PAGE,) or len(pages) != len(data) or pages.ndim != 1 \
+            or pages.dtype.kind not in "iu" or data.dtype != np.uint8 or len(pages) > meta["mem_size"] // PAGE \
+            or (len(pages) and (int(pages.min()) < 0 or int(pages.max()) >= meta["mem_size"] // PAGE)):
         raise SnapshotError("%s: corrupt RAM section" % path)
     return meta, vcpu, pages, data
 
 
+def _check_disk(path, meta, disk) -> None:
+    """A file never names a host path that is opened read-write unasked."""
+    if disk is None and meta.get("disk") is not None:
+        raise SnapshotError("%s: the snapshot was taken with the disk %s; attach it explicitly (--disk)"
+                            % (path, meta["disk"]))
+
+
 def restore(path, *, disk=None, **vm_args):
     """A VM resumed from a snapshot file: vm.run() goes on where the saved VM
-    stopped. disk: the image for its virtio-blk device (default: the path
-    the snapshot names); vm_args go to VM() (output, input_fd, policy...)."""
+    stopped. disk: the image for its virtio-blk device; a snapshot taken with
+    a disk needs it given here (the path stored in the file is shown, never
+    opened: a crafted snapshot must not name a host file to write); vm_args
+    go to VM() (output, input_fd, policy...)."""
     from emu.vm import VM
     if is_v2(path):
         meta, vcpu, ram_off, fd = _load2(path)
         try:
-            vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"],
+            _check_disk(path, meta, disk)
+            vm = VM(None, mem=meta["mem_size"], disk=disk,
                     **_attach_args(meta, vm_args))
             try:
                 vm.phys.map_file(0, meta["mem_size"], fd, ram_off)
@@ -198,11 +324,12 @@ def restore(path, *, disk=None, **vm_args):
             os.close(fd)                  # the mapping keeps the file
     else:
         meta, vcpu, pages, data = load(path)
-        vm = VM(None, mem=meta["mem_size"], disk=disk if disk is not None else meta["disk"],
+        _check_disk(path, meta, disk)
+        vm = VM(None, mem=meta["mem_size"], disk=disk,
                 **_attach_args(meta, vm_args))
         _load_pages(vm, pages, data)
     vm.cmdline = meta["cmdline"]
-    vm.vcpu.load_state(vcpu)
+    _load_vcpu(vm, vcpu)
     _apply_meta(vm, meta)
     return vm
 
@@ -275,17 +402,21 @@ def receive(inp, vm) -> None:
         kind = _read(inp, 1)
         if kind == b"P":
             (n,) = struct.unpack("<I", _read(inp, 4))
+            if n > len(vm.ram) // PAGE:
+                raise SnapshotError("the migration stream sends %d pages; this VM has %d" % (n, len(vm.ram) // PAGE))
             pages = np.frombuffer(_read(inp, 4 * n), dtype=np.uint32)
             data = np.frombuffer(_read(inp, PAGE * n), dtype=np.uint8).reshape(n, PAGE)
             _load_pages(vm, pages, data)
         elif kind == b"S":
             lm, ls = struct.unpack("<II", _read(inp, 8))
+            if lm > 1 << 20 or ls != len(vm.vcpu.save_state()):
+                raise SnapshotError("the migration stream's state record has the wrong size")
             meta = _literal(_read(inp, lm).decode("utf-8", "replace"))
             state = _read(inp, ls)
             _check_meta(meta, state)
             if meta["mem_size"] != vm.mem_size:
                 raise SnapshotError("the source VM has %d bytes of RAM, this one %d" % (meta["mem_size"], vm.mem_size))
-            vm.vcpu.load_state(state)
+            _load_vcpu(vm, state)
             _apply_meta(vm, meta)
             return
         else:

@@ -91,13 +91,16 @@ def parse_elf(data: bytes):
         raise BootError("not an x86-64 executable")
     entry, phoff = struct.unpack_from("<QQ", data, 24)
     phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    # the program-header table inside the file before any entry is read
+    if phentsize != 56 or phnum == 0 or phoff > len(data) or phoff + phnum * 56 > len(data):
+        raise BootError("malformed ELF file (program header table)")
     segs = []
     for i in range(phnum):
         p_type, _flags, off, _vaddr, paddr, filesz, memsz, _align = struct.unpack_from(
             "<IIQQQQQQ", data, phoff + i * phentsize)
         if p_type != 1 or memsz == 0:
             continue
-        if off + filesz > len(data):
+        if off + filesz > len(data) or filesz > memsz:
             raise BootError("truncated segment")
         segs.append((paddr, data[off:off + filesz], memsz))
     if not segs:

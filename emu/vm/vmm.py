@@ -43,15 +43,22 @@ EXIT = _core.EXIT
 
 
 def parse_size(s) -> int:
-    if isinstance(s, int):
+    """A RAM size: bytes, or a number with K, M or G (KB, MB, GB)."""
+    if isinstance(s, int) and not isinstance(s, bool):
         return s
-    s = s.strip().upper()
+    t = str(s).strip().upper()
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if s and s[-1] in mult:
-        return int(s[:-1]) * mult[s[-1]]
-    if s.endswith("B") and s[-2:-1] in mult:
-        return int(s[:-2]) * mult[s[-2]]
-    return int(s, 0)
+    try:
+        if t.endswith("B") and t[-2:-1] in mult:
+            return int(t[:-2], 10) * mult[t[-2]]
+        if t and t[-1] in mult:
+            return int(t[:-1], 10) * mult[t[-1]]
+        return int(t, 0)
+    except ValueError:
+        raise VMError("--mem %s: not a size (a number of bytes, or with K, M or G: 128M)" % s) from None
+
+
+MAX_MEM = 1 << 36      # 64 GiB of guest RAM (lazily committed)
 
 
 class VMError(Exception):
@@ -116,6 +123,8 @@ class VM:
         self.mem_size = parse_size(mem)
         if self.mem_size < (2 << 20):
             raise VMError("--mem must be at least 2M")
+        if self.mem_size > MAX_MEM or self.mem_size % 4096:
+            raise VMError("--mem must be a multiple of 4K, at most %dG" % (MAX_MEM >> 30))
         self.phys = _core.PhysMachine(self.mem_size)
         self.ram = np.frombuffer(self.phys, dtype=np.uint8)
         self.mem = PhysMem(self.phys, self.ram)
@@ -512,7 +521,8 @@ class VM:
     # ---- the run loop ----
     def run(self, max_insns: int | None = None, timeout: float | None = None) -> str:
         """Run until the guest powers off or halts for good (or a limit).
-        Returns the reason: "poweroff", "halted", "shutdown", "limit", "timeout"."""
+        Returns the reason: "poweroff", "halted", "shutdown" (triple fault),
+        "storm" (an exception storm), "limit", "timeout"."""
         v = self.vcpu
         lapic = self.lapic
         t_end = None if timeout is None else time.perf_counter() + timeout
@@ -563,6 +573,12 @@ class VM:
                     self.exception(e)
                 elif r == EXIT["SHUTDOWN"]:
                     self.exit_reason = "shutdown"
+                elif r == EXIT["STORM"]:
+                    # the guest takes exception after exception and retires nothing
+                    # (a handler that faults at once): hardware would spin for ever
+                    self.exit_reason = "storm"
+                    self.fault_info = "exception storm: vector %d at RIP %#x, no instruction retired" % (
+                        getattr(e, "vector", -1), e.rip)
                 elif r in (EXIT["CPUID"], EXIT["RDTSC"], EXIT["PRIV"]) and self.hyp is not None \
                         and self.hyp.handle(self.vcpu, e):
                     pass
