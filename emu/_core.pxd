@@ -161,6 +161,16 @@ cdef struct Jit:
     uint64_t n_compiled, n_failed, n_invalidated, n_evicted, n_linked, n_flushes
     uint64_t code_bytes   # bytes of live block code
 
+# system calls the personality delegated to the core (core/syscall_fast.pxi)
+cdef struct SysFast:
+    uint32_t on              # the personality's switch (off: every call exits)
+    uint64_t calls[8]        # bit nr: call nr (< 512) is delegated
+    uint32_t* fds            # per guest fd: 0, or (host fd + 1) | kind flags << 24
+    uint64_t count[512]      # calls answered here since the personality last took them
+    uint64_t n_new           # their sum
+    uint64_t n_done, n_declined  # totals: answered here; delegated, but sent to Python
+    int64_t pid, tid         # getpid and gettid of the thread about to run (tid 0: not known)
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -215,6 +225,7 @@ cdef struct Mach:
     uint32_t n_dz_log, dz_log_cap
     uint64_t n_dz_faults
     Jit* jit              # the native-code tier's state (NULL: interpreter only)
+    SysFast* sysfast      # system calls answered in the core (core/syscall_fast.pxi; NULL: none)
 
 cdef struct Cpu:
     uint64_t r[17]        # RAX..R15, then a slot that is always zero (NOREG)

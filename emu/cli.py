@@ -4,13 +4,14 @@ kernel in a microVM (`--save-after N FILE` stops it into a snapshot,
 `emu boot --restore FILE` resumes one)."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 from emu.cpuid import USER_MODELS
 from emu.linux.signals import SIGNAL_NAMES
+
+argparse = None       # imported by _parser(): a plain `emu run` does without it (_quick_run)
 
 
 class _NoReplay(Exception):
@@ -26,19 +27,24 @@ def version() -> str:
         return "(not installed: a source checkout)"
 
 
-class _Version(argparse.Action):
-    """--version, looking the version up only when asked (importlib.metadata
-    costs start-up time)."""
+def _version_action():
+    class _Version(argparse.Action):
+        """--version, looking the version up only when asked (importlib.metadata
+        costs start-up time)."""
 
-    def __init__(self, option_strings, dest, **kw):
-        super().__init__(option_strings, dest, nargs=0, help="print emu's version and exit")
+        def __init__(self, option_strings, dest, **kw):
+            super().__init__(option_strings, dest, nargs=0, help="print emu's version and exit")
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        print("emu " + version())
-        parser.exit()
+        def __call__(self, parser, namespace, values, option_string=None):
+            print("emu " + version())
+            parser.exit()
+    return _Version
 
 
 def _parser() -> argparse.ArgumentParser:
+    global argparse
+    import argparse
+    _Version = _version_action()
     p = argparse.ArgumentParser(prog="emu", description="An x86-64 machine emulator.")
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -155,6 +161,75 @@ def _mib(text: str) -> int:
         raise argparse.ArgumentTypeError("%s MiB is out of range (at least %g MiB)"
                                          % (text, _core.MIN_CODE_CACHE / (1 << 20)))
     return n
+
+
+# ---- `emu run` without argparse ----
+# Importing argparse and building the parser is several milliseconds of every
+# `emu run`. The plain forms, `emu run [OPTIONS] PROGRAM [ARGS...]` with
+# options written out in full, are read here into what argparse would give;
+# anything else (help, abbreviations, `--`, a bad value, an unknown option)
+# goes to argparse, which answers it as always. tests/test_cli_quick.py holds
+# this table to the parser's definition.
+_RUN_FLAGS = {"--strace": "strace", "--stats": "stats"}
+_RUN_VALUES = {              # option: (dest, choices, or a type, or None)
+    "--root": ("root", None), "--sandbox": ("sandbox", None), "--report": ("report", None),
+    "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
+    "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
+    "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
+}
+_RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": []}
+
+
+class _RunArgs:
+    """`emu run`'s parsed command line from _quick_run. An option the table
+    does not name reads as None, its default (test_cli_quick checks that
+    every option the table leaves out defaults to None or False)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+def _quick_run(argv):
+    """argv of a plain `emu run` as argparse would parse it, else None."""
+    if not argv or argv[0] != "run" or "--" in argv:
+        return None                                  # ("--": argparse's own rules)
+    a = dict(_RUN_DEFAULTS, command="run")
+    i = 1
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("-"):
+            a["program"], a["args"] = tok, list(argv[i + 1:])
+            if a.get("record") is not None and a.get("replay") is not None:
+                return None                          # (argparse: not allowed together)
+            return _RunArgs(**a)
+        name, eq, value = tok.partition("=")
+        if name in _RUN_FLAGS and not eq:
+            a[_RUN_FLAGS[name]] = True
+        elif name in _RUN_VALUES:
+            if not eq:
+                i += 1
+                if i >= len(argv) or argv[i].startswith("-"):
+                    return None
+                value = argv[i]
+            dest, check = _RUN_VALUES[name]
+            if isinstance(check, tuple):
+                if value not in check:
+                    return None
+            elif check is not None:
+                try:
+                    value = check(value)
+                except ValueError:
+                    return None
+            a[dest] = value
+        else:
+            return None
+        i += 1
+    return None                                      # no program: argparse says so
 
 
 def run_stats(proc, seconds: float) -> dict:
@@ -554,7 +629,7 @@ def _console_raw(vm, fd):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _quick_run(sys.argv[1:] if argv is None else argv) or _parser().parse_args(argv)
     if getattr(args, "tier", None):
         import emu
         if args.tier not in emu.available_tiers():

@@ -2,10 +2,7 @@
 set up by the VMM) an address space built through real page tables."""
 from __future__ import annotations
 
-import weakref
 from array import array
-
-import numpy as np
 
 from emu import _core
 from emu.cpuid import DEFAULT_MODEL, cpuid_table, xcr0_of
@@ -43,8 +40,12 @@ class Machine:
                  tier: str | None = None, jit_threshold: int | None = None, cpu: str | None = None,
                  code_cache: int | None = None):
         self.phys = _core.PhysMachine(ram_size, tier, jit_threshold, code_cache)
-        self.ram = np.frombuffer(self.phys, dtype=np.uint8)
-        self.frames = FrameAllocator(self.ram, mark=self.phys.mark_dirty)
+        # guest RAM as a flat byte view for emu's own accesses; `ram`, the
+        # numpy view of the public API, is made on first use (numpy costs
+        # start-up time a program run does not need)
+        self.mem = memoryview(self.phys)
+        self._ram = None
+        self.frames = FrameAllocator(self.mem, mark=self.phys.mark_dirty)
         self.vcpu = Vcpu(self.phys)
         self.vcpus = [self.vcpu]
         self.cpu = cpu or DEFAULT_MODEL
@@ -52,7 +53,7 @@ class Machine:
         self.vcpu.trap_mask = _core.TRAPS["syscall"]
         self.page_tables: PageTables | None = None
         if paging:
-            self.page_tables = PageTables(self.ram, self.frames, on_change=self._pt_changed)
+            self.page_tables = PageTables(self.mem, self.frames, on_change=self._pt_changed)
             v = self.vcpu
             v.cr3 = self.page_tables.root
             v.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE
@@ -62,10 +63,20 @@ class Machine:
             v.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
             v.cr0 = CR0_PE | CR0_WP | CR0_PG
         self.vcpu.cpl = cpl
-        # snapshots: pages ever written (the rest of RAM is still zero) and
-        # the live snapshots, each told which pages change after it
-        self._written = np.zeros(ram_size >> 12, dtype=bool)
-        self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
+        # snapshots: pages ever written (the rest of RAM is still zero; made
+        # at the first snapshot, from the core's record of every page written
+        # since the start) and the live snapshots, each told which pages
+        # change after it
+        self._written = None
+        self._snapshots = None          # a WeakSet, from the first snapshot on
+
+    @property
+    def ram(self):
+        """Guest physical RAM as a zero-copy numpy uint8 array."""
+        if self._ram is None:
+            import numpy as np
+            self._ram = np.frombuffer(self.phys, dtype=np.uint8)
+        return self._ram
 
     def add_vcpu(self, like: Vcpu | None = None) -> Vcpu:
         """Another vCPU on the same RAM and block cache; with `like`, a copy of
@@ -102,7 +113,7 @@ class Machine:
             pa = self.vcpu.translate(va, 0) if self.page_tables is not None else va
             if pa is None:
                 pa = self._peek_any(va)
-            if pa is None or pa >= len(self.ram):
+            if pa is None or pa >= len(self.mem):
                 raise GuestMemoryError("guest address %#x is not mapped" % va)
             k = min(n, 4096 - (va & 0xFFF))
             yield pa, k
@@ -120,32 +131,35 @@ class Machine:
         """Read guest virtual memory (whatever its protection)."""
         out = bytearray()
         for pa, k in self._phys_chunks(va, n):
-            out += self.ram[pa:pa + k].tobytes()
+            out += self.mem[pa:pa + k]
         return bytes(out)
 
     def write(self, va: int, data: bytes) -> None:
         """Write guest virtual memory (whatever its protection); translated code
         there is invalidated."""
-        data = bytes(data)
+        data = memoryview(bytes(data))
         off = 0
         for pa, k in self._phys_chunks(va, len(data)):
-            self.ram[pa:pa + k] = np.frombuffer(data, dtype=np.uint8, count=k, offset=off)
+            self.mem[pa:pa + k] = data[off:off + k]
             self.phys.invalidate(pa, k)
             off += k
 
     # ---- snapshots ----
-    def _harvest(self) -> np.ndarray:
+    def _harvest(self):
         """Pages written since the last harvest (by the guest, or by emu's
         Python side through write() and the page tables), told to every live
         snapshot; the vCPUs drop their fast write entries so the next writes
         are recorded again."""
+        import numpy as np
         d = np.frombuffer(self.phys.take_dirty(), dtype=np.uint32)
+        if self._written is None:
+            self._written = np.zeros(self.phys.ram_size >> 12, dtype=bool)
         for v in self.vcpus:
             v.drop_tlb_writes()
         if len(d):
             self._written[d] = True
             pages = d.tolist()
-            for s in self._snapshots:
+            for s in self._snapshots or ():
                 s._changed.update(pages)
         return d
 
@@ -156,7 +170,12 @@ class Machine:
         coverage and trap policies are instrumentation, not state: they stay.
         Writes made straight through the `ram` numpy view must be announced
         with `phys.mark_dirty(pa, size)` to be undone."""
+        import weakref
+
+        import numpy as np
         self._harvest()
+        if self._snapshots is None:
+            self._snapshots = weakref.WeakSet()
         s = Snapshot()
         s._machine = weakref.ref(self)
         s.pages = np.flatnonzero(self._written).astype(np.uint32)
@@ -181,7 +200,7 @@ class Machine:
             row = snap._row.get                    # (-1: not written before the snapshot: zero)
             self.phys.load_pages(array("I", changed).tobytes(), snap.data,
                                  array("i", [row(p, -1) for p in changed]).tobytes())
-            for s in self._snapshots:
+            for s in self._snapshots or ():
                 if s is not snap:
                     s._changed.update(changed)
         n = len(changed)

@@ -3,12 +3,11 @@
 address space; the core's MMU walks exactly these tables."""
 from __future__ import annotations
 
-import numpy as np
-
 P, RW, US, PWT, PCD, A, D, PS, G = 1, 2, 4, 8, 16, 32, 64, 128, 256
 NX = 1 << 63
 ADDR_MASK = 0x000FFFFFFFFFF000
 PAGE_SIZES = (4096, 2 << 20, 1 << 30)
+_ZERO_PAGE = bytes(4096)
 
 
 class OutOfGuestMemory(MemoryError):
@@ -19,9 +18,10 @@ class FrameAllocator:
     """Hands out 4 KiB physical frames of guest RAM: a bump pointer plus a
     free list. Frames come back zeroed. mark(pa, size), when given, hears of
     every write this module makes to RAM (PhysMachine.mark_dirty, for
-    snapshots)."""
+    snapshots). ram: guest RAM as bytes (a memoryview of format 'B', or a
+    numpy uint8 array)."""
 
-    def __init__(self, ram: np.ndarray, start: int = 0x1000, end: int | None = None, mark=None):
+    def __init__(self, ram, start: int = 0x1000, end: int | None = None, mark=None):
         self.ram = ram
         self.mark = mark
         self.next = start
@@ -32,7 +32,7 @@ class FrameAllocator:
         """Physical address of `count` contiguous zeroed frames."""
         if count == 1 and align == 4096 and self.free_frames:
             pa = self.free_frames.pop()
-            self.ram[pa:pa + 4096] = 0
+            self.ram[pa:pa + 4096] = _ZERO_PAGE
             if self.mark:
                 self.mark(pa, 4096)
             return pa
@@ -66,15 +66,16 @@ class FrameAllocator:
 class PageTables:
     """One address space: a PML4 and the tables under it."""
 
-    def __init__(self, ram: np.ndarray, frames: FrameAllocator, on_change=None):
+    def __init__(self, ram, frames: FrameAllocator, on_change=None):
         self.ram = ram
-        self.q = ram.view(np.uint64)
+        # the entries as 64-bit words (a cast of the byte view: no numpy needed)
+        self.q = memoryview(ram).cast("B").cast("Q")
         self.frames = frames
         self.root = frames.alloc()
         self.on_change = on_change      # called with (va, size) after edits: TLB shootdown
 
     def _set(self, idx: int, e: int) -> None:
-        self.q[idx] = np.uint64(e)
+        self.q[idx] = e
         if self.frames.mark:
             self.frames.mark(idx << 3, 8)
 

@@ -140,7 +140,8 @@ def test_snapshot_never_opens_the_disk_it_names(disk, tmp_path):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    snapshot.save(a, path)
+    with open(path, "wb") as f:
+        snapshot.save(a, f)             # the .npz form (format 1), crafted field by field below
     a.close()
     with np.load(path, allow_pickle=False) as z:
         parts = {k: z[k] for k in z.files}
@@ -168,7 +169,8 @@ def test_crafted_snapshot_metadata_is_refused(disk, tmp_path, field, value):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    snapshot.save(a, path)
+    with open(path, "wb") as f:
+        snapshot.save(a, f)             # the .npz form (format 1), crafted field by field below
     a.close()
     with np.load(path, allow_pickle=False) as z:
         parts = {k: z[k] for k in z.files}
@@ -185,7 +187,8 @@ def test_crafted_device_registers_are_refused(disk, tmp_path):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    snapshot.save(a, path)
+    with open(path, "wb") as f:
+        snapshot.save(a, f)             # the .npz form (format 1), crafted field by field below
     a.close()
     with np.load(path, allow_pickle=False) as z:
         parts = {k: z[k] for k in z.files}
@@ -211,7 +214,8 @@ def test_crafted_monitor_fields_are_refused(disk, tmp_path, field, value):
     out = []
     a = first_part(disk, out)
     path = tmp_path / "vm.snap"
-    snapshot.save(a, path)
+    with open(path, "wb") as f:
+        snapshot.save(a, f)             # the .npz form (format 1), crafted field by field below
     a.close()
     with np.load(path, allow_pickle=False) as z:
         parts = {k: z[k] for k in z.files}

@@ -56,6 +56,7 @@ cdef class PhysMachine:
         free(self.m.dz_log)
         jit_free(self.m.jit)
         free(self.m.hooks)
+        sysfast_free(self.m.sysfast)
 
     # zero-copy view of RAM: numpy.frombuffer(machine, dtype=uint8)
     def __getbuffer__(self, Py_buffer* buf, int flags):
@@ -202,6 +203,84 @@ cdef class PhysMachine:
             memset(self.m.dirty, 0, self.m.npages)
             self.m.n_dirty = 0
         return out
+
+    # ---- system calls answered in the core (core/syscall_fast.pxi) ----
+    def sysfast_enable(self, calls):
+        """Let the core answer these system call numbers (read 0, write 1,
+        fstat 5, lseek 8, pread64 17, pwrite64 18, readv 19, writev 20,
+        newfstatat 262 with AT_EMPTY_PATH, on delegated descriptors; getpid
+        39 and gettid 186 from sysfast_ids); the switch (sysfast_on) starts off."""
+        cdef uint64_t nr
+        if self.m.sysfast == NULL:
+            self.m.sysfast = sysfast_new()
+            if self.m.sysfast == NULL:
+                raise MemoryError("cannot allocate the system-call table")
+        memset(self.m.sysfast.calls, 0, sizeof(self.m.sysfast.calls))
+        for nr in calls:
+            if nr >= SF_NCALLS:
+                raise ValueError("system call number %d out of range" % nr)
+            self.m.sysfast.calls[nr >> 6] |= <uint64_t>1 << (nr & 63)
+
+    @property
+    def sysfast_on(self):
+        """The personality's switch: off, every SYSCALL exits to it."""
+        return self.m.sysfast != NULL and self.m.sysfast.on != 0
+
+    @sysfast_on.setter
+    def sysfast_on(self, bint on):
+        if self.m.sysfast == NULL:
+            if on:
+                raise ValueError("sysfast_enable() first")
+            return
+        self.m.sysfast.on = on
+
+    def sysfast_fd(self, int guest_fd, int host_fd, unsigned int kind=0):
+        """Delegate guest descriptor guest_fd to host descriptor host_fd
+        (kind: 1 reads poll first, 2 no reads, 4 not seekable); host_fd < 0
+        takes the delegation back."""
+        if self.m.sysfast == NULL or guest_fd < 0 or guest_fd >= SF_NFDS:
+            return
+        if host_fd < 0:
+            self.m.sysfast.fds[guest_fd] = 0
+        elif host_fd < 0xffffff and kind < 256:
+            self.m.sysfast.fds[guest_fd] = <uint32_t>(host_fd + 1) | (kind << 24)
+
+    def sysfast_ids(self, int64_t pid, int64_t tid):
+        """What getpid and gettid answer for the thread about to run (tid 0:
+        they go to the personality)."""
+        if self.m.sysfast != NULL:
+            self.m.sysfast.pid, self.m.sysfast.tid = pid, tid
+
+    def sysfast_clear_fds(self):
+        if self.m.sysfast != NULL:
+            memset(self.m.sysfast.fds, 0, SF_NFDS * sizeof(uint32_t))
+
+    @property
+    def sysfast_pending(self):
+        """Calls answered in the core since the last sysfast_take_counts()."""
+        return 0 if self.m.sysfast == NULL else self.m.sysfast.n_new
+
+    def sysfast_take_counts(self):
+        """{call number: times answered in the core} since the last take."""
+        cdef SysFast* f = self.m.sysfast
+        cdef int i
+        out = {}
+        if f == NULL or not f.n_new:
+            return out
+        for i in range(SF_NCALLS):
+            if f.count[i]:
+                out[i] = f.count[i]
+                f.count[i] = 0
+        f.n_new = 0
+        return out
+
+    @property
+    def sysfast_counters(self):
+        """{"answered": calls answered in the core, "declined": delegated
+        calls it sent to the personality}."""
+        if self.m.sysfast == NULL:
+            return {"answered": 0, "declined": 0}
+        return {"answered": self.m.sysfast.n_done, "declined": self.m.sysfast.n_declined}
 
     @property
     def tier(self):

@@ -305,6 +305,7 @@ cdef class Vcpu(VcpuState):
                 "tlb_flushes": self.c.n_tlb_flushes,
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]},
                 "tier": TIER_NAMES[m.tier],
+                "syscalls_in_core": m.sysfast.n_done if m.sysfast != NULL else 0,
                 "jit": jit_counters(&self.c)}
         d.update(code_cache_stats(m))
         d["page_faults_in_core"] = m.n_dz_faults

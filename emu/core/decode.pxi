@@ -167,6 +167,7 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     cdef int riprel
     cdef uint32_t imm
     cdef uint32_t m32 = c.cs32          # 32-bit code (compat32.pxi)
+    cdef uint32_t modrm_peek
     memset(u, 0, sizeof(Uop))
     d.pos = 0
     d.p66 = 0
@@ -215,7 +216,17 @@ cdef int decode_one(Cpu* c, Dec* d, uint64_t rip, Uop* u) noexcept nogil:
     d.map = 0
     d.vex = 0
     if b == 0xc4 or b == 0xc5:
-        # 64-bit mode: always a VEX prefix (LES/LDS do not exist there)
+        # 64-bit mode: always a VEX prefix (LES/LDS do not exist there); in
+        # 32-bit code only when the next byte would be a register ModRM
+        # (mod = 11), else it is LES/LDS (SDM Vol. 2A, 2.3.5), not modelled
+        if m32:
+            k = dfetch(c, d, &modrm_peek)
+            if k:
+                return k
+            d.pos -= 1
+            if modrm_peek < 0xc0:
+                d.opc = b
+                return undefined_opcode(c, d)
         k = vex_prefix(c, d, u, b)
         if k:
             return k

@@ -78,8 +78,8 @@ cdef int jit_sse_kind(const Uop* u) noexcept nogil:
     if u.lock or u.asz32:
         return 0
     if o != NULL:
-        if o.map == 2 and o.pcs == 2 and (o.opc == 0x10 or o.opc == 0x14 or o.opc == 0x15):
-            return 0              # BLENDV*: implicit XMM0
+        if o.kind & EK_XMM0:
+            return 0              # the host instruction would read host XMM0
         return 2 if o.kind & EK_FP else 1
     if f == op_cvtsi2f or f == op_cvtf2si:
         return 2

@@ -25,7 +25,7 @@ cdef extern from *:
     static const emu_sse_def emu_crypto_defs[] = {
         CRYPTO2_LIST(EMU_TAB)
         CRYPTOI_LIST(EMU_TABI)
-        {2, P0, 0xcb, 16, EK_ALIGN, emu_sha256rnds2},
+        {2, P0, 0xcb, 16, EK_ALIGN | EK_XMM0, emu_sha256rnds2},
         {0, 0, 0, 0, 0, 0}
     };
     """

@@ -66,6 +66,7 @@ cdef extern from *:
     #define MSR_GS_BASE 0xC0000101u
     #define MSR_KERNEL_GS_BASE 0xC0000102u
     #define MSR_TSC_AUX 0xC0000103u
+    #define MSR_XSS 0xDA0u
     #define PAT_RESET 0x0007040600070406ULL
     """
     const uint64_t CR0_NW
@@ -74,7 +75,7 @@ cdef extern from *:
     const uint64_t CR4_SUPPORTED
     const uint64_t CR3_RESERVED
     const uint32_t MSR_TSC, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK
-    const uint32_t MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX
+    const uint32_t MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX, MSR_XSS
     const uint64_t PAT_RESET
 
 
@@ -460,6 +461,8 @@ cdef int msr_read(Cpu* c, uint32_t idx, uint64_t* out, uint64_t retired) noexcep
         out[0] = c.tsc_aux
     elif idx == MSR_PAT:
         out[0] = c.msr_pat
+    elif idx == MSR_XSS and c.feat & FEAT_XSAVES:
+        out[0] = c.xss
     else:
         return -1
     return 0
@@ -495,6 +498,12 @@ cdef int msr_write(Cpu* c, uint32_t idx, uint64_t v, uint64_t retired) noexcept 
         if not pat_valid(v):
             return -1
         c.msr_pat = v
+    elif idx == MSR_XSS and c.feat & FEAT_XSAVES:
+        # IA32_XSS: no supervisor state component is modelled, so every set
+        # bit is unsupported and #GPs (SDM Vol. 3A, 2.2.2.1 / Vol. 4, MSR 0DA0H)
+        if v:
+            return -1
+        c.xss = 0
     elif (idx == MSR_LSTAR or idx == MSR_CSTAR or idx == MSR_FS_BASE or idx == MSR_GS_BASE
             or idx == MSR_KERNEL_GS_BASE):
         if not is_canonical(v):

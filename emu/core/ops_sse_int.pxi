@@ -26,6 +26,7 @@ cdef extern from *:
     #define EK_IMM 4       /* imm8 follows */
     #define EK_FLAGS 8     /* sets RFLAGS (aux[0]) instead of writing the destination */
     #define EK_MEMIMM 16   /* INSERTPS: with a memory source, imm8[7:6] are ignored */
+    #define EK_XMM0 32     /* implicit XMM0 operand (BLENDV*, SHA256RNDS2), passed in aux */
 
     /* Run with the guest MXCSR. LDMXCSR and STMXCSR are slow (they wait for
        the SSE pipeline), so the host register is not restored after each
@@ -155,10 +156,11 @@ cdef extern from *:
 
     #define EMU_TAB(m, p, o, ms, al, name) {m, p, o, ms, al, emu_##name},
     #define EMU_TABI(m, p, o, ms, al, name) {m, p, o, ms, (al) | EK_IMM, emu_##name},
+    #define EMU_TABX0(m, p, o, ms, al, name) {m, p, o, ms, (al) | EK_XMM0, emu_##name},
     static const emu_sse_def emu_int_defs[] = {
         INT2_LIST(EMU_TAB)
         INTI_LIST(EMU_TABI)
-        X0_LIST(EMU_TAB)
+        X0_LIST(EMU_TABX0)
         {2, P66, 0x17, 16, EK_ALIGN | EK_FLAGS, emu_ptest},
         {0, 0, 0, 0, 0, 0}
     };
@@ -203,7 +205,7 @@ cdef extern from *:
     const emu_sse_def* emu_int_defs
     uint64_t emu_pcmpstr(int which, const uint64_t* d, const uint64_t* s, unsigned int imm,
                          unsigned int la, unsigned int lb, uint64_t* m, unsigned int* idx) noexcept nogil
-    int EK_FP, EK_ALIGN, EK_IMM, EK_FLAGS, EK_MEMIMM
+    int EK_FP, EK_ALIGN, EK_IMM, EK_FLAGS, EK_MEMIMM, EK_XMM0
     unsigned int emu_csr_save() noexcept nogil
     void emu_csr_load(unsigned int v) noexcept nogil
     const unsigned int EMU_CSR_LOADED

@@ -62,6 +62,9 @@ cdef int op_syscall(Cpu* c, const Uop* u) noexcept nogil:
     if c.trap_mask & TRAP_SYSCALL:
         c.r[1] = u.rip_next
         c.r[11] = get_rflags(c) & ~(<uint64_t>0x10000)
+        if c.m.sysfast != NULL and sysfast_try(c):
+            c.rip = u.rip_next        # answered in the core (core/syscall_fast.pxi)
+            return R_BRANCH
         return exit_after(c, u, EXIT_SYSCALL)
     if not (c.efer & EFER_SCE):
         return raise_ud(c)

@@ -19,9 +19,8 @@ import os as _os
 _default_tier = _os.environ.get("EMU_TIER") or "auto"
 
 
-import platform as _platform
-
-_HOST_X86_64 = _platform.machine().lower() in ("x86_64", "amd64")
+# (os.uname rather than the platform module, which costs start-up time)
+_HOST_X86_64 = _os.uname().machine.lower() in ("x86_64", "amd64")
 
 
 def available_tiers():

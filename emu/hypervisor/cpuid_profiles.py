@@ -21,9 +21,6 @@ frequency) consistent with the configured TSC frequency.
 """
 from __future__ import annotations
 
-import ctypes
-import mmap
-
 from emu.cpuid import DEFAULT_MODEL, FEATURE_BITS, MODELS, cpuid_table
 
 HYPERVISOR_BIT = 1 << 31          # CPUID.1:ECX[31]
@@ -180,6 +177,8 @@ def host_cpuid(leaf: int, sub: int = 0):
     """CPUID on the host CPU (a 30-byte native stub through ctypes), or None
     when no executable mapping can be made."""
     global _host_fn
+    import ctypes                   # (here: ctypes costs start-up time most runs do not need)
+    import mmap
     if _host_fn is None:
         try:
             buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)

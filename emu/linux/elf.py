@@ -1,13 +1,11 @@
 """Loading ELF executables into a guest address space (System V gABI, the
-x86-64 psABI; static i386 programs too, which run in compatibility mode),
-with pyelftools doing the parsing."""
+x86-64 psABI; static i386 programs too, which run in compatibility mode).
+Loading needs only the ELF header and the program headers: they are read
+here with struct (a full ELF library such as pyelftools costs tens of
+milliseconds to import, on every `emu run` and every execve)."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 PF_X, PF_W, PF_R = 1, 2, 4
 PIE_BASE = 0x555555554000        # where Linux puts a PIE with ASLR off
@@ -22,16 +20,63 @@ class ExecFormatError(Exception):
     """Not an ELF64 x86-64 executable (the shell's exit status 126)."""
 
 
-@dataclass
 class Image:
-    entry: int
-    base: int            # load bias
-    phdr: int            # address of the program headers in guest memory
-    phent: int
-    phnum: int
-    end: int             # highest address of the loaded segments
-    interp: str | None   # PT_INTERP path
-    bits: int = 64       # 32: an i386 program (runs in compatibility mode)
+    __slots__ = ("entry", "base", "phdr", "phent", "phnum", "end", "interp", "bits")
+
+    def __init__(self, entry: int, base: int, phdr: int, phent: int, phnum: int, end: int,
+                 interp: str | None, bits: int = 64):
+        self.entry = entry
+        self.base = base          # load bias
+        self.phdr = phdr          # address of the program headers in guest memory
+        self.phent = phent
+        self.phnum = phnum
+        self.end = end            # highest address of the loaded segments
+        self.interp = interp      # PT_INTERP path
+        self.bits = bits          # 32: an i386 program (runs in compatibility mode)
+
+    def __repr__(self) -> str:
+        return "Image(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.__slots__)
+
+
+class ELFError(Exception):
+    """A header or table that does not fit the file."""
+
+
+# the ELF header fields loading uses (gABI "ELF Header", after e_ident) and
+# the program headers, for ELFCLASS64 and ELFCLASS32 (whose p_flags moves)
+_EHDR64 = struct.Struct("<HHIQQQIHHHHHH")
+_EHDR32 = struct.Struct("<HHIIIIIHHHHHH")
+_PHDR64 = struct.Struct("<IIQQQQQQ")      # type flags offset vaddr paddr filesz memsz align
+_PHDR32 = struct.Struct("<IIIIIIII")      # type offset vaddr paddr filesz memsz flags align
+_PT_NAMES = {1: "PT_LOAD", 2: "PT_DYNAMIC", 3: "PT_INTERP", 4: "PT_NOTE", 6: "PT_PHDR", 7: "PT_TLS",
+             0x6474E550: "PT_GNU_EH_FRAME", 0x6474E551: "PT_GNU_STACK", 0x6474E552: "PT_GNU_RELRO"}
+_ET_NAMES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+
+
+def _parse(data: bytes):
+    """(header, program headers, bits) with fields named like the gABI's
+    (p_type and e_type as their PT_/ET_ names where known)."""
+    bits = 64 if data[4] == 2 else 32
+    ehdr, phdr_s = (_EHDR64, _PHDR64) if bits == 64 else (_EHDR32, _PHDR32)
+    (e_type, e_machine, _version, e_entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize, e_phnum,
+     _shentsize, _shnum, _shstrndx) = ehdr.unpack_from(data, 16)
+    if e_phnum and e_phentsize < phdr_s.size:
+        raise ELFError("program header entries of %d bytes" % e_phentsize)
+    if e_phoff + e_phnum * e_phentsize > len(data):
+        raise ELFError("program headers past the end of the file")
+    hdr = {"e_type": _ET_NAMES.get(e_type, e_type), "e_machine": e_machine, "e_entry": e_entry,
+           "e_phoff": e_phoff, "e_phentsize": e_phentsize, "e_phnum": e_phnum}
+    segs = []
+    for i in range(e_phnum):
+        f = phdr_s.unpack_from(data, e_phoff + i * e_phentsize)
+        if bits == 64:
+            p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align = f
+        else:
+            p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align = f
+        segs.append({"p_type": _PT_NAMES.get(p_type, p_type), "p_flags": p_flags, "p_offset": p_offset,
+                     "p_vaddr": p_vaddr, "p_paddr": p_paddr, "p_filesz": p_filesz, "p_memsz": p_memsz,
+                     "p_align": p_align})
+    return hdr, segs, bits
 
 
 def check_header(data: bytes, path: str) -> None:
@@ -78,11 +123,9 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
     before it is used; what Linux refuses is refused (ExecFormatError)."""
     check_header(data, path)
     _check_layout(data, path)
-    import io
     try:
-        elf = ELFFile(io.BytesIO(data))
-        segments = list(elf.iter_segments())
-    except (ELFError, ValueError, KeyError, IndexError, OverflowError, struct.error, TypeError) as e:
+        elf, segments, bits = _parse(data)
+    except (ELFError, struct.error) as e:
         raise ExecFormatError("%s: malformed ELF file (%s)" % (path, e)) from None
     loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
     if not loads:
@@ -104,7 +147,6 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
             # Linux maps the file page that holds p_offset at the page of
             # p_vaddr; when they disagree mod 4096 that mmap fails (EINVAL)
             raise ExecFormatError("%s: Invalid argument (segment offset and address disagree mod 4096)" % path)
-    bits = elf.elfclass
     if bits == 32 and interp is not None:
         raise ExecFormatError("%s: a dynamically linked i386 program (only static i386 programs run)" % path)
     bias = 0

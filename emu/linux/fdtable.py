@@ -3,10 +3,11 @@ descriptors (or emulated files), with the close-on-exec flag."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+
+from emu.linux.record import record
 
 
-@dataclass
+@record
 class OpenFile:
     host_fd: int
     path: str = ""
@@ -22,6 +23,7 @@ class FdTable:
     def __init__(self):
         self.fds: dict[int, OpenFile] = {}
         self.cloexec: set[int] = set()
+        self.on_change = None           # fn(fd) when the file at fd changes (emu/linux/fastcalls.py)
 
     @classmethod
     def standard(cls, stdio: tuple[int, int, int] = (0, 1, 2)) -> "FdTable":
@@ -42,6 +44,8 @@ class FdTable:
         while fd in self.fds:
             fd += 1
         self.fds[fd] = f
+        if self.on_change is not None:
+            self.on_change(fd)
         if cloexec:
             self.cloexec.add(fd)
         return fd
@@ -50,6 +54,8 @@ class FdTable:
         if fd in self.fds:
             self.close(fd)
         self.fds[fd] = f
+        if self.on_change is not None:
+            self.on_change(fd)
         f.refs += 1
         self.cloexec.discard(fd)
         if cloexec:
@@ -60,6 +66,8 @@ class FdTable:
         self.cloexec.discard(fd)
         if f is None:
             return False
+        if self.on_change is not None:
+            self.on_change(fd)
         f.refs -= 1
         if f.refs <= 0:
             try:

@@ -31,7 +31,7 @@ import os
 import posixpath
 import re
 import stat as st
-from dataclasses import dataclass
+from emu.linux.record import record
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 MAX_HOPS = 40                       # symlinks followed in one lookup (ELOOP past it), as Linux
@@ -42,7 +42,7 @@ class PathEscape(Exception):
     """A path that would leave the guest root or the sandbox."""
 
 
-@dataclass
+@record
 class Resolved:
     """Where a guest path leads: the last component `name` in the directory
     `dirfd` (a descriptor the caller closes with close()); name "" when the

@@ -6,9 +6,9 @@ populated: core/demand.pxi); the rest comes here as #PF exits."""
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 
 from emu.linux import errno as E
+from emu.linux.record import record
 from emu.paging import OutOfGuestMemory
 
 PAGE = 4096
@@ -31,7 +31,7 @@ def page_up(x: int) -> int:
     return (x + PAGE - 1) & ~(PAGE - 1)
 
 
-@dataclass
+@record
 class Vma:
     start: int
     end: int
@@ -81,7 +81,8 @@ class AddressSpace:
     def _dz_eligible(self, v: Vma) -> bool:
         # private memory only: shared memory is backed when mapped, and file
         # mappings shared with the host stay with the personality
-        return not v.flags & MAP_SHARED and v.host_fd < 0
+        # (and file bytes it can copy: a large mapping read lazily, sys_mem.FileBytes, stays here too)
+        return not v.flags & MAP_SHARED and v.host_fd < 0 and (v.data is None or isinstance(v.data, (bytes, bytearray, memoryview)))
 
     def dz_sync(self) -> None:
         """Tell the core the private ranges it may populate by itself (after
@@ -159,11 +160,11 @@ class AddressSpace:
             off = vma.data_off + (page - vma.start)
             chunk = vma.data[off:off + PAGE] if off < len(vma.data) else b""
             if chunk:
-                self.machine.ram[pa:pa + len(chunk)] = memoryview(chunk)
+                self.machine.mem[pa:pa + len(chunk)] = chunk
                 self.machine.phys.mark_dirty(pa, len(chunk))
         self._pages[page] = pa
         if vma.host_fd >= 0:
-            self.clean[page] = self.machine.ram[pa:pa + PAGE].tobytes()
+            self.clean[page] = self.machine.mem[pa:pa + PAGE].tobytes()
         if vma.prot:
             self.pt.map(page, pa, PAGE, **self._pte_rights(vma.prot))
 
@@ -271,7 +272,7 @@ class AddressSpace:
                 off = v.file_off + (page - v.start)
                 if pa is None or off >= size:
                     continue
-                now = self.machine.ram[pa:pa + PAGE].tobytes()
+                now = self.machine.mem[pa:pa + PAGE].tobytes()
                 if self.clean.get(page) == now:
                     continue
                 n = min(PAGE, size - off)

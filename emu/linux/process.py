@@ -138,7 +138,7 @@ class Process:
                 f.outside = True        # the host's own files: no fchmod/ftruncate... through them
         self.strace = strace
         self.seed = seed
-        self.rng = __import__("random").Random(seed)
+        self._rng = None
         if seed is not None:
             self.vcpu.seed_rng(seed)
         self.pid = os.getpid() if seed is None else 1000
@@ -158,7 +158,7 @@ class Process:
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
         self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
         self.exit_hooks: list = []                   # fn(process, status, signal) as the process ends
-        self.syscall_counts: dict[int, int] = {}     # system call number -> times called
+        self._syscall_counts: dict[int, int] = {}    # system call number -> times called (syscall_counts)
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
         self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
@@ -170,6 +170,32 @@ class Process:
         self.next_tid = self.pid + 1
         from emu.linux.syscalls import Syscalls
         self.sys = Syscalls(self)
+        # system calls the core answers itself on plain descriptors (emu/linux/fastcalls.py)
+        self.fast = None
+        from emu.linux import fastcalls
+        if fastcalls.wanted():
+            self.fast = fastcalls.FastCalls(self)
+
+    @property
+    def syscall_counts(self) -> dict[int, int]:
+        """System call number -> times called (those the core answered too)."""
+        fast = self.fast
+        if fast is not None and fast.phys.sysfast_pending:
+            fast.take_counts(self._syscall_counts)
+        return self._syscall_counts
+
+    @syscall_counts.setter
+    def syscall_counts(self, counts: dict[int, int]) -> None:
+        self._syscall_counts = counts
+
+    @property
+    def rng(self):
+        """The seeded generator of AT_RANDOM and getrandom (--seed); made
+        when first used (without a seed they come from os.urandom)."""
+        if self._rng is None:
+            import random
+            self._rng = random.Random(self.seed)
+        return self._rng
 
     # ---- exec ----
     def load(self, path: str, from_host: bool = True, depth: int = 0) -> None:
@@ -262,7 +288,7 @@ class Process:
         arg_offs = [put(a.encode("utf-8", "surrogateescape") + b"\0") for a in self.argv]
         env_offs = [put(("%s=%s" % kv).encode("utf-8", "surrogateescape") + b"\0") for kv in self.env.items()]
         plat_off = put(b"x86_64\0" if image.bits == 64 else b"i686\0")
-        rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)))
+        rand_off = put(bytes(self.rng.getrandbits(8) for _ in range(16)) if self.seed is not None else os.urandom(16))
         str_base = (top - len(strings)) & ~15
         addr = lambda off: str_base + off
         from emu.cpuid import hwcap_bits
@@ -375,6 +401,9 @@ class Process:
         self.vcpu = self.machine.vcpu
         user_selectors(self.vcpu)
         self.guest.install(self.vcpu, like=old_vcpu)     # the clock goes on across exec
+        if self.fast is not None:
+            self.fast.take_counts(self._syscall_counts)   # (the old machine's answers)
+            self.fast.attach(self.machine)
         self.mm = AddressSpace(self.machine)
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
@@ -408,6 +437,7 @@ class Process:
         syscall = self.sys.dispatch
         fault = self.mm.handle_fault
         from emu.linux import timers, vsyscall
+        fast = self.fast
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
@@ -419,6 +449,8 @@ class Process:
                     budget, timer_stop = n, True
             if self.mm._dz_dirty:
                 self.mm.dz_sync()              # VMAs changed: the core's demand ranges follow
+            if fast is not None:
+                fast.sync(t)
             ex = v.run(budget)
             name = ex.name
             if name == "SYSCALL":

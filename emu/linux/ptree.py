@@ -6,7 +6,9 @@ of them shows its guest name and command line, not the emulator's.
 
 A record: host pid, guest pid, state, the task name (comm, as Linux sets
 it at execve and PR_SET_NAME) and the command line (NUL-separated, cut at
-CMDLINE bytes). Records are claimed under a POSIX lock on the table's
+CMDLINE bytes). The records' heads (pids, state, name) lie together at the
+start of the table and the command lines after them, so a lookup reads a few
+pages rather than touching (and committing) the whole table. Records are claimed under a POSIX lock on the table's
 memfd (per process, so it excludes forked processes too); a record whose
 host process is gone is reused."""
 from __future__ import annotations
@@ -16,13 +18,13 @@ import mmap
 import os
 import struct
 
-import numpy as np
-
 SLOTS = 1024
 SLOT = 1024
 CMDLINE = SLOT - 32
 LIVE, EXITED = 1, 2
-_HEAD = struct.Struct("<iiii16s")
+_HEAD = struct.Struct("<iiii16s")   # host pid, guest pid, state, command line length, comm
+W = _HEAD.size // 4                 # 32-bit words per head
+CMD_BASE = SLOTS * _HEAD.size       # record i's command line: CMD_BASE + i * CMDLINE
 
 
 class ProcessTable:
@@ -30,12 +32,22 @@ class ProcessTable:
         self.fd = os.memfd_create("emu-ptree", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, SLOTS * SLOT)
         self.mem = mmap.mmap(self.fd, SLOTS * SLOT, mmap.MAP_SHARED)
-        self.words = np.frombuffer(self.mem, dtype=np.int32).reshape(SLOTS, SLOT // 4)
+        self.words = memoryview(self.mem)[:CMD_BASE].cast("i")     # record i's head word k: words[i * W + k]
         self.slot = -1
 
+    def _column(self, k: int) -> list[int]:
+        """Word k of every record."""
+        return self.words[k::W].tolist()
+
     def _lookup(self, hpid: int) -> int:
-        hit = np.nonzero(self.words[:, 0] == hpid)[0]
-        return int(hit[0]) if len(hit) else -1
+        try:
+            return self._column(0).index(hpid)
+        except ValueError:
+            return -1
+
+    def _by_gpid(self, gpid: int) -> list[int]:
+        """The records (in use) of guest pid gpid."""
+        return [i for i, (h, g) in enumerate(zip(self._column(0), self._column(1))) if g == gpid and h != 0]
 
     def register(self, hpid: int, gpid: int, comm: str, argv) -> None:
         """Claim the record of this process (at start and after a fork)."""
@@ -43,8 +55,9 @@ class ProcessTable:
         try:
             i = self._lookup(hpid)
             if i < 0:
-                free = np.nonzero(self.words[:, 0] == 0)[0]
-                i = int(free[0]) if len(free) else self._reclaim()
+                i = self._lookup(0)
+                if i < 0:
+                    i = self._reclaim()
             if hpid == os.getpid():
                 self.slot = i
             self._write(i, hpid, gpid, LIVE, comm, argv)
@@ -53,7 +66,7 @@ class ProcessTable:
 
     def _reclaim(self) -> int:
         for i in range(SLOTS):
-            hpid = int(self.words[i, 0])
+            hpid = self.words[i * W]
             try:
                 os.kill(hpid, 0)
             except ProcessLookupError:
@@ -64,51 +77,48 @@ class ProcessTable:
 
     def _write(self, i, hpid, gpid, state, comm, argv) -> None:
         cmd = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)[:CMDLINE]
-        base = i * SLOT
-        self.mem[base:base + SLOT] = _HEAD.pack(hpid, gpid, state, len(cmd), comm.encode("utf-8", "surrogateescape")[:15]) + cmd.ljust(CMDLINE, b"\0")
+        _HEAD.pack_into(self.mem, i * _HEAD.size, hpid, gpid, state, len(cmd), comm.encode("utf-8", "surrogateescape")[:15])
+        self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + len(cmd)] = cmd
 
     def update(self, comm: str, argv=None) -> None:
         """execve or PR_SET_NAME: the record's name (and command line)."""
         if self.slot < 0:
             return
-        hpid, gpid, state, n, _c = _HEAD.unpack_from(self.mem, self.slot * SLOT)
+        hpid, gpid, state, n, _c = _HEAD.unpack_from(self.mem, self.slot * _HEAD.size)
         if argv is None:
-            argv_b = bytes(self.mem[self.slot * SLOT + 32:self.slot * SLOT + 32 + n])
-            base = self.slot * SLOT
-            self.mem[base:base + 32] = _HEAD.pack(hpid, gpid, state, n, comm.encode("utf-8", "surrogateescape")[:15])
+            _HEAD.pack_into(self.mem, self.slot * _HEAD.size, hpid, gpid, state, n, comm.encode("utf-8", "surrogateescape")[:15])
             return
         self._write(self.slot, hpid, gpid, state, comm, argv)
 
     def exited(self) -> None:
         if self.slot >= 0:
-            self.words[self.slot, 2] = EXITED
+            self.words[self.slot * W + 2] = EXITED
 
     # ---- lookups ----
     def host_pid(self, gpid: int):
         """The host pid of guest process gpid, or None outside the tree."""
-        hit = np.nonzero((self.words[:, 1] == gpid) & (self.words[:, 0] != 0))[0]
-        for i in hit:
-            hpid = int(self.words[i, 0])
+        for i in self._by_gpid(gpid):
+            hpid = self.words[i * W]
             if _alive(hpid):
                 return hpid
         return None
 
     def guest_pid(self, hpid: int) -> int:
         i = self._lookup(hpid)
-        return int(self.words[i, 1]) if i >= 0 else hpid
+        return self.words[i * W + 1] if i >= 0 else hpid
 
     def members(self) -> list[int]:
         """Host pids of the tree's processes."""
-        return [int(h) for h in self.words[:, 0] if h and _alive(int(h))]
+        return [h for h in self._column(0) if h and _alive(h)]
 
     def record(self, gpid: int):
         """(comm, cmdline bytes) of guest process gpid, or None."""
-        hit = np.nonzero((self.words[:, 1] == gpid) & (self.words[:, 0] != 0))[0]
-        if not len(hit) or not _alive(int(self.words[hit[0], 0])):
+        hit = self._by_gpid(gpid)
+        if not hit or not _alive(self.words[hit[0] * W]):
             return None
-        base = int(hit[0]) * SLOT
-        _h, _g, _s, n, comm = _HEAD.unpack_from(self.mem, base)
-        return comm.rstrip(b"\0").decode("utf-8", "replace"), bytes(self.mem[base + 32:base + 32 + n])
+        i = hit[0]
+        _h, _g, _s, n, comm = _HEAD.unpack_from(self.mem, i * _HEAD.size)
+        return comm.rstrip(b"\0").decode("utf-8", "replace"), bytes(self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + n])
 
 
 def _alive(hpid: int) -> bool:

@@ -130,14 +130,14 @@ def sys_write(s, fd, buf, count, *_):
 
 @syscall(17, "pread64")
 def sys_pread64(s, fd, buf, count, off, *_):
-    data = os.pread(s.fd(fd).host_fd, min(count, MAX_IO), off)
+    data = os.pread(s.fd(fd).host_fd, min(count, MAX_IO), s64(off))     # (loff_t: a negative one is EINVAL)
     s.write(buf, data)
     return len(data)
 
 
 @syscall(18, "pwrite64")
 def sys_pwrite64(s, fd, buf, count, off, *_):
-    return os.pwrite(s.fd(fd).host_fd, s.read(buf, min(count, MAX_IO)), off)
+    return os.pwrite(s.fd(fd).host_fd, s.read(buf, min(count, MAX_IO)), s64(off))
 
 
 def _iovecs(s, iov, cnt):

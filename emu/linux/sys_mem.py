@@ -99,7 +99,7 @@ def sys_madvise(s, addr, length, advice, *_):
             vma = mm.find(page)
             if vma is not None and vma.data is None:
                 pa = mm.pages[page]
-                mm.machine.ram[pa:pa + PAGE] = 0
+                mm.machine.mem[pa:pa + PAGE] = bytes(PAGE)
                 mm.machine.phys.invalidate(pa, PAGE)
     return 0
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import struct
+from typing import TYPE_CHECKING
 
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
 from emu.linux.syscalls import s32, syscall
 
+if TYPE_CHECKING:
+    import socket
+
 SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+AF_UNIX = 1                         # <sys/socket.h>; the socket module loads lazily
 
 
 def _net_allowed(s) -> bool:
@@ -29,6 +33,7 @@ def _install_socket(s, sock: socket.socket, flags: int) -> int:
 def sys_socket(s, family, type_, proto, *_):
     if not _net_allowed(s):
         return -E.EACCES
+    import socket                   # (here, not at start-up: the module costs milliseconds)
     if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
         return -E.EAFNOSUPPORT
     sock = socket.socket(family, type_ & 0xF, proto)
@@ -37,6 +42,7 @@ def sys_socket(s, family, type_, proto, *_):
 
 @syscall(53, "socketpair")
 def sys_socketpair(s, family, type_, proto, sv, *_):
+    import socket
     if family != socket.AF_UNIX:
         return -E.EAFNOSUPPORT
     a, b = socket.socketpair(family, type_ & 0xF, proto)
@@ -46,6 +52,7 @@ def sys_socketpair(s, family, type_, proto, sv, *_):
 
 
 def _sock(s, fd) -> socket.socket:
+    import socket
     f = s.fd(fd)
     return socket.socket(fileno=os.dup(f.host_fd))
 
@@ -57,7 +64,7 @@ def _sockaddr(s, addr, length) -> bytes:
 def _unix_address(s, raw: bytes, bind: bool):
     """An AF_UNIX address through the file-system gate (emu/linux/fs.py):
     (address for the host, descriptors to close after the call)."""
-    if len(raw) >= 2 and struct.unpack_from("<H", raw)[0] == socket.AF_UNIX:
+    if len(raw) >= 2 and struct.unpack_from("<H", raw)[0] == AF_UNIX:
         return s.p.fs.unix_address(raw, bind)
     return raw, []
 

@@ -178,6 +178,8 @@ class Syscalls:
             finally:
                 if bridge is not None:
                     bridge.in_syscall = False
+            if p.fast is not None and nr in _FAST and ret is not None and ret >= 0:
+                p.fast.learn(args[0])        # a plain descriptor: the core may answer the next ones
         self._finish(nr, args, ret, name)
 
     def _finish(self, nr, args, ret, name) -> None:
@@ -316,16 +318,18 @@ class Syscalls:
             raise OSError(30, "read-only file system")
 
 
+_FAST = frozenset((0, 1, 5, 8, 17, 18, 19, 20, 262))    # calls the core may answer (emu/linux/fastcalls.py)
 _STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _FD_PATH = __import__("re").compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))(?:/task/\d+)?/fd)/(\d+)$")
 
 
 def pack_stat(s: os.stat_result) -> bytes:
-    """struct stat for x86-64 (arch/x86/include/uapi/asm/stat.h)."""
+    """struct stat for x86-64 (arch/x86/include/uapi/asm/stat.h). Seconds and
+    nanoseconds from the exact st_*time_ns (the float st_*time can round a
+    second up, and truncates toward zero before 1970)."""
     return struct.pack("<QQQIIIIQqqqqqqqqq24x", s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0,
                        s.st_rdev, s.st_size, s.st_blksize, s.st_blocks,
-                       int(s.st_atime), s.st_atime_ns % 10**9, int(s.st_mtime), s.st_mtime_ns % 10**9,
-                       int(s.st_ctime), s.st_ctime_ns % 10**9)
+                       *divmod(s.st_atime_ns, 10**9), *divmod(s.st_mtime_ns, 10**9), *divmod(s.st_ctime_ns, 10**9))
 
 
 from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_proc  # noqa: E402,F401  (register the handlers)

@@ -5,14 +5,14 @@ block and wake threads."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from emu.linux import errno as E
+from emu.linux.record import record
 
 QUANTUM = 100_000            # instructions per time slice when several threads run
 
 
-@dataclass
+@record
 class Thread:
     tid: int
     vcpu: object

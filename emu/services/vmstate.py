@@ -130,6 +130,8 @@ def _plain(x, where):
         return x
     if isinstance(x, (list, tuple)) and len(x) <= 4096:
         return type(x)(_plain(y, where) for y in x)
+    if isinstance(x, dict) and len(x) <= 256 and all(isinstance(k, str) and len(k) <= 64 for k in x):
+        return {k: _plain(y, "%s.%s" % (where, k)) for k, y in x.items()}   # (a device's queue records)
     raise SnapshotError("%s: out of range" % where)
 
 
@@ -160,7 +162,7 @@ def _check_meta(meta, vcpu_state: bytes) -> None:
         raise SnapshotError("not an emu microVM snapshot (or another format version)")
     if meta.get("state_size") != len(vcpu_state) or not vcpu_state.startswith(_core.STATE_MAGIC):
         raise SnapshotError("the snapshot was written by another build of emu")
-    unknown = set(meta) - {"format", "state_size", "mem_size", "cmdline", "disk", "vm"}
+    unknown = set(meta) - {"format", "state_size", "mem_size", "cmdline", "disk", "vm", "attach"}
     if unknown:
         raise SnapshotError("unknown snapshot fields: %s" % ", ".join(sorted(map(str, unknown))))
     mem = meta.get("mem_size")
@@ -172,6 +174,12 @@ def _check_meta(meta, vcpu_state: bytes) -> None:
         raise SnapshotError("snapshot field disk: not a path")
     if not isinstance(meta.get("vm"), dict):
         raise SnapshotError("snapshot field vm: not a record")
+    attach = meta.get("attach", {})
+    kinds = {"accel": bool, "rng": bool, "seed": int, "vconsole": bool, "vsock_cid": int, "vsock": str, "net": str}
+    if not isinstance(attach, dict) or any(k not in kinds or not isinstance(v, kinds[k]) for k, v in attach.items()):
+        raise SnapshotError("snapshot field attach: not a device list")
+    if not 0 <= attach.get("seed", 0) < 1 << 64 or not 3 <= attach.get("vsock_cid", 3) < 1 << 32:
+        raise SnapshotError("snapshot field attach: a value out of range")
 
 
 def nonzero_pages(vm) -> np.ndarray:
@@ -338,6 +346,12 @@ def _attach_args(meta: dict, vm_args: dict) -> dict:
     """The devices the snapshot's VM had (rng, virtio console, vsock socket
     path...), unless the caller gives them."""
     out = dict(meta.get("attach") or {})
+    # host socket paths are never taken from a file: the restorer names them
+    for key in ("vsock", "net"):
+        if key in out and key not in vm_args:
+            del out[key]
+            if key == "vsock":
+                out.pop("vsock_cid", None)
     out.update(vm_args)
     return out
 
