@@ -75,6 +75,7 @@ cdef struct Block:
 
 cdef enum:
     TLB_SIZE = 4096       # entries of the direct-mapped software TLB (Cpu.tlb_arr)
+    IBL_SIZE = 2048       # entries of the native tier's indirect-branch table (Cpu.ibl)
 
 cdef struct CcRec:
     int32_t blk           # block whose uops the region holds, or -1 (the ring's end, skipped)
@@ -134,6 +135,11 @@ cdef struct JitBlock:
     int32_t out_head      # first link out of this block, + 1
     uint8_t failed        # not compilable: stay in the interpreter
 
+cdef struct IblEntry:
+    uint64_t rip          # guest RIP of an indirect branch's target
+    uint32_t code         # offset of its compiled block's chain entry in the code cache
+    uint32_t stamp        # Cpu.ibl_stamp when learnt: valid while it is the current one
+
 cdef struct JitLink:
     uint32_t site         # offset of the rel32 of a jump in the source block
     uint32_t stub         # offset the rel32 points to when unlinked
@@ -160,6 +166,7 @@ cdef struct Jit:
     int32_t free_link
     uint64_t n_compiled, n_failed, n_invalidated, n_evicted, n_linked, n_flushes
     uint64_t code_bytes   # bytes of live block code
+    uint64_t gen          # bumped whenever compiled code goes (Cpu.ibl entries go stale)
 
 # system calls the personality delegated to the core (core/syscall_fast.pxi)
 cdef struct SysFast:
@@ -393,3 +400,9 @@ cdef struct Cpu:
     # ---- the TLB itself, last: compiled code reaches it at a fixed offset
     # from the Cpu; save_state stops before it (cpu_state_size) ----
     TlbEntry tlb_arr[TLB_SIZE]
+    # the native tier's inline lookup of indirect branches (core/jit_runtime.pxi),
+    # also at a fixed offset, also not saved: ibl_stamp changes with the
+    # address space (jc_epoch), the mode and the code cache (Jit.gen)
+    uint32_t ibl_stamp, ibl_epoch, ibl_mode
+    uint64_t ibl_gen
+    IblEntry ibl[IBL_SIZE]

@@ -167,6 +167,7 @@ cdef void jit_drop_code(Jit* j, int32_t bi) noexcept nogil:
     j.code_bytes -= jb.size
     jb.code = 0
     jb.dispatch = 0
+    j.gen += 1                    # indirect-branch tables may point at it
 
 cdef void jit_block_dead(Mach* m, int32_t bi) noexcept nogil:
     """Called for every block that stops being valid (self-modifying code,
@@ -193,6 +194,7 @@ cdef void jit_flush(Mach* m) noexcept nogil:
     j.fifo_n = 0
     j.code_bytes = 0
     j.n_flushes += 1
+    j.gen += 1
 
 # ---- the ring ----
 

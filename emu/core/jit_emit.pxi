@@ -53,6 +53,7 @@ CALLER_SAVED_GUESTS[:] = [0, 1, 2, 5, 6, 7]
 cdef int32_t OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
 cdef int32_t OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
 cdef int32_t TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
+cdef int32_t OFF_IBL, OFF_IBL_STAMP
 
 cdef inline int32_t cpu_off(void* field) noexcept nogil:
     return <int32_t>(<char*>field - <char*>&layout_cpu)
@@ -61,6 +62,7 @@ cdef void jit_init_layout() noexcept nogil:
     global OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
     global OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
     global TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
+    global OFF_IBL, OFF_IBL_STAMP
     cdef TlbEntry* e = &layout_cpu.tlb_arr[0]
     OFF_R = cpu_off(&layout_cpu.r[0])
     OFF_RIP = cpu_off(&layout_cpu.rip)
@@ -80,6 +82,8 @@ cdef void jit_init_layout() noexcept nogil:
     TLB_OFF_TAG_R = <int32_t>(<char*>&e.tag_r - <char*>e)
     TLB_OFF_TAG_W = <int32_t>(<char*>&e.tag_w - <char*>e)
     TLB_OFF_ADDEND = <int32_t>(<char*>&e.addend - <char*>e)
+    OFF_IBL = cpu_off(&layout_cpu.ibl[0])
+    OFF_IBL_STAMP = cpu_off(&layout_cpu.ibl_stamp)
 
 jit_init_layout()
 
@@ -405,11 +409,48 @@ cdef inline void e_probe_stack(JCtx* x, int32_t delta, int acc, int sz) noexcept
 
 # ---- block exits ----
 
+cdef void e_exit_rcx(JCtx* x) noexcept nogil:
+    """Leave for the guest RIP in RCX (an indirect branch): straight to the
+    target's compiled code when the vCPU's indirect-branch table
+    (Cpu.ibl, core/jit_runtime.pxi) has it under the current stamp and no
+    event is pending, else through the dispatcher, which learns it."""
+    cdef uint32_t f1, f2, f3
+    fl_save(x)
+    a_mov_rr(&x.a, 8, H_RDX, H_RCX)
+    a_shift_ri(&x.a, 5, 8, H_RDX, 9)                    # SHR 9
+    a_alu_rr(&x.a, 6, 8, H_RDX, H_RCX)                  # XOR: the hash
+    a_alu_ri(&x.a, 4, 4, H_RDX, IBL_SIZE - 1)           # AND
+    a_shift_ri(&x.a, 4, 4, H_RDX, 4)                    # SHL 4: 16-byte entries
+    a_alu_rm(&x.a, 7, 8, H_RCX, mem_idx(H_R15, H_RDX, 0, OFF_IBL))
+    f1 = a_jcc32(&x.a, CC_NE)
+    a_load(&x.a, 4, H_RAX, mem_idx(H_R15, H_RDX, 0, OFF_IBL + 12))
+    a_alu_rm(&x.a, 7, 4, H_RAX, cpu_mem(OFF_IBL_STAMP))
+    f2 = a_jcc32(&x.a, CC_NE)
+    a_alu_mi(&x.a, 7, 4, cpu_mem(OFF_EVENTS), 0)
+    f3 = a_jcc32(&x.a, CC_NE)
+    a_load(&x.a, 4, H_RAX, mem_idx(H_R15, H_RDX, 0, OFF_IBL + 8))
+    a_mov_ri(&x.a, H_RDX, <uint64_t>x.j.base)
+    a_alu_rr(&x.a, 0, 8, H_RAX, H_RDX)                  # ADD
+    a_jmp_r(&x.a, H_RAX)
+    a_bind(&x.a, f1, x.a.pos)
+    a_bind(&x.a, f2, x.a.pos)
+    a_bind(&x.a, f3, x.a.pos)
+    a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RCX)
+    a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), x.k)
+    a_mov_ri(&x.a, H_RAX, R_BRANCH)
+    jump_to_exit(x)
+
 cdef void e_exit_direct(JCtx* x, uint64_t target) noexcept nogil:
     """Leave for a known guest RIP: a jump that is patched to chain to the
-    target's compiled code, and until then goes to an exit stub."""
+    target's compiled code, and until then goes to an exit stub. A target
+    on another virtual page is not linked (its page may map elsewhere in
+    another address space): it is looked up like an indirect branch."""
     cdef uint32_t f, si
     fl_save(x)
+    if (target ^ x.b.vrip) >> 12:
+        a_mov_ri(&x.a, H_RCX, target)
+        e_exit_rcx(x)
+        return
     if target <= x.b.vrip:
         # a backward edge: a stop request is seen at least once per loop
         a_alu_mi(&x.a, 7, 4, cpu_mem(OFF_EVENTS), 0)
@@ -434,14 +475,6 @@ cdef void e_canonical_rcx(JCtx* x) noexcept nogil:
     a_alu_rr(&x.a, 7, 8, H_RDX, H_RCX)        # CMP
     f = a_jcc32(&x.a, CC_NE)
     stub_add(x, f, ST_BAIL, x.k)
-
-cdef void e_exit_rcx(JCtx* x) noexcept nogil:
-    """Leave for the guest RIP in RCX (an indirect branch)."""
-    fl_save(x)
-    a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RCX)
-    a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), x.k)
-    a_mov_ri(&x.a, H_RAX, R_BRANCH)
-    jump_to_exit(x)
 
 # ---- instructions ----
 

@@ -61,6 +61,7 @@ cdef int jit_fallback(Cpu* c, const Uop* u, uop_fn fn, int32_t bi) noexcept nogi
     c.jit_fp = fp                 # (compiled SSE may go on after this)
     mxcsr = c.mxcsr
     r = fn(c, u)
+    ibl_refresh(c)                # (the handler may have dropped compiled code)
     if r == R_NEXT:
         # what compiled code assumes changed: the address space, TF, the
         # block's own code, the MXCSR its SSE checked at entry
@@ -73,6 +74,33 @@ cdef int jit_fallback(Cpu* c, const Uop* u, uop_fn fn, int32_t bi) noexcept nogi
             c.jit_left = 0
     c.jit_fsave = flags_to_fsave(c.rflags if c.lf_op == LF_NONE else flags_arith(c))
     return r
+
+cdef inline void ibl_refresh(Cpu* c) noexcept nogil:
+    """A new stamp for the indirect-branch table when what its entries
+    assume changed: the address space (jc_epoch: addresses map the same way
+    within one, core/mmu.pxi), the mode blocks are keyed by, or the code
+    cache (a block's code dropped). Entries of older stamps never match."""
+    cdef uint64_t gen = c.m.jit.gen
+    if c.ibl_stamp == 0 or c.ibl_epoch != c.jc_epoch or c.ibl_mode != c.mode or c.ibl_gen != gen:
+        c.ibl_stamp += 1
+        if c.ibl_stamp == 0:
+            c.ibl_stamp = 1
+            memset(c.ibl, 0, sizeof(c.ibl))      # (after 2^32 stamps)
+        c.ibl_epoch = c.jc_epoch
+        c.ibl_mode = c.mode
+        c.ibl_gen = gen
+
+cdef inline void ibl_learn(Cpu* c, Block* b) noexcept nogil:
+    """Compiled code left through an indirect branch for b, which is
+    compiled: the next time, it jumps there itself (jit_emit.pxi e_exit_rcx)."""
+    cdef JitBlock* jb = &c.m.jit.blocks[b - c.m.blocks]
+    cdef IblEntry* e = &c.ibl[((b.vrip >> 9) ^ b.vrip) & (IBL_SIZE - 1)]
+    if jb.code == 0 or b.page2 != NO_PAGE or b.mode != c.mode:
+        return                    # (a page-straddling block is rechecked at every entry)
+    ibl_refresh(c)
+    e.rip = b.vrip
+    e.code = jb.code
+    e.stamp = c.ibl_stamp
 
 cdef inline int jit_can_enter(Cpu* c, Block* b, uint64_t remaining) noexcept nogil:
     return (b.ninsn <= remaining and not c.jit_interp and not (c.rflags & F_TF)
@@ -115,6 +143,7 @@ cdef int jit_run(Cpu* c, Block* b, uint64_t end, Block** b_out, const Uop** u_ou
     c.jit_left = c.jit_limit - c.icount - b.ninsn
     c.jit_site = 0
     c.jit_epoch = c.jc_epoch
+    ibl_refresh(c)
     jit_flags_in(c)
     c.n_jit_enters += 1
     r = enter(<void*>c, <void*>(j.base + j.blocks[bi].dispatch))

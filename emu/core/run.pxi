@@ -86,6 +86,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
     cdef int32_t chain_src = -1   # a compiled block's direct exit, to link (core/jit_runtime.pxi)
     cdef uint32_t chain_site = 0
     cdef uint64_t chain_rip = 0
+    cdef uint64_t ibl_rip = NO_PAGE  # a compiled block's indirect exit, to learn (jit_runtime.pxi)
     c.exit_reason = EXIT_NONE
     if c.halted:
         # HLT: stay halted until an interrupt can be taken
@@ -182,11 +183,16 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             if chain_src >= 0 and b.vrip == chain_rip:
                 jit_chain(c, chain_src, chain_site, b)
             chain_src = -1
+            if ibl_rip == b.vrip:
+                ibl_learn(c, b)
+            ibl_rip = NO_PAGE
             r = jit_run(c, b, end, &b, &u)
             if r == R_BRANCH and c.jit_site:
                 chain_src = <int32_t>(b - m.blocks)
                 chain_site = c.jit_site
                 chain_rip = c.rip
+            elif r == R_BRANCH:
+                ibl_rip = c.rip       # (an indirect branch, or a jump to another page)
             elif r == JIT_BAIL_ENTRY:
                 prev = NULL
                 continue
@@ -201,6 +207,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         else:
             c.jit_interp = 0
             chain_src = -1
+            ibl_rip = NO_PAGE
             c.cur_block = b
             u = &m.uops[b.uop_start]
             if b.ninsn <= remaining:
