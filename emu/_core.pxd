@@ -284,7 +284,7 @@ cdef struct Cpu:
     uint64_t n_jc_hits, n_jc_misses
     uint64_t n_chained, n_tlb_hits, n_tlb_misses, n_tlb_flushes
     uint64_t n_exits[32]
-    uint64_t tlbm         # TLB tag mode bit: 1 at CPL 3
+    uint64_t tlbm         # TLB tag mode bit: 1 at CPL 0-2 (supervisor), 0 at CPL 3
     TlbEntry* tlb
     JcEntry* jc           # virtual-RIP -> block cache
     uint32_t jc_epoch     # bumped to empty jc (TLB flush, CR3 load)

@@ -55,6 +55,7 @@ cdef class VcpuState:
         self.machine = machine
         self.c.m = &machine.m
         self.c.tlb = self.c.tlb_arr
+        set_cpl(&self.c, 0)
         self.c.jc = <JcEntry*>calloc(JC_SIZE, sizeof(JcEntry))
         if self.c.tlb == NULL or self.c.jc == NULL:
             raise MemoryError()

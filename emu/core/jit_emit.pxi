@@ -106,7 +106,7 @@ cdef struct JCtx:
     uint32_t off          # the block's offset in the cache
     uint32_t k            # uop being compiled
     int fl                # FL_HOST / FL_SAVED
-    int tlbm              # CPL 3 (the TLB tag's mode bit)
+    int tlbm              # CPL 0-2 (the TLB tag's mode bit)
     uint32_t n_stubs
     Stub stubs[JIT_MAX_STUBS]
     uint32_t exit_fields[JIT_MAX_STUBS]   # rel32s that jump to the block exit
@@ -376,7 +376,7 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
         scale = 3
     else:
         a_imul_rri(&x.a, 4, H_RCX, H_RCX, TLB_ESZ)
-    # tag = page of the access's last byte | CPL-3 bit: a page-crossing access misses
+    # tag = page of the access's last byte | supervisor bit: a page-crossing access misses
     if sz == 1:
         a_mov_rr(&x.a, 8, H_RDX, H_RAX)
     else:

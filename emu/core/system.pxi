@@ -49,7 +49,7 @@ cdef int sys_read(Cpu* c, uint64_t a, uint32_t sz, uint64_t* out) noexcept nogil
     cdef uint64_t tlbm = c.tlbm
     cdef int k
     c.cpl = 0
-    c.tlbm = 0
+    c.tlbm = 1
     k = mem_read(c, a, sz, out)
     c.cpl = cpl
     c.tlbm = tlbm
@@ -60,7 +60,7 @@ cdef int sys_write(Cpu* c, uint64_t a, uint32_t sz, uint64_t v) noexcept nogil:
     cdef uint64_t tlbm = c.tlbm
     cdef int k
     c.cpl = 0
-    c.tlbm = 0
+    c.tlbm = 1
     k = mem_write(c, a, sz, v)
     c.cpl = cpl
     c.tlbm = tlbm
