@@ -209,15 +209,19 @@ cdef inline Opd opd_greg(int g) noexcept nogil:
     o.imm = 0
     return o
 
-cdef inline Opd opd_host_mem(int h) noexcept nogil:
-    """Guest memory at the host address in register h (after a probe)."""
+cdef inline Opd opd_host_mem_at(int h, int32_t disp) noexcept nogil:
+    """Guest memory at disp from the host address in register h."""
     cdef Opd o
     o.kind = OK_MEM
     o.reg = -1
-    o.m = mem_at(h, 0)
+    o.m = mem_at(h, disp)
     o.gmem = 0
     o.imm = 0
     return o
+
+cdef inline Opd opd_host_mem(int h) noexcept nogil:
+    """Guest memory at the host address in register h (after a probe)."""
+    return opd_host_mem_at(h, 0)
 
 cdef inline Opd opd_imm(int64_t v) noexcept nogil:
     cdef Opd o
@@ -866,6 +870,53 @@ cdef int e_pop_uop(JCtx* x, const Uop* u) noexcept nogil:
     e_mov(x, 8, opd_greg(u.reg), opd_reg(H_RCX))
     return 0
 
+cdef inline int stack_kind(const Uop* u) noexcept nogil:
+    """1: PUSH r64 (not RSP) or PUSH imm32; 2: POP r64 (not RSP); else 0."""
+    if u.osz != 8 or u.lock or u.asz32 or u.rep or G2H[4] < 0:
+        return 0
+    if (u.fn == op_push_r and u.reg != 4) or (u.fn == op_push_imm and fits32(<int64_t>u.imm)):
+        return 1
+    if u.fn == op_pop_r and u.reg != 4:
+        return 2
+    return 0
+
+cdef uint32_t stack_run(const Uop* u0, uint32_t k, uint32_t n) noexcept nogil:
+    """The length of a run of two or more pushes (or pops) starting at uop k
+    (not the block's last uop), else 0: such a run is one stack access."""
+    cdef int kind = stack_kind(&u0[k])
+    cdef uint32_t g = 1
+    if kind == 0:
+        return 0
+    while k + g < n - 1 and g < 16 and stack_kind(&u0[k + g]) == kind:
+        g += 1
+    return g if g >= 2 else 0
+
+cdef void e_stack_run(JCtx* x, const Uop* u, uint32_t g) noexcept nogil:
+    """g consecutive pushes (or pops), as in a prologue or an epilogue: one
+    TLB probe for the 8*g bytes they touch. Should those bytes not be one
+    plain RAM page, the run bails before its first instruction and the
+    interpreter runs them one by one (exact faults, as for any access)."""
+    cdef uint32_t i
+    cdef int pushes = stack_kind(u) == 1
+    if pushes:
+        e_probe_stack(x, -8 * <int32_t>g, ACC_W, 8 * g)
+        for i in range(g):
+            # the i-th push stores just below the (i-1)-th
+            if u[i].fn == op_push_imm:
+                a_store_imm(&x.a, 8, mem_at(H_RAX, 8 * (g - 1 - i)), <int64_t>u[i].imm)
+            else:
+                e_mov(x, 8, opd_host_mem_at(H_RAX, 8 * (g - 1 - i)), opd_greg(u[i].reg))
+        a_lea(&x.a, 8, G2H[4], mem_at(G2H[4], -8 * <int32_t>g))
+    else:
+        e_probe_stack(x, 0, ACC_R, 8 * g)
+        for i in range(g):
+            if G2H[u[i].reg] >= 0:
+                a_load(&x.a, 8, G2H[u[i].reg], mem_at(H_RAX, 8 * i))
+            else:
+                a_load(&x.a, 8, H_RCX, mem_at(H_RAX, 8 * i))
+                e_mov(x, 8, opd_greg(u[i].reg), opd_reg(H_RCX))
+        a_lea(&x.a, 8, G2H[4], mem_at(G2H[4], 8 * <int32_t>g))
+
 cdef int e_leave_uop(JCtx* x, const Uop* u) noexcept nogil:
     """LEAVE: RSP = RBP + 8, RBP = [RBP]."""
     cdef uint32_t retry
@@ -1132,7 +1183,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
     cdef const Uop* u0 = &m.uops[b.uop_start]
     cdef const Uop* u
-    cdef uint32_t n = 0, native = 0, k, est, f
+    cdef uint32_t n = 0, native = 0, k, est, f, g
     cdef int64_t off
     cdef JCtx* x
     cdef int r, sse = 0
@@ -1183,9 +1234,15 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     jb.dispatch = x.a.pos
     if sse:
         e_sse_entry(x, sse == 2)
-    for k in range(n):
+    k = 0
+    while k < n:
         u = &u0[k]
         x.k = k
+        g = stack_run(u0, k, n)
+        if g:
+            e_stack_run(x, u, g)
+            k += g
+            continue
         r = e_native(x, u) if jit_covers(u) else -1
         if r != 0:
             e_fallback(x, u, u.fn)
@@ -1196,6 +1253,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), k)
                 a_mov_ri(&x.a, H_RAX, R_BRANCH)
                 jump_to_exit(x)
+        k += 1
     e_stubs(x)
     e_block_exit(x)
     r = 0 if not x.a.full else -1
