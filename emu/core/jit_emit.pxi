@@ -502,8 +502,9 @@ cdef int e_alu_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef int sz = u.osz, op = u.sub
     cdef Opd d, s
     cdef int mem_dst = 0, mem_src = 0
-    if bad_byte_reg(u, sz) if (f == op_alu_rm_r or f == op_alu_r_rm) else bad_byte_rm(u, sz):
-        return -1
+    if f != op_alu_a_imm and (bad_byte_reg(u, sz) if (f == op_alu_rm_r or f == op_alu_r_rm)
+                              else bad_byte_rm(u, sz)):
+        return -1                 # (op AL, imm8 has no ModRM)
     if f == op_add_rr or f == op_sub_rr or f == op_cmp_rr or f == op_and_rr or f == op_or_rr or f == op_xor_rr:
         op = (0 if f == op_add_rr else 5 if f == op_sub_rr else 7 if f == op_cmp_rr else
               4 if f == op_and_rr else 1 if f == op_or_rr else 6)
@@ -564,8 +565,9 @@ cdef int e_test_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz
     cdef Opd d, s
-    if bad_byte_reg(u, sz) if (f == op_test_rm_r or f == op_test_rr) else bad_byte_rm(u, sz):
-        return -1
+    if f != op_test_a_imm and (bad_byte_reg(u, sz) if (f == op_test_rm_r or f == op_test_rr)
+                               else bad_byte_rm(u, sz)):
+        return -1                 # (TEST AL, imm8 has no ModRM: its rm field means nothing)
     if f == op_test_rr:
         d = opd_greg(u.reg)
         s = opd_greg(u.rm)
@@ -616,10 +618,25 @@ cdef int e_unary_uop(JCtx* x, const Uop* u) noexcept nogil:
         x.fl = FL_HOST
     return 0
 
+cdef int e_mov_high_byte_src(JCtx* x, const Uop* u) noexcept nogil:
+    """MOV r/m8, AH/CH/DH/BH (88 /r without REX): bits 15:8 of the guest
+    register through host DH (MOVZX EDX, DH), flags untouched."""
+    cdef int g = u.reg - 17                  # AH, CH, DH, BH: RAX, RCX, RDX, RBX
+    if u.mem:
+        e_probe(x, u, ACC_W, 1)
+    e_mov(x, 4, opd_reg(H_RDX), opd_greg(g))
+    a_byte(&x.a, 0x0f)
+    a_byte(&x.a, 0xb6)
+    a_byte(&x.a, 0xd6)                       # MOVZX EDX, DH
+    e_mov(x, 1, opd_host_mem(H_RAX) if u.mem else opd_greg(u.rm), opd_reg(H_RDX))
+    return 0
+
 cdef int e_mov_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef int sz = u.osz
     cdef Opd d, s
+    if f == op_mov_rm_r and sz == 1 and 17 <= u.reg <= 20 and (u.mem or u.rm <= 15):
+        return e_mov_high_byte_src(x, u)    # (gzip's put_short stores AH)
     if bad_byte_reg(u, sz) if not (f == op_mov_rm_imm or f == op_store_imm or f == op_mov_a_moffs
                                    or f == op_mov_moffs_a) else bad_byte_rm(u, sz):
         return -1
