@@ -323,11 +323,13 @@ class Process:
         self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
         self.bridge = SignalBridge(self)
 
-    def after_fork(self) -> None:
-        """In the host child of a guest fork: its own record and wake-up pipe."""
+    def after_fork(self, sched=None) -> None:
+        """In the host child of a guest fork: its own record (with the
+        parent's scheduling attributes, which fork inherits) and wake-up pipe."""
         if self.ptree is not None:
             from emu.linux.procfs import comm
-            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+            from emu.linux.ptree import DEFAULT_SCHED
+            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED)
         if self.bridge is not None:
             self.bridge.after_fork(self)
 

@@ -492,14 +492,6 @@ def sys_sched_yield(s, *_):
     return 0
 
 
-@syscall(204, "sched_getaffinity")
-def sys_sched_getaffinity(s, pid, size, mask, *_):
-    if size < 8:
-        return -E.EINVAL
-    s.write(mask, struct.pack("<Q", 1))
-    return 8
-
-
 @syscall(99, "sysinfo")
 def sys_sysinfo(s, info, *_):
     c = _clock(s)
