@@ -105,7 +105,7 @@ def proc_link(p, guest_path: str):
     if m is None or not _ours(p, m.group(1)):
         return None
     if m.group(3) == "cwd":
-        return p.fs.cwd
+        return p.fs.guest_view(p.fs.cwd)
     if m.group(3) == "exe":
         return p.exe_path
     if m.group(3) == "root":
@@ -114,7 +114,7 @@ def proc_link(p, guest_path: str):
     if f is None:
         return False
     if f.gpath:
-        return f.gpath
+        return p.fs.guest_view(f.gpath)
     try:                            # pipes, sockets, inherited descriptors: what the host says
         return os.readlink("/proc/self/fd/%d" % f.host_fd)
     except OSError:

@@ -52,7 +52,8 @@ def _open(s, dirfd, path_addr, flags, mode):
             return -E.EROFS
         hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
     else:                                 # through the gate: resolved once, opened relative to it
-        hfd, r = s.p.fs.open(gpath, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777, write=write)
+        hfd, r = s.p.fs.open(gpath, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777, write=write,
+                                   internal=True)
         host, inside = r.host, r.inside
         r.close()
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
@@ -361,7 +362,7 @@ def sys_fcntl(s, fd, cmd, arg, *_):
 
 @syscall(79, "getcwd")
 def sys_getcwd(s, buf, size, *_):
-    cwd = s.p.fs.cwd.encode("utf-8", "surrogateescape") + b"\0"
+    cwd = s.p.fs.guest_view(s.p.fs.cwd).encode("utf-8", "surrogateescape") + b"\0"
     if len(cwd) > size:
         return -E.ERANGE
     s.write(buf, cwd)
@@ -385,6 +386,19 @@ def sys_fchdir(s, fd, *_):
     if not f.is_dir:
         return -E.ENOTDIR
     s.p.fs.cwd = f.gpath or f.path
+    return 0
+
+
+@syscall(161, "chroot")
+def sys_chroot(s, path, *_):
+    # CAP_SYS_CHROOT (fs/open.c): the guest has the host user's privilege
+    p = s.cstr(path)
+    with s.lookup_at(AT_FDCWD, path) as r:          # ENOENT, ENOTDIR, ELOOP first, as Linux's lookup
+        if not st.S_ISDIR(r.stat().st_mode):
+            return -E.ENOTDIR
+    if os.geteuid() != 0:
+        return -E.EPERM
+    s.p.fs.chroot(p)
     return 0
 
 
@@ -423,7 +437,7 @@ def sys_getdents64(s, fd, buf, count, *_):
         return -E.ENOTDIR
     if f.dir_entries is None:
         # through the open directory itself, never its path looked up again
-        top = os.path.realpath(f.path) == s.p.fs.root
+        top = os.path.realpath(f.path) == s.p.fs.root_host
         ents = [(".", os.fstat(f.host_fd)), ("..", os.fstat(f.host_fd) if top else
                                            os.stat("..", dir_fd=f.host_fd))]
         with os.scandir(os.dup(f.host_fd)) as it:

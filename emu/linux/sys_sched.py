@@ -33,7 +33,10 @@ CFS_SLICE_NS = 3_000_000                    # sysctl_sched_base_slice / min gran
 
 
 class _Target:
-    """The process a pid argument names in the guest's tree."""
+    """The process a pid argument names in the guest's tree. Pid 1, the init
+    every Linux system has, is there to read (with the defaults) even when
+    the tree does not hold it; changing it is EPERM, as for an unprivileged
+    caller (the guest cannot touch the host's init)."""
 
     def __init__(self, s, pid):
         pid = s32(pid)
@@ -47,11 +50,16 @@ class _Target:
             found = tree.sched(self.gpid)
         else:
             found = getattr(s.p, "sched", DEFAULT_SCHED) if self.own else None
+        self.init = found is None and self.gpid == 1
+        if self.init:
+            found = DEFAULT_SCHED
         if found is None:
             raise OSError(E.ESRCH, "no such process in the guest's tree")
         self.policy, self.prio, self.mask = found
 
     def store(self, policy=None, prio=None, mask=None) -> None:
+        if self.init:
+            raise OSError(E.EPERM, "the host's init")
         v = (self.policy if policy is None else policy, self.prio if prio is None else prio,
              self.mask if mask is None else mask)
         if self.s.p.ptree is not None:
