@@ -59,6 +59,9 @@ class ProcessTable:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             i = self._lookup(hpid)
+            if i >= 0 and hpid != os.getpid() and self.words[i * W + 1] == gpid and \
+                    self.words[i * W + 2] == LIVE:
+                return      # the parent, after fork: the child has its record already (and may have renamed itself)
             if i < 0:
                 i = self._lookup(0)
                 if i < 0:

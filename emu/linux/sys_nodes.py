@@ -29,6 +29,8 @@ def sys_mknodat(s, dirfd, path, mode, dev, *_):
     mode &= 0xFFFFFFFF
     kind = st.S_IFMT(mode) or st.S_IFREG
     perm = mode & 0o7777
+    if kind == st.S_IFDIR:
+        return -E.EPERM                         # fs/namei.c, may_mknod: directories are mkdir's
     if kind not in (st.S_IFREG, st.S_IFIFO, st.S_IFSOCK, st.S_IFCHR, st.S_IFBLK):
         return -E.EINVAL
     with s.lookup_at(dirfd, path, follow=False, change=True) as r:
