@@ -42,6 +42,10 @@ def _open(s, dirfd, path_addr, flags, mode):
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
     write = bool(flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND))
+    from emu.linux.procmem import is_own_mem
+    if is_own_mem(s.p, gpath):            # the guest's own memory (emu/linux/procmem.py)
+        from emu.linux.procmem import open_mem
+        return open_mem(s, gpath, flags, bool(flags & O_CLOEXEC))
     from emu.linux.fs import host_proc_refused
     if host_proc_refused(gpath):
         return -E.EACCES                  # the emulator's own memory and pointers
@@ -107,6 +111,9 @@ def sys_read(s, fd, buf, count, *_):
     if getattr(f, "timerfd", None) is not None:
         from emu.linux.sys_proc import timerfd_read
         return timerfd_read(s, f, buf, count)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, None, False)
     if s.p.itimers or s.p.bridge is not None:                  # a timer's signal may interrupt a blocking read
         from emu.linux.timers import wait_ready
         r = wait_ready(s, f.host_fd)
@@ -120,6 +127,9 @@ def sys_read(s, fd, buf, count, *_):
 @syscall(1, "write")
 def sys_write(s, fd, buf, count, *_):
     f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, None, True)
     data = s.read(buf, min(count, MAX_IO))
     try:
         return os.write(f.host_fd, data)
@@ -131,13 +141,21 @@ def sys_write(s, fd, buf, count, *_):
 
 @syscall(17, "pread64")
 def sys_pread64(s, fd, buf, count, off, *_):
-    data = os.pread(s.fd(fd).host_fd, min(count, MAX_IO), s64(off))     # (loff_t: a negative one is EINVAL)
+    f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, off, False)
+    data = os.pread(f.host_fd, min(count, MAX_IO), s64(off))     # (loff_t: a negative one is EINVAL)
     s.write(buf, data)
     return len(data)
 
 
 @syscall(18, "pwrite64")
 def sys_pwrite64(s, fd, buf, count, off, *_):
+    f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, off, True)
     return os.pwrite(s.fd(fd).host_fd, s.read(buf, min(count, MAX_IO)), s64(off))
 
 
@@ -188,6 +206,9 @@ def sys_lseek(s, fd, off, whence, *_):
             f.dir_entries, f.dir_pos = None, 0
             return 0
         return -E.EINVAL
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import lseek
+        return lseek(f, off, whence)
     return os.lseek(f.host_fd, s64(off), whence)
 
 
