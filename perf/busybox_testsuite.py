@@ -128,17 +128,21 @@ def run_suite(tsdir: str, applets: list[str], under_emu: bool, timeout: float) -
     env.pop("VERBOSE", None)
     argv = [sys.executable, "-m", "emu", "run"] + shell if under_emu else shell
     t0 = time.monotonic()
-    r = subprocess.run(argv, cwd=tsdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    try:
+        r = subprocess.run(argv, cwd=tsdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        out, err = r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        out, err = e.stdout or b"", (e.stderr or b"") + b"\nbusybox_testsuite: timed out after %d s\n" % timeout
     wall = time.monotonic() - t0
     results: dict[str, str] = {}
-    for line in r.stdout.decode("utf-8", "replace").splitlines():
+    for line in out.decode("utf-8", "replace").splitlines():
         m = RESULT.match(line)
         if m:
             name = m.group(2)
             while name in results:          # (a few names repeat across applets)
                 name += "'"
             results[name] = m.group(1)
-    return results, wall, r.stderr.decode("utf-8", "replace")
+    return results, wall, err.decode("utf-8", "replace")
 
 
 def totals(results: dict) -> str:
@@ -180,8 +184,8 @@ def main(argv=None) -> int:
             print("native: %s  (%.1f s)" % (totals(native), nwall))
         emu, ewall, err = run_suite(prepare(src, busybox, os.path.join(work, "emu")), applets, True, a.timeout)
         print("emu:    %s  (%.1f s)" % (totals(emu), ewall))
-        if "Traceback" in err:
-            print("emu printed a Python traceback:\n" + err[-3000:], file=sys.stderr)
+        if "Traceback" in err or "timed out" in err or len(emu) < len(native):
+            print("the emu run's last words:\n" + err[-3000:], file=sys.stderr)
         if a.emu_only:
             return 0
         diff = compare(native, emu)
