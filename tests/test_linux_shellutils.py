@@ -125,3 +125,16 @@ def test_busybox_testsuite_sample(capsys):
     assert status == 0, out
     native = [ln for ln in out.splitlines() if ln.startswith("native:")][0]
     assert "PASS 0 " not in native, out           # the sample ran
+
+
+def test_process_table_last_record_holds_a_full_command_line():
+    """Every record of the guest's process table, the last one too, holds its
+    head and a command line cut at CMDLINE bytes inside the table (a long
+    testsuite run reaches the high records)."""
+    from emu.linux.ptree import CMDLINE, SLOTS, DEFAULT_SCHED, ProcessTable
+    t = ProcessTable()
+    argv = ["prog", "x" * 3000]
+    t._write(SLOTS - 1, os.getpid(), 4242, 1, "prog", argv, DEFAULT_SCHED)
+    comm, cmd = t.record(4242)
+    assert comm == "prog" and len(cmd) == CMDLINE and cmd.startswith(b"prog\0xxx")
+    assert t.sched(4242) == DEFAULT_SCHED

@@ -22,11 +22,11 @@ import struct
 
 SLOTS = 1024
 SLOT = 1024
-CMDLINE = SLOT - 32
 LIVE, EXITED = 1, 2
 _HEAD = struct.Struct("<iiiiiii16s")   # host pid, guest pid, state, command line length, policy, priority, affinity, comm
 SCHED = 4                           # word of the policy (then priority, affinity)
 DEFAULT_SCHED = (0, 0, 1)           # SCHED_OTHER, priority 0, CPU 0
+CMDLINE = SLOT - _HEAD.size     # a record is its head and its command line: SLOT bytes
 W = _HEAD.size // 4                 # 32-bit words per head
 CMD_BASE = SLOTS * _HEAD.size       # record i's command line: CMD_BASE + i * CMDLINE
 
