@@ -56,10 +56,15 @@ def test_no_escape_from_the_sandbox(tmp_path):
 
 
 def test_emulator_memory_is_not_the_guests_even_without_a_sandbox(tmp_path):
-    """/proc/self/mem would be a write path into the emulator process."""
+    """/proc/self/mem would be a write path into the emulator process: it is
+    the guest's own memory (emu/linux/procmem.py), where offset 0 is unmapped
+    and cat fails with EIO exactly as on Linux; the others are refused."""
     if not os.path.exists("/bin/cat"):
         pytest.skip("needs the host's /bin/cat")
-    for entry in ("mem", "auxv", "smaps", "pagemap", "syscall"):
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/mem"],
+                       capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
+    assert r.returncode == 1 and r.stdout == b"" and b"Input/output error" in r.stderr, r.stderr
+    for entry in ("auxv", "smaps", "pagemap", "syscall"):
         r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/" + entry],
                            capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
         assert r.returncode == 1 and b"Permission denied" in r.stderr, (entry, r.stderr)

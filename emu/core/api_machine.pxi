@@ -168,18 +168,24 @@ cdef class PhysMachine:
             raise MemoryError("cannot remap guest frames %#x+%#x" % (paddr, size))
         self.invalidate(paddr, size)
 
-    def map_file(self, uint64_t paddr, uint64_t size, int fd, uint64_t offset):
+    def map_file(self, uint64_t paddr, uint64_t size, int fd, uint64_t offset, bint shared=False):
         """Back the RAM frames [paddr, paddr+size) with a private (copy-on-write)
         mapping of the host file `fd` from `offset`: pages are read from the
         file when the guest first touches them, and guest writes never reach
         the file. How a snapshot's memory is restored without copying it (the
-        way Firecracker maps a memory file). The host address stays the same."""
+        way Firecracker maps a memory file). The host address stays the same.
+        shared=True maps the file shared instead (fd open for reading and
+        writing): guest stores are the file's contents at once, seen by read(2)
+        and by every other mapping of it, in this process and others -- how the
+        Linux personality gives MAP_SHARED file mappings their meaning.
+        set_shared(paddr, size, False) gives the frames private memory again."""
         cdef void* p
         if paddr & 0xfff or size & 0xfff or offset & 0xfff or paddr + size > self.m.ram_size or paddr + size < paddr:
             raise ValueError("frames and file offset must be page-aligned and inside RAM")
         if size == 0:
             return
-        p = mmap(self.m.ram + paddr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, <long>offset)
+        p = mmap(self.m.ram + paddr, size, PROT_READ | PROT_WRITE, (MAP_SHARED if shared else MAP_PRIVATE) | MAP_FIXED,
+                 fd, <long>offset)
         if p == MAP_FAILED:
             raise OSError("cannot map the file over guest frames %#x+%#x" % (paddr, size))
         self.invalidate(paddr, size)

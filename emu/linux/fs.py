@@ -24,7 +24,22 @@ emulator's own /proc entries (its memory, pointers and environment) are
 refused (`host_proc_refused`).
 
 Without a root or sandbox there is no boundary to keep, and host paths are
-used as they are (as qemu-user does)."""
+used as they are (as qemu-user does).
+
+chroot(2) works inside this gate, with Linux's rules (fs/namei.c,
+path lookup stops `..` at the process's root; fs/open.c, chroot changes
+neither the working directory nor open descriptors). The guest's paths are
+kept internally as paths below the emulator's root (`--root`, or the host's
+/); a chroot adds a jail, a directory below it: an absolute path the guest
+gives starts there, an absolute symbolic link restarts there, and `..` at
+the jail stays there. A working directory or a directory descriptor from
+before the chroot (or made with fchdir from one) still names its place
+outside the jail, and relative lookups from it go there, as on Linux, but
+every lookup is still the walk above, under the emulator's root and the
+sandbox: the jail is a restriction added to the gate, never a way around
+it. Paths shown to the guest (getcwd, /proc/self/cwd and fd/N) are
+relative to the jail, and ones outside it read "(unreachable)/...", as
+Linux's d_path gives them."""
 from __future__ import annotations
 
 import os
@@ -112,6 +127,8 @@ class FileSystem:
             self.cwd = self.sandbox
         self.bounded = self.root != "/" or self.sandbox is not None
         self.root_fd = -1
+        self.jail: list[str] | None = None   # chroot: the guest's root, as components below self.root
+        self.jail_path = "/"                  # ... and as an internal path
         self._box: list[str] | None = None
         if self.bounded:
             self.root_fd = os.open(self.root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -134,16 +151,73 @@ class FileSystem:
             pass
 
     def guest_abspath(self, path: str, dirpath: str | None = None) -> str:
+        """The internal absolute path of a guest path (relative ones from
+        dirpath, else the working directory)."""
         base = dirpath if dirpath is not None else self.cwd
-        return posixpath.normpath(posixpath.join(base, path)) if path else base
+        if self.jail is None:
+            return posixpath.normpath(posixpath.join(base, path)) if path else base
+        if not path:
+            return base
+        if path.startswith("/"):
+            cur, path = list(self.jail), path.lstrip("/")
+        else:
+            cur = [c for c in posixpath.normpath(base).split("/") if c]
+        for c in path.split("/"):
+            if c in ("", "."):
+                continue
+            if c == "..":
+                if cur != self.jail and cur:    # `..` at the process's root stays there
+                    cur.pop()
+            else:
+                cur.append(c)
+        return "/" + "/".join(cur)
+
+    def guest_view(self, internal: str) -> str:
+        """An internal path as the guest sees it: relative to its root."""
+        if self.jail is None:
+            return internal
+        jp = self.jail_path
+        if internal == jp:
+            return "/"
+        if internal.startswith(jp + "/"):
+            return internal[len(jp):]
+        return "(unreachable)" + internal
+
+    @property
+    def root_host(self) -> str:
+        """The host directory that is the guest's / (its chroot's)."""
+        return os.path.join(self.root, *self.jail) if self.jail else self.root
+
+    def chroot(self, path: str) -> None:
+        """chroot(2): the directory path names becomes the guest's root.
+        OSError as Linux's lookup fails, ENOTDIR for a file."""
+        if not self.bounded:                # the host's / as the emulator's root, walked from now on
+            self.root_fd = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.bounded = True
+        try:
+            with self.lookup(path, True) as r:
+                if not st.S_ISDIR(r.stat().st_mode):
+                    raise OSError(ENOTDIR, "Not a directory")
+                host = r.host
+        except BaseException:
+            if self.jail is None and self.root == "/" and self.sandbox is None:
+                os.close(self.root_fd)
+                self.root_fd, self.bounded = -1, False
+            raise
+        rel = os.path.relpath(host, self.root)
+        comps = [c for c in rel.split("/") if c and c != "."]
+        self.jail = comps if comps else None
+        self.jail_path = "/" + "/".join(comps)
 
     # ---- the gate ----
-    def lookup(self, path: str, follow: bool = True, dirpath: str | None = None) -> Resolved:
+    def lookup(self, path: str, follow: bool = True, dirpath: str | None = None, internal: bool = False) -> Resolved:
         """Resolve a guest path to (directory descriptor, last component).
         follow: a symlink as the last component is followed (else the
         operation acts on the link itself). OSError as Linux's lookup fails
-        (ENOENT for a missing directory, ENOTDIR, ELOOP)."""
-        gpath = self.guest_abspath(path, dirpath)
+        (ENOENT for a missing directory, ENOTDIR, ELOOP). internal: path is
+        an internal absolute path already (guest_abspath's, as the system calls
+        hold them), not one the guest gave."""
+        gpath = path if internal and self.jail is not None else self.guest_abspath(path, dirpath)
         trailing = path.endswith("/") and path.rstrip("/") != ""
         if not self.bounded:
             name = "" if trailing or gpath == "/" else posixpath.basename(gpath)
@@ -160,7 +234,8 @@ class FileSystem:
                 c = comps.pop(0)
                 cur = fds[-1] if fds else self.root_fd
                 if c == "..":
-                    if fds:             # never above the root
+                    # never above the root, nor above the jail from inside it
+                    if fds and names != self.jail:
                         os.close(fds.pop())
                         names.pop()
                     continue
@@ -182,6 +257,9 @@ class FileSystem:
                         while fds:
                             os.close(fds.pop())
                         names.clear()
+                        comps = list(self.jail or ()) + \
+                            [t for t in target.split("/") if t and t != "."] + comps
+                        continue
                     comps = [t for t in target.split("/") if t and t != "."] + comps
                     continue
                 if last and not want_dir:
@@ -215,10 +293,10 @@ class FileSystem:
         host = os.path.join(self.root, *where)
         return Resolved(parent, name, host, inside)
 
-    def resolve(self, path: str, follow: bool = True, dirpath: str | None = None) -> str:
+    def resolve(self, path: str, follow: bool = True, dirpath: str | None = None, internal: bool = False) -> str:
         """The host path of a guest path (for code that needs a string; the
         system calls use lookup())."""
-        with self.lookup(path, follow, dirpath) as r:
+        with self.lookup(path, follow, dirpath, internal) as r:
             return r.host
 
     def writable(self, host_path: str, follow: bool = True) -> bool:
@@ -232,14 +310,14 @@ class FileSystem:
 
     # ---- operations through the gate ----
     def open(self, path: str, flags: int, mode: int = 0o666, dirpath: str | None = None,
-             write: bool = False) -> tuple[int, Resolved]:
+             write: bool = False, internal: bool = False) -> tuple[int, Resolved]:
         """Open a guest path (host open flags): (host fd, where it is). A
         write (O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND) outside the sandbox
         is EROFS; the last component is opened with O_NOFOLLOW after the
         walk followed any symlink itself."""
         # O_CREAT|O_EXCL never follows a last symlink (it fails EEXIST on it)
         follow = not flags & os.O_NOFOLLOW and (flags & (os.O_CREAT | os.O_EXCL)) != (os.O_CREAT | os.O_EXCL)
-        r = self.lookup(path, follow, dirpath)
+        r = self.lookup(path, follow, dirpath, internal)
         try:
             if write and not r.inside:
                 raise OSError(EROFS, "Read-only file system")
@@ -256,16 +334,16 @@ class FileSystem:
                     if e.errno == ELOOP and follow:
                         # a symlink appeared after the walk looked: look again (bounded)
                         r.close()
-                        return self._open_again(path, flags, mode, dirpath, write)
+                        return self._open_again(path, flags, mode, dirpath, write, internal)
                     raise
             return fd, r
         except BaseException:
             r.close()
             raise
 
-    def _open_again(self, path, flags, mode, dirpath, write, tries: int = 8):
+    def _open_again(self, path, flags, mode, dirpath, write, internal, tries: int = 8):
         for _ in range(tries):
-            r = self.lookup(path, True, dirpath)
+            r = self.lookup(path, True, dirpath, internal)
             try:
                 if write and not r.inside:
                     raise OSError(EROFS, "Read-only file system")
@@ -276,10 +354,11 @@ class FileSystem:
                     raise
         raise OSError(ELOOP, "Too many levels of symbolic links")
 
-    def for_change(self, path: str, follow: bool = False, dirpath: str | None = None) -> Resolved:
+    def for_change(self, path: str, follow: bool = False, dirpath: str | None = None,
+                   internal: bool = False) -> Resolved:
         """lookup() for a call that creates, removes or changes what the path
         names: EROFS outside the sandbox."""
-        r = self.lookup(path, follow, dirpath)
+        r = self.lookup(path, follow, dirpath, internal)
         if not r.inside:
             r.close()
             raise OSError(EROFS, "Read-only file system")

@@ -64,6 +64,14 @@ class AddressSpace:
         # file, so write-back sends only what this process changed (a forked
         # process's untouched copy must not undo another's writes)
         self.clean: dict[int, bytes] = {}
+        # MAP_SHARED mappings of files open for writing: one guest frame for each
+        # page of a file, whatever views map it, backed by a shared host mapping
+        # of the file page (core map_file, shared=True), so stores, read(2),
+        # write(2), other views and other processes agree at once, and a write
+        # through one view invalidates the code translated from another (they
+        # are one physical frame). (st_dev, st_ino, offset) -> [frame, users]
+        self.file_frames: dict[tuple, list] = {}
+        self.frame_keys: dict[int, tuple] = {}
         self.brk_start = 0
         self.brk = 0
 
@@ -150,7 +158,34 @@ class AddressSpace:
     def _shared_anon(vma: Vma) -> bool:
         return bool(vma.flags & MAP_SHARED) and vma.host_fd < 0 and vma.data is None
 
+    def _file_frame(self, page: int, vma: Vma):
+        """The frame of a page of a shared file mapping (made on first use),
+        or None when the page lies past the end of the file (touching it
+        through a host mapping would be a host SIGBUS): such a page is a copy."""
+        import os
+        off = vma.file_off + (page - vma.start)
+        info = os.fstat(vma.host_fd)
+        if off >= info.st_size:
+            return None
+        key = (info.st_dev, info.st_ino, off)
+        hit = self.file_frames.get(key)
+        if hit is not None:
+            hit[1] += 1
+            return hit[0]
+        pa = self.machine.frames.alloc()
+        self.machine.phys.map_file(pa, PAGE, vma.host_fd, off, True)
+        self.file_frames[key] = [pa, 1]
+        self.frame_keys[pa] = key
+        return pa
+
     def populate(self, page: int, vma: Vma) -> None:
+        if vma.host_fd >= 0:
+            pa = self._file_frame(page, vma)
+            if pa is not None:
+                self._pages[page] = pa
+                if vma.prot:
+                    self.pt.map(page, pa, PAGE, **self._pte_rights(vma.prot))
+                return
         pa = self.machine.frames.alloc()
         if self._shared_anon(vma):
             # host memory a host fork() shares: what fork gives the guest's children
@@ -175,6 +210,17 @@ class AddressSpace:
             self.clean.pop(p, None)
             pa = self.pages.pop(p)
             self.pt.unmap(p, PAGE)
+            key = self.frame_keys.get(pa)
+            if key is not None:                 # a file page: freed with its last view
+                hit = self.file_frames[key]
+                hit[1] -= 1
+                if hit[1] > 0:
+                    continue
+                del self.file_frames[key], self.frame_keys[pa]
+                self.machine.phys.invalidate(pa, PAGE)
+                self.machine.phys.set_shared(pa, PAGE, False)
+                self.machine.frames.free(pa)
+                continue
             self.machine.phys.invalidate(pa, PAGE)
             if pa in self.shared_frames:
                 self.shared_frames.discard(pa)
@@ -270,7 +316,7 @@ class AddressSpace:
             for page in range(max(v.start, start), min(v.end, end), PAGE):
                 pa = self.pages.get(page)
                 off = v.file_off + (page - v.start)
-                if pa is None or off >= size:
+                if pa is None or off >= size or pa in self.frame_keys:     # (those are the file already)
                     continue
                 now = self.machine.mem[pa:pa + PAGE].tobytes()
                 if self.clean.get(page) == now:

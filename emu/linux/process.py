@@ -323,11 +323,13 @@ class Process:
         self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
         self.bridge = SignalBridge(self)
 
-    def after_fork(self) -> None:
-        """In the host child of a guest fork: its own record and wake-up pipe."""
+    def after_fork(self, sched=None) -> None:
+        """In the host child of a guest fork: its own record (with the
+        parent's scheduling attributes, which fork inherits) and wake-up pipe."""
         if self.ptree is not None:
             from emu.linux.procfs import comm
-            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+            from emu.linux.ptree import DEFAULT_SCHED
+            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED)
         if self.bridge is not None:
             self.bridge.after_fork(self)
 
@@ -633,7 +635,7 @@ class Process:
             ready = self._readable()
             now = clk.now_ns(self.vcpu, 1)
             for t in order:
-                if t.futex is not None:
+                if t.futex is not None and not self._shared_futex_changed(t):
                     continue
                 if t.fd_wait is not None and id(t) not in ready:
                     if t.wait_deadline is None or now < t.wait_deadline:
@@ -641,10 +643,27 @@ class Process:
                     self._expire_wait(t)
                 t.fd_wait = t.wait_deadline = None
                 self.current = t
+                if getattr(t, "rseq", None) is not None:     # preempted in a restartable sequence?
+                    from emu.linux.rseq import fixup
+                    fixup(self.sys, t)
                 return
             sleepers = [t for t in order if t.fd_wait is None]       # on futexes
             if len(sleepers) == n:
-                break
+                if not any(getattr(t, "futex_shared", False) for t in sleepers):
+                    break
+                # a futex word in memory other processes share: only they can
+                # change it; look again after a short host wait (timed waits
+                # still end at their deadline, below)
+                from emu.hypervisor.timekeeping import futex_deadline_ns
+                dls = [d for d in (futex_deadline_ns(self, t) for t in sleepers if t.timed) if d is not None]
+                if dls and now >= min(dls):
+                    break
+                pause = min(0.005, 0.0002 * (1 << min(5, getattr(self, "_futex_polls", 0))))
+                self._futex_polls = getattr(self, "_futex_polls", 0) + 1
+                time.sleep(pause)
+                if clk.virtual:
+                    clk.sleep([t.vcpu for t in self.threads], int(pause * 1e9))
+                continue
             # every thread waits, some on descriptors: wait for one to be ready or
             # for the earliest timeout (timed futex waits included), on the host
             # clock; virtual time then moves on by what passed
@@ -677,6 +696,24 @@ class Process:
                 return
         print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
         raise GuestKilled(9)
+
+    def _shared_futex_changed(self, t) -> bool:
+        """A thread asleep on a shared futex whose word another process
+        changed: it wakes (a futex wait may end spuriously; its caller
+        looks at the word again)."""
+        if not getattr(t, "futex_shared", False):
+            return False
+        try:
+            (cur,) = struct.unpack("<I", self.sys.read(t.futex, 4))
+        except Exception:
+            return False
+        if cur == t.futex_val:
+            return False
+        t.futex = None
+        t.futex_shared = False
+        t.vcpu.rax = 0
+        self._futex_polls = 0
+        return True
 
     def _timer_interrupts_futex(self, waiting) -> bool:
         """Every thread waits on a futex and an ITIMER_REAL deadline comes

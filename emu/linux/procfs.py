@@ -105,7 +105,7 @@ def proc_link(p, guest_path: str):
     if m is None or not _ours(p, m.group(1)):
         return None
     if m.group(3) == "cwd":
-        return p.fs.cwd
+        return p.fs.guest_view(p.fs.cwd)
     if m.group(3) == "exe":
         return p.exe_path
     if m.group(3) == "root":
@@ -114,7 +114,7 @@ def proc_link(p, guest_path: str):
     if f is None:
         return False
     if f.gpath:
-        return f.gpath
+        return p.fs.guest_view(f.gpath)
     try:                            # pipes, sockets, inherited descriptors: what the host says
         return os.readlink("/proc/self/fd/%d" % f.host_fd)
     except OSError:
@@ -134,11 +134,44 @@ def proc_fd_entries(p, guest_path: str):
     return entries
 
 
-def proc_file(p, guest_path: str) -> bytes | None:
-    """Contents of one of the guest's own /proc files, or None."""
-    m = _SELF.match(guest_path)
-    if m is None or not _ours(p, m.group(1)):
+def _other(p, gpid: int, what: str) -> bytes | None:
+    """/proc/PID/{comm,cmdline,stat,status} of another process of the guest's
+    tree: its name and command line from the process table (what its execve
+    or PR_SET_NAME set, never the emulator's), the other fields of stat and
+    status from the host's entry of the process that runs it."""
+    tree = getattr(p, "ptree", None)
+    rec = tree.record(gpid) if tree is not None else None
+    if rec is None:
         return None
+    name, cmdline = rec
+    if what == "comm":
+        return (name + "\n").encode("utf-8", "surrogateescape")
+    if what == "cmdline":
+        return cmdline
+    if what not in ("stat", "status"):
+        return None
+    hpid = tree.host_pid(gpid)
+    try:
+        with open("/proc/%d/%s" % (hpid, what), "rb") as f:
+            host = f.read()
+    except OSError:
+        return False
+    enc = name.encode("utf-8", "surrogateescape")
+    if what == "stat":                      # "pid (name) state ...": the name may hold ") "
+        head, _sep, rest = host.partition(b" (")
+        return head + b" (" + enc + b")" + rest[rest.rfind(b")") + 1:]
+    lines = host.split(b"\n")
+    return b"\n".join(b"Name:\t" + enc if ln.startswith(b"Name:") else ln for ln in lines)
+
+
+def proc_file(p, guest_path: str) -> bytes | None:
+    """Contents of one of the guest's own /proc files (or a few of another
+    process of its tree), or None."""
+    m = _SELF.match(guest_path)
+    if m is None:
+        return None
+    if not _ours(p, m.group(1)):
+        return _other(p, int(m.group(1)), m.group(2))
     what = m.group(2)
     if what == "maps":
         return _maps(p).encode("utf-8", "surrogateescape")

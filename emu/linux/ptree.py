@@ -4,8 +4,10 @@ inherited through fork). It is the guest's pid namespace: kill(2) reaches
 the processes listed here and no other host process, and /proc/PID of one
 of them shows its guest name and command line, not the emulator's.
 
-A record: host pid, guest pid, state, the task name (comm, as Linux sets
-it at execve and PR_SET_NAME) and the command line (NUL-separated, cut at
+A record: host pid, guest pid, state, the scheduling attributes any process
+of the tree may read or set (policy, real-time priority, CPU affinity mask:
+sched_setscheduler(2), sched_setaffinity(2)), the task name (comm, as Linux
+sets it at execve and PR_SET_NAME) and the command line (NUL-separated, cut at
 CMDLINE bytes). The records' heads (pids, state, name) lie together at the
 start of the table and the command lines after them, so a lookup reads a few
 pages rather than touching (and committing) the whole table. Records are claimed under a POSIX lock on the table's
@@ -20,9 +22,11 @@ import struct
 
 SLOTS = 1024
 SLOT = 1024
-CMDLINE = SLOT - 32
 LIVE, EXITED = 1, 2
-_HEAD = struct.Struct("<iiii16s")   # host pid, guest pid, state, command line length, comm
+_HEAD = struct.Struct("<iiiiiii16s")   # host pid, guest pid, state, command line length, policy, priority, affinity, comm
+SCHED = 4                           # word of the policy (then priority, affinity)
+DEFAULT_SCHED = (0, 0, 1)           # SCHED_OTHER, priority 0, CPU 0
+CMDLINE = SLOT - _HEAD.size     # a record is its head and its command line: SLOT bytes
 W = _HEAD.size // 4                 # 32-bit words per head
 CMD_BASE = SLOTS * _HEAD.size       # record i's command line: CMD_BASE + i * CMDLINE
 
@@ -49,18 +53,22 @@ class ProcessTable:
         """The records (in use) of guest pid gpid."""
         return [i for i, (h, g) in enumerate(zip(self._column(0), self._column(1))) if g == gpid and h != 0]
 
-    def register(self, hpid: int, gpid: int, comm: str, argv) -> None:
-        """Claim the record of this process (at start and after a fork)."""
+    def register(self, hpid: int, gpid: int, comm: str, argv, sched=DEFAULT_SCHED) -> None:
+        """Claim the record of this process (at start and after a fork,
+        where sched is the parent's: fork inherits it)."""
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             i = self._lookup(hpid)
+            if i >= 0 and hpid != os.getpid() and self.words[i * W + 1] == gpid and \
+                    self.words[i * W + 2] == LIVE:
+                return      # the parent, after fork: the child has its record already (and may have renamed itself)
             if i < 0:
                 i = self._lookup(0)
                 if i < 0:
                     i = self._reclaim()
             if hpid == os.getpid():
                 self.slot = i
-            self._write(i, hpid, gpid, LIVE, comm, argv)
+            self._write(i, hpid, gpid, LIVE, comm, argv, sched)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
@@ -75,20 +83,22 @@ class ProcessTable:
                 pass
         raise OSError(11, "the guest process table is full")
 
-    def _write(self, i, hpid, gpid, state, comm, argv) -> None:
+    def _write(self, i, hpid, gpid, state, comm, argv, sched) -> None:
         cmd = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)[:CMDLINE]
-        _HEAD.pack_into(self.mem, i * _HEAD.size, hpid, gpid, state, len(cmd), comm.encode("utf-8", "surrogateescape")[:15])
+        _HEAD.pack_into(self.mem, i * _HEAD.size, hpid, gpid, state, len(cmd), *sched,
+                        comm.encode("utf-8", "surrogateescape")[:15])
         self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + len(cmd)] = cmd
 
     def update(self, comm: str, argv=None) -> None:
         """execve or PR_SET_NAME: the record's name (and command line)."""
         if self.slot < 0:
             return
-        hpid, gpid, state, n, _c = _HEAD.unpack_from(self.mem, self.slot * _HEAD.size)
+        hpid, gpid, state, n, *sched, _c = _HEAD.unpack_from(self.mem, self.slot * _HEAD.size)
         if argv is None:
-            _HEAD.pack_into(self.mem, self.slot * _HEAD.size, hpid, gpid, state, n, comm.encode("utf-8", "surrogateescape")[:15])
+            _HEAD.pack_into(self.mem, self.slot * _HEAD.size, hpid, gpid, state, n, *sched,
+                            comm.encode("utf-8", "surrogateescape")[:15])
             return
-        self._write(self.slot, hpid, gpid, state, comm, argv)
+        self._write(self.slot, hpid, gpid, state, comm, argv, sched)
 
     def exited(self) -> None:
         if self.slot >= 0:
@@ -117,8 +127,29 @@ class ProcessTable:
         if not hit or not _alive(self.words[hit[0] * W]):
             return None
         i = hit[0]
-        _h, _g, _s, n, comm = _HEAD.unpack_from(self.mem, i * _HEAD.size)
+        _h, _g, _s, n, *_sched, comm = _HEAD.unpack_from(self.mem, i * _HEAD.size)
         return comm.rstrip(b"\0").decode("utf-8", "replace"), bytes(self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + n])
+
+    def _live_slot(self, gpid: int) -> int:
+        for i in self._by_gpid(gpid):
+            if _alive(self.words[i * W]):
+                return i
+        return -1
+
+    def sched(self, gpid: int):
+        """(policy, priority, affinity mask) of guest process gpid, or None."""
+        i = self._live_slot(gpid)
+        if i < 0:
+            return None
+        return tuple(self.words[i * W + SCHED:i * W + SCHED + 3])
+
+    def set_sched(self, gpid: int, policy: int, prio: int, mask: int) -> bool:
+        i = self._live_slot(gpid)
+        if i < 0:
+            return False
+        for k, v in enumerate((policy, prio, mask)):
+            self.words[i * W + SCHED + k] = v
+        return True
 
 
 def _alive(hpid: int) -> bool:

@@ -121,6 +121,9 @@ def setup_frame(s, sig: int, act: tuple, fault=None) -> None:
     tuple for a CPU exception."""
     handler, flags, restorer, mask = act
     p, v = s.p, s.v
+    if getattr(p.current, "rseq", None) is not None:   # a signal in a restartable sequence aborts it first
+        from emu.linux.rseq import fixup
+        fixup(s, p.current)
     sp = v.rsp
     alt = getattr(p, "altstack", (0, SS_DISABLE, 0))
     on_alt = alt[0] <= sp < alt[0] + alt[2]

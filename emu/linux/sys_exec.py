@@ -25,6 +25,7 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     # vfork: the parent sleeps until the child has exec'd or exited; the child
     # holds the write end of this pipe and closes it then
     sync = os.pipe() if flags & CLONE_VFORK else None
+    sched = s.p.ptree.sched(s.p.pid) if s.p.ptree is not None else None     # fork inherits it
     pid = os.fork()
     if pid == 0:
         p = s.p
@@ -49,12 +50,13 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
         p.children = set()
         p.posix_timers = {}
         p.sig_info = {}
-        p.after_fork()
+        p.after_fork(sched)
         return 0
     s.p.children.add(pid)           # for waits a timer may interrupt
     if s.p.ptree is not None:       # in the guest's pid namespace before fork returns (kill $!)
         from emu.linux.procfs import comm
-        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv)
+        from emu.linux.ptree import DEFAULT_SCHED
+        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv, sched or DEFAULT_SCHED)
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:

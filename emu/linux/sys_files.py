@@ -42,6 +42,10 @@ def _open(s, dirfd, path_addr, flags, mode):
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
     write = bool(flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND))
+    from emu.linux.procmem import is_own_mem
+    if is_own_mem(s.p, gpath):            # the guest's own memory (emu/linux/procmem.py)
+        from emu.linux.procmem import open_mem
+        return open_mem(s, gpath, flags, bool(flags & O_CLOEXEC))
     from emu.linux.fs import host_proc_refused
     if host_proc_refused(gpath):
         return -E.EACCES                  # the emulator's own memory and pointers
@@ -52,7 +56,8 @@ def _open(s, dirfd, path_addr, flags, mode):
             return -E.EROFS
         hfd = os.open(host, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777)
     else:                                 # through the gate: resolved once, opened relative to it
-        hfd, r = s.p.fs.open(gpath, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777, write=write)
+        hfd, r = s.p.fs.open(gpath, _host_flags(flags) | os.O_CLOEXEC, mode & 0o7777, write=write,
+                                   internal=True)
         host, inside = r.host, r.inside
         r.close()
     is_dir = st.S_ISDIR(os.fstat(hfd).st_mode)
@@ -106,6 +111,9 @@ def sys_read(s, fd, buf, count, *_):
     if getattr(f, "timerfd", None) is not None:
         from emu.linux.sys_proc import timerfd_read
         return timerfd_read(s, f, buf, count)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, None, False)
     if s.p.itimers or s.p.bridge is not None:                  # a timer's signal may interrupt a blocking read
         from emu.linux.timers import wait_ready
         r = wait_ready(s, f.host_fd)
@@ -119,6 +127,9 @@ def sys_read(s, fd, buf, count, *_):
 @syscall(1, "write")
 def sys_write(s, fd, buf, count, *_):
     f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, None, True)
     data = s.read(buf, min(count, MAX_IO))
     try:
         return os.write(f.host_fd, data)
@@ -130,13 +141,21 @@ def sys_write(s, fd, buf, count, *_):
 
 @syscall(17, "pread64")
 def sys_pread64(s, fd, buf, count, off, *_):
-    data = os.pread(s.fd(fd).host_fd, min(count, MAX_IO), s64(off))     # (loff_t: a negative one is EINVAL)
+    f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, off, False)
+    data = os.pread(f.host_fd, min(count, MAX_IO), s64(off))     # (loff_t: a negative one is EINVAL)
     s.write(buf, data)
     return len(data)
 
 
 @syscall(18, "pwrite64")
 def sys_pwrite64(s, fd, buf, count, off, *_):
+    f = s.fd(fd)
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import transfer
+        return transfer(s, f, buf, count, off, True)
     return os.pwrite(s.fd(fd).host_fd, s.read(buf, min(count, MAX_IO)), s64(off))
 
 
@@ -187,6 +206,9 @@ def sys_lseek(s, fd, off, whence, *_):
             f.dir_entries, f.dir_pos = None, 0
             return 0
         return -E.EINVAL
+    if getattr(f, "special", None) == "mem":
+        from emu.linux.procmem import lseek
+        return lseek(f, off, whence)
     return os.lseek(f.host_fd, s64(off), whence)
 
 
@@ -361,7 +383,7 @@ def sys_fcntl(s, fd, cmd, arg, *_):
 
 @syscall(79, "getcwd")
 def sys_getcwd(s, buf, size, *_):
-    cwd = s.p.fs.cwd.encode("utf-8", "surrogateescape") + b"\0"
+    cwd = s.p.fs.guest_view(s.p.fs.cwd).encode("utf-8", "surrogateescape") + b"\0"
     if len(cwd) > size:
         return -E.ERANGE
     s.write(buf, cwd)
@@ -385,6 +407,19 @@ def sys_fchdir(s, fd, *_):
     if not f.is_dir:
         return -E.ENOTDIR
     s.p.fs.cwd = f.gpath or f.path
+    return 0
+
+
+@syscall(161, "chroot")
+def sys_chroot(s, path, *_):
+    # CAP_SYS_CHROOT (fs/open.c): the guest has the host user's privilege
+    p = s.cstr(path)
+    with s.lookup_at(AT_FDCWD, path) as r:          # ENOENT, ENOTDIR, ELOOP first, as Linux's lookup
+        if not st.S_ISDIR(r.stat().st_mode):
+            return -E.ENOTDIR
+    if os.geteuid() != 0:
+        return -E.EPERM
+    s.p.fs.chroot(p)
     return 0
 
 
@@ -423,7 +458,7 @@ def sys_getdents64(s, fd, buf, count, *_):
         return -E.ENOTDIR
     if f.dir_entries is None:
         # through the open directory itself, never its path looked up again
-        top = os.path.realpath(f.path) == s.p.fs.root
+        top = os.path.realpath(f.path) == s.p.fs.root_host
         ents = [(".", os.fstat(f.host_fd)), ("..", os.fstat(f.host_fd) if top else
                                            os.stat("..", dir_fd=f.host_fd))]
         with os.scandir(os.dup(f.host_fd)) as it:

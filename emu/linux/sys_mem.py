@@ -67,6 +67,10 @@ def sys_mmap(s, addr, length, prot, flags, fd, off):
             if f.flags & 3 != 2:         # a writable shared mapping needs O_RDWR
                 return -E.EACCES
             s.check_fd_write(f)
+        if flags & MAP_SHARED and f.flags & 3 == 2 and not getattr(f, "outside", False):
+            # every view of a file open for writing, writable or not, shares its
+            # pages (emu/linux/mm.py file_frames): a read-only or executable view
+            # sees what a writable one stores
             host_fd = os.dup(f.host_fd)
         off = 0
     return s.p.mm.mmap(addr, length, prot & 7, flags, data, off, name, host_fd, file_off)

@@ -54,11 +54,6 @@ def sys_set_robust_list(s, head, length, *_):
     return 0 if length == 24 else -E.EINVAL
 
 
-@syscall(334, "rseq")
-def sys_rseq(s, *_):
-    return -E.ENOSYS
-
-
 @syscall(39, "getpid")
 def sys_getpid(s, *_):
     return s.p.pid
@@ -492,14 +487,6 @@ def sys_sched_yield(s, *_):
     return 0
 
 
-@syscall(204, "sched_getaffinity")
-def sys_sched_getaffinity(s, pid, size, mask, *_):
-    if size < 8:
-        return -E.EINVAL
-    s.write(mask, struct.pack("<Q", 1))
-    return 8
-
-
 @syscall(99, "sysinfo")
 def sys_sysinfo(s, info, *_):
     c = _clock(s)
@@ -668,10 +655,17 @@ def sys_rt_tgsigqueueinfo(s, tgid, tid, sig, uinfo, *_):
 def sys_futex(s, uaddr, op, val, timeout, uaddr2, val3):
     from emu.linux.threads import futex_wait, futex_wake
     cmd = op & 0x7F
-    if cmd == 0:             # FUTEX_WAIT
-        return futex_wait(s, uaddr, val, timeout)
-    if cmd == 9:             # FUTEX_WAIT_BITSET
-        return futex_wait(s, uaddr, val, timeout, val3)
+    if cmd in (0, 9):        # FUTEX_WAIT, FUTEX_WAIT_BITSET
+        r = futex_wait(s, uaddr, val, timeout, val3 if cmd == 9 else 0xFFFFFFFF)
+        if r is None:
+            # a shared futex (no FUTEX_PRIVATE_FLAG) in MAP_SHARED memory: another
+            # process may change the word and wake it (Process._switch watches it)
+            from emu.linux.mm import MAP_SHARED
+            vma = s.p.mm.find(uaddr) if not op & 128 else None
+            t = s.p.current
+            t.futex_shared = vma is not None and bool(vma.flags & MAP_SHARED)
+            t.futex_val = val & 0xFFFFFFFF
+        return r
     if cmd == 1:             # FUTEX_WAKE
         return futex_wake(s, uaddr, val)
     if cmd == 10:            # FUTEX_WAKE_BITSET

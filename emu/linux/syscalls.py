@@ -261,8 +261,8 @@ class Syscalls:
                 raise OSError(30, "read-only file system")
             return Resolved(-1, posixpath.basename(host), host, inside, owned=False, follow=follow)
         if change:
-            return self.p.fs.for_change(gpath, follow)
-        return self.p.fs.lookup(gpath, follow)
+            return self.p.fs.for_change(gpath, follow, internal=True)
+        return self.p.fs.lookup(gpath, follow, internal=True)
 
     def _special_path(self, gpath: str):
         """(host path, inside the sandbox) for the paths that name something
@@ -293,7 +293,7 @@ class Syscalls:
         from emu.linux.fs import host_proc_refused
         if host_proc_refused(gpath):
             raise OSError(13, "the emulator's own /proc entry")
-        return self.p.fs.resolve(gpath, follow=follow)
+        return self.p.fs.resolve(gpath, follow=follow, internal=True)
 
     def fd_path(self, gpath: str):
         """The guest descriptor that /dev/fd/N, /dev/std{in,out,err} or
@@ -332,4 +332,4 @@ def pack_stat(s: os.stat_result) -> bytes:
                        *divmod(s.st_atime_ns, 10**9), *divmod(s.st_mtime_ns, 10**9), *divmod(s.st_ctime_ns, 10**9))
 
 
-from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_proc  # noqa: E402,F401  (register the handlers)
+from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_nodes, sys_proc, sys_sched, rseq  # noqa: E402,F401  (register the handlers)

@@ -35,15 +35,11 @@ static void pipeline(void) {
     }
     close(p[0]);
     close(p[1]);
-    int st, done = 0;
-    while (done < 2) {
-        pid_t w = wait(&st);
-        if (w == b)
-            printf("pipeline: reader counted %d bytes\n", WEXITSTATUS(st));
-        else if (w == a)
-            printf("pipeline: writer exited %d\n", WEXITSTATUS(st));
-        done++;
-    }
+    int st;                             /* each child by its pid: which ends first is up to the scheduler */
+    if (waitpid(a, &st, 0) == a)
+        printf("pipeline: writer exited %d\n", WEXITSTATUS(st));
+    if (waitpid(b, &st, 0) == b)
+        printf("pipeline: reader counted %d bytes\n", WEXITSTATUS(st));
 }
 
 static volatile sig_atomic_t chld_code, chld_status, chld_pid_ok, chld_count;

@@ -121,8 +121,12 @@ int main(int argc, char **argv) {
     report("prlimit of a host process", prlimit(victim, RLIMIT_NOFILE, 0, &(struct rlimit){0}) == 0);
 
     /* 6. the emulator's own memory and pointers */
+    /* /proc/self/mem is this process's memory (the guest's, through its page
+     * tables), never the emulator's: a store through it lands in our buffer */
+    static char mark[] = "guest bytes";
     int m = open("/proc/self/mem", O_RDWR);
-    report("open /proc/self/mem", m >= 0);
+    int theirs = m >= 0 && (pwrite(m, "GUEST", 5, (off_t)(unsigned long)mark) != 5 || memcmp(mark, "GUEST", 5) != 0);
+    report("/proc/self/mem is the emulator's memory", theirs);
     report("read /proc/self/auxv (emu's)", open("/proc/self/auxv", O_RDONLY) >= 0);
     report("read /proc/self/smaps (emu's)", open("/proc/self/smaps", O_RDONLY) >= 0);
     snprintf(p, sizeof p, "/proc/%d/mem", getppid());
