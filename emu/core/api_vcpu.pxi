@@ -47,6 +47,51 @@ cdef class Vcpu(VcpuState):
             if r is False:
                 return exit_record(&self.c, reason)
 
+    def run_calls(self, dict direct, object slow, object owner, tuple access,
+                  uint64_t budget=0xffffffffffffffffULL):
+        """run_hooks() with Unicorn's callback shapes (emu/unicorn): direct
+        maps a hook id to (fn, user_data); code and block callbacks are called
+        fn(owner, address, size, user_data), read/write/fetch ones
+        fn(owner, access[i], address, size, value, user_data) (access: the
+        codes for read, write and fetch, i in that order), value as a
+        signed 64-bit number as Unicorn passes it. Other hook exits go to
+        slow(hook_id, kind, address, size, value). A stop() made during a
+        callback ends the run there (STOPPED exit; the hooked instruction or
+        access has not happened). Made for the hook-call cost: no wrapper
+        frame between the core and the user's function."""
+        cdef int reason
+        cdef uint64_t end = self.c.icount + budget
+        cdef uint32_t kind
+        cdef tuple ent
+        if end < self.c.icount:
+            end = 0xffffffffffffffffULL
+        emu_sigint_ensure()
+        while True:
+            reason = vcpu_enter(&self.c, &self.t, end - self.c.icount)
+            if reason == EXIT_STOPPED:
+                PyErr_CheckSignals()
+            if reason != EXIT_HOOK:
+                return exit_record(&self.c, reason)
+            kind = self.c.hook_kind
+            ent = direct.get(self.c.hook_id)
+            if ent is None:
+                r = slow(self.c.hook_id, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            elif kind == HK_READ or kind == HK_WRITE or kind == HK_FETCH:
+                r = ent[0](owner, access[0 if kind == HK_READ else (1 if kind == HK_WRITE else 2)],
+                           self.c.hook_addr, self.c.hook_size,
+                           <int64_t>self.c.hook_value, ent[1])
+            else:
+                r = ent[0](owner, self.c.hook_addr, self.c.hook_size, ent[1])
+            if self.c.events & EV_STOP:
+                emu_atomic_and32(&self.c.events, ~(<uint32_t>EV_STOP))
+                return exit_record(&self.c, EXIT_STOPPED)
+            if r is False and ent is None:
+                return exit_record(&self.c, reason)
+
+    def clear_stop(self):
+        """Forget a stop() request not yet acted on."""
+        emu_atomic_and32(&self.c.events, ~(<uint32_t>EV_STOP))
+
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""
         emu_atomic_or32(&self.c.events, EV_STOP)

@@ -1,0 +1,148 @@
+"""Run Unicorn's own Python regression tests against emu.unicorn.
+
+    python perf/unicorn_regress.py [--cache DIR] [--real] [-k SUBSTRING] [--json FILE]
+
+Fetches the unicorn 2.1.4 sdist from PyPI with `pip download --no-binary
+:all: --no-deps` into the cache directory (default ~/.cache/emu-unicorn),
+takes the x86 and architecture-independent tests of src/tests/regress/, and
+runs each file in its own process with `emu.unicorn.install()` done first, so
+their `from unicorn import *` gets emu. Prints one line per test method
+(pass, FAIL, ERROR, skip) and a summary; exits 0 when every test passed.
+--real runs them on the installed Unicorn instead (the reference).
+Tests of other architectures (ARM, MIPS, SPARC) are left out; in files that
+mix architectures, those methods are reported as "other-arch".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from unicorn_sdist import FetchError, sdist_dir  # noqa: E402
+
+OTHER_ARCH = re.compile(r"UC_ARCH_(ARM|ARM64|MIPS|SPARC|PPC|M68K|RISCV|S390X|TRICORE)\b")
+
+# runs inside the child: one test file, results as JSON on the last line
+CHILD = r"""
+import json, sys, unittest, importlib.util, traceback, re
+real = sys.argv[2] == "real"
+if not real:
+    import emu.unicorn
+    emu.unicorn.install()
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location("regress_case", path)
+mod = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(mod)
+except Exception as e:
+    print("\n@@RESULT@@" + json.dumps({"<import>": ["ERROR", "%s: %s" % (type(e).__name__, e)]}))
+    sys.exit(0)
+suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
+out = {}
+other = re.compile(r"UC_ARCH_(ARM|ARM64|MIPS|SPARC|PPC|M68K|RISCV|S390X|TRICORE)\b")
+import inspect
+class R(unittest.TestResult):
+    def addSuccess(self, t): out[t.id()] = ["pass", ""]
+    def addFailure(self, t, err): out[t.id()] = ["FAIL", self._exc_info_to_string(err, t)[-1500:]]
+    def addError(self, t, err): out[t.id()] = ["ERROR", self._exc_info_to_string(err, t)[-1500:]]
+    def addSkip(self, t, why): out[t.id()] = ["skip", why]
+    def addExpectedFailure(self, t, err): out[t.id()] = ["pass", "expected failure"]
+    def addUnexpectedSuccess(self, t): out[t.id()] = ["FAIL", "unexpected success"]
+def flat(s):
+    for x in s:
+        if isinstance(x, unittest.TestSuite):
+            yield from flat(x)
+        else:
+            yield x
+for t in flat(suite):
+    src = ""
+    try:
+        src = inspect.getsource(getattr(t, t._testMethodName))
+    except Exception:
+        pass
+    if other.search(src):
+        out[t.id()] = ["other-arch", ""]
+        continue
+    r = R()
+    t.run(r)
+    if t.id() not in out:
+        out[t.id()] = ["pass", ""]
+print("\n@@RESULT@@" + json.dumps(out))
+"""
+
+
+def select(regress_dir: str) -> list[str]:
+    """The test files to run: x86 or no architecture at all."""
+    out = []
+    for name in sorted(os.listdir(regress_dir)):
+        if not name.endswith(".py") or name == "regress.py":
+            continue
+        with open(os.path.join(regress_dir, name)) as f:
+            src = f.read()
+        if "UC_ARCH_X86" in src or not OTHER_ARCH.search(src):
+            out.append(name)
+    return out
+
+
+def run_file(regress_dir: str, name: str, real: bool, timeout: float) -> tuple[dict, float]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([regress_dir, os.path.join(HERE, "..")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run([sys.executable, "-c", CHILD, os.path.join(regress_dir, name), "real" if real else "emu"],
+                           cwd=regress_dir, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {name: ["ERROR", "timed out after %gs" % timeout]}, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    marker = p.stdout.rfind("@@RESULT@@")
+    if marker < 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        return {name: ["ERROR", "exit status %d: %s" % (p.returncode, " | ".join(tail))]}, dt
+    return json.loads(p.stdout[marker + len("@@RESULT@@"):].strip().splitlines()[0]), dt
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Run Unicorn 2.1.4's regression tests on emu.unicorn")
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/emu-unicorn"))
+    ap.add_argument("--real", action="store_true", help="run on the installed Unicorn instead")
+    ap.add_argument("-k", default="", help="only files whose name contains this")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per file")
+    ap.add_argument("--json", help="write the results here")
+    a = ap.parse_args(argv)
+    try:
+        root = sdist_dir(a.cache)
+    except FetchError as e:
+        print("unicorn_regress: %s" % e, file=sys.stderr)
+        return 2
+    rdir = os.path.join(root, "src", "tests", "regress")
+    results = {}
+    for name in select(rdir):
+        if a.k not in name:
+            continue
+        res, dt = run_file(rdir, name, a.real, a.timeout)
+        for tid, (status, detail) in sorted(res.items()):
+            short = tid.replace("regress_case.", name[:-3] + ".")
+            results[short] = (status, detail)
+            line = "%-10s %s" % (status, short)
+            if status in ("FAIL", "ERROR"):
+                line += "  -- " + detail.strip().splitlines()[-1][:160] if detail.strip() else ""
+            print(line, flush=True)
+    counts = {}
+    for status, _ in results.values():
+        counts[status] = counts.get(status, 0) + 1
+    print("summary: " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+    return 0 if not counts.get("FAIL") and not counts.get("ERROR") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
