@@ -94,6 +94,11 @@ def main(argv=None) -> int:
         x86 = parse(f.read(), env)
     emit(os.path.join(OUT, "unicorn_const.py"), "unicorn.h", core, lambda n: n.startswith("UC_"))
     emit(os.path.join(OUT, "x86_const.py"), "x86.h", x86, lambda n: n.startswith("UC_"))
+    # ARM's names too: programs written for several architectures import
+    # them (Uc itself is x86 only: UC_ARCH_ARM raises UC_ERR_ARCH)
+    with open(os.path.join(hdr, "arm.h")) as f:
+        arm = parse(f.read(), dict(env))
+    emit(os.path.join(OUT, "arm_const.py"), "arm.h", arm, lambda n: n.startswith("UC_"))
     return 0
 
 

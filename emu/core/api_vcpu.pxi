@@ -88,6 +88,14 @@ cdef class Vcpu(VcpuState):
             if r is False and ent is None:
                 return exit_record(&self.c, reason)
 
+    def forget_resume(self):
+        """Start the instruction at RIP afresh on the next run: its code,
+        fetch and memory hooks fire again (a hook or debugger that sets RIP,
+        even to the same address, asks for a new start, as in Unicorn)."""
+        self.c.resume_rip = 0xffffffffffffffffULL
+        self.c.resume_stage = 0
+        self.c.mh_n = 0
+
     def clear_stop(self):
         """Forget a stop() request not yet acted on."""
         emu_atomic_and32(&self.c.events, ~(<uint32_t>EV_STOP))

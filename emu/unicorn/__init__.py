@@ -58,6 +58,7 @@ _ALIASES = {
     "unicorn": "emu.unicorn",
     "unicorn.unicorn_const": "emu.unicorn.unicorn_const",
     "unicorn.x86_const": "emu.unicorn.x86_const",
+    "unicorn.arm_const": "emu.unicorn.arm_const",
     "unicorn.unicorn": "emu.unicorn",
     "unicorn.unicorn_py3": "emu.unicorn",
     "unicorn.unicorn_py3.unicorn": "emu.unicorn",

@@ -15,10 +15,12 @@ region until unmap or protect cuts it.
 from __future__ import annotations
 
 import bisect
+from array import array
 
 from emu.unicorn.unicorn_const import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 
 PAGE = 4096
+P, RW, US, NX = 1, 2, 4, 1 << 63          # page-table entry bits (SDM Vol. 3 4.5)
 
 
 class Region:
@@ -78,13 +80,43 @@ class FlatMemory:
         del self.regions[i]
         del self._starts[i]
 
+    def reachable(self, addr: int) -> bool:
+        """Can the CPU address it? Unicorn accepts regions anywhere in 64
+        bits, but x86-64 linear addresses are canonical (48 bits, SDM Vol. 1
+        3.3.7.1) and 32-bit code reaches 4 GiB: such regions hold bytes for
+        mem_read/mem_write, and the guest faults on them."""
+        if addr >= self.limit:
+            return False
+        return addr < (1 << 47) or addr >= 0xFFFF800000000000
+
     # ---- page tables ----
     def _apply(self, begin: int, end: int, perms: int, pa: int) -> None:
-        if not perms & UC_PROT_READ:
-            self.pt.unmap(begin, end - begin)      # not present: every access faults (PROT)
+        if not (self.reachable(begin) and self.reachable(end - 1)):
             return
-        self.pt.map(begin, pa, end - begin, write=bool(perms & UC_PROT_WRITE),
-                    execute=bool(perms & UC_PROT_EXEC), user=True)
+        if not perms & UC_PROT_READ:
+            flags = 0                               # not present: every access faults (PROT)
+        else:
+            flags = P | US | (RW if perms & UC_PROT_WRITE else 0) | (0 if perms & UC_PROT_EXEC else NX)
+        self._set_ptes(begin, end, pa, flags)
+
+    def _set_ptes(self, begin: int, end: int, pa: int, flags: int) -> None:
+        """Write the 4 KiB entries of [begin, end) (to pa.., or not present
+        when flags is 0), a page table (512 entries) at a time."""
+        pt, q = self.pt, self.pt.q
+        va = begin
+        while va < end:
+            n = min((end - va) // PAGE, 512 - ((va >> 12) & 511))
+            idx = pt._walk_create(va, 1)
+            if flags:
+                q[idx:idx + n] = array("Q", range(pa | flags, (pa + n * PAGE) | flags, PAGE))
+            else:
+                q[idx:idx + n] = array("Q", bytes(8 * n))
+            if self.frames.mark:
+                self.frames.mark(idx << 3, 8 * n)
+            va += n * PAGE
+            pa += n * PAGE
+        if pt.on_change:
+            pt.on_change(begin, end - begin)
 
     # ---- Unicorn's operations ----
     def map(self, begin: int, size: int, perms: int, mmio=None) -> Region:
@@ -96,7 +128,8 @@ class FlatMemory:
             pa = self._mmio_next
             self._mmio_next += size
             r = Region(begin, begin + size, perms, pa, mmio)
-            self.pt.map(begin, pa, size, write=True, execute=False, user=True)
+            if self.reachable(begin) and self.reachable(begin + size - 1):
+                self._set_ptes(begin, begin + size, pa, P | RW | US | NX)
         else:
             pa = self.frames.alloc(n)
             r = Region(begin, begin + size, perms, pa)
@@ -127,7 +160,8 @@ class FlatMemory:
         end = begin + size
         for r in self._pieces(begin, end):
             self._remove(r)
-            self.pt.unmap(r.begin, r.end - r.begin)
+            if self.reachable(r.begin) and self.reachable(r.end - 1):
+                self._set_ptes(r.begin, r.end, 0, 0)
             if r.mmio is None:
                 # drop translated code on the frames before they are reused
                 self.phys.invalidate(r.pa, r.end - r.begin)

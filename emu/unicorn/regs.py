@@ -205,7 +205,10 @@ def _rip(mask):
         return uc._vcpu.rip & mask
 
     def wr(uc, v):
+        # a write of RIP (also to the same value) is a jump: the instruction
+        # there starts afresh, its hooks fire again
         uc._vcpu.rip = (uc._vcpu.rip & ~mask) | (v & mask)
+        uc._vcpu.forget_resume()
     return rd, wr
 
 

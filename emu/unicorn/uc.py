@@ -227,6 +227,7 @@ class Uc(_Regs):
             self._amask = M64
         self._memory = FlatMemory(m, 1 << 32 if mode == U.UC_MODE_32 else 1 << 64)
         self._cpu_model = X.UC_CPU_X86_QEMU64
+        self._tlb_mode = U.UC_TLB_CPU
         if cpu is not None:
             self.ctl_set_cpu_model(cpu)
         self._hooks: dict[int, _Hook] = {}
@@ -263,8 +264,6 @@ class Uc(_Regs):
             self._memory.map(address, size, perms)
         except MemoryError:
             raise UcError(U.UC_ERR_NOMEM) from None
-        except ValueError:                # not a canonical address: no page can hold it
-            raise UcError(U.UC_ERR_ARG) from None
 
     def mem_map_ptr(self, address: int, size: int, perms: int, ptr: int) -> None:
         """Map host memory at address. emu's guest RAM is one mapping of its
@@ -489,7 +488,10 @@ class Uc(_Regs):
         v = self._vcpu
         self._set_exits(self._user_exits if self._use_exits else [until & self._amask])
         self._timeout = timeout
+        if not self._memory.reachable(begin & self._amask):
+            raise UcError(U.UC_ERR_FETCH_UNMAPPED)
         v.rip = begin & self._amask
+        v.forget_resume()
         v.clear_stop()
         self._stopping = False
         self._running = True
@@ -505,11 +507,15 @@ class Uc(_Regs):
                 if count:
                     left = count - (v.icount - start)
                     if left <= 0:
+                        self._check_next_fetch()
                         break
                 else:
                     left = M64
                 ex = v.run_calls(self._direct, self._slow, self, ACCESS, left)
                 r = ex.reason
+                if r == _EXIT["BUDGET"] and count and not self._stopping:
+                    self._check_next_fetch()
+                    break
                 if r in (_EXIT["HOOK"], _EXIT["STOPPED"], _EXIT["BUDGET"], _EXIT["HLT"]) or self._stopping:
                     if r == _EXIT["HLT"]:
                         v.rip = ex.rip + 1 if v.rip == ex.rip else v.rip     # (HLT retired)
@@ -522,6 +528,20 @@ class Uc(_Regs):
                 timer.cancel()
             self._running = False
             self._sync_ptrs_out()
+
+    def _check_next_fetch(self):
+        """Unicorn ends a counted run when it reaches the next instruction,
+        which it has fetched: a run whose last instruction jumps to unmapped
+        or non-executable memory fails with the fetch error (its regress test
+        jmp_ebx_hang holds it to that). The same check here."""
+        rip = self._vcpu.rip
+        if rip in self._exits:
+            return
+        r = self._memory.find(rip)
+        if r is None or not self._memory.reachable(rip):
+            raise UcError(U.UC_ERR_FETCH_UNMAPPED)
+        if not r.perms & U.UC_PROT_EXEC:
+            raise UcError(U.UC_ERR_FETCH_PROT)
 
     def _timeout_fired(self):
         if self._running:
@@ -713,7 +733,7 @@ class Uc(_Regs):
             raise UcError(U.UC_ERR_ARG)         # x86 pages are 4 KiB (Unicorn: only ARM may change it)
 
     def ctl_get_timeout(self):
-        return self._timeout
+        return self._timeout * 1000            # (Unicorn keeps it in nanoseconds)
 
     def ctl_exits_enabled(self, enable: bool):
         self._use_exits = bool(enable)
@@ -762,8 +782,11 @@ class Uc(_Regs):
         self._vcpu.flush_tlb()
 
     def ctl_set_tlb_mode(self, mode):
-        if mode != U.UC_TLB_CPU:
-            raise UcError(U.UC_ERR_ARG)      # the virtual TLB (TLB_FILL hooks) is not provided
+        # UC_TLB_VIRTUAL without TLB_FILL hooks maps every address to itself,
+        # which the flat memory does already (TLB_FILL hooks are not provided)
+        if mode not in (U.UC_TLB_CPU, U.UC_TLB_VIRTUAL):
+            raise UcError(U.UC_ERR_ARG)
+        self._tlb_mode = mode
 
     ctl_tlb_mode = ctl_set_tlb_mode
 
