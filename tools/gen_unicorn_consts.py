@@ -18,6 +18,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "emu", "unicorn")
+# the other architectures' names (tools import them even to run x86 code)
+OTHER_ARCHES = ("arm", "arm64", "mips", "sparc", "ppc", "riscv", "m68k", "s390x", "tricore")
 
 
 def _strip_comments(text: str) -> str:
@@ -94,11 +96,11 @@ def main(argv=None) -> int:
         x86 = parse(f.read(), env)
     emit(os.path.join(OUT, "unicorn_const.py"), "unicorn.h", core, lambda n: n.startswith("UC_"))
     emit(os.path.join(OUT, "x86_const.py"), "x86.h", x86, lambda n: n.startswith("UC_"))
-    # ARM's names too: programs written for several architectures import
-    # them (Uc itself is x86 only: UC_ARCH_ARM raises UC_ERR_ARCH)
-    with open(os.path.join(hdr, "arm.h")) as f:
-        arm = parse(f.read(), dict(env))
-    emit(os.path.join(OUT, "arm_const.py"), "arm.h", arm, lambda n: n.startswith("UC_"))
+    # (Uc itself is x86 only: another UC_ARCH_* raises UC_ERR_ARCH)
+    for arch in OTHER_ARCHES:
+        with open(os.path.join(hdr, arch + ".h")) as f:
+            items = parse(f.read(), dict(env))
+        emit(os.path.join(OUT, arch + "_const.py"), arch + ".h", items, lambda n: n.startswith("UC_"))
     return 0
 
 

@@ -58,7 +58,6 @@ _ALIASES = {
     "unicorn": "emu.unicorn",
     "unicorn.unicorn_const": "emu.unicorn.unicorn_const",
     "unicorn.x86_const": "emu.unicorn.x86_const",
-    "unicorn.arm_const": "emu.unicorn.arm_const",
     "unicorn.unicorn": "emu.unicorn",
     "unicorn.unicorn_py3": "emu.unicorn",
     "unicorn.unicorn_py3.unicorn": "emu.unicorn",
@@ -83,6 +82,9 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module):
         pass
 
+
+for _arch in ("arm", "arm64", "mips", "sparc", "ppc", "riscv", "m68k", "s390x", "tricore"):
+    _ALIASES["unicorn.%s_const" % _arch] = "emu.unicorn.%s_const" % _arch
 
 _finder = _Finder()
 
