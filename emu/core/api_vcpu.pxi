@@ -47,7 +47,7 @@ cdef class Vcpu(VcpuState):
             if r is False:
                 return exit_record(&self.c, reason)
 
-    def run_calls(self, dict direct, object slow, object owner, tuple access,
+    def run_calls(self, dict direct, object slow, object owner, tuple access, tuple exits=(),
                   uint64_t budget=0xffffffffffffffffULL):
         """run_hooks() with Unicorn's callback shapes (emu/unicorn): direct
         maps a hook id to (fn, user_data); code and block callbacks are called
@@ -63,6 +63,12 @@ cdef class Vcpu(VcpuState):
         cdef uint64_t end = self.c.icount + budget
         cdef uint32_t kind
         cdef tuple ent
+        cdef uint64_t stop_at[8]
+        cdef int n_stop = len(exits), i
+        if n_stop > 8:
+            raise ValueError("at most 8 exit addresses")
+        for i in range(n_stop):
+            stop_at[i] = exits[i]
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
         emu_sigint_ensure()
@@ -73,6 +79,10 @@ cdef class Vcpu(VcpuState):
             if reason != EXIT_HOOK:
                 return exit_record(&self.c, reason)
             kind = self.c.hook_kind
+            if kind == HK_CODE or kind == HK_BLOCK:
+                for i in range(n_stop):
+                    if self.c.hook_addr == stop_at[i]:
+                        return exit_record(&self.c, reason)
             ent = direct.get(self.c.hook_id)
             if ent is None:
                 r = slow(self.c.hook_id, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)

@@ -241,6 +241,7 @@ class Uc(_Regs):
         self._insn: dict[str, list[_Hook]] = {}
         self._invalid: list[_Hook] = []
         self._exits: set[int] = set()         # addresses where emu_start stops
+        self._exit_tuple: tuple = ()          # the same, checked in the core's call loop (up to 8)
         self._exit_ids: dict[int, int] = {}   # exit address -> core code hook id
         self._use_exits = False
         self._user_exits: list[int] = []
@@ -416,7 +417,7 @@ class Uc(_Regs):
         for h in code:
             if not any(o is not h and (o.begin > o.end or h.begin > h.end or
                                        (o.begin <= h.end and o.end >= h.begin)) for o in code) \
-                    and not any(h.covers(a, a) for a in self._exits):
+                    and (len(self._exits) <= 8 or not any(h.covers(a, a) for a in self._exits)):
                 d[h.core_id] = (h.fn, h.ud)
         mem = self._memv
         for h in mem:
@@ -440,6 +441,8 @@ class Uc(_Regs):
                     if self._stop_asked():
                         break
         elif kind == "block":
+            if address in self._exits:
+                return False
             for h in list(self._block):
                 if h.covers(address, address):
                     h.fn(self, address, size, h.ud)
@@ -481,6 +484,7 @@ class Uc(_Regs):
             if a not in self._exit_ids:
                 self._exit_ids[a] = v.add_code_hook(a, a)
         self._exits = addrs
+        self._exit_tuple = tuple(addrs) if len(addrs) <= 8 else ()
         self._rebuild()
 
     # ---- running ----
@@ -511,7 +515,7 @@ class Uc(_Regs):
                         break
                 else:
                     left = M64
-                ex = v.run_calls(self._direct, self._slow, self, ACCESS, left)
+                ex = v.run_calls(self._direct, self._slow, self, ACCESS, self._exit_tuple, left)
                 r = ex.reason
                 if r == _EXIT["BUDGET"] and count and not self._stopping:
                     self._check_next_fetch()
