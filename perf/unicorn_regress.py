@@ -7,7 +7,9 @@ Fetches the unicorn 2.1.4 sdist from PyPI with `pip download --no-binary
 takes the x86 and architecture-independent tests of src/tests/regress/, and
 runs each file in its own process with `emu.unicorn.install()` done first, so
 their `from unicorn import *` gets emu. Prints one line per test method
-(pass, FAIL, ERROR, skip) and a summary; exits 0 when every test passed.
+(pass, FAIL, ERROR, skip, known) and a summary; exits 0 when every test
+passed but the known ones: those where Unicorn differs from the
+architecture (KNOWN, with the reason; docs/unicorn.md).
 --real runs them on the installed Unicorn instead (the reference).
 Tests of other architectures (ARM, MIPS, SPARC) are left out; in files that
 mix architectures, those methods are reported as "other-arch".
@@ -25,6 +27,24 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from unicorn_sdist import FetchError, sdist_dir  # noqa: E402
+
+# tests that fail on emu.unicorn because Unicorn there differs from the
+# architecture (docs/unicorn.md lists them): reported as "known", not FAIL
+NONCANONICAL = ("runs code at a non-canonical address (%s); an x86-64 CPU faults there "
+                "(SDM Vol. 1 3.3.7.1), Unicorn's flat address space does not")
+KNOWN = {
+    "bad_ram.BadRam.runTest": "RETF pops a null CS selector: #GP(0) on x86 (SDM RET, far return), "
+                              "UC_ERR_EXCEPTION here; Unicorn reports a read of unmapped memory",
+    "core_ctl.TestCtl.test_tlb_mode": NONCANONICAL % "0x0010000000000000",
+    "high_mem.TestMem.test_virt_high_mapping": NONCANONICAL % "0x0010000000000000 and up",
+    "translator_buffer.TranslatorBuffer.runTest": NONCANONICAL % "0x000fffff816a9000",
+    "fpu_ip.FpuIP.test_32": "FNSTENV: the host CPU stores 0xFFFF in the reserved upper halves and "
+                            "tag word 0xFFFF (all empty); Unicorn stores 0 and 0x5555",
+    "fpu_ip.FpuIP.test_64": "FNSTENV: the host CPU stores 0xFFFF in the reserved upper halves and "
+                            "tag word 0xFFFF (all empty); Unicorn stores 0 and 0x5555",
+    "fpu_mem_write.FpuWrite.runTest": "FSTCW stores the x87 control word, 0x037F (the FNINIT state emu "
+                                      "starts in, as a Linux process does); Unicorn starts with 0",
+}
 
 OTHER_ARCH = re.compile(r"UC_ARCH_(ARM|ARM64|MIPS|SPARC|PPC|M68K|RISCV|S390X|TRICORE)\b")
 
@@ -129,10 +149,12 @@ def main(argv=None) -> int:
         res, dt = run_file(rdir, name, a.real, a.timeout)
         for tid, (status, detail) in sorted(res.items()):
             short = tid.replace("regress_case.", name[:-3] + ".")
+            if short in KNOWN and status in ("FAIL", "ERROR"):
+                status, detail = "known", KNOWN[short]
             results[short] = (status, detail)
             line = "%-10s %s" % (status, short)
-            if status in ("FAIL", "ERROR"):
-                line += "  -- " + detail.strip().splitlines()[-1][:160] if detail.strip() else ""
+            if status in ("FAIL", "ERROR", "known") and detail.strip():
+                line += "  -- " + detail.strip().splitlines()[-1][:200]
             print(line, flush=True)
     counts = {}
     for status, _ in results.values():

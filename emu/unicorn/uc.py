@@ -56,6 +56,16 @@ CR0_PE, CR0_ET, CR0_WP, CR0_PG = 1, 0x10, 1 << 16, 1 << 31
 CR4_PAE = 1 << 5
 
 
+def _shootdown(vcpu):
+    def on_change(va, size):
+        if size > 64 * PAGE:
+            vcpu.flush_tlb()
+        else:
+            for off in range(0, size, PAGE):
+                vcpu.invlpg(va + off)
+    return on_change
+
+
 class _Hook:
     __slots__ = ("handle", "htype", "fn", "ud", "begin", "end", "core_id", "insn")
 
@@ -218,6 +228,10 @@ class Uc(_Regs):
         self._arch, self._mode = arch, mode
         m = self._m = Machine(RAM_SIZE, paging=True, cpl=0)
         v = self._vcpu = m.vcpu
+        # the TLB shootdown after page-table edits, without the Machine's
+        # bound method (a reference cycle that would keep each engine's RAM
+        # until the garbage collector runs; Unicorn frees an engine at once)
+        m.page_tables.on_change = _shootdown(v)
         v.trap_mask = _core.TRAPS["syscall"] | _core.TRAPS["syscall_insn"] | _core.TRAPS["cr"] | _core.TRAPS["int"]
         self._shadow = {"cr0": CR0_PE | CR0_ET, "cr3": 0, "cr4": v.cr4 & ~CR4_PAE}
         if mode == U.UC_MODE_32:
