@@ -50,50 +50,57 @@ OTHER_ARCH = re.compile(r"UC_ARCH_(ARM|ARM64|MIPS|SPARC|PPC|M68K|RISCV|S390X|TRI
 
 # runs inside the child: one test file, results as JSON on the last line
 CHILD = r"""
-import json, sys, unittest, importlib.util, traceback, re
+import importlib.util, inspect, json, re, sys, unittest
 real = sys.argv[2] == "real"
 if not real:
     import emu.unicorn
     emu.unicorn.install()
-path = sys.argv[1]
-spec = importlib.util.spec_from_file_location("regress_case", path)
-mod = importlib.util.module_from_spec(spec)
-try:
-    spec.loader.exec_module(mod)
-except Exception as e:
-    print("\n@@RESULT@@" + json.dumps({"<import>": ["ERROR", "%s: %s" % (type(e).__name__, e)]}))
-    sys.exit(0)
-suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
-out = {}
 other = re.compile(r"UC_ARCH_(ARM|ARM64|MIPS|SPARC|PPC|M68K|RISCV|S390X|TRICORE)\b")
-import inspect
+
+
 class R(unittest.TestResult):
-    def addSuccess(self, t): out[t.id()] = ["pass", ""]
-    def addFailure(self, t, err): out[t.id()] = ["FAIL", self._exc_info_to_string(err, t)[-1500:]]
-    def addError(self, t, err): out[t.id()] = ["ERROR", self._exc_info_to_string(err, t)[-1500:]]
-    def addSkip(self, t, why): out[t.id()] = ["skip", why]
-    def addExpectedFailure(self, t, err): out[t.id()] = ["pass", "expected failure"]
-    def addUnexpectedSuccess(self, t): out[t.id()] = ["FAIL", "unexpected success"]
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+    def addSuccess(self, t): self.out[t.id()] = ["pass", ""]
+    def addFailure(self, t, err): self.out[t.id()] = ["FAIL", self._exc_info_to_string(err, t)[-1500:]]
+    def addError(self, t, err): self.out[t.id()] = ["ERROR", self._exc_info_to_string(err, t)[-1500:]]
+    def addSkip(self, t, why): self.out[t.id()] = ["skip", why]
+    def addExpectedFailure(self, t, err): self.out[t.id()] = ["pass", "expected failure"]
+    def addUnexpectedSuccess(self, t): self.out[t.id()] = ["FAIL", "unexpected success"]
+
+
 def flat(s):
     for x in s:
         if isinstance(x, unittest.TestSuite):
             yield from flat(x)
         else:
             yield x
-for t in flat(suite):
-    src = ""
+
+
+def run(path):
+    out = {}
+    spec = importlib.util.spec_from_file_location("regress_case", path)
+    mod = importlib.util.module_from_spec(spec)
     try:
-        src = inspect.getsource(getattr(t, t._testMethodName))
-    except Exception:
-        pass
-    if other.search(src):
-        out[t.id()] = ["other-arch", ""]
-        continue
-    r = R()
-    t.run(r)
-    if t.id() not in out:
-        out[t.id()] = ["pass", ""]
-print("\n@@RESULT@@" + json.dumps(out))
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        return {"<import>": ["ERROR", "%s: %s" % (type(e).__name__, e)]}
+    for t in flat(unittest.defaultTestLoader.loadTestsFromModule(mod)):
+        try:
+            src = inspect.getsource(getattr(t, t._testMethodName))
+        except Exception:
+            src = ""
+        if other.search(src):
+            out[t.id()] = ["other-arch", ""]
+            continue
+        t.run(R(out))
+        out.setdefault(t.id(), ["pass", ""])
+    return out
+
+
+for path in sys.argv[1].split(","):
+    print("\n@@RESULT@@" + json.dumps(run(path)), flush=True)
 """
 
 
@@ -107,6 +114,25 @@ def select(regress_dir: str) -> list[str]:
             src = f.read()
         if "UC_ARCH_X86" in src or not OTHER_ARCH.search(src):
             out.append(name)
+    return out
+
+
+def run_files(regress_dir: str, names: list[str], real: bool, timeout: float) -> dict[str, dict]:
+    """Several files in one process (cheaper; no isolation): name -> results."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([regress_dir, os.path.join(HERE, "..")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    p = subprocess.run([sys.executable, "-c", CHILD, ",".join(os.path.join(regress_dir, n) for n in names),
+                        "real" if real else "emu"], cwd=regress_dir, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    parts = [json.loads(chunk.strip().splitlines()[0]) for chunk in p.stdout.split("@@RESULT@@")[1:]]
+    out = {}
+    for i, name in enumerate(names):
+        if i < len(parts):
+            out[name] = {k.replace("regress_case.", name[:-3] + "."): v for k, v in parts[i].items()}
+        else:
+            tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+            out[name] = {name: ["ERROR", "exit status %d: %s" % (p.returncode, " | ".join(tail))]}
     return out
 
 

@@ -556,10 +556,8 @@ class Uc(_Regs):
         if rip in self._exits:
             return
         r = self._memory.find(rip)
-        if r is None or not self._memory.reachable(rip):
-            raise UcError(U.UC_ERR_FETCH_UNMAPPED)
-        if not r.perms & U.UC_PROT_EXEC:
-            raise UcError(U.UC_ERR_FETCH_PROT)
+        if r is None or not self._memory.reachable(rip) or not r.perms & U.UC_PROT_EXEC:
+            self._bad_access(rip, "fetch", rip)
 
     def _timeout_fired(self):
         if self._running:
@@ -657,15 +655,12 @@ class Uc(_Regs):
         """A #PF of the flat memory: a MEM_*_UNMAPPED or MEM_*_PROT event. A
         callback that returns True asks for the access again (it has mapped
         the page or changed the rights); otherwise the run ends with the error."""
-        v = self._vcpu
-        addr = ex.cr2 & self._amask
         err = ex.error_code
-        if err & 0x10:
-            kind = "fetch"
-        elif err & 2:
-            kind = "write"
-        else:
-            kind = "read"
+        kind = "fetch" if err & 0x10 else "write" if err & 2 else "read"
+        self._bad_access(ex.cr2 & self._amask, kind, ex.rip)
+
+    def _bad_access(self, addr, kind, rip) -> None:
+        v = self._vcpu
         r = self._memory.find(addr)
         if r is None:
             access, bit, code = {"read": (U.UC_MEM_READ_UNMAPPED, U.UC_HOOK_MEM_READ_UNMAPPED, U.UC_ERR_READ_UNMAPPED),
@@ -676,7 +671,7 @@ class Uc(_Regs):
                                  "write": (U.UC_MEM_WRITE_PROT, U.UC_HOOK_MEM_WRITE_PROT, U.UC_ERR_WRITE_PROT),
                                  "fetch": (U.UC_MEM_FETCH_PROT, U.UC_HOOK_MEM_FETCH_PROT, U.UC_ERR_FETCH_PROT)}[kind]
         handled = False
-        size = 1 if kind != "fetch" else 1
+        size = 1        # (the #PF does not say the access size; docs/unicorn.md)
         for h in list(self._membad):
             if h.htype & bit and h.covers(addr, addr):
                 if h.fn(self, access, addr, size, 0, h.ud):
@@ -688,7 +683,7 @@ class Uc(_Regs):
             if now is not None and now.perms & {"read": U.UC_PROT_READ, "write": U.UC_PROT_WRITE,
                                                  "fetch": U.UC_PROT_EXEC}[kind]:
                 return                      # the access is made again
-            if v.rip != ex.rip:
+            if v.rip != rip:
                 return                      # the callback moved on
         raise UcError(code)
 
