@@ -262,8 +262,8 @@ def test_sse_and_x87_registers():
     uc.emu_start(BASE, BASE + 7)
     assert uc.reg_read(X.UC_X86_REG_XMM1) == 0x0102030405060708090A0B0C0D0E0F10
     # ST0 = pi, ST1 = 1.0 (80-bit: mantissa, sign+exponent)
-    assert uc.reg_read(X.UC_X86_REG_ST0) == (0xC90FDAA22168C235, 0x4000)
-    assert uc.reg_read(X.UC_X86_REG_ST1) == (0x8000000000000000, 0x3FFF)
+    assert uc.reg_read(X.UC_X86_REG_ST0) == 0x4000C90FDAA22168C235
+    assert uc.reg_read(X.UC_X86_REG_ST1) == 0x3FFF8000000000000000
     assert (uc.reg_read(X.UC_X86_REG_FPSW) >> 11) & 7 == 6          # TOP after two pushes
     # FPi is the physical register Ri: the first push went to R7, the second to R6
     assert uc.reg_read(X.UC_X86_REG_FP7) == (0x8000000000000000, 0x3FFF)

@@ -53,19 +53,21 @@ def _fsw_top(uc):
 
 
 def _st(i, physical):
-    """ST(i), or with physical=True the register Ri (FPi, as Unicorn numbers
-    them: the physical register file, not the stack order), as (mantissa, exponent)."""
+    """FPi (physical=True): the register Ri, as Unicorn numbers them (the
+    physical file, not the stack order), read as (mantissa, exponent).
+    STi: ST(i) in stack order, read as one 80-bit integer (Unicorn's binding
+    reads these with its default integer type; tools print them as numbers).
+    Both take either form when written."""
     def slot(uc):
         return ((i - _fsw_top(uc)) & 7) if physical else i
 
     def rd(uc):
         img = uc._vcpu.fxsave()
-        off = FX_ST0 + 16 * slot(uc)
-        mant, exp = struct.unpack_from("<QH", img, off)
-        return mant, exp
+        mant, exp = struct.unpack_from("<QH", img, FX_ST0 + 16 * slot(uc))
+        return (mant, exp) if physical else mant | (exp << 64)
 
     def wr(uc, v):
-        mant, exp = v
+        mant, exp = v if isinstance(v, tuple) else (v & M64, (v >> 64) & 0xFFFF)
         img = bytearray(uc._vcpu.fxsave())
         k = slot(uc)
         struct.pack_into("<QH", img, FX_ST0 + 16 * k, mant & M64, exp & 0xFFFF)
@@ -120,6 +122,30 @@ def _ymm(i):
     def wr(uc, v):
         uc._vcpu.set_ymm(i, (v & ((1 << 256) - 1)).to_bytes(32, "little"))
     return rd, wr
+
+
+def _absent(width, low=None):
+    """A register of AVX-512 (XMM16-31, YMM16-31, ZMM, K), which the CPU
+    models emu implements do not have: it reads as zero (ZMM0-15: its YMM
+    part), and only a value whose extra bits are zero can be written, so a
+    tool that saves and restores every register works."""
+    def rd(uc):
+        return low[0](uc) if low else 0
+
+    def wr(uc, v):
+        if low:
+            if v >> 256:
+                raise _arg_error()
+            low[1](uc, v)
+        elif v:
+            raise _arg_error()
+    return rd, wr
+
+
+def _arg_error():
+    from emu.unicorn.errors import UcError
+    from emu.unicorn.unicorn_const import UC_ERR_ARG
+    return UcError(UC_ERR_ARG)
 
 
 def _mm(i):
@@ -277,4 +303,10 @@ def build() -> dict:
     for i in range(16):
         t[getattr(X, "UC_X86_REG_XMM%d" % i)] = _xmm(i)
         t[getattr(X, "UC_X86_REG_YMM%d" % i)] = _ymm(i)
+        t[getattr(X, "UC_X86_REG_ZMM%d" % i)] = _absent(512, _ymm(i))
+    for i in range(16, 32):
+        for kind, w in (("XMM", 128), ("YMM", 256), ("ZMM", 512)):
+            t[getattr(X, "UC_X86_REG_%s%d" % (kind, i))] = _absent(w)
+    for i in range(8):
+        t[getattr(X, "UC_X86_REG_K%d" % i)] = _absent(64)
     return t

@@ -240,10 +240,10 @@ class Uc(_Regs):
         else:
             self._amask = M64
         self._memory = FlatMemory(m, 1 << 32 if mode == U.UC_MODE_32 else 1 << 64)
-        self._cpu_model = X.UC_CPU_X86_QEMU64
         self._tlb_mode = U.UC_TLB_CPU
-        if cpu is not None:
-            self.ctl_set_cpu_model(cpu)
+        # Unicorn's default CPU for x86 is QEMU's qemu64: the baseline model
+        # (so a guest's library picks the code paths it picks on Unicorn)
+        self.ctl_set_cpu_model(X.UC_CPU_X86_QEMU64 if cpu is None else cpu)
         self._hooks: dict[int, _Hook] = {}
         self._next_handle = 1
         self._direct: dict = {}
