@@ -9,7 +9,9 @@ dynamic loader and libc (Qiling's example rootfs is a separate download;
 these programs are built here instead), runs each under Qiling once with
 `emu.unicorn.install()` and once with the installed Unicorn, each in its
 own process, compares what the guest wrote, and prints the medians of
-the wall times (Qiling set-up + run, and ql.run() alone).
+the wall times (Qiling set-up + run, and ql.run() alone). The last run
+adds a Qiling block hook (a Python call per block; the blocks column counts
+them: each emulator cuts blocks its own way).
 
 Qiling's default x86-64 stack (0x7ffffffde000 + 0x30000) ends above
 0x800000000000, outside the canonical address range where a real x86-64
@@ -37,6 +39,10 @@ PROGRAMS = {
     "hello_dynamic": ("hello.c", []),
     "compute_dynamic": ("compute.c", []),
 }
+# runs: (name, program, Qiling hook installed: None or "block")
+RUNS = [("hello_static", "hello_static", None), ("hello_dynamic", "hello_dynamic", None),
+        ("compute_dynamic", "compute_dynamic", None),
+        ("hello_dynamic+block_hook", "hello_dynamic", "block")]
 
 SOURCES = {
     "hello.c": r'''
@@ -57,7 +63,7 @@ int main(void) {
     static unsigned char buf[4096];
     static int v[2000];
     unsigned long h = 1469598103934665603UL;
-    for (int r = 0; r < 300; r++) {
+    for (int r = 0; r < 2000; r++) {
         for (int i = 0; i < 4096; i++) buf[i] = (unsigned char)(i * 31 + r);
         for (int i = 0; i < 4096; i++) { h ^= buf[i]; h *= 1099511628211UL; }
     }
@@ -72,7 +78,7 @@ int main(void) {
 # runs in the child: one program under Qiling on one backend
 CHILD = r'''
 import io, json, os, sys, time
-backend, rootfs, prog, profile = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+backend, rootfs, prog, profile, hook = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
 t0 = time.perf_counter()
 if backend == "emu":
     import emu.unicorn
@@ -82,11 +88,16 @@ from qiling.const import QL_VERBOSE
 import unicorn
 assert (unicorn.__name__ == "emu.unicorn") == (backend == "emu"), unicorn.__name__
 ql = Qiling([prog], rootfs, verbose=QL_VERBOSE.DISABLED, profile=profile)
+blocks = [0]
+if hook == "block":
+    def on_block(ql, address, size):
+        blocks[0] += 1
+    ql.hook_block(on_block)
 t1 = time.perf_counter()
 ql.run()
 t2 = time.perf_counter()
 sys.stdout.flush()
-print("@@" + json.dumps({"total": t2 - t0, "run": t2 - t1}), file=sys.stderr)
+print("@@" + json.dumps({"total": t2 - t0, "run": t2 - t1, "blocks": blocks[0]}), file=sys.stderr)
 '''
 
 
@@ -115,11 +126,12 @@ def build(workdir: str) -> str:
     return rootfs
 
 
-def run_one(backend: str, rootfs: str, prog: str, python: str) -> dict:
+def run_one(backend: str, rootfs: str, prog: str, python: str, hook: str | None = None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     p = subprocess.run([python, "-c", CHILD, backend, rootfs, os.path.join(rootfs, "bin", prog),
-                        json.dumps(STACK_PROFILE)], capture_output=True, text=True, env=env, timeout=600)
+                        json.dumps(STACK_PROFILE), hook or "-"], capture_output=True, text=True, env=env,
+                       timeout=600)
     line = [ln for ln in p.stderr.splitlines() if ln.startswith("@@")]
     if not line:
         return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:] or ["status %d" % p.returncode]}
@@ -138,26 +150,28 @@ def main(argv=None) -> int:
     workdir = a.workdir or tempfile.mkdtemp(prefix="emu-qiling-")
     rootfs = build(workdir)
     results, ok = {}, True
-    print("%-16s %-8s %12s %12s  %s" % ("program", "backend", "total s", "ql.run s", "output"))
-    for prog in PROGRAMS:
+    print("%-26s %-8s %9s %9s %9s  %s" % ("run", "backend", "total s", "ql.run s", "blocks", "output"))
+    for name, prog, hook in RUNS:
         outs = {}
         for backend in ("real", "emu"):
-            runs = [run_one(backend, rootfs, prog, a.python) for _ in range(a.repeat)]
+            runs = [run_one(backend, rootfs, prog, a.python, hook) for _ in range(a.repeat)]
             bad = [r for r in runs if "error" in r]
             if bad:
-                print("%-16s %-8s error: %s" % (prog, backend, bad[0]["error"]))
+                print("%-26s %-8s error: %s" % (name, backend, bad[0]["error"]))
                 ok = False
                 continue
             tot = statistics.median(r["total"] for r in runs)
             run = statistics.median(r["run"] for r in runs)
             outs[backend] = runs[0]["out"]
-            results.setdefault(prog, {})[backend] = {"total": tot, "run": run, "out": runs[0]["out"]}
-            print("%-16s %-8s %12.3f %12.3f  %r" % (prog, backend, tot, run, runs[0]["out"][:50]))
+            results.setdefault(name, {})[backend] = {"total": tot, "run": run, "out": runs[0]["out"],
+                                                     "blocks": runs[0]["blocks"]}
+            print("%-26s %-8s %9.3f %9.3f %9d  %r" % (name, backend, tot, run, runs[0]["blocks"],
+                                                      runs[0]["out"][:40]))
         if len(outs) == 2:
             same = outs["real"] == outs["emu"]
-            results[prog]["same_output"] = same
+            results[name]["same_output"] = same
             ok = ok and same
-            print("%-16s same output: %s" % (prog, same))
+            print("%-26s same output: %s" % (name, same))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
