@@ -344,3 +344,14 @@ def test_install_makes_import_unicorn_emu():
     finally:
         uninstall()
         sys.modules.update(saved)
+
+
+def test_mem_map_ptr_shares_bytes_with_the_host_across_runs():
+    import ctypes
+    buf = ctypes.create_string_buffer(b"\x11" * 0x1000, 0x1000)
+    uc = make(b"\x48\x8b\x04\x25\x00\x00\x50\x00\x48\xff\xc0\x48\x89\x04\x25\x08\x00\x50\x00\x90")
+    # mov rax, [0x500000]; inc rax; mov [0x500008], rax
+    uc.mem_map_ptr(0x500000, 0x1000, U.UC_PROT_ALL, ctypes.addressof(buf))
+    buf[0:8] = struct.pack("<Q", 41)                 # the host writes before the run
+    uc.emu_start(BASE, BASE + 19)
+    assert struct.unpack("<Q", buf[8:16])[0] == 42    # the guest's store is in the host buffer
