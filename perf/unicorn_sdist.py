@@ -25,8 +25,11 @@ def sdist_dir(cache: str) -> str:
     tars = glob.glob(os.path.join(cache, "unicorn-%s.tar.gz" % VERSION))
     if not tars:
         cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-               "--no-build-isolation", "unicorn==%s" % VERSION, "-d", cache]
-        r = subprocess.run(cmd, capture_output=True, text=True)
+               "unicorn==%s" % VERSION, "-d", cache]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise FetchError("pip download unicorn==%s timed out" % VERSION) from None
         tars = glob.glob(os.path.join(cache, "unicorn-%s.tar.gz" % VERSION))
         if not tars:
             raise FetchError("pip download unicorn==%s failed: %s" % (VERSION, (r.stderr or r.stdout).strip().splitlines()[-1:]))
@@ -37,5 +40,8 @@ def sdist_dir(cache: str) -> str:
         for m in members:
             if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in m.name.split("/"):
                 continue
-            t.extract(m, cache)
+            if hasattr(tarfile, "data_filter"):
+                t.extract(m, cache, filter="data")      # (Python 3.12+: no links or odd modes)
+            else:
+                t.extract(m, cache)
     return root
