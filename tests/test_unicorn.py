@@ -355,3 +355,20 @@ def test_mem_map_ptr_shares_bytes_with_the_host_across_runs():
     buf[0:8] = struct.pack("<Q", 41)                 # the host writes before the run
     uc.emu_start(BASE, BASE + 19)
     assert struct.unpack("<Q", buf[8:16])[0] == 42    # the guest's store is in the host buffer
+
+
+def test_emu_stop_from_another_thread_while_hooks_fire():
+    # run_calls keeps the GIL between close hook calls: another thread must
+    # still get in (between callbacks, and once a stretch without hooks runs)
+    import threading
+    uc = make(b"\x48\xff\xc0\xeb\xfb")              # inc rax; jmp back
+    calls = [0]
+
+    def count(uc, a, s, ud):
+        calls[0] += 1
+    uc.hook_add(U.UC_HOOK_CODE, count, None, BASE, BASE)
+    t = threading.Timer(0.05, uc.emu_stop)
+    t.start()
+    uc.emu_start(BASE, BASE + 0x100)
+    t.join()
+    assert calls[0] > 0 and uc.reg_read(X.UC_X86_REG_RAX) >= calls[0] - 1

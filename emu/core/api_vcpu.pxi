@@ -2,6 +2,9 @@
 # its exit records, trap completion (traps.pxi), instrumentation, time, the
 # CPUID table and counters.
 
+cdef enum:
+    HELD_CHUNK = 20000    # instructions run_calls runs on without releasing the GIL
+
 cdef class Vcpu(VcpuState):
     """One virtual CPU. Registers live in a C struct (VcpuState); run()
     executes guest code with the GIL released until an exit."""
@@ -48,7 +51,7 @@ cdef class Vcpu(VcpuState):
                 return exit_record(&self.c, reason)
 
     def run_calls(self, dict direct, object slow, object owner, tuple access, tuple exits=(),
-                  uint64_t budget=0xffffffffffffffffULL):
+                  uint64_t budget=0xffffffffffffffffULL, bint hold_gil=True):
         """run_hooks() with Unicorn's callback shapes (emu/unicorn): direct
         maps a hook id to (fn, user_data); code and block callbacks are called
         fn(owner, address, size, user_data), read/write/fetch ones
@@ -69,15 +72,25 @@ cdef class Vcpu(VcpuState):
             raise ValueError("at most 8 exit addresses")
         for i in range(n_stop):
             stop_at[i] = exits[i]
+        cdef bint held = hold_gil
+        cdef uint64_t left
         if end < self.c.icount:
             end = 0xffffffffffffffffULL
         emu_sigint_ensure()
         while True:
-            reason = vcpu_enter(&self.c, &self.t, end - self.c.icount)
+            left = end - self.c.icount
+            if held:
+                reason = vcpu_enter_held(&self.c, &self.t, left if left < HELD_CHUNK else HELD_CHUNK)
+                if reason == EXIT_BUDGET and self.c.icount < end:
+                    held = False          # a long stretch without hooks: let other threads in
+                    continue
+            else:
+                reason = vcpu_enter(&self.c, &self.t, left)
             if reason == EXIT_STOPPED:
                 PyErr_CheckSignals()
             if reason != EXIT_HOOK:
                 return exit_record(&self.c, reason)
+            held = hold_gil
             kind = self.c.hook_kind
             if kind == HK_CODE or kind == HK_BLOCK:
                 for i in range(n_stop):
