@@ -2,6 +2,9 @@
 # its exit records, trap completion (traps.pxi), instrumentation, time, the
 # CPUID table and counters.
 
+cdef enum:
+    HELD_CHUNK = 20000    # instructions run_calls runs on without releasing the GIL
+
 cdef class Vcpu(VcpuState):
     """One virtual CPU. Registers live in a C struct (VcpuState); run()
     executes guest code with the GIL released until an exit."""
@@ -46,6 +49,79 @@ cdef class Vcpu(VcpuState):
                 r = fn(self, self.c.hook_addr, self.c.hook_size)
             if r is False:
                 return exit_record(&self.c, reason)
+
+    def run_calls(self, dict direct, object slow, object owner, tuple access, tuple exits=(),
+                  uint64_t budget=0xffffffffffffffffULL, bint hold_gil=True):
+        """run_hooks() with Unicorn's callback shapes (emu/unicorn): direct
+        maps a hook id to (fn, user_data); code and block callbacks are called
+        fn(owner, address, size, user_data), read/write/fetch ones
+        fn(owner, access[i], address, size, value, user_data) (access: the
+        codes for read, write and fetch, i in that order), value as a
+        signed 64-bit number as Unicorn passes it. Other hook exits go to
+        slow(hook_id, kind, address, size, value). A stop() made during a
+        callback ends the run there (STOPPED exit; the hooked instruction or
+        access has not happened). Made for the hook-call cost: no wrapper
+        frame between the core and the user's function."""
+        cdef int reason
+        cdef uint64_t end = self.c.icount + budget
+        cdef uint32_t kind
+        cdef tuple ent
+        cdef uint64_t stop_at[8]
+        cdef int n_stop = len(exits), i
+        if n_stop > 8:
+            raise ValueError("at most 8 exit addresses")
+        for i in range(n_stop):
+            stop_at[i] = exits[i]
+        cdef bint held = hold_gil
+        cdef uint64_t left
+        if end < self.c.icount:
+            end = 0xffffffffffffffffULL
+        emu_sigint_ensure()
+        while True:
+            left = end - self.c.icount
+            if held:
+                reason = vcpu_enter_held(&self.c, &self.t, left if left < HELD_CHUNK else HELD_CHUNK)
+                if reason == EXIT_BUDGET and self.c.icount < end:
+                    held = False          # a long stretch without hooks: let other threads in
+                    continue
+            else:
+                reason = vcpu_enter(&self.c, &self.t, left)
+            if reason == EXIT_STOPPED:
+                PyErr_CheckSignals()
+            if reason != EXIT_HOOK:
+                return exit_record(&self.c, reason)
+            held = hold_gil
+            kind = self.c.hook_kind
+            if kind == HK_CODE or kind == HK_BLOCK:
+                for i in range(n_stop):
+                    if self.c.hook_addr == stop_at[i]:
+                        return exit_record(&self.c, reason)
+            ent = direct.get(self.c.hook_id)
+            if ent is None:
+                r = slow(self.c.hook_id, HOOK_KIND_NAMES[kind], self.c.hook_addr, self.c.hook_size, self.c.hook_value)
+            elif kind == HK_READ or kind == HK_WRITE or kind == HK_FETCH:
+                r = ent[0](owner, access[0 if kind == HK_READ else (1 if kind == HK_WRITE else 2)],
+                           self.c.hook_addr, self.c.hook_size,
+                           <int64_t>self.c.hook_value, ent[1])
+            else:
+                r = ent[0](owner, self.c.hook_addr, self.c.hook_size, ent[1])
+            if self.c.events & EV_STOP:
+                emu_atomic_and32(&self.c.events, ~(<uint32_t>EV_STOP))
+                return exit_record(&self.c, EXIT_STOPPED)
+            if r is False and ent is None:
+                return exit_record(&self.c, reason)
+
+    def forget_resume(self):
+        """Start the instruction at RIP afresh on the next run: its code,
+        fetch and memory hooks fire again (a hook or debugger that sets RIP,
+        even to the same address, asks for a new start, as in Unicorn)."""
+        self.c.resume_rip = 0xffffffffffffffffULL
+        self.c.resume_stage = 0
+        self.c.mh_n = 0
+
+    def clear_stop(self):
+        """Forget a stop() request not yet acted on."""
+        emu_atomic_and32(&self.c.events, ~(<uint32_t>EV_STOP))
 
     def stop(self):
         """Ask a running vCPU (in another thread) to exit at the next block."""

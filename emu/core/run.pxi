@@ -343,3 +343,18 @@ cdef int vcpu_enter(Cpu* c, TrapState* t, uint64_t budget) noexcept:
             reason = vcpu_run(c, budget)
         trap_note(c, t, reason)
     return reason
+
+cdef int vcpu_enter_held(Cpu* c, TrapState* t, uint64_t budget) noexcept:
+    """vcpu_enter keeping the GIL, for a short budget: between two Python hook
+    calls, releasing and retaking the GIL is a measurable part of the cost of
+    a call (Vcpu.run_calls; a long run goes back to vcpu_enter)."""
+    cdef int reason
+    c.exc_soft = 0
+    t.reason = 0
+    if c.icount + budget < c.icount:
+        budget = 0xffffffffffffffffULL - c.icount
+    reason = trap_take_injected(c, t)
+    if reason == EXIT_NONE:
+        reason = vcpu_run(c, budget)
+        trap_note(c, t, reason)
+    return reason
