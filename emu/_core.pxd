@@ -44,6 +44,9 @@ cdef struct Uop:
     uint8_t vl
     uint8_t vexw
     uint8_t is4
+    # the instruction-class cost model (core/timing.pxi): extra cycles, beyond
+    # one per instruction, of the block's instructions up to this uop's end
+    uint16_t cyc
 
 cdef struct Block:
     uint64_t vrip         # virtual address of the first instruction
@@ -171,6 +174,17 @@ cdef struct SysFast:
     uint64_t n_done, n_declined  # totals: answered here; delegated, but sent to Python
     int64_t pid, tid         # getpid and gettid of the thread about to run (tid 0: not known)
 
+cdef struct CacheModel:
+    # core/timing.pxi: set-associative L1d/L2/LLC, LRU, per-level hit costs
+    uint64_t* tags        # sets x ways line tags (line + 1; 0 = empty), level after level
+    uint32_t sets[3]
+    uint32_t ways[3]
+    uint32_t base[3]      # first tag of each level
+    uint32_t cost[3]      # extra cycles of a hit in L2, LLC, and of a miss to DRAM
+    uint32_t nlevels
+    uint64_t n_access
+    uint64_t n_hit[4]     # hits per level (L1, L2, LLC) and DRAM accesses
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -183,6 +197,8 @@ cdef struct Mach:
     Block* blocks
     Uop* uops
     uint32_t n_blocks, n_uops
+    CacheModel* cache     # the cache model of core/timing.pxi, or NULL
+    uint16_t class_cost[16]  # core/timing.pxi: extra cycles per instruction class (COST_*)
     int32_t* block_hash
     uint64_t n_blocks_translated, n_invalidations, n_flushes
     Cpu* running          # vCPU executing now (its current block may be invalidated)
@@ -259,6 +275,10 @@ cdef struct Cpu:
     uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
     uint64_t tsc_offset
     uint64_t tsc_per_insn # virtual cycles per retired instruction (fixed point, 16 fractional bits)
+    # core/timing.pxi: TIMING_* bits (class costs, cache model) and the
+    # cycles they charged so far (part of the virtual TSC)
+    uint32_t timing
+    uint64_t tsc_extra
     uint64_t rng_state    # RDRAND/RDSEED generator (seeded, deterministic)
     # exit record
     uint32_t exit_reason
