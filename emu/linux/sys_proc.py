@@ -496,7 +496,9 @@ def sys_sched_yield(s, *_):
 def sys_sched_getaffinity(s, pid, size, mask, *_):
     if size < 8:
         return -E.EINVAL
-    s.write(mask, struct.pack("<Q", 1))
+    g = getattr(s.p, "guest", None)
+    n = g.ncpus if g is not None else 1          # the CPUs the guest is told of (a machine template's)
+    s.write(mask, struct.pack("<Q", (1 << n) - 1))
     return 8
 
 
