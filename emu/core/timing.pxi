@@ -38,12 +38,13 @@ cdef enum:
     COST_SYSCALL = 10
     COST_FENCE = 11
     COST_CLFLUSH = 12
-    N_COSTS = 13
+    COST_LFENCE = 13
+    N_COSTS = 14
 
 def timing_classes():
     """The instruction classes of PhysMachine.set_class_costs, in COST_* order."""
     return ("div8", "div32", "div64", "idiv64", "mul", "cpuid", "rdtsc", "rdtscp", "lock", "rep", "syscall",
-            "fence", "clflush")
+            "fence", "clflush", "lfence")
 
 
 cdef inline uint32_t insn_cost(const uint16_t* k, const Uop* u) noexcept nogil:
@@ -63,9 +64,11 @@ cdef inline uint32_t insn_cost(const uint16_t* k, const Uop* u) noexcept nogil:
         return k[COST_RDTSCP]
     if f == op_syscall:
         return k[COST_SYSCALL]
-    if f == op_ae5 or f == op_ae6:           # LFENCE, MFENCE (register forms)
-        return k[COST_FENCE]
-    if f == op_ae7 or f == op_clflush:        # SFENCE / CLFLUSH
+    if f == op_ae6:                           # MFENCE (the register form; the memory form is XSAVEOPT)
+        return k[COST_FENCE] if not u.mem else 0
+    if f == op_ae5:                           # LFENCE
+        return k[COST_LFENCE] if not u.mem else 0
+    if f == op_clflush or (f == op_ae7 and u.mem):   # CLFLUSH
         return k[COST_CLFLUSH]
     if u.rep and (f == op_rep_movs or f == op_rep_stos or f == op_rep_lods or f == op_rep_scas
                   or f == op_rep_cmps):
