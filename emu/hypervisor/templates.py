@@ -73,7 +73,8 @@ class Template:
     dram_cycles: int = 200
     l2_cycles: int = 10
     llc_cycles: int = 40
-    # the published ranges of the timing figures detectors use (docs/stealth.md)
+    # the real part's ranges of the figures guests/antivm/timing measures, in
+    # its units (ratios x10, cycles otherwise; sources in docs/stealth.md)
     ranges: dict = field(default_factory=dict)
     host_run: tuple = ()          # features the core runs on the host's own (need the host to have them)
 
@@ -190,7 +191,7 @@ WESTMERE_I5_650 = Template(
     features=tuple(_SYS_EDX + "syscall nx rdtscp lm pni pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 "
                               "cx16 xtpr pdcm pcid sse4_1 sse4_2 popcnt aes lahf_lm".split()),
     cpuinfo_flags="fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
-                  "fxsr sse sse2 ht tm pbe syscall nx rdtscp lm constant_tsc arch_perfmon pebs bts rep_good nopl "
+                  "fxsr sse sse2 ss ht tm pbe syscall nx rdtscp lm constant_tsc arch_perfmon pebs bts rep_good nopl "
                   "xtopology nonstop_tsc cpuid aperfmperf pni pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 "
                   "cx16 xtpr pdcm pcid sse4_1 sse4_2 popcnt aes lahf_lm pti ssbd ibrs ibpb stibp tpr_shadow vnmi "
                   "flexpriority ept vpid dtherm ida arat md_clear flush_l1d",
@@ -211,7 +212,7 @@ WESTMERE_I5_650 = Template(
                  "rdtscp": 35, "lock": 19, "rep": 20, "syscall": 450, "fence": 32, "clflush": 8,
                  "lfence": 3},
     l2_cycles=6, llc_cycles=35, dram_cycles=210,
-    ranges={"div_add": (15, 100), "cpuid": (70, 500), "rdtsc": (15, 80), "dram_l1": (3, 30)},
+    ranges={"div_add": (280, 900), "cpuid": (100, 250), "rdtsc": (18, 40), "dram_l1": (40, 200)},
     host_run=("aes", "pclmulqdq"),
 )
 
@@ -223,7 +224,7 @@ PENRYN_E8400 = Template(
     features=tuple(_SYS_EDX + "syscall nx lm pni dtes64 monitor ds_cpl vmx smx est tm2 ssse3 cx16 xtpr pdcm "
                               "sse4_1 xsave osxsave lahf_lm".split()),
     cpuinfo_flags="fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
-                  "fxsr sse sse2 ht tm pbe syscall nx lm constant_tsc arch_perfmon pebs bts rep_good nopl cpuid "
+                  "fxsr sse sse2 ss ht tm pbe syscall nx lm constant_tsc arch_perfmon pebs bts rep_good nopl cpuid "
                   "aperfmperf pni dtes64 monitor ds_cpl vmx smx est tm2 ssse3 cx16 xtpr pdcm sse4_1 xsave lahf_lm "
                   "pti tpr_shadow vnmi flexpriority vpid dtherm",
     bugs="cpu_meltdown spectre_v1 spectre_v2 spec_store_bypass l1tf mds swapgs itlb_multihit mmio_unknown",
@@ -241,7 +242,7 @@ PENRYN_E8400 = Template(
                  "rdtscp": 30, "lock": 21, "rep": 20, "syscall": 450, "fence": 30, "clflush": 8,
                  "lfence": 3},
     l2_cycles=14, llc_cycles=14, dram_cycles=230,
-    ranges={"div_add": (10, 100), "cpuid": (70, 500), "rdtsc": (15, 80), "dram_l1": (3, 30)},
+    ranges={"div_add": (180, 570), "cpuid": (150, 300), "rdtsc": (20, 70), "dram_l1": (40, 200)},
 )
 
 TEMPLATES = {t.name: t for t in (WESTMERE_I5_650, PENRYN_E8400)}
