@@ -177,12 +177,11 @@ cdef struct SysFast:
 cdef struct CacheModel:
     # core/timing.pxi: set-associative L1d/L2/LLC, LRU, per-level hit costs
     uint64_t* tags        # sets x ways line tags (line + 1; 0 = empty), level after level
-    uint32_t sets[3]
+    uint32_t sets[3]      # (powers of two: the set is line & (sets - 1))
     uint32_t ways[3]
     uint32_t base[3]      # first tag of each level
     uint32_t cost[3]      # extra cycles of a hit in L2, LLC, and of a miss to DRAM
     uint32_t nlevels
-    uint64_t n_access
     uint64_t n_hit[4]     # hits per level (L1, L2, LLC) and DRAM accesses
 
 cdef struct Mach:
@@ -279,6 +278,7 @@ cdef struct Cpu:
     # cycles they charged so far (part of the virtual TSC)
     uint32_t timing
     uint64_t tsc_extra
+    uint64_t cache_last   # the line (va >> 6) of this vCPU's last access: an L1 hit, not modelled again
     uint64_t rng_state    # RDRAND/RDSEED generator (seeded, deterministic)
     # exit record
     uint32_t exit_reason

@@ -59,7 +59,7 @@ cdef class PhysMachine:
         cdef CacheModel* cm = self.m.cache
         if cm == NULL:
             return None
-        return {"accesses": cm.n_access, "l1": cm.n_hit[0], "l2": cm.n_hit[1], "llc": cm.n_hit[2],
+        return {"accesses": cm.n_hit[0] + cm.n_hit[1] + cm.n_hit[2] + cm.n_hit[3], "l1": cm.n_hit[0], "l2": cm.n_hit[1], "llc": cm.n_hit[2],
                 "dram": cm.n_hit[3]}
 
     def __dealloc__(self):

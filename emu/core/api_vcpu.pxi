@@ -188,6 +188,7 @@ cdef class Vcpu(VcpuState):
         if cache and (self.c.m == NULL or self.c.m.cache == NULL):
             raise ValueError("no cache model: PhysMachine.set_cache_model first")
         self.c.timing = (TIMING_COSTS if class_costs else 0) | (TIMING_CACHE if cache else 0)
+        self.c.cache_last = <uint64_t>-1
 
     @property
     def timing_state(self):

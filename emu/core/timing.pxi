@@ -123,14 +123,13 @@ cdef inline uint32_t cache_level(uint64_t* s, uint32_t ways, uint64_t tag) noexc
     return hit
 
 
-cdef void cache_access(Cpu* c, uint64_t va) noexcept nogil:
-    """A data access of the line holding va: charge the level it hits."""
+cdef void cache_miss_l1(Cpu* c, uint64_t line) noexcept nogil:
+    """The line is not L1's most recent: the full LRU walk down the levels,
+    charging the level that hits."""
     cdef CacheModel* cm = c.m.cache
-    cdef uint64_t line = (va >> LINE_SHIFT) + 1
     cdef uint32_t lv
-    cm.n_access += 1
     for lv in range(cm.nlevels):
-        if cache_level(cm.tags + cm.base[lv] + (line % cm.sets[lv]) * cm.ways[lv], cm.ways[lv], line):
+        if cache_level(cm.tags + cm.base[lv] + (line & (cm.sets[lv] - 1)) * cm.ways[lv], cm.ways[lv], line):
             cm.n_hit[lv] += 1
             if lv:
                 c.tsc_extra += cm.cost[lv - 1]
@@ -141,9 +140,16 @@ cdef void cache_access(Cpu* c, uint64_t va) noexcept nogil:
     c.tsc_extra += cm.cost[2]
 
 
-cdef inline void cache_touch(Cpu* c, uint64_t va) noexcept nogil:
-    if c.timing & TIMING_CACHE:
-        cache_access(c, va)
+cdef inline void cache_access(Cpu* c, uint64_t va) noexcept nogil:
+    """A data access of the line holding va: most accesses hit L1's most
+    recent line of their set (one compare); the rest walk the model."""
+    cdef CacheModel* cm = c.m.cache
+    cdef uint64_t line = (va >> LINE_SHIFT) + 1
+    c.cache_last = va >> LINE_SHIFT
+    if cm.tags[(line & (cm.sets[0] - 1)) * cm.ways[0]] == line:
+        cm.n_hit[0] += 1
+        return
+    cache_miss_l1(c, line)
 
 
 cdef void cache_flush_line(Cpu* c, uint64_t va) noexcept nogil:
@@ -154,8 +160,9 @@ cdef void cache_flush_line(Cpu* c, uint64_t va) noexcept nogil:
     cdef uint64_t* s
     if cm == NULL or not (c.timing & TIMING_CACHE):
         return
+    c.cache_last = <uint64_t>-1
     for lv in range(cm.nlevels):
-        s = cm.tags + cm.base[lv] + (line % cm.sets[lv]) * cm.ways[lv]
+        s = cm.tags + cm.base[lv] + (line & (cm.sets[lv] - 1)) * cm.ways[lv]
         for k in range(cm.ways[lv]):
             if s[k] == line:
                 while k + 1 < cm.ways[lv]:
@@ -185,7 +192,7 @@ cdef int cache_new(Mach* m, levels) except -1:
     m.cache.nlevels = 3
     for i in range(3):
         sets, ways, cost = levels[i]
-        if sets <= 0 or ways <= 0 or ways > 64:
+        if sets <= 0 or sets & (sets - 1) or ways <= 0 or ways > 64:
             cache_free(m)
             raise ValueError("cache model: bad geometry %r" % (levels[i],))
         m.cache.sets[i] = sets
