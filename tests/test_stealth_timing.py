@@ -117,7 +117,10 @@ def test_cache_model_charges_misses():
     hit, miss = v.r9, v.rax
     assert miss - hit == t.dram_cycles            # the flushed line comes from DRAM
     st = m.phys.timing_cache_stats()
-    assert st["dram"] >= 1 and st["l1"] >= 1 and st["accesses"] == st["l1"] + st["l2"] + st["llc"] + st["dram"]
+    # the cold load and the load after CLFLUSH went to DRAM; the other two
+    # accesses (the timed hit, CLFLUSH's own) were to the vCPU's last line,
+    # an L1 hit by construction, not modelled again
+    assert st == {"accesses": 2, "l1": 0, "l2": 0, "llc": 0, "dram": 2}
     with pytest.raises(ValueError):
         m.phys.set_cache_model([(64, 8, 0)])
     v2 = _machine(DIV_CODE).vcpu

@@ -55,7 +55,9 @@ cdef class PhysMachine:
             cache_new(&self.m, list(levels))
 
     def timing_cache_stats(self):
-        """{accesses, l1, l2, llc, dram} counts of the cache model, or None."""
+        """{accesses, l1, l2, llc, dram} counts of the cache model, or None
+        (a vCPU's accesses to the line it touched last are L1 hits by
+        construction and are not modelled or counted)."""
         cdef CacheModel* cm = self.m.cache
         if cm == NULL:
             return None
