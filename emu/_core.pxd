@@ -182,6 +182,7 @@ cdef struct CacheModel:
     uint32_t base[3]      # first tag of each level
     uint32_t cost[3]      # extra cycles of a hit in L2, LLC, and of a miss to DRAM
     uint32_t nlevels
+    uint32_t sample       # model 1 in `sample` of the accesses past L1's most recent line, charge x sample
     uint64_t n_hit[4]     # hits per level (L1, L2, LLC) and DRAM accesses
 
 cdef struct Mach:
@@ -279,6 +280,8 @@ cdef struct Cpu:
     uint32_t timing
     uint64_t tsc_extra
     uint64_t cache_last   # the line (va >> 6) of this vCPU's last access: an L1 hit, not modelled again
+    uint32_t cache_skip   # sampled cache model: accesses still to skip before the next modelled one
+    uint32_t cache_force  # the next access is modelled exactly (after CLFLUSH)
     uint64_t rng_state    # RDRAND/RDSEED generator (seeded, deterministic)
     # exit record
     uint32_t exit_reason

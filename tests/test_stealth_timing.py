@@ -146,3 +146,58 @@ def test_guest_clocks_advance_together():
     v2 = _machine(DIV_CODE).vcpu
     g2.install(v2)
     assert v2.timing_state == {"class_costs": True, "cache": False}
+
+
+# mov rsi, 0x600000; mov ecx, 64; 1: mov rax, [rsi]; add rsi, 4096; dec ecx; jnz 1b;
+# clflush [0x600000]... : 64 loads on 64 different pages (each a new line), then ud2
+STRIDE_CODE = bytes.fromhex("48c7c600006000b940000000488b064881c600100000ffc975f20f0b")
+
+
+def test_sampled_cache_model():
+    """Sampled 1 in 4: a quarter of the accesses past L1's last line are
+    modelled and charged four times; the access after a CLFLUSH is exact."""
+    t = T.TEMPLATES["penryn-e8400"]
+    charged = {}
+    for sample in (1, 4):
+        m = _machine(STRIDE_CODE)
+        m.map(0x610000, 0x30000)
+        m.phys.set_class_costs({})
+        m.phys.set_cache_model(t.cache_levels(), sample)
+        v = m.vcpu
+        v.set_tsc(0, 1.0)
+        v.set_timing(True, cache=True)
+        v.rip = 0x400000
+        assert v.run().vector == 6
+        st = m.phys.timing_cache_stats()
+        assert st["dram"] == 64 // sample             # cold lines: every modelled one from DRAM
+        charged[sample] = v.tsc_extra
+    assert charged[1] == charged[4] == 64 * t.dram_cycles
+    m = _machine(CACHE_CODE)
+    m.phys.set_class_costs({})
+    m.phys.set_cache_model(t.cache_levels(), 4)
+    v = m.vcpu
+    v.set_tsc(0, 1.0)
+    v.set_timing(True, cache=True)
+    v.rip = 0x400000
+    v.run()
+    assert v.rax - v.r9 == t.dram_cycles              # the flushed line: modelled exactly
+    with pytest.raises(ValueError):
+        m.phys.set_cache_model(t.cache_levels(), 0)
+
+
+def test_thread_vcpu_tsc_goes_on():
+    """A new thread's vCPU starts at its parent's TSC, charged cycles
+    included, and counts none of them twice."""
+    m = _machine(DIV_CODE)
+    g = Guest("stealth", "virtual")
+    g.install(m.vcpu)
+    v = m.vcpu
+    v.rip = 0x400000
+    v.run()
+    assert v.tsc_extra > 0
+    w = m.add_vcpu(like=v)
+    assert w.tsc_extra == 0 and abs(w.tsc - v.tsc) <= 1
+    m2 = _machine(DIV_CODE)                           # a machine without a cache model
+    state = v.save_state()
+    m2.vcpu.load_state(state)
+    assert m2.vcpu.timing_state == {"class_costs": True, "cache": False}

@@ -46,13 +46,18 @@ cdef class PhysMachine:
         applies to code translated from now on."""
         class_costs_set(&self.m, costs)
 
-    def set_cache_model(self, levels):
-        """[(sets, ways, extra cycles of a hit)] for L1d, L2 and LLC, then
-        (0, 0, extra cycles of a DRAM access); None: no cache model."""
+    def set_cache_model(self, levels, int sample=1):
+        """[(sets, ways, extra cycles of a hit)] for L1d, L2 and LLC (sets a
+        power of two), then (0, 0, extra cycles of a DRAM access); None: no
+        cache model. sample N: of the accesses past a set's most recent L1
+        line, model 1 in N and charge it N times (the access after a
+        CLFLUSH is always modelled)."""
+        if sample < 1 or sample > 64:
+            raise ValueError("cache model: sample 1..64")
         if levels is None:
             cache_free(&self.m)
         else:
-            cache_new(&self.m, list(levels))
+            cache_new(&self.m, list(levels), sample)
 
     def timing_cache_stats(self):
         """{accesses, l1, l2, llc, dram} counts of the cache model, or None

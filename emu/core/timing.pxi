@@ -123,33 +123,42 @@ cdef inline uint32_t cache_level(uint64_t* s, uint32_t ways, uint64_t tag) noexc
     return hit
 
 
-cdef void cache_miss_l1(Cpu* c, uint64_t line) noexcept nogil:
+cdef void cache_miss_l1(Cpu* c, uint64_t line, uint32_t mult) noexcept nogil:
     """The line is not L1's most recent: the full LRU walk down the levels,
-    charging the level that hits."""
+    charging the level that hits (x mult: a sampled access stands for mult)."""
     cdef CacheModel* cm = c.m.cache
     cdef uint32_t lv
     for lv in range(cm.nlevels):
         if cache_level(cm.tags + cm.base[lv] + (line & (cm.sets[lv] - 1)) * cm.ways[lv], cm.ways[lv], line):
             cm.n_hit[lv] += 1
             if lv:
-                c.tsc_extra += cm.cost[lv - 1]
+                c.tsc_extra += cm.cost[lv - 1] * mult
                 # (inclusive hierarchy: the levels above now hold it too,
                 # cache_level put it there on the way down)
             return
     cm.n_hit[3] += 1
-    c.tsc_extra += cm.cost[2]
+    c.tsc_extra += cm.cost[2] * mult
 
 
 cdef inline void cache_access(Cpu* c, uint64_t va) noexcept nogil:
     """A data access of the line holding va: most accesses hit L1's most
-    recent line of their set (one compare); the rest walk the model."""
+    recent line of their set (one compare); of the rest the sampled model
+    walks 1 in cm.sample (every one after a CLFLUSH)."""
     cdef CacheModel* cm = c.m.cache
     cdef uint64_t line = (va >> LINE_SHIFT) + 1
     c.cache_last = va >> LINE_SHIFT
     if cm.tags[(line & (cm.sets[0] - 1)) * cm.ways[0]] == line:
         cm.n_hit[0] += 1
         return
-    cache_miss_l1(c, line)
+    if c.cache_force:
+        c.cache_force = 0
+        cache_miss_l1(c, line, 1)
+        return
+    if c.cache_skip:
+        c.cache_skip -= 1
+        return
+    c.cache_skip = cm.sample - 1
+    cache_miss_l1(c, line, cm.sample)
 
 
 cdef void cache_flush_line(Cpu* c, uint64_t va) noexcept nogil:
@@ -161,6 +170,7 @@ cdef void cache_flush_line(Cpu* c, uint64_t va) noexcept nogil:
     if cm == NULL or not (c.timing & TIMING_CACHE):
         return
     c.cache_last = <uint64_t>-1
+    c.cache_force = 1
     for lv in range(cm.nlevels):
         s = cm.tags + cm.base[lv] + (line & (cm.sets[lv] - 1)) * cm.ways[lv]
         for k in range(cm.ways[lv]):
@@ -179,9 +189,10 @@ cdef void cache_free(Mach* m) noexcept nogil:
         m.cache = NULL
 
 
-cdef int cache_new(Mach* m, levels) except -1:
+cdef int cache_new(Mach* m, levels, uint32_t sample) except -1:
     """levels: [(sets, ways, extra cycles of a hit there)] for L1d, L2, LLC,
-    then the extra cycles of a DRAM access as a 4th (sets 0)."""
+    then the extra cycles of a DRAM access as a 4th (sets 0); sample: model
+    1 in `sample` of the accesses that miss L1's most recent line."""
     cdef uint32_t i, total = 0
     cache_free(m)
     if len(levels) != 4:
@@ -190,6 +201,7 @@ cdef int cache_new(Mach* m, levels) except -1:
     if m.cache == NULL:
         raise MemoryError()
     m.cache.nlevels = 3
+    m.cache.sample = sample if sample > 0 else 1
     for i in range(3):
         sets, ways, cost = levels[i]
         if sets <= 0 or sets & (sets - 1) or ways <= 0 or ways > 64:

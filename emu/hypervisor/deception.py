@@ -7,6 +7,7 @@ tell the truth:
       "template": "westmere-i5-650",     machine template (emu/hypervisor/templates.py)
       "timing": true,                    class costs charged to the virtual TSC
       "cache": true,                     the cache model charges misses
+      "cache_sample": 4,                 model 1 in N accesses past L1's last line (1: every one)
       "costs": {"cpuid": 140},           class costs (extra cycles) replaced
       "dram_cycles": 210,                extra cycles of a DRAM access
       "hypervisor_bit": false,           CPUID.1:ECX[31] forced on (true) or off (false)
@@ -33,6 +34,7 @@ class Deception:
     template: str | None = None
     timing: bool = True
     cache: bool = True
+    cache_sample: int = 4                            # model 1 in N L1 misses (x N charge); 1: every access
     costs: dict = field(default_factory=dict)
     dram_cycles: int | None = None
     hypervisor_bit: bool | None = None
@@ -57,7 +59,7 @@ class Deception:
     def from_dict(cls, d: dict) -> "Deception":
         if not isinstance(d, dict):
             raise DeceptionError("a policy is a JSON object")
-        known = {"template", "timing", "cache", "costs", "dram_cycles", "hypervisor_bit", "cpuid", "dmi",
+        known = {"template", "timing", "cache", "cache_sample", "costs", "dram_cycles", "hypervisor_bit", "cpuid", "dmi",
                  "kernel_release", "time"}
         bad = sorted(set(d) - known)
         if bad:
@@ -87,6 +89,11 @@ class Deception:
                 if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0xFFFF:
                     raise DeceptionError("costs.%s: cycles 0..65535 expected" % k)
             out.costs = dict(d["costs"])
+        if "cache_sample" in d:
+            v = d["cache_sample"]
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 64:
+                raise DeceptionError("cache_sample: 1..64 expected")
+            out.cache_sample = v
         if "dram_cycles" in d:
             v = d["dram_cycles"]
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100000:

@@ -17,5 +17,5 @@ def install_timing(vcpu, machine, deception) -> None:
         levels = machine.cache_levels()
         if deception.dram_cycles is not None:
             levels[3] = (0, 0, deception.dram_cycles)
-        phys.set_cache_model(levels)
+        phys.set_cache_model(levels, deception.cache_sample)
     vcpu.set_timing(True, cache=deception.cache)
