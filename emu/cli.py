@@ -362,7 +362,6 @@ def cmd_run(a) -> int:
             env = record_environment(os.environ)
         if extra:
             env = dict(os.environ if env is None else env, **extra)
-    a.profile = a.profile or "transparent"
     deception = None
     if a.policy is not None or a.template is not None:
         from emu.hypervisor.deception import Deception, DeceptionError
@@ -378,6 +377,8 @@ def cmd_run(a) -> int:
                       % (a.template, ", ".join(TEMPLATES)), file=sys.stderr)
                 return 2
             deception.template = a.template
+    # a machine template is the stealth profile's: naming one implies it
+    a.profile = a.profile or ("stealth" if deception is not None and deception.template else "transparent")
     a.time = a.time or (deception.time if deception is not None else None) or \
         ("virtual" if a.profile == "stealth" else "host")
     session = [None]

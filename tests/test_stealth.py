@@ -276,3 +276,7 @@ def test_policy_file_on_the_command_line(tmp_path):
     assert r.returncode == 2 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
     r = emu_run("--profile", "stealth", "--template", "pentium-4", antivm)
     assert r.returncode == 2 and "unknown machine template" in r.stderr
+    r = emu_run("--profile", "transparent", "--template", "penryn-e8400", antivm)
+    assert r.returncode == 2 and "only with --profile stealth" in r.stderr and "Traceback" not in r.stderr
+    r = emu_run("--template", "penryn-e8400", antivm)           # a template implies stealth
+    assert r.returncode == 0 and "E8400" in r.stdout

@@ -32,6 +32,8 @@ class Guest:
         # to the plain stealth table when named
         self.machine = None
         template = template or self.deception.template
+        if profile != "stealth" and template in templates.TEMPLATES:
+            raise ValueError("machine template %s: only with --profile stealth" % template)
         if profile == "stealth" and (template is None or template in templates.TEMPLATES):
             self.machine = templates.get(template)
             template = None
