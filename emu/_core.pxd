@@ -7,9 +7,11 @@ cdef extern from *:
     """
     typedef unsigned __int128 emu_u128;
     typedef __int128 emu_i128;
+    #define emu_unlikely(x) __builtin_expect(!!(x), 0)
     """
     ctypedef unsigned long long emu_u128
     ctypedef long long emu_i128
+    bint emu_unlikely(bint x) nogil     # a branch the compiler lays out of the hot path
 
 ctypedef int (*uop_fn)(Cpu* c, const Uop* u) noexcept nogil
 
@@ -20,7 +22,11 @@ cdef struct Uop:
     int64_t disp          # displacement (absolute address for RIP-relative)
     uint64_t rip          # address of this instruction
     uint64_t rip_next     # address of the next instruction
-    uint32_t ninsn        # instructions retired in the block when this uop completes
+    uint16_t ninsn        # instructions retired in the block when this uop completes (<= MAX_BLOCK_INSNS)
+    # the instruction-class cost model (core/timing.pxi): extra cycles, beyond
+    # one per instruction, of the block's instructions up to this uop's end
+    # (16 bits each, so the uop stays 72 bytes)
+    uint16_t cyc
     uint8_t len           # instruction length in bytes
     uint8_t osz           # operand size in bytes (1, 2, 4, 8)
     uint8_t asz32         # 67 prefix: 32-bit address arithmetic
@@ -44,9 +50,6 @@ cdef struct Uop:
     uint8_t vl
     uint8_t vexw
     uint8_t is4
-    # the instruction-class cost model (core/timing.pxi): extra cycles, beyond
-    # one per instruction, of the block's instructions up to this uop's end
-    uint16_t cyc
 
 cdef struct Block:
     uint64_t vrip         # virtual address of the first instruction

@@ -140,12 +140,17 @@ cdef void cache_miss_l1(Cpu* c, uint64_t line, uint32_t mult) noexcept nogil:
     c.tsc_extra += cm.cost[2] * mult
 
 
-cdef inline void cache_access(Cpu* c, uint64_t va) noexcept nogil:
-    """A data access of the line holding va: most accesses hit L1's most
-    recent line of their set (one compare); of the rest the sampled model
-    walks 1 in cm.sample (every one after a CLFLUSH)."""
-    cdef CacheModel* cm = c.m.cache
-    cdef uint64_t line = (va >> LINE_SHIFT) + 1
+cdef void cache_access(Cpu* c, uint64_t va) noexcept nogil:
+    """A data access of the line holding va: an access to the vCPU's last
+    line, or to L1's most recent line of its set (one compare), is an L1 hit;
+    of the rest the sampled model walks 1 in cm.sample (every one after a
+    CLFLUSH)."""
+    cdef CacheModel* cm
+    cdef uint64_t line
+    if (va >> LINE_SHIFT) == c.cache_last:
+        return
+    cm = c.m.cache
+    line = (va >> LINE_SHIFT) + 1
     c.cache_last = va >> LINE_SHIFT
     if cm.tags[(line & (cm.sets[0] - 1)) * cm.ways[0]] == line:
         cm.n_hit[0] += 1
