@@ -23,16 +23,19 @@ class Guest:
                  deception=None):
         if profile not in PROFILES:
             raise ValueError("unknown profile %r (one of %s)" % (profile, ", ".join(PROFILES)))
-        from emu.hypervisor import templates
-        from emu.hypervisor.deception import Deception
         self.profile = profile
-        self.deception = deception if deception is not None else Deception()
+        if deception is None and profile == "stealth":
+            from emu.hypervisor.deception import Deception     # (dataclasses: only when needed, start-up time)
+            deception = Deception()
+        self.deception = deception
         # stealth: one real machine (emu/hypervisor/templates.py) behind every
         # surface; the older feature masks (x86-64-v1, core2...) still apply
         # to the plain stealth table when named
         self.machine = None
-        template = template or self.deception.template
-        if profile != "stealth" and template in templates.TEMPLATES:
+        template = template or (deception.template if deception is not None else None)
+        if profile == "stealth" or template is not None:
+            from emu.hypervisor import templates
+        if profile != "stealth" and template is not None and template in templates.TEMPLATES:
             raise ValueError("machine template %s: only with --profile stealth" % template)
         if profile == "stealth" and (template is None or template in templates.TEMPLATES):
             self.machine = templates.get(template)
@@ -49,7 +52,8 @@ class Guest:
             d = cpuid_profiles.to_dict(self.table)
             cpuid_profiles.set_brand(d, "Emu Virtual CPU @ %.2fGHz" % (self.tsc_hz / 1e9))
             self.table = cpuid_profiles.to_table(d)
-        self.table = self.deception.cpuid(self.table)
+        if deception is not None:
+            self.table = deception.cpuid(self.table)
         self.hypervisor = Hypervisor(policy, self.table) if policy is not None else None
 
     @property
@@ -82,7 +86,7 @@ class Guest:
     def uname(self) -> tuple[str, str]:
         """(release, version) for uname(2): a distribution kernel under
         stealth, emu's own name otherwise."""
-        if self.deception.kernel_release:
+        if self.deception is not None and self.deception.kernel_release:
             return self.deception.kernel_release, (self.machine.kernel_version if self.machine is not None
                                                    else "#1 SMP")
         if self.machine is not None:
@@ -95,10 +99,11 @@ class Guest:
         """Contents of a platform file (see platform.virtual_file); `vcpu` is
         the reader's, for the files that tell the time (/proc/uptime)."""
         from emu.hypervisor.platform import DMI_DIRS, virtual_file
+        dec = self.deception
         for d in DMI_DIRS:
-            if guest_path.startswith(d) and guest_path[len(d):] in self.deception.dmi:
-                return (self.deception.dmi[guest_path[len(d):]] + "\n").encode()
-        if self.deception.kernel_release and guest_path in ("/proc/version", "/proc/sys/kernel/osrelease"):
+            if dec is not None and guest_path.startswith(d) and guest_path[len(d):] in dec.dmi:
+                return (dec.dmi[guest_path[len(d):]] + "\n").encode()
+        if dec is not None and dec.kernel_release and guest_path in ("/proc/version", "/proc/sys/kernel/osrelease"):
             release, version = self.uname()
             if guest_path == "/proc/sys/kernel/osrelease":
                 return (release + "\n").encode()
