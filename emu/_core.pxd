@@ -7,9 +7,11 @@ cdef extern from *:
     """
     typedef unsigned __int128 emu_u128;
     typedef __int128 emu_i128;
+    #define emu_unlikely(x) __builtin_expect(!!(x), 0)
     """
     ctypedef unsigned long long emu_u128
     ctypedef long long emu_i128
+    bint emu_unlikely(bint x) nogil     # a branch the compiler lays out of the hot path
 
 ctypedef int (*uop_fn)(Cpu* c, const Uop* u) noexcept nogil
 
@@ -20,7 +22,11 @@ cdef struct Uop:
     int64_t disp          # displacement (absolute address for RIP-relative)
     uint64_t rip          # address of this instruction
     uint64_t rip_next     # address of the next instruction
-    uint32_t ninsn        # instructions retired in the block when this uop completes
+    uint16_t ninsn        # instructions retired in the block when this uop completes (<= MAX_BLOCK_INSNS)
+    # the instruction-class cost model (core/timing.pxi): extra cycles, beyond
+    # one per instruction, of the block's instructions up to this uop's end
+    # (16 bits each, so the uop stays 72 bytes)
+    uint16_t cyc
     uint8_t len           # instruction length in bytes
     uint8_t osz           # operand size in bytes (1, 2, 4, 8)
     uint8_t asz32         # 67 prefix: 32-bit address arithmetic
@@ -178,6 +184,17 @@ cdef struct SysFast:
     uint64_t n_done, n_declined  # totals: answered here; delegated, but sent to Python
     int64_t pid, tid         # getpid and gettid of the thread about to run (tid 0: not known)
 
+cdef struct CacheModel:
+    # core/timing.pxi: set-associative L1d/L2/LLC, LRU, per-level hit costs
+    uint64_t* tags        # sets x ways line tags (line + 1; 0 = empty), level after level
+    uint32_t sets[3]      # (powers of two: the set is line & (sets - 1))
+    uint32_t ways[3]
+    uint32_t base[3]      # first tag of each level
+    uint32_t cost[3]      # extra cycles of a hit in L2, LLC, and of a miss to DRAM
+    uint32_t nlevels
+    uint32_t sample       # model 1 in `sample` of the accesses past L1's most recent line, charge x sample
+    uint64_t n_hit[4]     # hits per level (L1, L2, LLC) and DRAM accesses
+
 cdef struct Mach:
     uint8_t* ram
     uint64_t ram_size
@@ -190,6 +207,8 @@ cdef struct Mach:
     Block* blocks
     Uop* uops
     uint32_t n_blocks, n_uops
+    CacheModel* cache     # the cache model of core/timing.pxi, or NULL
+    uint16_t class_cost[16]  # core/timing.pxi: extra cycles per instruction class (COST_*)
     int32_t* block_hash
     uint64_t n_blocks_translated, n_invalidations, n_flushes
     Cpu* running          # vCPU executing now (its current block may be invalidated)
@@ -266,6 +285,13 @@ cdef struct Cpu:
     uint32_t tsc_mode     # TSC_VIRTUAL or TSC_HOST
     uint64_t tsc_offset
     uint64_t tsc_per_insn # virtual cycles per retired instruction (fixed point, 16 fractional bits)
+    # core/timing.pxi: TIMING_* bits (class costs, cache model) and the
+    # cycles they charged so far (part of the virtual TSC)
+    uint32_t timing
+    uint64_t tsc_extra
+    uint64_t cache_last   # the line (va >> 6) of this vCPU's last access: an L1 hit, not modelled again
+    uint32_t cache_skip   # sampled cache model: accesses still to skip before the next modelled one
+    uint32_t cache_force  # the next access is modelled exactly (after CLFLUSH)
     uint64_t rng_state    # RDRAND/RDSEED generator (seeded, deterministic)
     # exit record
     uint32_t exit_reason

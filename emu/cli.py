@@ -82,8 +82,17 @@ def _parser() -> argparse.ArgumentParser:
                         "implements: x86-64-v3 plus AES, PCLMULQDQ, SHA, RDRAND, RDSEED, FSGSBASE...)"
                         % ", ".join(USER_MODELS))
     r.add_argument("--time", choices=("virtual", "host"), default=None,
-                   help="'host' (default): the guest's clocks and TSC follow the host's; 'virtual': one "
-                        "deterministic clock derived from instructions retired (sleeps take no time)")
+                   help="'host' (default; under --profile stealth 'virtual'): the guest's clocks and TSC follow "
+                        "the host's; 'virtual': one deterministic clock derived from instructions retired "
+                        "(sleeps take no time), under stealth with the machine template's instruction costs "
+                        "and cache misses")
+    r.add_argument("--template", default=None, metavar="NAME",
+                   help="the real machine --profile stealth shows (CPUID, /proc, /sys, DMI, timing): "
+                        "westmere-i5-650 (default), penryn-e8400")
+    r.add_argument("--policy", default=None, metavar="FILE",
+                   help="a JSON deception policy: what the stealth machine lies about or tells the truth about "
+                        "(template, timing, cache, costs, hypervisor_bit, cpuid, dmi, kernel_release; "
+                        "docs/stealth.md)")
     r.add_argument("--tier", choices=("interp", "jit", "auto"), default=None,
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
@@ -174,6 +183,7 @@ _RUN_FLAGS = {"--strace": "strace", "--stats": "stats"}
 _RUN_VALUES = {              # option: (dest, choices, or a type, or None)
     "--root": ("root", None), "--sandbox": ("sandbox", None), "--report": ("report", None),
     "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
+    "--policy": ("policy", None), "--template": ("template", None),
     "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
     "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
 }
@@ -352,8 +362,25 @@ def cmd_run(a) -> int:
             env = record_environment(os.environ)
         if extra:
             env = dict(os.environ if env is None else env, **extra)
-    a.time = a.time or "host"
-    a.profile = a.profile or "transparent"
+    deception = None
+    if a.policy is not None or a.template is not None:
+        from emu.hypervisor.deception import Deception, DeceptionError
+        from emu.hypervisor.templates import TEMPLATES
+        try:
+            deception = Deception.from_file(a.policy) if a.policy is not None else Deception()
+        except DeceptionError as e:
+            print("emu: --policy %s" % e, file=sys.stderr)
+            return 2
+        if a.template is not None:
+            if a.template not in TEMPLATES:
+                print("emu: --template %s: unknown machine template (one of %s)"
+                      % (a.template, ", ".join(TEMPLATES)), file=sys.stderr)
+                return 2
+            deception.template = a.template
+    # a machine template is the stealth profile's: naming one implies it
+    a.profile = a.profile or ("stealth" if deception is not None and deception.template else "transparent")
+    a.time = a.time or (deception.time if deception is not None else None) or \
+        ("virtual" if a.profile == "stealth" else "host")
     session = [None]
     report = guest = None
     policy = None
@@ -367,9 +394,13 @@ def cmd_run(a) -> int:
         policy = report.policy()
     if (a.record or a.replay) and a.time == "host":
         policy = rp.rdtsc_policy(session, policy)      # host time: every RDTSC value is in the log
-    if policy is not None or a.record or a.replay:
+    if policy is not None or a.record or a.replay or deception is not None:
         from emu.hypervisor import Guest
-        guest = Guest(a.profile, a.time, policy=policy, cpu=a.cpu)
+        try:
+            guest = Guest(a.profile, a.time, policy=policy, cpu=a.cpu, deception=deception)
+        except ValueError as e:
+            print("emu: %s" % e, file=sys.stderr)
+            return 2
         if header is not None and header.get("cpuid"):
             rp.set_cpuid(guest, header["cpuid"])        # the recorded machine's CPUID (the host profile)
     proc = Process([a.program] + a.args, env=env, root=a.root, sandbox=a.sandbox, strace=a.strace, seed=seed,

@@ -20,13 +20,16 @@ _bits(1, None, 3, {0: "fpu", 1: "vme", 2: "de", 3: "pse", 4: "tsc", 5: "msr", 6:
                    9: "apic", 11: "sep", 12: "mtrr", 13: "pge", 14: "mca", 15: "cmov", 16: "pat", 17: "pse36",
                    19: "clflush", 21: "dts", 22: "acpi", 23: "mmx", 24: "fxsr", 25: "sse", 26: "sse2",
                    27: "ss", 28: "ht", 29: "tm", 31: "pbe"})
-_bits(1, None, 2, {0: "pni", 1: "pclmulqdq", 3: "monitor", 9: "ssse3", 12: "fma", 13: "cx16", 19: "sse4_1",
+_bits(1, None, 2, {0: "pni", 1: "pclmulqdq", 2: "dtes64", 3: "monitor", 4: "ds_cpl", 5: "vmx", 6: "smx", 7: "est",
+                   8: "tm2", 9: "ssse3", 12: "fma", 13: "cx16", 14: "xtpr", 15: "pdcm", 17: "pcid", 19: "sse4_1",
                    20: "sse4_2", 21: "x2apic", 22: "movbe", 23: "popcnt", 25: "aes", 26: "xsave",
                    27: "osxsave", 28: "avx", 29: "f16c", 30: "rdrand", 31: "hypervisor"})
 _bits(7, 0, 1, {0: "fsgsbase", 3: "bmi1", 5: "avx2", 7: "smep", 8: "bmi2", 9: "erms", 10: "invpcid",
                 16: "avx512f", 18: "rdseed", 19: "adx", 20: "smap", 23: "clflushopt", 24: "clwb", 29: "sha_ni"})
 _bits(7, 0, 2, {2: "umip", 9: "vaes", 10: "vpclmulqdq", 22: "rdpid"})
-_bits(7, 0, 3, {4: "fsrm"})
+_bits(7, 0, 3, {4: "fsrm", 10: "md_clear", 28: "flush_l1d"})
+# thermal and power management (leaf 6 EAX): flags the machine templates show
+_bits(6, None, 0, {0: "dtherm", 1: "ida", 2: "arat"})
 _bits(0xD, 1, 0, {0: "xsaveopt", 1: "xsavec", 2: "xgetbv1", 3: "xsaves"})
 _bits(0x80000001, None, 2, {0: "lahf_lm", 5: "abm", 6: "sse4a", 8: "3dnowprefetch"})
 _bits(0x80000001, None, 3, {11: "syscall", 20: "nx", 26: "pdpe1gb", 27: "rdtscp", 29: "lm"})

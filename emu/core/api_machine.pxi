@@ -39,6 +39,36 @@ cdef class PhysMachine:
                     raise MemoryError("cannot map the native-code cache")
                 self.m.tier = TIER_INTERP
 
+    # ---- deceptive time (core/timing.pxi) ----
+    def set_class_costs(self, dict costs):
+        """Extra cycles per instruction class ({name: cycles}, names in
+        TIMING_CLASSES) charged to the virtual TSC of vCPUs with timing on;
+        applies to code translated from now on."""
+        class_costs_set(&self.m, costs)
+
+    def set_cache_model(self, levels, int sample=1):
+        """[(sets, ways, extra cycles of a hit)] for L1d, L2 and LLC (sets a
+        power of two), then (0, 0, extra cycles of a DRAM access); None: no
+        cache model. sample N: of the accesses past a set's most recent L1
+        line, model 1 in N and charge it N times (the access after a
+        CLFLUSH is always modelled)."""
+        if sample < 1 or sample > 64:
+            raise ValueError("cache model: sample 1..64")
+        if levels is None:
+            cache_free(&self.m)
+        else:
+            cache_new(&self.m, list(levels), sample)
+
+    def timing_cache_stats(self):
+        """{accesses, l1, l2, llc, dram} counts of the cache model, or None
+        (a vCPU's accesses to the line it touched last are L1 hits by
+        construction and are not modelled or counted)."""
+        cdef CacheModel* cm = self.m.cache
+        if cm == NULL:
+            return None
+        return {"accesses": cm.n_hit[0] + cm.n_hit[1] + cm.n_hit[2] + cm.n_hit[3], "l1": cm.n_hit[0], "l2": cm.n_hit[1], "llc": cm.n_hit[2],
+                "dram": cm.n_hit[3]}
+
     def __dealloc__(self):
         global hostsig_mach
         if hostsig_mach == &self.m:
@@ -46,6 +76,7 @@ cdef class PhysMachine:
         live_mach_remove(&self.m)
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
+        cache_free(&self.m)
         free(self.m.code_page)
         free(self.m.dirty)
         free(self.m.dirty_list)

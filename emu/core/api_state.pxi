@@ -113,6 +113,9 @@ cdef class VcpuState:
         memset(self.c.n_exits, 0, sizeof(self.c.n_exits))
         if self.c.tsc_mode == TSC_VIRTUAL:
             self.c.tsc_offset = read_tsc(&other.c)   # the TSC goes on from the parent's value
+        self.c.tsc_extra = 0                         # (read_tsc counted the parent's charged cycles)
+        if self.c.m == NULL or self.c.m.cache == NULL:
+            self.c.timing &= ~TIMING_CACHE           # (core/timing.pxi: no cache model on this machine)
         free(cpuid)
         self.c.cpuid = <CpuidEntry*>calloc(max(1, n), sizeof(CpuidEntry))
         if n:
@@ -566,6 +569,8 @@ cdef class VcpuState:
         self.c.tlb = saved.tlb
         self.c.jc = saved.jc
         self.c.cur_block = NULL
+        if self.c.m == NULL or self.c.m.cache == NULL:
+            self.c.timing &= ~TIMING_CACHE           # (core/timing.pxi: no cache model on this machine)
         # derived and transient state is rebuilt, not taken from the file
         set_cpl(&self.c, self.c.cpl)
         self.c.exit_reason = EXIT_NONE

@@ -257,6 +257,24 @@ cdef class Vcpu(VcpuState):
             return tsc_at_count(&self.c, self.c.icount - 1)
         return read_tsc(&self.c)
 
+    def set_timing(self, bint class_costs, bint cache=False):
+        """Deceptive time (core/timing.pxi): charge the machine's instruction
+        class costs, and the cache model's misses, to this vCPU's virtual TSC.
+        While on, the vCPU runs in the interpreter."""
+        if cache and (self.c.m == NULL or self.c.m.cache == NULL):
+            raise ValueError("no cache model: PhysMachine.set_cache_model first")
+        self.c.timing = (TIMING_COSTS if class_costs else 0) | (TIMING_CACHE if cache else 0)
+        self.c.cache_last = <uint64_t>-1
+
+    @property
+    def timing_state(self):
+        return {"class_costs": bool(self.c.timing & TIMING_COSTS), "cache": bool(self.c.timing & TIMING_CACHE)}
+
+    @property
+    def tsc_extra(self):
+        """Cycles the class costs and cache misses added to the TSC."""
+        return self.c.tsc_extra
+
     def tsc_advance(self, uint64_t cycles):
         """Move the TSC forward (virtual time passing while the guest sleeps)."""
         self.c.tsc_offset += cycles

@@ -120,6 +120,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
         u.ninsn = n
         nu += 1
     m.uops[ustart + nu].fn = NULL     # sentinel for blk_stop
+    timing_block_costs(m, &m.uops[ustart], nu)   # the class costs (core/timing.pxi)
     nu += 1
     bi = cc_new_block(m, nu)
     b = &m.blocks[bi]

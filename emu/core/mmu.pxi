@@ -347,6 +347,8 @@ cdef int mem_write_slow(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept n
 # ---- the fast path ----
 
 cdef inline int mem_read(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) noexcept nogil:
+    if emu_unlikely(c.timing & TIMING_CACHE):     # the cache model (core/timing.pxi)
+        cache_access(c, va)    # (out of line: untimed runs pay one test)
     cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
     if e.tag_r == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
         c.n_tlb_hits += 1
@@ -356,6 +358,8 @@ cdef inline int mem_read(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) noexce
 
 cdef inline int mem_read_rmw(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) noexcept nogil:
     """Read half of a read-modify-write: needs write permission up front."""
+    if emu_unlikely(c.timing & TIMING_CACHE):
+        cache_access(c, va)    # (out of line: untimed runs pay one test)
     cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
     if e.tag_w == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
         c.n_tlb_hits += 1
@@ -364,6 +368,8 @@ cdef inline int mem_read_rmw(Cpu* c, uint64_t va, uint32_t sz, uint64_t* out) no
     return mem_read_slow(c, va, sz, out, ACC_W)
 
 cdef inline int mem_write(Cpu* c, uint64_t va, uint32_t sz, uint64_t v) noexcept nogil:
+    if emu_unlikely(c.timing & TIMING_CACHE):
+        cache_access(c, va)    # (out of line: untimed runs pay one test)
     cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
     if e.tag_w == ((va & ~(<uint64_t>0xfff)) | c.tlbm) and (va & 0xfff) <= 0x1000 - sz:
         c.n_tlb_hits += 1

@@ -389,6 +389,7 @@ cdef int op_clflush(Cpu* c, const Uop* u) noexcept nogil:
     cdef uint64_t v
     if mem_read(c, ea_of(c, u), 1, &v):
         return R_EXC
+    cache_flush_line(c, ea_of(c, u))      # (the cache model's copy goes: core/timing.pxi)
     return R_NEXT
 
 cdef void init_sse_mov():

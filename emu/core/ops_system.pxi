@@ -150,7 +150,7 @@ cdef inline uint64_t tsc_at_count(Cpu* c, uint64_t retired) noexcept nogil:
     clock scaled to the guest frequency plus the offset."""
     if c.tsc_mode == TSC_HOST:
         return c.tsc_offset + tsc_host_part(c)
-    return c.tsc_offset + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
+    return c.tsc_offset + c.tsc_extra + <uint64_t>((<emu_u128>retired * c.tsc_per_insn) >> 16)
 
 cdef inline uint64_t read_tsc(Cpu* c) noexcept nogil:
     """Virtual time: TSC = offset + instructions retired x cycles per instruction,
@@ -161,6 +161,8 @@ cdef inline uint64_t read_tsc_at(Cpu* c, const Uop* u) noexcept nogil:
     """The TSC as an instruction inside a block sees it: c.icount is only
     brought up to date at block boundaries, u.ninsn - 1 instructions of this
     block have retired before u."""
+    if c.timing and c.tsc_mode != TSC_HOST:
+        return tsc_at_count(c, c.icount + u.ninsn - 1) + block_cycles_before(c, u)
     return tsc_at_count(c, c.icount + u.ninsn - 1)
 
 cdef int op_rdtsc(Cpu* c, const Uop* u) noexcept nogil:

@@ -177,7 +177,8 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         tf = (c.rflags & 0x100) != 0 and not c.deliver_via_idt   # (user mode; system mode: to do)
         if tf:
             remaining = 1             # TF: one instruction, then the trap (EV_TRAP)
-        if m.jit != NULL and jit_can_enter(c, b, remaining) and jit_tier_up(c, b):
+        # (the native tier does not charge the class costs: core/timing.pxi)
+        if m.jit != NULL and not c.timing and jit_can_enter(c, b, remaining) and jit_tier_up(c, b):
             # the native-code tier (core/jit_*.pxi): it leaves at some block
             # and uop with the result the interpreter loop would have had there
             if chain_src >= 0 and b.vrip == chain_rip:
@@ -225,6 +226,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
                         break
                     if u.ninsn >= lim:        # (not i: hook uops retire nothing)
                         c.icount += u.ninsn
+                        c.tsc_extra += u.cyc
                         c.rip = u.rip_next
                         mark_resume(c, c.rip, c.icount, 1)    # resumes inside this block
                         r = -1
@@ -235,6 +237,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             emu_atomic_or32(&c.events, EV_TRAP)
         if r == R_BRANCH:
             c.icount += u.ninsn
+            c.tsc_extra += u.cyc
             if b.term & (TERM_CALL | TERM_RET):   # the return-address stack
                 ras_hint = ras_update(c, b, u, &ras_caller, &ras_epoch)
             # a block that changed address translation (MOV CR3, INVLPG...)
@@ -248,22 +251,26 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         # block entry for block hooks and coverage, core/hooks.pxi)
         if r == R_EXIT:
             c.icount += u.ninsn
+            c.tsc_extra += u.cyc
             if u.ninsn < b.ninsn:
                 mark_resume(c, c.rip, c.icount, 1)
             break
         if r == R_RESTART:
             c.icount += u.ninsn - (1 if u.len else 0)
+            c.tsc_extra += block_cycles_before(c, u) if u.len else u.cyc
             c.rip = u.rip
             mark_resume(c, c.rip, c.icount, 1)
             continue
         if r == R_EXIT_BEFORE:
             c.icount += u.ninsn - 1
+            c.tsc_extra += block_cycles_before(c, u)
             c.rip = u.rip
             c.exit_rip = u.rip
             mark_resume(c, c.rip, c.icount, 1)
             break
         # R_EXC: the instruction did not retire
         c.icount += u.ninsn - 1
+        c.tsc_extra += block_cycles_before(c, u)
         c.rip = u.rip
         if c.nc_fault:
             stack_fault_fixup(c, u)

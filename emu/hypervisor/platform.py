@@ -84,7 +84,7 @@ def uptime(clock, vcpu) -> str:
     return "%s %s\n" % (cs(up), cs(idle))
 
 
-def proc_stat(clock, vcpu) -> str:
+def proc_stat(clock, vcpu, ncpus: int = 1) -> str:
     """/proc/stat under virtual time (fs/proc/stat.c): one CPU's times in
     USER_HZ ticks (user: the process's CPU time; system: the boot; idle:
     the rest) and btime, the boot's CLOCK_REALTIME second, so btime +
@@ -94,9 +94,12 @@ def proc_stat(clock, vcpu) -> str:
     idle_t = idle // 10**7
     system = max(0, up // 10**7 - user - idle_t)
     cpu = "%d 0 %d %d 0 0 0 0 0 0" % (user, system, idle_t)
+    # the other CPUs (a template's) were idle all along
+    per = "".join("cpu%d 0 0 %d 0 0 0 0 0 0 0\n" % (n, up // 10**7) for n in range(1, ncpus))
+    tot = "%d 0 %d %d 0 0 0 0 0 0" % (user, system, idle_t + (ncpus - 1) * (up // 10**7))
     btime = (clock.now_ns(vcpu, 0) - up) // 10**9
-    return ("cpu  %s\ncpu0 %s\nintr 0\nctxt %d\nbtime %d\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n"
-            "softirq 0 0 0 0 0 0 0 0 0 0 0\n" % (cpu, cpu, up // 10**6, btime))
+    return ("cpu  %s\ncpu0 %s\n%sintr 0\nctxt %d\nbtime %d\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n"
+            "softirq 0 0 0 0 0 0 0 0 0 0 0\n" % (tot, cpu, per, up // 10**6, btime))
 
 
 def rtc(clock, vcpu, name: str):
@@ -109,11 +112,23 @@ def rtc(clock, vcpu, name: str):
     return vals.get(name)
 
 
-def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ, clock=None, vcpu=None):
+def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_TSC_HZ, clock=None, vcpu=None,
+                 machine=None):
     """Contents (bytes) for a platform file the hypervisor serves, None when
     the path is not one of them, or False for a DMI file that does not exist
     (the host's must not show through). /proc/uptime needs the guest clock
-    and the vCPU reading it."""
+    and the vCPU reading it. With a machine template (emu/hypervisor/templates.py)
+    /proc/cpuinfo, /proc/version, /sys/devices/system/cpu and DMI are the
+    template's."""
+    if machine is not None:
+        from emu.hypervisor import surfaces
+        if guest_path == "/proc/cpuinfo":
+            return surfaces.cpuinfo(machine).encode()
+        if guest_path in ("/proc/version", "/proc/sys/kernel/osrelease", "/proc/sys/kernel/version"):
+            return {"/proc/version": machine.proc_version, "/proc/sys/kernel/osrelease": machine.kernel_release,
+                    "/proc/sys/kernel/version": machine.kernel_version}[guest_path].encode() + b"\n"
+        if surfaces.is_cpu_path(guest_path):
+            return surfaces.sys_cpu_file(machine, guest_path)
     if guest_path == "/proc/cpuinfo":
         return cpuinfo(table, tsc_hz).encode()
     if clock is not None:
@@ -121,14 +136,14 @@ def virtual_file(guest_path: str, table, profile: str, tsc_hz: int = cp.DEFAULT_
             return uptime(clock, vcpu).encode()
         if clock.virtual:          # host time: the host's files tell the host's (same) time
             if guest_path == "/proc/stat":
-                return proc_stat(clock, vcpu).encode()
+                return proc_stat(clock, vcpu, machine.ncpus if machine is not None else 1).encode()
             if guest_path.startswith("/sys/class/rtc/rtc0/"):
                 v = rtc(clock, vcpu, guest_path[len("/sys/class/rtc/rtc0/"):])
                 return False if v is None else (v + "\n").encode()
     for d in DMI_DIRS:
         if guest_path.startswith(d):
             name = guest_path[len(d):]
-            vals = dmi(profile)
+            vals = machine.dmi if machine is not None else dmi(profile)
             if name in vals:
                 return (vals[name] + "\n").encode()
             return False

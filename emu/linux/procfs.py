@@ -55,6 +55,12 @@ def _ppid(p) -> int:
     return os.getppid() if p.seed is None else 1
 
 
+def _ncpus(p) -> int:
+    """The CPUs the guest is told of (a machine template's, else one)."""
+    g = getattr(p, "guest", None)
+    return g.ncpus if g is not None else 1
+
+
 def _status(p) -> str:
     vsize, rss = _sizes(p)
     uid, gid = os.getuid(), os.getgid()
@@ -73,7 +79,8 @@ def _status(p) -> str:
             ("CapInh", "%016x" % 0), ("CapPrm", "%016x" % (0x1FFFFFFFFFF if uid == 0 else 0)),
             ("CapEff", "%016x" % (0x1FFFFFFFFFF if uid == 0 else 0)), ("CapBnd", "%016x" % 0x1FFFFFFFFFF),
             ("CapAmb", "%016x" % 0), ("NoNewPrivs", 0), ("Seccomp", 0), ("Seccomp_filters", 0),
-            ("Speculation_Store_Bypass", "thread vulnerable"), ("Cpus_allowed", "1"), ("Cpus_allowed_list", "0"),
+            ("Speculation_Store_Bypass", "thread vulnerable"), ("Cpus_allowed", "%x" % ((1 << _ncpus(p)) - 1)),
+            ("Cpus_allowed_list", "0" if _ncpus(p) == 1 else "0-%d" % (_ncpus(p) - 1)),
             ("Mems_allowed", "1"), ("Mems_allowed_list", "0"),
             ("voluntary_ctxt_switches", 0), ("nonvoluntary_ctxt_switches", 0)]
     return "".join("%s:\t%s\n" % (k, v) for k, v in rows)

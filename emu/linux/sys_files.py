@@ -41,6 +41,8 @@ def _open(s, dirfd, path_addr, flags, mode):
         data = g.virtual_file(gpath, s.v)
     if data is not None:
         return _open_virtual(s, gpath, data, flags)
+    if g is not None and g.virtual_dir(gpath) is not None:
+        return _open_virtual_dir(s, g, gpath, flags)
     write = bool(flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND))
     from emu.linux.procmem import is_own_mem
     if is_own_mem(s.p, gpath):            # the guest's own memory (emu/linux/procmem.py)
@@ -67,7 +69,34 @@ def _open(s, dirfd, path_addr, flags, mode):
     fd = s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
     if is_dir:
         f.dir_entries = proc_fd_entries(s.p, gpath)   # /proc/self/fd lists the guest's descriptors
+        if f.dir_entries is None and g is not None:
+            f.dir_entries = _virtual_dir_entries(g, gpath)   # a machine template's /sys/devices/system/cpu
     return fd
+
+
+def _virtual_dir_entries(g, gpath):
+    """getdents64 entries of a directory the hypervisor describes, or None."""
+    names = g.virtual_dir(gpath)
+    if names is None:
+        return None
+    d = os.stat_result((0o40755, 1, 0, 2, 0, 0, 0, 0, 0, 0))
+    ents = [(".", d), ("..", d)]
+    for i, n in enumerate(names):
+        full = gpath.rstrip("/") + "/" + n
+        isdir = g.virtual_dir(full) is not None
+        ents.append((n, os.stat_result((0o40755 if isdir else 0o100444, 2000 + i, 0, 1, 0, 0, 4096, 0, 0, 0))))
+    return ents
+
+
+def _open_virtual_dir(s, g, gpath, flags):
+    """A directory the hypervisor describes (it may not exist on the host:
+    a template's cpu3 on a two-CPU host): listed from the template."""
+    if flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC | O_APPEND):
+        return -E.EISDIR
+    hfd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)    # (a directory to hold; never listed)
+    f = OpenFile(hfd, gpath, flags, True, gpath=gpath)
+    f.dir_entries = _virtual_dir_entries(g, gpath)
+    return s.p.fds.install(f, cloexec=bool(flags & O_CLOEXEC))
 
 
 def _open_virtual(s, gpath, data, flags):

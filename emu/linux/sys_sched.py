@@ -68,6 +68,14 @@ class _Target:
             self.s.p.sched = v
 
 
+def _online(s) -> tuple[int, int, int]:
+    """(CPUs, online mask, cpumask_size()) the guest is shown: a machine
+    template's count under --profile stealth (emu/hypervisor/templates.py)."""
+    g = getattr(s.p, "guest", None)
+    n = g.ncpus if g is not None else NCPUS
+    return n, (1 << n) - 1, 8 * ((n + 63) // 64)
+
+
 def _may_realtime(prio: int) -> bool:
     if os.geteuid() == 0:
         return True
@@ -78,8 +86,9 @@ def _may_realtime(prio: int) -> bool:
 @syscall(203, "sched_setaffinity")
 def sys_sched_setaffinity(s, pid, size, mask, *_):
     t = _Target(s, pid)
-    raw = s.read(mask, min(size, 128)).ljust(MASK_BYTES, b"\0")
-    want = int.from_bytes(raw, "little") & ONLINE
+    _n, online, nbytes = _online(s)
+    raw = s.read(mask, min(size, 128)).ljust(nbytes, b"\0")
+    want = int.from_bytes(raw, "little") & online
     if want == 0:
         return -E.EINVAL                    # no CPU of the mask is online
     t.store(mask=want)
@@ -89,11 +98,14 @@ def sys_sched_setaffinity(s, pid, size, mask, *_):
 @syscall(204, "sched_getaffinity")
 def sys_sched_getaffinity(s, pid, size, mask, *_):
     # the buffer must hold nr_cpu_ids bits, in whole longs
-    if size * 8 < NCPUS or size & 7:
+    n, online, nbytes = _online(s)
+    if size * 8 < n or size & 7:
         return -E.EINVAL
     t = _Target(s, pid)
-    s.write(mask, (t.mask & ONLINE).to_bytes(MASK_BYTES, "little"))
-    return MASK_BYTES
+    # (the default mask, ONLINE, means every CPU, also a template's)
+    m = online if t.mask == ONLINE else (t.mask & online or online)
+    s.write(mask, m.to_bytes(nbytes, "little"))
+    return nbytes
 
 
 def _check_policy(policy: int, prio: int) -> None:

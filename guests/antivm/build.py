@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from build import COMMON_FLAGS, GCC_ONLY_FLAGS, compiler, is_gcc  # noqa: E402  (guests/build.py)
 
 
-PROGRAMS = ["antivm", "timecheck"]
+PROGRAMS = ["antivm", "timecheck", "timing", "surfaces", "families"]
 
 
 def main() -> int:
