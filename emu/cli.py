@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    r.add_argument("--gdb", type=int, metavar="PORT",
+                   help="wait for gdb on 127.0.0.1:PORT (0: any free port, printed) and run under its control")
     r.add_argument("program", help="the program to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     be = sub.add_parser("bench", help="measure how fast emu runs a program, beside native and qemu",
@@ -150,6 +152,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _gdb_listen(port: int):
+    """The --gdb listening socket and a stderr line saying where it is; None
+    (after a one-line error) when the port cannot be had."""
+    from emu.gdbstub import listen
+    try:
+        s = listen(port)
+    except OSError as e:
+        print("emu: --gdb %d: %s" % (port, e.strerror or e), file=sys.stderr)
+        return None
+    print("emu: waiting for gdb on 127.0.0.1:%d" % s.getsockname()[1], file=sys.stderr, flush=True)
+    return s
+
+
 def _mib(text: str) -> int:
     """--code-cache: MiB (a decimal number) -> bytes."""
     from emu import _core
@@ -176,6 +191,7 @@ _RUN_VALUES = {              # option: (dest, choices, or a type, or None)
     "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
     "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
     "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
+    "--gdb": ("gdb", int),
 }
 _RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": []}
 
@@ -407,6 +423,16 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    stub = None
+    if a.gdb is not None:
+        if not 0 <= a.gdb <= 65535:
+            print("emu: --gdb %d: not a TCP port number" % a.gdb, file=sys.stderr)
+            return 2
+        listener = _gdb_listen(a.gdb)
+        if listener is None:
+            return 2
+        from emu.gdbstub import ProcessStub, UserTarget
+        stub = ProcessStub(UserTarget(proc, a.program), listener)
     if a.sandbox is not None:
         # defence in depth: the host kernel confines emu itself from here on
         # (Landlock and seccomp, emu/linux/oslock.py), for every process of the tree
@@ -418,6 +444,8 @@ def cmd_run(a) -> int:
     t0 = time.perf_counter()
     failed = False
     try:
+        if stub is not None:
+            stub.wait()                 # gdb connects and lets the program start
         proc._loop()
         status = 0
     except GuestExit as e:

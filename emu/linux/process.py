@@ -160,6 +160,8 @@ class Process:
         self.exit_hooks: list = []                   # fn(process, status, signal) as the process ends
         self._syscall_counts: dict[int, int] = {}    # system call number -> times called (syscall_counts)
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
+        self.on_stopped = None                       # fn(vcpu) -> True: a STOPPED exit was the caller's (gdb's Ctrl-C)
+        self.auxv = b""                              # the auxiliary vector given to the program (gdb's qXfer:auxv)
         self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         self.bridge = None              # host signals <-> guest signals (enable_host_signals)
@@ -302,6 +304,8 @@ class Process:
         words = [len(self.argv)] + [addr(o) for o in arg_offs] + [0] + [addr(o) for o in env_offs] + [0]
         for k, val in auxv:
             words += [k, val]
+        self.auxv = struct.pack("<%dQ" % (2 * len(auxv)) if image.bits == 64 else "<%dI" % (2 * len(auxv)),
+                                *[w & (MASK64 if image.bits == 64 else 0xFFFFFFFF) for kv in auxv for w in kv])
         wsize = 8 if image.bits == 64 else 4
         sp = (str_base - wsize * len(words)) & ~15
         self.sys.write(str_base, bytes(strings))
@@ -471,6 +475,8 @@ class Process:
             elif name == "BUDGET" and timer_stop:
                 timers.check(self.sys)          # a timer is due: its signal interrupts the guest here
                 continue
+            elif name == "STOPPED" and self.on_stopped is not None and self.on_stopped(v):
+                continue                        # a debugger stopped the vCPU (emu/gdbstub.py)
             elif name == "STOPPED" and self.pending_signals:
                 timers.check(self.sys)          # a host signal stopped the vCPU: deliver it here
                 continue
