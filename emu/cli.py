@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    r.add_argument("--coverage", metavar="FILE",
+                   help="write the blocks the program executed to FILE in drcov format (Lighthouse, bncov); "
+                        "a child it forks writes FILE.PID")
     r.add_argument("--gdb", type=int, metavar="PORT",
                    help="wait for gdb on 127.0.0.1:PORT (0: any free port, printed) and run under its control")
     r.add_argument("program", help="the program to run")
@@ -191,7 +194,7 @@ _RUN_VALUES = {              # option: (dest, choices, or a type, or None)
     "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
     "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
     "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
-    "--gdb": ("gdb", int),
+    "--gdb": ("gdb", int), "--coverage": ("coverage", None),
 }
 _RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": []}
 
@@ -326,6 +329,28 @@ def record_environment(host_env) -> dict:
     return {k: v for k, v in host_env.items() if k in RECORD_ENV or k.startswith("LC_")}
 
 
+def _coverage_writer(proc, path: str):
+    """--coverage: block coverage on, and the exit hook writing the drcov
+    file (once; a forked child writes PATH.PID)."""
+    pid0 = os.getpid()
+    done = set()
+    proc.vcpu.enable_block_coverage()
+
+    def write(p, _status, _signal) -> None:
+        me = os.getpid()
+        if me in done:
+            return
+        done.add(me)
+        from emu import drcov
+        out = path if me == pid0 else "%s.%d" % (path, me)
+        try:
+            drcov.write_process(out, p)
+        except OSError as e:
+            print("emu: --coverage %s: %s" % (out, e.strerror), file=sys.stderr)
+    proc.add_exit_hook(write)
+    return write
+
+
 def cmd_run(a) -> int:
     from emu.linux.process import GuestExit, GuestKilled, Process, ProgramNotExecutable, ProgramNotFound
     for d, what in ((a.root, "--root"), (a.sandbox, "--sandbox")):
@@ -423,6 +448,9 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    coverage = None
+    if a.coverage is not None:
+        coverage = _coverage_writer(proc, a.coverage)
     stub = None
     if a.gdb is not None:
         if not 0 <= a.gdb <= 65535:
@@ -473,6 +501,8 @@ def cmd_run(a) -> int:
         print("emu: interrupted", file=sys.stderr)
         status = 130
     finally:
+        if coverage is not None:
+            coverage(proc, None, None)
         if a.stats or a.stats_file:
             _stats(proc, time.perf_counter() - t0, a.stats_file, a.stats)
         proc.fds.close_all()
