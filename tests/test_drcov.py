@@ -7,12 +7,17 @@ import struct
 import subprocess
 import sys
 
+import emu
 from emu import drcov
 from emu.hooks import Hooks
 from emu.linux.process import GuestExit, Process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.path.join("guests", "gdb", "target")
+# `emu` subprocesses import the package this test imports, from outside the
+# source tree (`python -m` there would import ./emu, built or not)
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(emu.__file__)))
+ENV = dict(os.environ, PYTHONPATH=EMU_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+TARGET = os.path.join(ROOT, "guests", "gdb", "target")
 
 
 def read_drcov(data: bytes):
@@ -79,13 +84,13 @@ def trace(path):
 def test_coverage_file_matches_executed_blocks(tmp_path, capfd):
     out = tmp_path / "cov.drcov"
     r = subprocess.run([sys.executable, "-m", "emu", "run", "--coverage", str(out), TARGET],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(ROOT), env=ENV)
     assert r.returncode == 5 and r.stdout == "total=5 counter=3 d=7.5\n", r.stderr
     modules, blocks = read_drcov(out.read_bytes())
     assert len(blocks) == len(set(blocks)) > 100
 
     # the module is the program, at its ELF load address
-    with open(os.path.join(ROOT, TARGET), "rb") as f:
+    with open(TARGET, "rb") as f:
         image = f.read()
     phoff, = struct.unpack_from("<Q", image, 32)
     phentsize, phnum = struct.unpack_from("<HH", image, 54)
@@ -93,7 +98,6 @@ def test_coverage_file_matches_executed_blocks(tmp_path, capfd):
     lo = min(p[3] for p in loads if p[0] == 1) & ~0xFFF
     assert modules[0][0] == lo and modules[0][2].endswith("guests/gdb/target")
 
-    os.chdir(ROOT)
     insns, hooked_blocks = trace(TARGET)
     capfd.readouterr()
     assert set(blocks) == hooked_blocks

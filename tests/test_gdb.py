@@ -13,7 +13,13 @@ import time
 
 import pytest
 
+import emu
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# `emu` subprocesses import the package this test imports, from outside the
+# source tree (`python -m` there would import ./emu, built or not)
+EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(emu.__file__)))
+ENV = dict(os.environ, PYTHONPATH=EMU_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
 TARGET = os.path.join(ROOT, "guests", "gdb", "target")
 SPIN = os.path.join(ROOT, "guests", "gdb", "spin")
 GDB = shutil.which("gdb")
@@ -56,7 +62,7 @@ continue
 def start_emu(program, *extra):
     """`emu run --gdb 0 PROGRAM`: the process and the port it listens on."""
     p = subprocess.Popen([sys.executable, "-m", "emu", "run", "--gdb", "0", *extra, program],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.path.dirname(ROOT), env=ENV)
     line = p.stderr.readline().decode()
     m = re.search(r"waiting for gdb on 127\.0\.0\.1:(\d+)", line)
     assert m, line
@@ -196,7 +202,7 @@ def test_protocol_registers_interrupt_kill():
 
 def test_gdb_port_errors():
     r = subprocess.run([sys.executable, "-m", "emu", "run", "--gdb", "70000", TARGET],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+                       capture_output=True, text=True, timeout=60, cwd=os.path.dirname(ROOT), env=ENV)
     assert r.returncode == 2 and "not a TCP port" in r.stderr and "Traceback" not in r.stderr
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -204,7 +210,7 @@ def test_gdb_port_errors():
     busy = s.getsockname()[1]
     try:
         r = subprocess.run([sys.executable, "-m", "emu", "run", "--gdb", str(busy), TARGET],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+                           capture_output=True, text=True, timeout=60, cwd=os.path.dirname(ROOT), env=ENV)
     finally:
         s.close()
     assert r.returncode == 2 and "--gdb %d" % busy in r.stderr and "Traceback" not in r.stderr
