@@ -79,10 +79,13 @@ def test_python_m_pytest_in_a_tree_without_a_built_core(built):
     collects against the installed package instead of failing to import."""
     export, _, site = built
     assert not any(f.startswith("_core.") and f.endswith(".so") for f in os.listdir(export / "emu"))
-    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+    # -S: no site processing, so no editable install of this checkout leaks
+    # in; the wheel's tree and pytest's own directory are the import path
+    libs = os.path.dirname(os.path.dirname(pytest.__file__))
+    r = subprocess.run([sys.executable, "-S", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                         "tests/test_api.py", "tests/test_hooks.py"],
                        capture_output=True, text=True, timeout=300, cwd=str(export),
-                       env=dict(os.environ, PYTHONPATH=str(site)))
+                       env=dict(os.environ, PYTHONPATH=str(site) + os.pathsep + libs))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert " collected" in r.stdout or "tests collected" in r.stdout
 
