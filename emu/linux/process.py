@@ -426,7 +426,8 @@ class Process:
         try:
             self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:
-            print("emu: execve: %s" % e, file=sys.stderr)
+            import logging
+            logging.getLogger(__name__).error("emu: execve: %s", e)
             raise GuestKilled(9)
         self.comm = None                        # the new program's name (procfs.comm)
         if self.ptree is not None:
@@ -681,7 +682,8 @@ class Process:
                 t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT
                 self.current = t
                 return
-        print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
+        import logging
+        logging.getLogger(__name__).error("emu: every thread is blocked on a futex (deadlock)")
         raise GuestKilled(9)
 
     def _timer_interrupts_futex(self, waiting) -> bool:
