@@ -27,6 +27,7 @@ class Exit:
     cr: int
     cr2: int
     error_code: int
+    exception: Any
     gpr: int
     has_error_code: bool
     hook_id: int
@@ -35,7 +36,7 @@ class Exit:
     name: str
     op: Any
     port: int
-    reason: int
+    reason: Any
     rip: int
     size: int
     software: bool
@@ -43,6 +44,10 @@ class Exit:
     value: int
     vector: int
     write: bool
+
+class ExitReason(IntEnum):
+    """Why vcpu.run() returned (Exit.reason)."""
+    ...
 
 class PhysMachine:
     """Guest physical RAM (one lazily committed anonymous mapping) and the
@@ -299,6 +304,10 @@ class VcpuState:
         """
         ...
     xsave_size: int
+
+class Vector(IntEnum):
+    """x86 exception vectors (Exit.exception)."""
+    ...
 
 class Vcpu(VcpuState):
     """One virtual CPU. Registers live in a C struct (VcpuState); run()

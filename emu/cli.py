@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    r.add_argument("--trace", action="store_true",
+                   help="print each block executed, disassembled, one line each (to stderr or --trace-file); "
+                        "needs iced-x86 (pip install 'emu[disasm]')")
+    r.add_argument("--trace-insn", action="store_true", help="trace each instruction instead of each block")
+    r.add_argument("--trace-range", metavar="LO-HI",
+                   help="trace only addresses in [LO, HI) (hex with 0x, or decimal)")
+    r.add_argument("--trace-file", metavar="FILE", help="write the trace to FILE instead of stderr")
     r.add_argument("--coverage", metavar="FILE",
                    help="write the blocks the program executed to FILE in drcov format (Lighthouse, bncov); "
                         "a child it forks writes FILE.PID")
@@ -188,15 +195,16 @@ def _mib(text: str) -> int:
 # anything else (help, abbreviations, `--`, a bad value, an unknown option)
 # goes to argparse, which answers it as always. tests/test_cli_quick.py holds
 # this table to the parser's definition.
-_RUN_FLAGS = {"--strace": "strace", "--stats": "stats"}
+_RUN_FLAGS = {"--strace": "strace", "--stats": "stats", "--trace": "trace", "--trace-insn": "trace_insn"}
 _RUN_VALUES = {              # option: (dest, choices, or a type, or None)
     "--root": ("root", None), "--sandbox": ("sandbox", None), "--report": ("report", None),
     "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
     "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
     "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
-    "--gdb": ("gdb", int), "--coverage": ("coverage", None),
+    "--gdb": ("gdb", int), "--coverage": ("coverage", None), "--trace-range": ("trace_range", None),
+    "--trace-file": ("trace_file", None),
 }
-_RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": []}
+_RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": [], "trace": False, "trace_insn": False}
 
 
 class _RunArgs:
@@ -329,6 +337,49 @@ def record_environment(host_env) -> dict:
     return {k: v for k, v in host_env.items() if k in RECORD_ENV or k.startswith("LC_")}
 
 
+def _start_trace(proc, a):
+    """--trace/--trace-insn: the tracer on the process; its output file, or
+    None after a one-line error."""
+    from emu.disasm import DisassemblerMissing
+    from emu.trace import Tracer, parse_range
+    lo, hi = 0, 1 << 64
+    if a.trace_range is not None:
+        try:
+            lo, hi = parse_range(a.trace_range)
+        except ValueError as e:
+            print("emu: --trace-range: %s" % e, file=sys.stderr)
+            return None
+    try:
+        if a.trace_file is not None:
+            out = open(a.trace_file, "w", buffering=1 << 16)
+        else:
+            out = open(2, "w", buffering=1 << 16, closefd=False)
+    except OSError as e:
+        print("emu: --trace-file %s: %s" % (a.trace_file, e.strerror), file=sys.stderr)
+        return None
+    try:
+        t = Tracer(proc, out, per_insn=a.trace_insn, lo=lo, hi=hi)
+    except DisassemblerMissing as e:
+        print("emu: --trace: %s" % e, file=sys.stderr)
+        return None
+    t.attach()
+    proc.add_exit_hook(lambda *_: out.flush())
+    return out
+
+
+def _fault_report(proc) -> None:
+    """The instruction a fatal CPU exception came from, disassembled."""
+    from emu.disasm import describe
+    rip, vector, cr2 = proc.last_fault
+    try:
+        from emu import Vector
+        name = "#%s" % Vector(vector).name
+    except ValueError:
+        name = "vector %d" % vector
+    where = "" if cr2 is None else " (address %#x)" % cr2
+    print("emu: %s%s at %s" % (name, where, describe(proc.machine, rip)), file=sys.stderr)
+
+
 def _coverage_writer(proc, path: str):
     """--coverage: block coverage on, and the exit hook writing the drcov
     file (once; a forked child writes PATH.PID)."""
@@ -448,6 +499,11 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    trace_out = None
+    if a.trace or a.trace_insn:
+        trace_out = _start_trace(proc, a)
+        if trace_out is None:
+            return 2
     coverage = None
     if a.coverage is not None:
         coverage = _coverage_writer(proc, a.coverage)
@@ -486,6 +542,8 @@ def cmd_run(a) -> int:
         if e.signo != 13:            # SIGPIPE ends a pipeline's writer quietly, as shells leave it
             msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
             print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
+            if e.core and proc.last_fault is not None:
+                _fault_report(proc)
         status = 128 + e.signo
     except ReplayError as e:
         sys.stdout.flush()
@@ -501,6 +559,8 @@ def cmd_run(a) -> int:
         print("emu: interrupted", file=sys.stderr)
         status = 130
     finally:
+        if trace_out is not None:
+            trace_out.flush()
         if coverage is not None:
             coverage(proc, None, None)
         if a.stats or a.stats_file:

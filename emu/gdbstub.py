@@ -642,9 +642,13 @@ class GdbStub:
     def _detach(self) -> None:
         self.detached = True
         self._running.clear()
-        if self.hooks is not None:
-            self.hooks.clear()
+        if self.hooks is not None:          # (only the stub's own: --trace may share the Hooks)
+            for h in list(self.breakpoints.values()) + [x for hs in self.watchpoints.values() for x in hs]:
+                self.hooks.remove(h)
+            if self.step_hook is not None:
+                self.hooks.remove(self.step_hook)
         self.step_hook = None
+        self.step_icount = self.pending_watch = None
         self.breakpoints.clear()
         self.watchpoints.clear()
         if self.conn is not None:
@@ -838,8 +842,9 @@ class ProcessStub(GdbStub):
 
     def _install_hooks(self) -> None:
         proc = self.target.proc
-        self.hooks = Hooks(proc.vcpu)
-        proc.hooks = self.hooks
+        if proc.hooks is None:
+            proc.hooks = Hooks(proc.vcpu)
+        self.hooks = proc.hooks           # (shared with --trace)
         proc.on_stopped = self.on_interrupt
         proc.add_exit_hook(lambda _p, status, signo: self.on_exit(status, signo))
 

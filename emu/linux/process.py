@@ -162,6 +162,7 @@ class Process:
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
         self.on_stopped = None                       # fn(vcpu) -> True: a STOPPED exit was the caller's (gdb's Ctrl-C)
         self.auxv = b""                              # the auxiliary vector given to the program (gdb's qXfer:auxv)
+        self.last_fault = None                       # (rip, vector, cr2) of the last CPU exception turned into a signal
         self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         self.bridge = None              # host signals <-> guest signals (enable_host_signals)
@@ -741,6 +742,7 @@ class Process:
             int80(self.sys)                # the i386 system call ABI, kept for 64-bit code
             return
         info = fault_info(self, ex)
+        self.last_fault = (ex.rip, ex.vector, ex.cr2 if ex.vector == 14 else None)
         if info[0] == 8 and info[1] == 0 and ex.vector in (16, 19):
             return                         # a spurious math fault: no signal (as Linux)
         self.vcpu.rip = info[5]
