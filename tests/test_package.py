@@ -3,6 +3,7 @@ holds every subpackage, the type information and the licence, and every
 module imports from it; `python -m pytest` works from such a tree; the
 core's type stub names the core's whole public API."""
 import ast
+import enum
 import inspect
 import os
 import shutil
@@ -96,8 +97,9 @@ def test_core_stub_names_the_public_api():
     top = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            top[node.name] = {n.target.id if isinstance(n, ast.AnnAssign) else n.name
-                              for n in node.body if isinstance(n, (ast.AnnAssign, ast.FunctionDef))}
+            top[node.name] = {n.target.id if isinstance(n, ast.AnnAssign) else
+                              n.targets[0].id if isinstance(n, ast.Assign) else n.name
+                              for n in node.body if isinstance(n, (ast.AnnAssign, ast.Assign, ast.FunctionDef))}
         elif isinstance(node, ast.AnnAssign):
             top[node.target.id] = None
         elif isinstance(node, ast.FunctionDef):
@@ -108,6 +110,8 @@ def test_core_stub_names_the_public_api():
         obj = getattr(_core, n)
         if inspect.isclass(obj):
             attrs = {a for a in vars(obj) if not a.startswith("_")}
+            if issubclass(obj, enum.Enum):
+                attrs = {m.name for m in obj}
             assert sorted(attrs - top[n]) == [], n
 
 
