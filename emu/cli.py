@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    b.add_argument("--gdb", type=int, metavar="PORT",
+                   help="wait for gdb on 127.0.0.1:PORT (0: any free port, printed) and run the VM under its control")
     b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
                    help="stop after INSNS instructions and write the VM's snapshot to FILE")
     b.add_argument("--restore", metavar="FILE",
@@ -667,12 +669,28 @@ def cmd_boot(a) -> int:
         return 2
     if vm.vcon is not None:
         vm.vcon.sink = vm._stdout
+    stub = None
+    if a.gdb is not None:
+        if not 0 <= a.gdb <= 65535:
+            print("emu: --gdb %d: not a TCP port number" % a.gdb, file=sys.stderr)
+            vm.close()
+            return 2
+        listener = _gdb_listen(a.gdb)
+        if listener is None:
+            vm.close()
+            return 2
+        from emu.gdbstub import SystemStub, SystemTarget
+        stub = SystemStub(SystemTarget(vm), listener)
     raw = None
     if a.console:
         raw = _console_raw(vm, stdin)
     t0 = time.perf_counter()
     try:
-        if save_at is not None:
+        if stub is not None:
+            reason = _boot_under_gdb(stub, vm, a.timeout)
+            if reason is None:
+                return 137              # gdb killed the VM (as SIGKILL would)
+        elif save_at is not None:
             reason = vm.run(max_insns=save_at, timeout=a.timeout)
             if reason == "limit":
                 vm.exit_reason = None
@@ -707,6 +725,19 @@ def cmd_boot(a) -> int:
         print("emu: guest stopped: %s" % getattr(vm, "fault_info", ""), file=sys.stderr)
         return 1
     return 0
+
+
+def _boot_under_gdb(stub, vm, timeout):
+    """Run the VM once gdb lets it go; the VM's end is the inferior's exit.
+    None when gdb killed it."""
+    from emu.gdbstub import Kill
+    try:
+        stub.wait()
+        reason = vm.run(timeout=timeout)
+    except Kill:
+        return None
+    stub.on_exit(0 if reason in ("poweroff", "halted") else 1, None)
+    return reason
 
 
 def _console_raw(vm, fd):

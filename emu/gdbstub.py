@@ -56,7 +56,12 @@ REGS: list[tuple[str, int, str, str]] = (
     + [("mxcsr", 32, "i386_mxcsr", "sse")]
     + [("orig_rax", 64, "int", "linux")]
     + [("fs_base", 64, "int", "segments"), ("gs_base", 64, "int", "segments")])
-REG_NUM = {r[0]: i for i, r in enumerate(REGS)}
+
+
+def regs_for(linux: bool) -> list[tuple[str, int, str, str]]:
+    """The register list a target shows (orig_rax only for Linux processes);
+    a register's index is its remote number."""
+    return [r for r in REGS if linux or r[3] != "linux"]
 
 _EFLAGS_BITS = ("CF", None, "PF", None, "AF", None, "ZF", "SF", "TF", "IF", "DF", "OF", None, None, "NT", None,
                 "RF", "VM", "AC", "VIF", "VIP", "ID")
@@ -72,7 +77,7 @@ def target_xml(linux: bool) -> str:
 
     def regs(group):
         return "".join('<reg name="%s" bitsize="%d" type="%s" regnum="%d"/>' % (n, b, t, i)
-                       for i, (n, b, t, g) in enumerate(REGS) if g == group)
+                       for i, (n, b, t, g) in enumerate(regs_for(linux)) if g == group)
 
     vec = ('<vector id="v4f" type="ieee_single" count="4"/><vector id="v2d" type="ieee_double" count="2"/>'
            '<vector id="v16i8" type="int8" count="16"/><vector id="v8i16" type="int16" count="8"/>'
@@ -256,9 +261,13 @@ class RegisterFile:
     def __init__(self, vcpu, linux: bool):
         self.vcpu = vcpu
         self.linux = linux
+        self.regs = regs_for(linux)
+
+    def __len__(self) -> int:
+        return len(self.regs)
 
     def get(self, i: int) -> bytes:
-        name, bits, _, _ = REGS[i]
+        name, bits, _, _ = self.regs[i]
         v = self.vcpu
         if name in _GPRS64:
             return struct.pack("<Q", getattr(v, name))
@@ -291,7 +300,7 @@ class RegisterFile:
                 "fooff": fdp & 0xFFFFFFFF, "foseg": (fdp >> 32) & 0xFFFF}[name]
 
     def set(self, i: int, data: bytes) -> None:
-        name, bits, _, _ = REGS[i]
+        name, bits, _, _ = self.regs[i]
         v = self.vcpu
         if len(data) != bits // 8:
             raise ValueError("register %s is %d bytes" % (name, bits // 8))
@@ -334,11 +343,11 @@ class RegisterFile:
             v.fxrstor(bytes(fx))
 
     def all(self) -> bytes:
-        return b"".join(self.get(i) for i in range(len(REGS)))
+        return b"".join(self.get(i) for i in range(len(self.regs)))
 
     def set_all(self, data: bytes) -> None:
         off = 0
-        for i, (_, bits, _, _) in enumerate(REGS):
+        for i, (_, bits, _, _) in enumerate(self.regs):
             n = bits // 8
             if off + n > len(data):
                 break
@@ -696,11 +705,11 @@ class GdbStub:
             return "OK"
         if c == "p":
             n = int(p[1:], 16)
-            return self.regs.get(n).hex() if n < len(REGS) else "E00"
+            return self.regs.get(n).hex() if n < len(self.regs) else "E00"
         if c == "P":
             n, val = p[1:].split("=")
             n = int(n, 16)
-            if n >= len(REGS):
+            if n >= len(self.regs):
                 return "E00"
             self.regs.set(n, bytes.fromhex(val))
             return "OK"
@@ -855,3 +864,15 @@ class ProcessStub(GdbStub):
             return None
         proc.add_fault_hook(fault)
 
+
+
+class SystemStub(GdbStub):
+    """The stub for `emu boot`: hooks on the VM's vCPU; the VM's end is the
+    inferior's exit (status 0 when the guest powered off or halted)."""
+
+    def _install_hooks(self) -> None:
+        vm = self.target.vm
+        if vm.hooks is None:
+            vm.hooks = Hooks(vm.vcpu)
+        self.hooks = vm.hooks
+        vm.on_stopped = self.on_interrupt
