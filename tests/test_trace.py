@@ -4,6 +4,7 @@ program and against the program's known control flow."""
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -37,6 +38,17 @@ def objdump(path, start, stop):
     return out
 
 
+def file_bytes(image, va, n):
+    """n bytes at virtual address va of an ELF64 image (its PT_LOAD segments)."""
+    phoff, = struct.unpack_from("<Q", image, 32)
+    phentsize, phnum = struct.unpack_from("<HH", image, 54)
+    for i in range(phnum):
+        kind, _, off, vaddr, _, filesz = struct.unpack_from("<IIQQQQ", image, phoff + phentsize * i)
+        if kind == 1 and vaddr <= va and va + n <= vaddr + filesz:
+            return image[off + va - vaddr:off + va - vaddr + n]
+    raise AssertionError("%#x is not in the file" % va)
+
+
 def symbols(path):
     r = subprocess.run(["nm", "-S", path], capture_output=True, text=True, check=True)
     out = {}
@@ -57,6 +69,8 @@ def test_instruction_trace_of_main():
     ref = objdump(TARGET, lo, hi)
     lines = [ln for ln in r.stderr.splitlines() if re.match(r"[0-9a-f]{16}  ", ln)]
     assert lines and len(lines) == len(r.stderr.splitlines())
+    with open(TARGET, "rb") as f:
+        image = f.read()
     seen = []
     for ln in lines:
         addr, raw, text = ln[:16], ln[18:40].strip(), ln[42:]
@@ -64,6 +78,7 @@ def test_instruction_trace_of_main():
         assert lo <= a < hi
         assert a in ref, ln                              # an instruction boundary objdump agrees on
         assert text.split()[0] == ref[a], (ln, ref[a])   # the same mnemonic
+        assert bytes.fromhex(raw) == file_bytes(image, a, len(raw) // 2), ln
         seen.append(a)
     # square runs three times, its first instruction once each
     assert seen.count(lo) == 3
