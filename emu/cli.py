@@ -386,8 +386,10 @@ def _start_trace(proc, a):
     return out
 
 
-def _fault_report(proc) -> None:
-    """The instruction a fatal CPU exception came from, disassembled."""
+def _fault_report(proc) -> str:
+    """": #PF (address A) at RIP: BYTES  INSTRUCTION": the instruction a fatal
+    CPU exception came from, disassembled (on the one line that reports the
+    signal)."""
     from emu.disasm import describe
     rip, vector, cr2 = proc.last_fault
     try:
@@ -396,7 +398,7 @@ def _fault_report(proc) -> None:
     except ValueError:
         name = "vector %d" % vector
     where = "" if cr2 is None else " (address %#x)" % cr2
-    print("emu: %s%s at %s" % (name, where, describe(proc.machine, rip)), file=sys.stderr)
+    return ": %s%s at %s" % (name, where, describe(proc.machine, rip))
 
 
 def _coverage_writer(proc, path: str):
@@ -560,9 +562,8 @@ def cmd_run(a) -> int:
             pass
         if e.signo != 13:            # SIGPIPE ends a pipeline's writer quietly, as shells leave it
             msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
-            print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
-            if e.core and proc.last_fault is not None:
-                _fault_report(proc)
+            where = _fault_report(proc) if e.core and proc.last_fault is not None else ""
+            print("emu: %s: %s%s%s" % (a.program, msg, " (core dumped)" if e.core else "", where), file=sys.stderr)
         status = 128 + e.signo
     except ReplayError as e:
         sys.stdout.flush()

@@ -105,7 +105,9 @@ def test_block_trace_lines_are_blocks(tmp_path):
 def test_fault_report_disassembles_the_faulting_instruction():
     r = run(CRASH)
     assert r.returncode == 139
-    m = re.search(r"emu: #PF \(address 0x10\) at (0x[0-9a-f]+): ([0-9a-f ]+)  (\S+)", r.stderr)
+    assert len(r.stderr.splitlines()) == 1                # one line: the signal, where and what
+    m = re.search(r"^emu: \S+: Segmentation fault \(core dumped\): #PF \(address 0x10\) at (0x[0-9a-f]+): "
+                  r"([0-9a-f ]+)  (\S+)", r.stderr)
     assert m, r.stderr
     a = int(m.group(1), 16)
     ref = objdump(CRASH, a, a + 16)
