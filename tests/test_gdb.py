@@ -89,13 +89,17 @@ def test_gdb_session_matches_native(tmp_path):
         (tmp_path / name).write_text(SCRIPT.format(start=start))
     native = subprocess.run([GDB, "-batch", "-nx", "-ex", "set startup-with-shell off",
                              "-x", str(tmp_path / "native.gdb"), TARGET],
-                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     p, port = start_emu(TARGET)
     try:
         remote = subprocess.run([GDB, "-batch", "-nx", "-ex", "target remote 127.0.0.1:%d" % port,
                                  "-x", str(tmp_path / "remote.gdb"), TARGET],
-                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        out, err = p.communicate(timeout=30)
+                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError("emu did not end after gdb: " + remote.stdout[-2000:]) from None
     finally:
         p.kill()
     want, got = normalise(native.stdout), normalise(remote.stdout)
