@@ -17,10 +17,15 @@ ext = Extension(
     extra_compile_args=cflags,
 )
 
-setup(
-    ext_modules=cythonize(
-        [ext],
-        compiler_directives={"language_level": "3"},
-        annotate=bool(os.environ.get("EMU_ANNOTATE")),
-    ),
-)
+if os.environ.get("EMU_NO_CORE"):
+    # the Python package alone (tests/test_package.py checks what a wheel
+    # holds without compiling the core each time); it does not run like this
+    setup()
+else:
+    setup(
+        ext_modules=cythonize(
+            [ext],
+            compiler_directives={"language_level": "3"},
+            annotate=bool(os.environ.get("EMU_ANNOTATE")),
+        ),
+    )

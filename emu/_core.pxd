@@ -119,6 +119,13 @@ cdef struct CpuidEntry:
     uint32_t leaf, subleaf, eax, ebx, ecx, edx
     uint32_t flags        # CPUID_SUBLEAF_INDEXED
 
+cdef struct BlockCov:
+    # an open-addressing set of block start addresses (core/hooks.pxi)
+    uint64_t* keys        # block start + 1 (0: a free slot)
+    uint32_t* sizes       # the block's bytes
+    uint32_t cap, n       # cap: a power of two, n: blocks held
+    uint32_t lost         # blocks not recorded (the table could not grow)
+
 cdef struct Hook:
     uint64_t begin        # covered addresses: begin..end inclusive (begin > end: all)
     uint64_t end
@@ -360,6 +367,7 @@ cdef struct Cpu:
     uint64_t mh_log[128][2]
     uint8_t* cov_map      # AFL edge map (65536 bytes) when coverage is on
     uint32_t cov_prev
+    BlockCov* bcov        # the blocks executed (drcov coverage) when block coverage is on
     # ---- hypervisor layer (emu/hypervisor): declarative MSR policy applied in
     # the core without a VMM exit, and the host-clock TSC (TSC_HOST) ----
     uint32_t n_msr_pol

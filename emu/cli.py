@@ -97,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    r.add_argument("--trace", action="store_true",
+                   help="print each block executed, disassembled, one line each (to stderr or --trace-file); "
+                        "needs iced-x86 (pip install 'emu[disasm]')")
+    r.add_argument("--trace-insn", action="store_true", help="trace each instruction instead of each block")
+    r.add_argument("--trace-range", metavar="LO-HI",
+                   help="trace only addresses in [LO, HI) (hex with 0x, or decimal)")
+    r.add_argument("--trace-file", metavar="FILE", help="write the trace to FILE instead of stderr")
+    r.add_argument("--coverage", metavar="FILE",
+                   help="write the blocks the program executed to FILE in drcov format (Lighthouse, bncov); "
+                        "a child it forks writes FILE.PID")
+    r.add_argument("--gdb", type=int, metavar="PORT",
+                   help="wait for gdb on 127.0.0.1:PORT (0: any free port, printed) and run under its control")
     r.add_argument("program", help="the program to run")
     r.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     be = sub.add_parser("bench", help="measure how fast emu runs a program, beside native and qemu",
@@ -118,6 +130,23 @@ def _parser() -> argparse.ArgumentParser:
                         "not x86-64)")
     be.add_argument("program", nargs="?", help="the program to run")
     be.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    fz = sub.add_parser("fuzz", help="fuzz one function of a Linux program in-process, from a snapshot",
+                        description="Run PROGRAM until FUNCTION is first called, snapshot it there, then call "
+                                    "FUNCTION(data, length) once per input (restoring the snapshot each time), "
+                                    "guided by the core's AFL edge map; stops at the first crash (status 1).")
+    fz.add_argument("program", help="the program (an x86-64 Linux ELF with a symbol table, or give an address)")
+    fz.add_argument("--function", required=True, metavar="NAME",
+                    help="the function to fuzz: int FUNCTION(const uint8_t *data, size_t length) (a symbol or "
+                         "an address)")
+    fz.add_argument("--runs", type=int, default=100000, metavar="N", help="inputs to try (default 100000)")
+    fz.add_argument("--seed", type=int, default=0, help="the mutator's random seed (default 0)")
+    fz.add_argument("--max-len", type=int, default=4096, metavar="BYTES", help="longest input (default 4096)")
+    fz.add_argument("--max-insns", type=int, default=1 << 22, metavar="N",
+                    help="instructions one call may take before it counts as a hang (default 4194304)")
+    fz.add_argument("--input", action="append", default=[], metavar="FILE", help="a seed input (repeatable)")
+    fz.add_argument("--crashes", default=".", metavar="DIR", help="where crashing inputs go (default: .)")
+    fz.add_argument("--root", default="/", metavar="DIR", help="directory the program sees as /")
+    fz.add_argument("--tier", choices=("interp", "jit", "auto"), default=None, help="execution tier")
     b = sub.add_parser("boot", help="boot a kernel (bzImage or ELF vmlinux) in a microVM",
                        description="Boot a Linux bzImage or an ELF64 kernel with the Linux 64-bit boot protocol: "
                                    "16550 console on stdin/stdout, CMOS RTC, local APIC + I/O APIC, ACPI and MP "
@@ -151,12 +180,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="execution tier: the interpreter alone, 'jit' (every block compiled to host code at "
                         "once) or 'auto' (default: hot blocks compiled; the interpreter where the host is "
                         "not x86-64)")
+    b.add_argument("--gdb", type=int, metavar="PORT",
+                   help="wait for gdb on 127.0.0.1:PORT (0: any free port, printed) and run the VM under its control")
     b.add_argument("--save-after", nargs=2, metavar=("INSNS", "FILE"),
                    help="stop after INSNS instructions and write the VM's snapshot to FILE")
     b.add_argument("--restore", metavar="FILE",
                    help="resume the VM saved in FILE (a VM saved with a disk needs --disk: the path stored in the "
                         "file is never opened unasked)")
     return p
+
+
+def _gdb_listen(port: int):
+    """The --gdb listening socket and a stderr line saying where it is; None
+    (after a one-line error) when the port cannot be had."""
+    from emu.gdbstub import listen
+    try:
+        s = listen(port)
+    except OSError as e:
+        print("emu: --gdb %d: %s" % (port, e.strerror or e), file=sys.stderr)
+        return None
+    print("emu: waiting for gdb on 127.0.0.1:%d" % s.getsockname()[1], file=sys.stderr, flush=True)
+    return s
 
 
 def _mib(text: str) -> int:
@@ -179,15 +223,17 @@ def _mib(text: str) -> int:
 # anything else (help, abbreviations, `--`, a bad value, an unknown option)
 # goes to argparse, which answers it as always. tests/test_cli_quick.py holds
 # this table to the parser's definition.
-_RUN_FLAGS = {"--strace": "strace", "--stats": "stats"}
+_RUN_FLAGS = {"--strace": "strace", "--stats": "stats", "--trace": "trace", "--trace-insn": "trace_insn"}
 _RUN_VALUES = {              # option: (dest, choices, or a type, or None)
     "--root": ("root", None), "--sandbox": ("sandbox", None), "--report": ("report", None),
     "--seed": ("seed", int), "--record": ("record", None), "--replay": ("replay", None),
     "--policy": ("policy", None), "--template": ("template", None),
     "--profile": ("profile", ("stealth", "transparent", "host", "baseline")),
     "--time": ("time", ("virtual", "host")), "--tier": ("tier", ("interp", "jit", "auto")),
+    "--gdb": ("gdb", int), "--coverage": ("coverage", None), "--trace-range": ("trace_range", None),
+    "--trace-file": ("trace_file", None),
 }
-_RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": []}
+_RUN_DEFAULTS = {"root": "/", "strace": False, "stats": False, "env": [], "trace": False, "trace_insn": False}
 
 
 class _RunArgs:
@@ -320,6 +366,73 @@ def record_environment(host_env) -> dict:
     return {k: v for k, v in host_env.items() if k in RECORD_ENV or k.startswith("LC_")}
 
 
+def _start_trace(proc, a):
+    """--trace/--trace-insn: the tracer on the process; its output file, or
+    None after a one-line error."""
+    from emu.disasm import DisassemblerMissing
+    from emu.trace import Tracer, parse_range
+    lo, hi = 0, 1 << 64
+    if a.trace_range is not None:
+        try:
+            lo, hi = parse_range(a.trace_range)
+        except ValueError as e:
+            print("emu: --trace-range: %s" % e, file=sys.stderr)
+            return None
+    try:
+        if a.trace_file is not None:
+            out = open(a.trace_file, "w", buffering=1 << 16)
+        else:
+            out = open(2, "w", buffering=1 << 16, closefd=False)
+    except OSError as e:
+        print("emu: --trace-file %s: %s" % (a.trace_file, e.strerror), file=sys.stderr)
+        return None
+    try:
+        t = Tracer(proc, out, per_insn=a.trace_insn, lo=lo, hi=hi)
+    except DisassemblerMissing as e:
+        print("emu: --trace: %s" % e, file=sys.stderr)
+        return None
+    t.attach()
+    proc.add_exit_hook(lambda *_: out.flush())
+    return out
+
+
+def _fault_report(proc) -> str:
+    """": #PF (address A) at RIP: BYTES  INSTRUCTION": the instruction a fatal
+    CPU exception came from, disassembled (on the one line that reports the
+    signal)."""
+    from emu.disasm import describe
+    rip, vector, cr2 = proc.last_fault
+    try:
+        from emu import Vector
+        name = "#%s" % Vector(vector).name
+    except ValueError:
+        name = "vector %d" % vector
+    where = "" if cr2 is None else " (address %#x)" % cr2
+    return ": %s%s at %s" % (name, where, describe(proc.machine, rip))
+
+
+def _coverage_writer(proc, path: str):
+    """--coverage: block coverage on, and the exit hook writing the drcov
+    file (once; a forked child writes PATH.PID)."""
+    pid0 = os.getpid()
+    done = set()
+    proc.vcpu.enable_block_coverage()
+
+    def write(p, _status, _signal) -> None:
+        me = os.getpid()
+        if me in done:
+            return
+        done.add(me)
+        from emu import drcov
+        out = path if me == pid0 else "%s.%d" % (path, me)
+        try:
+            drcov.write_process(out, p)
+        except OSError as e:
+            print("emu: --coverage %s: %s" % (out, e.strerror), file=sys.stderr)
+    proc.add_exit_hook(write)
+    return write
+
+
 def cmd_run(a) -> int:
     from emu.linux.process import GuestExit, GuestKilled, Process, ProgramNotExecutable, ProgramNotFound
     for d, what in ((a.root, "--root"), (a.sandbox, "--sandbox")):
@@ -438,6 +551,24 @@ def cmd_run(a) -> int:
             return 2
         session[0] = rp.Replayer(proc, header, events, a.replay)
         session[0].attach()
+    trace_out = None
+    if a.trace or a.trace_insn:
+        trace_out = _start_trace(proc, a)
+        if trace_out is None:
+            return 2
+    coverage = None
+    if a.coverage is not None:
+        coverage = _coverage_writer(proc, a.coverage)
+    stub = None
+    if a.gdb is not None:
+        if not 0 <= a.gdb <= 65535:
+            print("emu: --gdb %d: not a TCP port number" % a.gdb, file=sys.stderr)
+            return 2
+        listener = _gdb_listen(a.gdb)
+        if listener is None:
+            return 2
+        from emu.gdbstub import ProcessStub, UserTarget
+        stub = ProcessStub(UserTarget(proc, a.program), listener)
     if a.sandbox is not None:
         # defence in depth: the host kernel confines emu itself from here on
         # (Landlock and seccomp, emu/linux/oslock.py), for every process of the tree
@@ -449,6 +580,8 @@ def cmd_run(a) -> int:
     t0 = time.perf_counter()
     failed = False
     try:
+        if stub is not None:
+            stub.wait()                 # gdb connects and lets the program start
         proc._loop()
         status = 0
     except GuestExit as e:
@@ -460,7 +593,8 @@ def cmd_run(a) -> int:
             pass
         if e.signo != 13:            # SIGPIPE ends a pipeline's writer quietly, as shells leave it
             msg = SIGNAL_NAMES.get(e.signo, "signal %d" % e.signo)
-            print("emu: %s: %s%s" % (a.program, msg, " (core dumped)" if e.core else ""), file=sys.stderr)
+            where = _fault_report(proc) if e.core and proc.last_fault is not None else ""
+            print("emu: %s: %s%s%s" % (a.program, msg, " (core dumped)" if e.core else "", where), file=sys.stderr)
         status = 128 + e.signo
     except ReplayError as e:
         sys.stdout.flush()
@@ -476,6 +610,10 @@ def cmd_run(a) -> int:
         print("emu: interrupted", file=sys.stderr)
         status = 130
     finally:
+        if trace_out is not None:
+            trace_out.flush()
+        if coverage is not None:
+            coverage(proc, None, None)
         if a.stats or a.stats_file:
             _stats(proc, time.perf_counter() - t0, a.stats_file, a.stats)
         proc.fds.close_all()
@@ -488,6 +626,44 @@ def cmd_run(a) -> int:
             print("emu: %s" % e, file=sys.stderr)
             status = 1
     return status
+
+
+def cmd_fuzz(a) -> int:
+    from emu.fuzz import FuzzError, FuzzTarget, fuzz
+    from emu.linux.process import ProgramNotExecutable, ProgramNotFound
+    if a.runs < 1 or a.max_len < 1 or a.max_insns < 1:
+        print("emu: fuzz: --runs, --max-len and --max-insns must be positive", file=sys.stderr)
+        return 2
+    seeds = []
+    for path in a.input:
+        try:
+            with open(path, "rb") as f:
+                seeds.append(f.read())
+        except OSError as e:
+            print("emu: fuzz: --input %s: %s" % (path, e.strerror), file=sys.stderr)
+            return 2
+    if not os.path.isfile(a.program):
+        print("emu: %s: no such file" % a.program, file=sys.stderr)
+        return 127
+    try:
+        target = FuzzTarget(a.program, a.function, root=a.root, max_len=a.max_len, max_insns=a.max_insns)
+    except (ProgramNotFound, ProgramNotExecutable) as e:
+        print("emu: %s" % e, file=sys.stderr)
+        return 126
+    except FuzzError as e:
+        print("emu: fuzz: %s" % e, file=sys.stderr)
+        return 2
+    st = fuzz(target, seeds, runs=a.runs, seed=a.seed, crash_dir=a.crashes)
+    print("emu: fuzz: %d inputs in %.2f s (%.0f a second), corpus %d, edges %d"
+          % (st.execs, st.seconds, st.execs / st.seconds if st.seconds else 0, st.corpus, st.edges),
+          file=sys.stderr)
+    if st.crashes:
+        import hashlib
+        data, why = st.crashes[0]
+        print("emu: fuzz: crash (%s) on %s" % (why, os.path.join(a.crashes, "crash-" + hashlib.sha1(data).hexdigest())),
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_bench(a) -> int:
@@ -580,12 +756,28 @@ def cmd_boot(a) -> int:
         return 2
     if vm.vcon is not None:
         vm.vcon.sink = vm._stdout
+    stub = None
+    if a.gdb is not None:
+        if not 0 <= a.gdb <= 65535:
+            print("emu: --gdb %d: not a TCP port number" % a.gdb, file=sys.stderr)
+            vm.close()
+            return 2
+        listener = _gdb_listen(a.gdb)
+        if listener is None:
+            vm.close()
+            return 2
+        from emu.gdbstub import SystemStub, SystemTarget
+        stub = SystemStub(SystemTarget(vm), listener)
     raw = None
     if a.console:
         raw = _console_raw(vm, stdin)
     t0 = time.perf_counter()
     try:
-        if save_at is not None:
+        if stub is not None:
+            reason = _boot_under_gdb(stub, vm, a.timeout)
+            if reason is None:
+                return 137              # gdb killed the VM (as SIGKILL would)
+        elif save_at is not None:
             reason = vm.run(max_insns=save_at, timeout=a.timeout)
             if reason == "limit":
                 vm.exit_reason = None
@@ -620,6 +812,19 @@ def cmd_boot(a) -> int:
         print("emu: guest stopped: %s" % getattr(vm, "fault_info", ""), file=sys.stderr)
         return 1
     return 0
+
+
+def _boot_under_gdb(stub, vm, timeout):
+    """Run the VM once gdb lets it go; the VM's end is the inferior's exit.
+    None when gdb killed it."""
+    from emu.gdbstub import Kill
+    try:
+        stub.wait()
+        reason = vm.run(timeout=timeout)
+    except Kill:
+        return None
+    stub.on_exit(0 if reason in ("poweroff", "halted") else 1, None)
+    return reason
 
 
 def _console_raw(vm, fd):
@@ -676,6 +881,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_boot(args)
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "fuzz":
+            return cmd_fuzz(args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:          # an emulator bug: one line, the traceback on request

@@ -4,6 +4,25 @@ import sys
 
 # tests import their shared helpers (native.py, difftest.py) by name
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _installed_emu_over_unbuilt_checkout() -> None:
+    """`python -m pytest` in a checkout puts the checkout first on sys.path,
+    so `import emu` finds ./emu: without a core built in place (setup.py
+    build_ext --inplace) the installed package is the one to test, and the
+    checkout leaves sys.path (every `emu` subprocess of the tests runs from
+    outside the tree for the same reason)."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = os.path.join(checkout, "emu")
+    if not os.path.isdir(src) or any(f.startswith("_core.") and f.endswith((".so", ".pyd"))
+                                     for f in os.listdir(src)):
+        return
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != checkout]
+    for name in [m for m in sys.modules if m == "emu" or m.startswith("emu.")]:
+        del sys.modules[name]
+
+
+_installed_emu_over_unbuilt_checkout()
 # a system-call argument a handler does not range-check raises (in tests and
 # their `emu` subprocesses) instead of becoming EINVAL (emu/linux/syscalls.py)
 os.environ.setdefault("EMU_STRICT", "1")

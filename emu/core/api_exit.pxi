@@ -7,13 +7,28 @@ EXIT_NAMES = {EXIT_NONE: "NONE", EXIT_HLT: "HLT", EXIT_IO: "IO", EXIT_MMIO: "MMI
               EXIT_BUDGET: "BUDGET", EXIT_SHUTDOWN: "SHUTDOWN", EXIT_STOPPED: "STOPPED",
               EXIT_PRIV: "PRIV", EXIT_STORM: "STORM"}
 
+import enum as _enum
+
+# exits and exceptions as IntEnums: they compare equal to the EXIT numbers
+# and vector numbers, and print by name
+ExitReason = _enum.IntEnum("ExitReason", [(EXIT_NAMES[i], i) for i in sorted(EXIT_NAMES)], module="emu")
+ExitReason.__doc__ = "Why vcpu.run() returned (Exit.reason)."
+# the architecture's exception vectors (Intel SDM vol. 3, table 6-1)
+Vector = _enum.IntEnum("Vector", [("DE", 0), ("DB", 1), ("NMI", 2), ("BP", 3), ("OF", 4), ("BR", 5),
+                                  ("UD", 6), ("NM", 7), ("DF", 8), ("TS", 10), ("NP", 11), ("SS", 12),
+                                  ("GP", 13), ("PF", 14), ("MF", 16), ("AC", 17), ("MC", 18), ("XM", 19),
+                                  ("VE", 20), ("CP", 21)], module="emu")
+Vector.__doc__ = "x86 exception vectors (Exit.exception)."
+cdef tuple EXIT_REASONS = tuple(ExitReason(i) if i in EXIT_NAMES else i for i in range(N_EXIT_REASONS))
+cdef dict VECTORS = {int(v): v for v in Vector}
+
 GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 
 
 cdef class Exit:
     """What vcpu.run() hands back: why the vCPU stopped, and the details."""
-    cdef public int reason
+    cdef public object reason         # an ExitReason (IntEnum)
     cdef public object name
     cdef public uint64_t rip          # RIP of the instruction that caused the exit
     cdef public int vector            # EXCEPTION
@@ -31,6 +46,14 @@ cdef class Exit:
     cdef public int hook_id                  # HOOK: the hook (0 for the block hook)
     cdef public object kind                  # HOOK: "code", "block", "read", "write", "fetch"
 
+    @property
+    def exception(self):
+        """For an EXCEPTION exit the vector as a Vector (an IntEnum; a
+        vector of 32 and up, from INT n, as a plain int); None otherwise."""
+        if self.reason != EXIT_EXCEPTION:
+            return None
+        return VECTORS.get(self.vector, self.vector)
+
     def __repr__(self):
         if self.reason == EXIT_EXCEPTION:
             return "<Exit EXCEPTION vector=%d error=%#x rip=%#x>" % (self.vector, self.error_code, self.rip)
@@ -44,7 +67,7 @@ cdef class Exit:
 cdef Exit exit_record(const Cpu* c, int reason):
     """The Exit object for an exit of the given reason, from the exit record in c."""
     cdef Exit e = Exit.__new__(Exit)
-    e.reason = reason
+    e.reason = EXIT_REASONS[reason] if 0 <= reason < N_EXIT_REASONS else reason
     e.name = EXIT_NAMES.get(reason, str(reason))
     e.rip = c.exit_rip if reason != EXIT_BUDGET and reason != EXIT_STOPPED else c.rip
     if reason == EXIT_EXCEPTION:

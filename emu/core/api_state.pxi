@@ -83,6 +83,7 @@ cdef class VcpuState:
         free(self.c.jc)
         free(self.c.cpuid)
         free(self.c.cov_map)
+        bcov_free(self.c.bcov)
         if self.machine is not None:
             hook_drop_owner(&self.machine.m, self.c.hook_owner)
 
@@ -96,9 +97,11 @@ cdef class VcpuState:
         cdef uint32_t n = other.c.n_cpuid
         cdef uint32_t owner = self.c.hook_owner
         cdef uint8_t* cov = self.c.cov_map
+        cdef BlockCov* bcov = self.c.bcov
         self.c = other.c
         self.c.hook_owner = owner          # hooks and coverage stay per vCPU
         self.c.cov_map = cov
+        self.c.bcov = bcov
         self.c.hook_flags = 0
         self.c.mh_n = 0
         self.c.resume_stage = 0
@@ -589,6 +592,7 @@ cdef class VcpuState:
         self.c.hook_flags = saved.hook_flags
         self.c.hook_mem = saved.hook_mem
         self.c.cov_map = saved.cov_map
+        self.c.bcov = saved.bcov
         self.c.cov_prev = 0
         self.c.mh_n = 0
         self.c.resume_stage = 0

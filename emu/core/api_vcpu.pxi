@@ -203,6 +203,40 @@ cdef class Vcpu(VcpuState):
             memset(self.c.cov_map, 0, 65536)
         self.c.cov_prev = 0
 
+    def enable_block_coverage(self, bint on=True):
+        """Record the set of blocks executed (start address, bytes), each at
+        its first entry: drcov-style coverage (emu/drcov.py). Off keeps what
+        was recorded."""
+        if on:
+            if self.c.bcov == NULL:
+                self.c.bcov = <BlockCov*>calloc(1, sizeof(BlockCov))
+                if self.c.bcov == NULL:
+                    raise MemoryError()
+            self.c.hook_flags |= HF_BCOV
+        else:
+            self.c.hook_flags &= ~(<uint32_t>HF_BCOV)
+
+    def block_coverage(self):
+        """The blocks executed since block coverage was enabled (or cleared):
+        a sorted list of (start address, size in bytes)."""
+        cdef BlockCov* t = self.c.bcov
+        cdef uint32_t i
+        if t == NULL:
+            return []
+        return sorted((t.keys[i] - 1, t.sizes[i]) for i in range(t.cap) if t.keys[i])
+
+    def clear_block_coverage(self):
+        cdef BlockCov* t = self.c.bcov
+        if t != NULL and t.cap:
+            memset(t.keys, 0, t.cap * sizeof(uint64_t))
+            t.n = 0
+            t.lost = 0
+
+    @property
+    def block_coverage_lost(self):
+        """Blocks executed but not recorded (the table could not grow)."""
+        return self.c.bcov.lost if self.c.bcov != NULL else 0
+
     @property
     def coverage(self):
         """The 65536-byte edge map as a zero-copy numpy uint8 array."""

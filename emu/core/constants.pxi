@@ -92,6 +92,7 @@ cdef enum:
     HK_BLOCK = 16         # only as the kind of a block-hook exit
     HF_BLOCK = 1
     HF_COV = 2
+    HF_BCOV = 4        # block coverage (the set of blocks executed, for drcov)
 
 # RFLAGS bits
 cdef enum:

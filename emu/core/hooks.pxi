@@ -122,13 +122,10 @@ cdef int hook_block_entry(Cpu* c, Block* b) noexcept nogil:
         cur = ((rip >> 4) ^ (rip << 8)) & 0xffff
         c.cov_map[cur ^ c.cov_prev] += 1
         c.cov_prev = <uint32_t>(cur >> 1)
+    if c.hook_flags & HF_BCOV:
+        bcov_add(c.bcov, rip, b, c.m)
     if c.hook_flags & HF_BLOCK:
-        end = rip
-        u = &c.m.uops[b.uop_start]
-        while u.fn != NULL:
-            if u.len and u.rip_next > end:
-                end = u.rip_next
-            u += 1
+        end = rip + block_bytes(b, c.m)
         c.hook_id = 0
         c.hook_kind = HK_BLOCK
         c.hook_addr = rip
@@ -139,6 +136,74 @@ cdef int hook_block_entry(Cpu* c, Block* b) noexcept nogil:
         mark_resume(c, rip, c.icount, 1)
         return 1
     return 0
+
+# ---- block coverage: the set of blocks executed (emu/drcov.py writes it) ----
+# A block is recorded once, at its first entry, with its size in bytes (to
+# the end of its last instruction), as DynamoRIO's drcov records basic blocks.
+
+cdef inline uint64_t bcov_hash(uint64_t key) noexcept nogil:
+    key ^= key >> 33
+    key *= 0xff51afd7ed558ccdULL
+    key ^= key >> 33
+    return key
+
+cdef uint32_t block_bytes(Block* b, Mach* m) noexcept nogil:
+    cdef uint64_t end = b.vrip
+    cdef const Uop* u = &m.uops[b.uop_start]
+    while u.fn != NULL:
+        if u.len and u.rip_next > end:
+            end = u.rip_next
+        u += 1
+    return <uint32_t>(end - b.vrip)
+
+cdef int bcov_grow(BlockCov* t) noexcept nogil:
+    cdef uint32_t cap = 1024 if t.cap == 0 else 2 * t.cap, i
+    cdef uint64_t* keys = <uint64_t*>calloc(cap, sizeof(uint64_t))
+    cdef uint32_t* sizes = <uint32_t*>calloc(cap, sizeof(uint32_t))
+    cdef uint64_t j
+    if keys == NULL or sizes == NULL:
+        free(keys)
+        free(sizes)
+        return 0
+    for i in range(t.cap):
+        if t.keys[i]:
+            j = bcov_hash(t.keys[i]) & (cap - 1)
+            while keys[j]:
+                j = (j + 1) & (cap - 1)
+            keys[j] = t.keys[i]
+            sizes[j] = t.sizes[i]
+    free(t.keys)
+    free(t.sizes)
+    t.keys = keys
+    t.sizes = sizes
+    t.cap = cap
+    return 1
+
+cdef void bcov_add(BlockCov* t, uint64_t rip, Block* b, Mach* m) noexcept nogil:
+    cdef uint64_t key = rip + 1, j
+    cdef uint32_t size
+    if t.cap:
+        j = bcov_hash(key) & (t.cap - 1)
+        while t.keys[j]:
+            if t.keys[j] == key:
+                return
+            j = (j + 1) & (t.cap - 1)
+    if 2 * (t.n + 1) > t.cap and not bcov_grow(t):
+        t.lost += 1
+        return
+    size = block_bytes(b, m)
+    j = bcov_hash(key) & (t.cap - 1)
+    while t.keys[j]:
+        j = (j + 1) & (t.cap - 1)
+    t.keys[j] = key
+    t.sizes[j] = size
+    t.n += 1
+
+cdef void bcov_free(BlockCov* t) noexcept nogil:
+    if t != NULL:
+        free(t.keys)
+        free(t.sizes)
+        free(t)
 
 # ---- memory hooks (the TLB keeps hooked pages off the fast path) ----
 

@@ -160,6 +160,9 @@ class Process:
         self.exit_hooks: list = []                   # fn(process, status, signal) as the process ends
         self._syscall_counts: dict[int, int] = {}    # system call number -> times called (syscall_counts)
         self.hooks = None                            # an emu.hooks.Hooks on self.vcpu: HOOK exits go there
+        self.on_stopped = None                       # fn(vcpu) -> True: a STOPPED exit was the caller's (gdb's Ctrl-C)
+        self.auxv = b""                              # the auxiliary vector given to the program (gdb's qXfer:auxv)
+        self.last_fault = None                       # (rip, vector, cr2) of the last CPU exception turned into a signal
         self.mem_observer = None                     # fn(addr, data, is_write) on each Syscalls.read/write (emu/linux/replay.py)
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         self.bridge = None              # host signals <-> guest signals (enable_host_signals)
@@ -302,6 +305,8 @@ class Process:
         words = [len(self.argv)] + [addr(o) for o in arg_offs] + [0] + [addr(o) for o in env_offs] + [0]
         for k, val in auxv:
             words += [k, val]
+        self.auxv = struct.pack("<%dQ" % (2 * len(auxv)) if image.bits == 64 else "<%dI" % (2 * len(auxv)),
+                                *[w & (MASK64 if image.bits == 64 else 0xFFFFFFFF) for kv in auxv for w in kv])
         wsize = 8 if image.bits == 64 else 4
         sp = (str_base - wsize * len(words)) & ~15
         self.sys.write(str_base, bytes(strings))
@@ -424,7 +429,8 @@ class Process:
         try:
             self.load(path, from_host=False)
         except (ProgramNotFound, ProgramNotExecutable) as e:
-            print("emu: execve: %s" % e, file=sys.stderr)
+            import logging
+            logging.getLogger(__name__).error("emu: execve: %s", e)
             raise GuestKilled(9)
         self.comm = None                        # the new program's name (procfs.comm)
         if self.ptree is not None:
@@ -473,6 +479,8 @@ class Process:
             elif name == "BUDGET" and timer_stop:
                 timers.check(self.sys)          # a timer is due: its signal interrupts the guest here
                 continue
+            elif name == "STOPPED" and self.on_stopped is not None and self.on_stopped(v):
+                continue                        # a debugger stopped the vCPU (emu/gdbstub.py)
             elif name == "STOPPED" and self.pending_signals:
                 timers.check(self.sys)          # a host signal stopped the vCPU: deliver it here
                 continue
@@ -694,7 +702,8 @@ class Process:
                 t.vcpu.rax = (-110) & MASK64      # ETIMEDOUT
                 self.current = t
                 return
-        print("emu: every thread is blocked on a futex (deadlock)", file=sys.stderr)
+        import logging
+        logging.getLogger(__name__).error("emu: every thread is blocked on a futex (deadlock)")
         raise GuestKilled(9)
 
     def _shared_futex_changed(self, t) -> bool:
@@ -770,6 +779,7 @@ class Process:
             int80(self.sys)                # the i386 system call ABI, kept for 64-bit code
             return
         info = fault_info(self, ex)
+        self.last_fault = (ex.rip, ex.vector, ex.cr2 if ex.vector == 14 else None)
         if info[0] == 8 and info[1] == 0 and ex.vector in (16, 19):
             return                         # a spurious math fault: no signal (as Linux)
         self.vcpu.rip = info[5]

@@ -7,7 +7,6 @@ import os
 import posixpath
 import stat as st
 import struct
-import sys
 import time
 
 from emu.linux import errno as E
@@ -149,7 +148,8 @@ class Syscalls:
             name = SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
             if nr not in self.p.warned:
                 self.p.warned.add(nr)
-                print("emu: unimplemented system call %s (%d)" % (name, nr), file=sys.stderr)
+                import logging          # (only now: importing it costs every run start-up time)
+                logging.getLogger(__name__).warning("emu: unimplemented system call %s (%d)", name, nr)
             ret = -E.ENOSYS
         else:
             name, fn = entry

@@ -286,8 +286,9 @@ def wait(s, timeout_ns, poll_fn=None, sigmask=None, timerfds=(), host_fds=None):
         if cap is None and not host_fds:
             if bridge is None:
                 from emu.linux.process import GuestKilled
-                import sys
-                print("emu: the process waits for something that will never happen (deadlock)", file=sys.stderr)
+                import logging
+                logging.getLogger(__name__).error("emu: the process waits for something that will never "
+                                                  "happen (deadlock)")
                 raise GuestKilled(9)
             pl = bridge.poller()           # only a signal (from another process) ends it
             # (at most RECHECK_MS at a time: a signal whose Python handler has

@@ -114,6 +114,9 @@ class VM:
     (kernel=None: a VM to restore a snapshot or receive a migration into,
     emu.services.vmstate)."""
 
+    hooks = None            # an emu.hooks.Hooks on the vCPU: HOOK exits go there (emu/gdbstub.py)
+    on_stopped = None       # fn(vcpu) -> True: a STOPPED exit was the caller's (gdb's Ctrl-C)
+
     def __init__(self, kernel, mem="128M", disk=None, cmdline="console=ttyS0", *,
                  output=None, input_fd=None, realtime=False, cycles_per_insn=1.0,
                  msr_policy=None, disk_readonly=False, core_delivery=None, policy=None, io_policy=None,
@@ -581,6 +584,11 @@ class VM:
                         getattr(e, "vector", -1), e.rip)
                 elif r in (EXIT["CPUID"], EXIT["RDTSC"], EXIT["PRIV"]) and self.hyp is not None \
                         and self.hyp.handle(self.vcpu, e):
+                    pass
+                elif r == EXIT["HOOK"] and self.hooks is not None:
+                    if not self.hooks.dispatch(e):
+                        self.exit_reason = "quit"
+                elif r == EXIT["STOPPED"] and self.on_stopped is not None and self.on_stopped(v):
                     pass
                 elif r == EXIT["CPUID"] or r == EXIT["RDTSC"] or r == EXIT["STOPPED"]:
                     pass

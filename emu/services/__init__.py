@@ -1,0 +1,1 @@
+"""Services built on the emulator: benchmarks, behaviour reports, the scheduler, VM snapshots."""
