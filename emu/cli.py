@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--code-cache", type=_mib, metavar="MIB",
                    help="bytes of translated code to keep, in MiB (default 256); the oldest is evicted first")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
+    r.add_argument("--max-insns", type=_count, metavar="N",
+                   help="kill each guest process with SIGXCPU after it retired N instructions")
     rr = r.add_mutually_exclusive_group()
     rr.add_argument("--record", metavar="LOG",
                     help="write a replay log: what every system call touching the outside world returned and "
@@ -160,6 +162,17 @@ def _mib(text: str) -> int:
     if not _core.MIN_CODE_CACHE <= n <= 1 << 40:
         raise argparse.ArgumentTypeError("%s MiB is out of range (at least %g MiB)"
                                          % (text, _core.MIN_CODE_CACHE / (1 << 20)))
+    return n
+
+
+def _count(text: str) -> int:
+    """A positive whole number (--max-insns, --workers...)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError("%s: must be at least 1" % text)
     return n
 
 
@@ -382,6 +395,7 @@ def cmd_run(a) -> int:
         proc.next_tid = proc.pid + 1
     if report is not None:
         report.attach(proc)
+    proc.insn_limit = a.max_insns
     try:
         proc.load(a.program)
     except ProgramNotFound as e:
