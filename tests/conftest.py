@@ -72,3 +72,13 @@ def tier(request, monkeypatch):
     emu.set_default_tier(request.param)
     yield request.param
     emu.set_default_tier(previous)
+
+
+# ---- emu.cluster: one LocalCluster of 2 worker processes for the test session ----
+@pytest.fixture(scope="session")
+def dask_cluster():
+    pytest.importorskip("distributed", reason="emu.cluster needs Dask distributed (pip install 'emu[cluster]')")
+    from emu.cluster.client import connect
+    c = connect(workers=2, retries=3)
+    yield c
+    c.close()

@@ -70,6 +70,24 @@ class Cluster:
         self.close()
 
 
+def _reachable(address: str) -> None:
+    """Fail at once, in one line, when nothing listens at a tcp:// address
+    (Dask's own connect retries until its timeout)."""
+    import socket
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        raise ClusterUnavailable("%s: a scheduler address looks like tcp://HOST:PORT" % address)
+    if scheme != "tcp":
+        return                      # (tls://, ucx://...: left to Dask)
+    host, _, port = rest.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except ValueError:
+        raise ClusterUnavailable("%s: a scheduler address looks like tcp://HOST:PORT" % address) from None
+    except OSError as e:
+        raise ClusterUnavailable("cannot reach the Dask scheduler at %s: %s" % (address, e.strerror or e)) from None
+
+
 def connect(address: str | None = None, *, workers: int | None = None, retries: int = 3,
             memory_limit: str | int | None = "auto", timeout: float = 30.0) -> Cluster:
     """A Cluster on the scheduler at `address` (tcp://HOST:PORT), or on a new
@@ -77,6 +95,7 @@ def connect(address: str | None = None, *, workers: int | None = None, retries: 
     `retries`: times a task may take down its worker before it fails."""
     dask, distributed = _dask()
     if address is not None:
+        _reachable(address)
         try:
             client = distributed.Client(address, timeout=timeout)
         except (OSError, TimeoutError) as e:
