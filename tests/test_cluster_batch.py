@@ -141,14 +141,14 @@ def test_limits_end_a_sample(dask_cluster, tmp_path, tier):
     shutil.copy(os.path.join(G, "bench", "bin", "sieve-small"), d / "sieve")
     shutil.copy(os.path.join(G, "linux", "bin", "proctree.musl"), d / "proctree")    # waits on its children
     store = Store(str(tmp_path / "b.db"))
-    s = batch.make_settings(tier=tier, max_insns=100_000, timeout=3.0)
+    s = batch.make_settings(tier=tier, max_insns=100_000, timeout=2.0)
     summary = batch.run(dask_cluster, [str(d)], store, s)
     assert summary["analysed"] == 2
     sieve = store.runs(file_sha256(str(d / "sieve")))[0]
     assert sieve["verdict"] == "limit" and sieve["exit_status"] == 128 + 24           # SIGXCPU
     assert sieve["events"][-1] == dict(sieve["events"][-1], event="exit", signal=24)
     tree = store.runs(file_sha256(str(d / "proctree")))[0]
-    assert tree["state"] == "limit" and tree["verdict"] == "limit" and 3.0 <= tree["wall_s"] < 10
+    assert tree["state"] == "limit" and tree["verdict"] == "limit" and 2.0 <= tree["wall_s"] < 10
     store.close()
 
 
