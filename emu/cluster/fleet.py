@@ -32,9 +32,18 @@ class VMHost:
     def _output(self, data: bytes) -> None:
         self.out += data
 
-    def create(self, kernel: str, mem: str = "128M", **kw) -> int:
+    @staticmethod
+    def _tier(tier) -> None:
+        # the worker's default tier for the VM made next (the worker process
+        # was started before the caller chose one)
+        if tier is not None:
+            import emu
+            emu.set_default_tier(tier)
+
+    def create(self, kernel: str, mem: str = "128M", tier: str | None = None, **kw) -> int:
         """Boot-ready VM from a kernel (emu.vm.VM's arguments)."""
         from emu.vm import VM
+        self._tier(tier)
         self.vm = VM(kernel, mem=mem, output=self._output, **kw)
         return self.vm.mem_size
 
@@ -50,11 +59,12 @@ class VMHost:
     def console(self, start: int = 0) -> bytes:
         return bytes(self.out[start:])
 
-    def listen(self, mem: str, host: str, **kw) -> tuple[str, int]:
+    def listen(self, mem: str, host: str, tier: str | None = None, **kw) -> tuple[str, int]:
         """Make an empty VM to receive a migration into and listen for it on
         `host` (this worker's address); returns (host, port)."""
         from emu.services import vmstate
         from emu.vm import VM
+        self._tier(tier)
         self.vm = VM(None, mem=mem, output=self._output, **kw)
         srv = socket.create_server((host, 0))
         srv.settimeout(120)
