@@ -177,3 +177,28 @@ def test_cli_batch_and_show(dask_cluster, tmp_path, tier):
         r = subprocess.run([sys.executable, "-m", "emu", "batch"] + args, capture_output=True, text=True,
                            timeout=60, env=env)
         assert r.returncode in (1, 2) and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_sample_that_kills_every_worker_is_marked(dask_cluster, tmp_path, tier, monkeypatch):
+    if tier != "jit":
+        pytest.skip("no guest code runs here (the analysis is replaced): once, under one tier setting")
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "bomb").write_bytes(b"takes its worker down")
+    shutil.copy(os.path.join(G, "faults", "exit_status"), d / "exit_status")
+    real = batch.analyse
+
+    def analyse(name, data, settings):
+        # what the OOM killer does to a worker whose sample eats the host
+        if name == "bomb":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(name, data, settings)
+    monkeypatch.setattr(batch, "analyse", analyse)
+    store = Store(str(tmp_path / "b.db"))
+    summary = batch.run(dask_cluster, [str(d)], store, batch.make_settings(tier=tier))
+    assert summary["analysed"] == 2 and summary["killed_workers"] == 1 and summary["done"] == 1
+    bomb = store.runs(file_sha256(str(d / "bomb")))
+    assert len(bomb) == 1 and bomb[0]["state"] == "killed_workers" and bomb[0]["verdict"] == "kills-workers"
+    (other,) = store.runs(file_sha256(str(d / "exit_status")))
+    assert other["state"] == "done" and other["exit_status"] == 42
+    store.close()
