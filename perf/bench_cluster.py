@@ -8,7 +8,7 @@ processes; and the engine's own cost per task.
 Batch: the same 24 samples from guests/ (each analysed as `emu batch` does:
 an `emu run --sandbox --report` child process), no database writes beyond
 an in-memory SQLite. Fuzz: guests/fuzz/planted.bin for a fixed time, rounds
-of 0.5 s, the crashes it finds not stopping it. Medians of --runs runs.
+of 1 s, the crashes it finds not stopping it. Medians of --runs runs.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from emu.cluster import batch, fuzz  # noqa: E402
-from emu.cluster.client import connect, task_overhead  # noqa: E402
+from emu.cluster.client import connect, task_latency, task_overhead  # noqa: E402
 from emu.cluster.store import Store  # noqa: E402
 
 G = os.path.join(ROOT, "guests")
@@ -69,7 +69,7 @@ def batch_engine(cluster, d: str, settings: dict) -> float:
 
 
 def fuzz_rate(target, cluster, seconds: float) -> float:
-    camp = fuzz.run(target, [("seed", b"AAAA")], cluster=cluster, seconds=seconds, round_s=0.5)
+    camp = fuzz.run(target, [("seed", b"AAAA")], cluster=cluster, seconds=seconds, round_s=1.0)
     return camp.execs / camp.seconds
 
 
@@ -92,7 +92,8 @@ def main() -> int:
         rows.append(("one process, no engine", b1, f1, None))
         for n in [int(x) for x in a.workers.split(",")]:
             with connect(workers=n) as c:
-                over = statistics.median(task_overhead(c.client, 300) for _ in range(a.runs))
+                over = (statistics.median(task_overhead(c.client, 300) for _ in range(a.runs)),
+                        statistics.median(task_latency(c.client, 50) for _ in range(a.runs)))
                 b = statistics.median(batch_engine(c, d, settings) for _ in range(a.runs))
                 f = statistics.median(fuzz_rate(target, c, a.fuzz_seconds) for _ in range(a.runs))
             rows.append(("Dask LocalCluster, %d worker%s" % (n, "s" if n > 1 else ""), b, f, over))
@@ -103,11 +104,13 @@ def main() -> int:
     print("date: %s UTC; host: %s, %d CPUs, Python %s; load average %.1f at the start; %d runs (medians)"
           % (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), platform.processor() or platform.machine(),
              os.cpu_count(), platform.python_version(), load, a.runs))
-    print("| runner | batch samples/s | vs 1 worker | fuzz execs/s | vs 1 worker | engine overhead per task (ms) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| runner | batch samples/s | vs 1 worker | fuzz execs/s | vs 1 worker "
+          "| engine cost per task, pipelined (ms) | one task's round trip (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, b, f, over in rows:
-        print("| %s | %.2f | %.2fx | %.0f | %.2fx | %s |" % (name, b, b / base_b, f, f / base_f,
-                                                            "-" if over is None else "%.2f" % over))
+        print("| %s | %.2f | %.2fx | %.0f | %.2fx | %s | %s |"
+              % (name, b, b / base_b, f, f / base_f, "-" if over is None else "%.2f" % over[0],
+                 "-" if over is None else "%.2f" % over[1]))
     return 0
 
 

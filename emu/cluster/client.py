@@ -127,3 +127,16 @@ def task_overhead(client, n: int = 200) -> float:
     t0 = time.perf_counter()
     client.gather(client.map(_noop, range(n), pure=False))
     return (time.perf_counter() - t0) * 1000.0 / n
+
+
+def task_latency(client, n: int = 50) -> float:
+    """One task's round trip, in ms (median of n, one at a time): submit,
+    schedule, run a no-op on a worker, return the result."""
+    import statistics
+    client.submit(_noop, -1, pure=False).result()
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        client.submit(_noop, i, pure=False).result()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
