@@ -230,7 +230,7 @@ def collect(paths) -> list[tuple[str, str, int]]:
             files.append(p)
     seen, out = set(), []
     for f in files:
-        if not os.path.isfile(f) or os.path.islink(f):
+        if not os.path.isfile(f):
             continue
         sha = file_sha256(f)
         if sha not in seen:
