@@ -158,13 +158,14 @@ def test_cli_batch_and_show(dask_cluster, tmp_path, tier):
     d = tmp_path / "s"
     d.mkdir()
     shutil.copy(os.path.join(G, "hello", "hello"), d / "hello")
+    (d / "notes.txt").write_text("not a program\n")
     db = str(tmp_path / "b.db")
     env = dict(os.environ, PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-m", "emu", "batch", str(d), "--db", db, "--cluster", dask_cluster.address,
                         "--tier", tier], capture_output=True, text=True, timeout=120, env=env,
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
-    assert "1 samples: 1 analysed, 0 skipped" in r.stdout and "clean 1" in r.stdout
+    assert "2 samples: 2 analysed, 0 skipped" in r.stdout and "clean 1, not-run 1" in r.stdout
     sha = file_sha256(str(d / "hello"))
     r = subprocess.run([sys.executable, "-m", "emu", "batch", "--db", db, "--show", sha[:12]], capture_output=True,
                        text=True, timeout=60, env=env)

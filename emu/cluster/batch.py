@@ -152,6 +152,10 @@ def analyse(name: str, data: bytes, settings: dict) -> dict:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
                 n += len(chunk)
+        if limit is None and status < 0:
+            # the analysis process died of a host signal it did not get from
+            # us: the kernel's OOM killer, or an operator
+            limit = "host signal %d" % -status
         if limit:
             state = "limit"
         return {"state": state, "limit": limit, "exit_status": status, "wall_s": wall, "worker": _worker_name(),
@@ -177,9 +181,10 @@ ANTI_ANALYSIS_FILES = ("/proc/cpuinfo", "/sys/class/dmi/", "/sys/devices/virtual
 
 def verdict(result: dict) -> tuple[str, list[str]]:
     """A coarse verdict from what the report shows, and the reasons for it:
-    kills-workers / limit / suspicious (escape attempts, anti-analysis
-    probes, network, ptrace) / crashed (a fault or a killing signal) /
-    clean. A triage aid, not a classifier."""
+    kills-workers / error / limit / suspicious (escape attempts,
+    anti-analysis probes, network, ptrace) / not-run (not a program emu
+    runs) / crashed (a fault or a killing signal) / clean. A triage aid,
+    not a classifier."""
     if result["state"] == "killed_workers":
         return "kills-workers", ["took down a worker on every attempt"]
     if result["state"] == "failed":
@@ -206,8 +211,11 @@ def verdict(result: dict) -> tuple[str, list[str]]:
     if reasons:
         return "suspicious", reasons
     st = result.get("exit_status")
-    if st == 128 + 24 or st == -24:
+    if st == 128 + 24:
         return "limit", ["instruction limit (SIGXCPU)"]
+    if st in (126, 127):                    # emu run: not found / not an executable it can run
+        lines = (result.get("stderr") or "").strip().splitlines()
+        return "not-run", [lines[-1] if lines else "not a program emu runs"]
     faults = [ev for ev in result.get("events", ()) if ev.get("event") == "fault"]
     killed = [ev for ev in result.get("events", ()) if ev.get("event") == "exit" and ev.get("signal")]
     if faults or killed:
