@@ -36,6 +36,11 @@ def test_distributed_campaign_finds_the_planted_bugs(dask_cluster, tmp_path, tie
     for c in camp.crashes.values():
         data = c["input"]
         assert data[:2] == b"DV" if c["vector"] == 0 else data[:3] == b"EM!"
+    # each worker built its machine from the shipped snapshot once, for all rounds
+    assert camp.rounds >= 2
+    tid = target["id"]
+    built = dask_cluster.client.run(lambda: __import__("emu.cluster.fuzz", fromlist=["BUILT"]).BUILT.get(tid, 0))
+    assert sorted(built.values()) == [1, 1]
     # the merged map is the union (OR) of the workers' maps ...
     union = np.zeros(fuzz.MAP_SIZE, dtype=np.uint8)
     assert len(camp.worker_maps) == 2

@@ -163,6 +163,7 @@ def mutate(rng: random.Random, data: bytes, queue: list[bytes], max_len: int) ->
 
 
 _RUNNERS: dict[str, Runner] = {}        # a worker's machines, one per target (built once)
+BUILT: dict[str, int] = {}              # target id -> machines built from it in this process
 
 
 def runner_for(target: dict) -> Runner:
@@ -170,6 +171,7 @@ def runner_for(target: dict) -> Runner:
     if r is None:
         _RUNNERS.clear()
         r = _RUNNERS[target["id"]] = Runner(target)
+        BUILT[target["id"]] = BUILT.get(target["id"], 0) + 1
     return r
 
 
