@@ -328,7 +328,9 @@ def run(target: dict, seeds: list[tuple[str, bytes]], *, cluster=None, out: str 
     if cluster is not None:
         client = cluster.client
         workers = cluster.worker_addresses()
-        shipped = client.scatter(target, broadcast=True)      # the snapshot goes to each worker once
+        # the snapshot goes to each worker once (its own key: a content-hashed
+        # one could be released by an earlier campaign's future as this one starts)
+        shipped = client.scatter(target, broadcast=True, hash=False)
 
         def call(*args, **kw):
             futs = [client.submit(fuzz_round, shipped, *args, workers=[w], pure=False, **dict(kw, seed=kw["seed"] + i))
