@@ -11,6 +11,12 @@ whose worker died while running it, until the task has taken down
 `distributed.scheduler.allowed-failures` workers; then its future raises
 KilledWorker. For the embedded cluster `retries` sets that number; an
 existing scheduler keeps the setting it was started with.
+
+The embedded cluster's workers also run without Dask's statistical
+profiler and with a 64 MiB heap-trim threshold: both cost a fuzz loop of
+short guest runs 15-20% each (perf/RESULTS.md). Workers you start yourself
+can do the same: `distributed.worker.profile.enabled: false` and
+MALLOC_TRIM_THRESHOLD_ in their environment.
 """
 from __future__ import annotations
 
@@ -103,7 +109,12 @@ def connect(address: str | None = None, *, workers: int | None = None, retries: 
         return Cluster(client)
     n = workers or default_workers()
     # allowed-failures is read by the scheduler when it starts: set it first
-    dask.config.set({"distributed.scheduler.allowed-failures": max(0, retries)})
+    dask.config.set({"distributed.scheduler.allowed-failures": max(0, retries),
+                     # Dask's workers trim the heap from 64 KiB up (to hand memory back); a fuzz
+                     # loop's small temporary arrays then cost 15-20% of its executions
+                     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 64 << 20,
+                     # its statistical profiler samples every thread's stack each 10 ms
+                     "distributed.worker.profile.enabled": False})
     local = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                      dashboard_address=None, memory_limit=memory_limit,
                                      silence_logs=50)
