@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--code-cache", type=_mib, metavar="MIB",
                    help="bytes of translated code to keep, in MiB (default 256); the oldest is evicted first")
     r.add_argument("--seed", type=int, help="fixed seed for AT_RANDOM and getrandom (reproducible runs)")
+    r.add_argument("--max-insns", type=_count, metavar="N",
+                   help="kill each guest process with SIGXCPU after it retired N instructions")
     rr = r.add_mutually_exclusive_group()
     rr.add_argument("--record", metavar="LOG",
                     help="write a replay log: what every system call touching the outside world returned and "
@@ -187,7 +189,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--restore", metavar="FILE",
                    help="resume the VM saved in FILE (a VM saved with a disk needs --disk: the path stored in the "
                         "file is never opened unasked)")
+    _batch_parser(sub)
+    _fuzz_workers_parser(sub)
     return p
+
+
+# `emu fuzz` is two commands in one: a function of a Linux program fuzzed
+# in-process (--function, emu/fuzz.py), or a campaign over a flat binary,
+# on a Dask cluster with --workers/--cluster (-o DIR, emu/cluster/fuzz.py)
+_CAMPAIGN_OPTS = ("-o", "--out", "--workers", "--cluster", "-i", "--seeds")
+
+
+def _fuzz_campaign_argv(argv: list[str]) -> list[str]:
+    if argv[:1] == ["fuzz"] and "--function" not in argv and any(
+            a in _CAMPAIGN_OPTS or a.split("=")[0] in _CAMPAIGN_OPTS for a in argv[1:]):
+        return ["fuzz-campaign"] + argv[1:]
+    return argv
 
 
 def _gdb_listen(port: int):
@@ -203,6 +220,71 @@ def _gdb_listen(port: int):
     return s
 
 
+def _batch_parser(sub) -> None:
+    """`emu batch`: sandbox analyses of many samples on a Dask cluster (emu/cluster/batch.py)."""
+    bt = sub.add_parser("batch", help="analyse many samples in the sandbox on a Dask cluster",
+                        description="Run `emu run --sandbox ... --report` on every file under the given "
+                                    "directories, one worker process each, and gather the reports into one "
+                                    "SQLite database. Samples already analysed with the same settings are "
+                                    "skipped. Needs Dask: pip install 'emu[cluster]'.")
+    bt.add_argument("paths", nargs="*", metavar="PATH", help="sample files or directories of them")
+    bt.add_argument("--db", default="emu-batch.db", metavar="FILE", help="the results database (default emu-batch.db)")
+    bt.add_argument("--show", metavar="SHA256",
+                    help="print a sample's runs, verdicts and reports (JSON) from the database and exit")
+    bt.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                    help="an existing Dask scheduler (default: start a local cluster)")
+    bt.add_argument("--workers", type=_count, metavar="N", help="local cluster: worker processes (default: cores)")
+    bt.add_argument("--retries", type=int, default=3, metavar="N",
+                    help="local cluster: times a sample may take down a worker before it is marked (default 3)")
+    bt.add_argument("--profile", choices=("stealth", "transparent", "host", "baseline"), default="transparent")
+    bt.add_argument("--time", choices=("virtual", "host"), default="virtual",
+                    help="the guest clock (default virtual: reproducible reports)")
+    bt.add_argument("--seed", type=int, default=1, help="the guests' random seed (default 1)")
+    bt.add_argument("--max-insns", type=_count, metavar="N", help="per sample: instructions per guest process")
+    bt.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per sample: wall time (default 60)")
+    bt.add_argument("--max-rss", type=_count, default=2048, metavar="MIB",
+                    help="per sample: resident memory of its process tree (default 2048 MiB)")
+    bt.add_argument("--tier", choices=("interp", "jit", "auto"), default=None, help="the samples' execution tier")
+    bt.add_argument("--progress", action="store_true", help="draw the progress line even when not on a terminal")
+
+
+def _fuzz_workers_parser(sub) -> None:
+    """`emu fuzz --workers N`: a distributed snapshot fuzz campaign (emu/cluster/fuzz.py)."""
+    fz = sub.add_parser("fuzz-campaign", prog="emu fuzz",
+                        help="(emu fuzz FILE -o DIR [--workers N]) a snapshot fuzz campaign over a flat binary",
+                        description="Fuzz a flat x86-64 binary: it is entered at its first byte in 64-bit mode "
+                                    "with rdi = the input and rsi = its length; HLT ends a good run, a CPU "
+                                    "exception is a crash. With --workers N or --cluster the campaign runs on a "
+                                    "Dask cluster (pip install 'emu[cluster]'). The output directory has AFL's "
+                                    "layout.")
+    fz.add_argument("code", metavar="FILE", help="the target: a flat binary")
+    fz.add_argument("-i", "--seeds", metavar="DIR", help="a directory of seed inputs (default: one empty input)")
+    fz.add_argument("-o", "--out", required=True, metavar="DIR", help="the output directory (AFL's layout)")
+    fz.add_argument("--workers", type=_count, metavar="N", help="fuzz on a local Dask cluster of N worker processes")
+    fz.add_argument("--cluster", metavar="tcp://HOST:PORT", help="fuzz on an existing Dask scheduler's workers")
+    fz.add_argument("--base", type=_address, default=0x400000, metavar="ADDR", help="load address (default 0x400000)")
+    fz.add_argument("--input-addr", type=_address, default=0x700000, metavar="ADDR",
+                    help="where the input is written (default 0x700000)")
+    fz.add_argument("--max-len", type=_count, default=4096, metavar="BYTES", help="largest input (default 4096)")
+    fz.add_argument("--max-insns", type=_count, default=100_000, metavar="N",
+                    help="instructions before a run counts as a hang (default 100000)")
+    fz.add_argument("--execs", type=_count, metavar="N", help="stop after N executions")
+    fz.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default 60 s)")
+    fz.add_argument("--until-crashes", type=_count, metavar="N", help="stop once N distinct crashes are found")
+    fz.add_argument("--seed", type=int, default=0, help="the mutator's seed (default 0)")
+    fz.add_argument("--tier", choices=("interp", "jit", "auto"), default=None, help="the execution tier")
+
+
+def _address(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an address" % text) from None
+    if not 0 <= v < 1 << 47:
+        raise argparse.ArgumentTypeError("%s is not a canonical user address" % text)
+    return v
+
+
 def _mib(text: str) -> int:
     """--code-cache: MiB (a decimal number) -> bytes."""
     from emu import _core
@@ -213,6 +295,17 @@ def _mib(text: str) -> int:
     if not _core.MIN_CODE_CACHE <= n <= 1 << 40:
         raise argparse.ArgumentTypeError("%s MiB is out of range (at least %g MiB)"
                                          % (text, _core.MIN_CODE_CACHE / (1 << 20)))
+    return n
+
+
+def _count(text: str) -> int:
+    """A positive whole number (--max-insns, --workers...)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError("%s: must be at least 1" % text)
     return n
 
 
@@ -526,6 +619,7 @@ def cmd_run(a) -> int:
         proc.next_tid = proc.pid + 1
     if report is not None:
         report.attach(proc)
+    proc.insn_limit = a.max_insns
     try:
         proc.load(a.program)
     except ProgramNotFound as e:
@@ -864,8 +958,97 @@ def _console_raw(vm, fd):
     return restore
 
 
+def cmd_batch(a) -> int:
+    """`emu batch` (emu/cluster/batch.py)."""
+    import json
+    from emu.cluster import store as st
+    try:
+        db = st.Store(a.db)
+    except st.StoreError as e:
+        print("emu: --db %s" % e, file=sys.stderr)
+        return 2
+    if a.show is not None:
+        hits = db.find(a.show)
+        if len(hits) != 1:
+            print("emu: --show %s: %s" % (a.show, "no such sample in %s" % a.db if not hits else
+                                          "%d samples start so; give more digits" % len(hits)), file=sys.stderr)
+            return 1
+        print(json.dumps({"sha256": hits[0], "runs": db.runs(hits[0])}, indent=1, sort_keys=True))
+        return 0
+    if not a.paths:
+        print("emu: batch: give sample files or directories (or --show SHA256)", file=sys.stderr)
+        return 2
+    for path in a.paths:
+        if not os.path.exists(path):
+            print("emu: batch: %s: no such file or directory" % path, file=sys.stderr)
+            return 2
+    from emu.cluster import batch
+    from emu.cluster.client import ClusterUnavailable, connect
+    settings = batch.make_settings(profile=a.profile, time=a.time, seed=a.seed, max_insns=a.max_insns,
+                                   timeout=a.timeout, max_rss_mb=a.max_rss, tier=a.tier)
+    try:
+        cluster = connect(a.cluster, workers=a.workers, retries=a.retries)
+    except ClusterUnavailable as e:
+        print("emu: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        summary = batch.run(cluster, a.paths, db, settings, progress=batch.Progress(0, force=a.progress))
+    finally:
+        cluster.close()
+        db.close()
+    print(batch.format_summary(summary))
+    return 0
+
+
+def cmd_fuzz_workers(a) -> int:
+    """`emu fuzz [--workers N | --cluster ADDR]` (emu/cluster/fuzz.py)."""
+    from emu.cluster import fuzz
+    try:
+        with open(a.code, "rb") as f:
+            code = f.read()
+        seeds = []
+        if a.seeds:
+            for name in sorted(os.listdir(a.seeds)):
+                p = os.path.join(a.seeds, name)
+                if os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        seeds.append((name, f.read()))
+        os.makedirs(a.out, exist_ok=True)
+        target = fuzz.flat_target(code, base=a.base, input_addr=a.input_addr, max_len=a.max_len,
+                                  max_insns=a.max_insns, tier=a.tier)
+    except OSError as e:
+        print("emu: fuzz: %s: %s" % (e.filename, e.strerror), file=sys.stderr)
+        return 2
+    except (ValueError, MemoryError) as e:
+        print("emu: fuzz: %s" % e, file=sys.stderr)
+        return 2
+    cluster = None
+    if a.workers or a.cluster:
+        from emu.cluster.client import ClusterUnavailable, connect
+        try:
+            cluster = connect(a.cluster, workers=a.workers)
+        except ClusterUnavailable as e:
+            print("emu: %s" % e, file=sys.stderr)
+            return 2
+    duration = a.duration if a.duration is not None or a.execs is not None or a.until_crashes else 60.0
+    try:
+        camp = fuzz.run(target, seeds, cluster=cluster, out=a.out, execs=a.execs, seconds=duration,
+                        seed=a.seed, stop_on_crashes=a.until_crashes)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    print("emu fuzz: %d executions in %.1f s (%.0f/s), %d queue entries, %d edges, %d distinct crashes, %d hangs; "
+          "output in %s" % (camp.execs, camp.seconds, camp.execs / max(1e-9, camp.seconds), len(camp.queue),
+                            camp.edges(), len(camp.crashes), len(camp.hangs), os.path.join(a.out, "default")))
+    for c in sorted(camp.crashes.values(), key=lambda c: c["name"]):
+        print("  crash %s: vector %d at %#x, stack %s (%d hits)"
+              % (c["name"], c["vector"], c["rip"], " ".join("%#x" % x for x in c["stack"]), c["hits"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _quick_run(sys.argv[1:] if argv is None else argv) or _parser().parse_args(argv)
+    argv = _fuzz_campaign_argv(list(sys.argv[1:] if argv is None else argv))
+    args = _quick_run(argv) or _parser().parse_args(argv)
     if getattr(args, "tier", None):
         import emu
         if args.tier not in emu.available_tiers():
@@ -883,6 +1066,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "fuzz":
             return cmd_fuzz(args)
+        if args.command == "batch":
+            return cmd_batch(args)
+        if args.command == "fuzz-campaign":
+            return cmd_fuzz_workers(args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:          # an emulator bug: one line, the traceback on request

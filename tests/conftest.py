@@ -91,3 +91,20 @@ def tier(request, monkeypatch):
     emu.set_default_tier(request.param)
     yield request.param
     emu.set_default_tier(previous)
+
+
+# ---- emu.cluster: one LocalCluster of 2 worker processes for the test session ----
+@pytest.fixture(scope="session")
+def _dask_session_cluster():
+    pytest.importorskip("distributed", reason="emu.cluster needs Dask distributed (pip install 'emu[cluster]')")
+    from emu.cluster.client import connect
+    c = connect(workers=2, retries=3)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def dask_cluster(_dask_session_cluster):
+    # both workers up (a test kills one; its nanny starts it again)
+    _dask_session_cluster.client.wait_for_workers(2, timeout=60)
+    return _dask_session_cluster

@@ -167,6 +167,8 @@ class Process:
         self.vfork_done_fd = -1         # a vfork child: closed at execve or exit to wake the parent
         self.bridge = None              # host signals <-> guest signals (enable_host_signals)
         self.ptree = None               # the guest's process table (emu/linux/ptree.py)
+        self.insn_limit = None          # `emu run --max-insns`: SIGXCPU once the vCPUs retired this many
+        self.insns_before = 0           # instructions retired by earlier images of this process (exec)
         from emu.linux.threads import Thread
         self.current = Thread(self.pid, self.vcpu)
         self.threads = [self.current]
@@ -178,6 +180,10 @@ class Process:
         from emu.linux import fastcalls
         if fastcalls.wanted():
             self.fast = fastcalls.FastCalls(self)
+
+    def insns_retired(self) -> int:
+        """Instructions this process's threads retired (across exec)."""
+        return self.insns_before + sum(t.vcpu.icount for t in self.threads)
 
     @property
     def syscall_counts(self) -> dict[int, int]:
@@ -399,6 +405,7 @@ class Process:
             except elf.ExecFormatError:
                 return -E.ENOEXEC
         self.mm.write_back()
+        self.insns_before = self.insns_retired()
         for fd in list(self.fds.cloexec):
             self.fds.close(fd)
         self.argv = argv
@@ -455,6 +462,13 @@ class Process:
                 n = timers.run_budget(self, v)      # stop when the earliest timer is due
                 if n is not None and n < budget:
                     budget, timer_stop = n, True
+            if self.insn_limit is not None:
+                # the budget also ends where the limit falls; past it the guest
+                # dies as by RLIMIT_CPU's signal (SIGXCPU), a per-sample cap
+                left = self.insn_limit - self.insns_retired()
+                if left <= 0:
+                    raise GuestKilled(24)
+                budget = min(budget, left)
             if self.mm._dz_dirty:
                 self.mm.dz_sync()              # VMAs changed: the core's demand ranges follow
             if fast is not None:
