@@ -105,12 +105,17 @@ class PhysMachine:
         Translated code on those pages is dropped; nothing is marked dirty.
         """
         ...
-    def map_file(self, paddr: Any, size: Any, fd: Any, offset: Any) -> Any:
+    def map_file(self, paddr: Any, size: Any, fd: Any, offset: Any, shared: bool = ...) -> Any:
         """Back the RAM frames [paddr, paddr+size) with a private (copy-on-write)
         mapping of the host file `fd` from `offset`: pages are read from the
         file when the guest first touches them, and guest writes never reach
         the file. How a snapshot's memory is restored without copying it (the
         way Firecracker maps a memory file). The host address stays the same.
+        shared=True maps the file shared instead (fd open for reading and
+        writing): guest stores are the file's contents at once, seen by read(2)
+        and by every other mapping of it, in this process and others -- how the
+        Linux personality gives MAP_SHARED file mappings their meaning.
+        set_shared(paddr, size, False) gives the frames private memory again.
         """
         ...
     def mark_dirty(self, paddr: Any, size: Any) -> Any:
@@ -119,6 +124,20 @@ class PhysMachine:
         """
         ...
     ram_size: int
+    def set_cache_model(self, levels: Any, sample: int = ...) -> Any:
+        """[(sets, ways, extra cycles of a hit)] for L1d, L2 and LLC (sets a
+        power of two), then (0, 0, extra cycles of a DRAM access); None: no
+        cache model. sample N: of the accesses past a set's most recent L1
+        line, model 1 in N and charge it N times (the access after a
+        CLFLUSH is always modelled).
+        """
+        ...
+    def set_class_costs(self, costs: Any) -> Any:
+        """Extra cycles per instruction class ({name: cycles}, names in
+        TIMING_CLASSES) charged to the virtual TSC of vCPUs with timing on;
+        applies to code translated from now on.
+        """
+        ...
     def set_demand_ranges(self, root: Any, ranges: Any) -> Any:
         """The private memory of the address space whose PML4 is at `root`:
         (start, end, prot, data, data_off) per range, sorted, page-aligned,
@@ -185,6 +204,12 @@ class PhysMachine:
         """Take back the frames lent and not used (list of addresses)."""
         ...
     tier: str
+    def timing_cache_stats(self) -> Any:
+        """{accesses, l1, l2, llc, dram} counts of the cache model, or None
+        (a vCPU's accesses to the line it touched last are L1 hits by
+        construction and are not modelled or counted).
+        """
+        ...
 
 class VcpuState:
     """A virtual CPU's architectural state: the Cpu struct (registers, control
@@ -370,6 +395,9 @@ class Vcpu(VcpuState):
     block_coverage_lost: int
     def clear_block_coverage(self) -> Any: ...
     def clear_coverage(self) -> Any: ...
+    def clear_stop(self) -> Any:
+        """Forget a stop() request not yet acted on."""
+        ...
     def complete_io_in(self, value: Any) -> Any:
         """Answer the IN that exited: AL, AX or EAX (zero-extended into RAX)
         gets value, by the access size; for an INS element, the value stored
@@ -410,6 +438,12 @@ class Vcpu(VcpuState):
         """AFL-style edge coverage: map[cur ^ prev] += 1 per block executed."""
         ...
     features: int
+    def forget_resume(self) -> Any:
+        """Start the instruction at RIP afresh on the next run: its code,
+        fetch and memory hooks fire again (a hook or debugger that sets RIP,
+        even to the same address, asks for a new start, as in Unicorn).
+        """
+        ...
     def get_cpuid_table(self) -> list[tuple[int, int | None, int, int, int, int]]:
         """The installed table as set_cpuid_table takes it."""
         ...
@@ -428,6 +462,19 @@ class Vcpu(VcpuState):
         """Execute until an exit; budget caps the instructions retired.
         Ctrl-C (Python's SIGINT handler) stops the guest at an instruction
         boundary and raises KeyboardInterrupt here.
+        """
+        ...
+    def run_calls(self, direct: Any, slow: Any, owner: Any, access: Any, exits: tuple[Any, ...] = ..., budget: int = ..., hold_gil: bool = ...) -> Any:
+        """run_hooks() with Unicorn's callback shapes (emu/unicorn): direct
+        maps a hook id to (fn, user_data); code and block callbacks are called
+        fn(owner, address, size, user_data), read/write/fetch ones
+        fn(owner, access[i], address, size, value, user_data) (access: the
+        codes for read, write and fetch, i in that order), value as a
+        signed 64-bit number as Unicorn passes it. Other hook exits go to
+        slow(hook_id, kind, address, size, value). A stop() made during a
+        callback ends the run there (STOPPED exit; the hooked instruction or
+        access has not happened). Made for the hook-call cost: no wrapper
+        frame between the core and the user's function.
         """
         ...
     def run_hooks(self, direct: Any, slow: Any, budget: int = ...) -> Exit:
@@ -457,6 +504,12 @@ class Vcpu(VcpuState):
         by RDMSR/WRMSR in the core before the trap check (no exit).
         """
         ...
+    def set_timing(self, class_costs: Any, cache: bool = ...) -> Any:
+        """Deceptive time (core/timing.pxi): charge the machine's instruction
+        class costs, and the cache model's misses, to this vCPU's virtual TSC.
+        While on, the vCPU runs in the interpreter.
+        """
+        ...
     def set_tsc(self, offset: Any, cycles_per_insn: Any) -> Any:
         """Virtual TSC = offset + instructions retired x cycles_per_insn."""
         ...
@@ -474,6 +527,7 @@ class Vcpu(VcpuState):
     def stop(self) -> Any:
         """Ask a running vCPU (in another thread) to exit at the next block."""
         ...
+    timing_state: dict[Any, Any]
     def trap(self, name: Any, on: bool = ...) -> Any:
         """Make an instruction class exit to the VMM (names: TRAPS)."""
         ...
@@ -490,6 +544,7 @@ class Vcpu(VcpuState):
         ...
     tsc_aux: int
     tsc_cycles_per_insn: float
+    tsc_extra: int
     tsc_mode: str
     tsc_offset: int
 
@@ -510,6 +565,9 @@ def host_siginfo(sig: Any) -> Any:
 def host_vendor_is_intel() -> bool: ...
 def set_default_tier(name: Any) -> Any:
     """The tier of machines created from now on without an explicit one."""
+    ...
+def timing_classes() -> Any:
+    """The instruction classes of PhysMachine.set_class_costs, in COST_* order."""
     ...
 def vex_forms() -> Any:
     """The table-driven VEX forms (for the differential tests): dicts with the
