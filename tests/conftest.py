@@ -98,13 +98,24 @@ def tier(request, monkeypatch):
 def _dask_session_cluster():
     pytest.importorskip("distributed", reason="emu.cluster needs Dask distributed (pip install 'emu[cluster]')")
     from emu.cluster.client import connect
-    c = connect(workers=2, retries=3)
-    yield c
-    c.close()
+    holder = [connect(workers=2, retries=3)]
+    yield holder
+    holder[0].close()
 
 
 @pytest.fixture
 def dask_cluster(_dask_session_cluster):
-    # both workers up (a test kills one; its nanny starts it again)
-    _dask_session_cluster.client.wait_for_workers(2, timeout=60)
-    return _dask_session_cluster
+    # both workers up (a test kills one; its nanny starts it again). The
+    # cluster lives in a test worker process that runs other tests too: if
+    # its workers did not come back, start a fresh cluster
+    from emu.cluster.client import connect
+    try:
+        _dask_session_cluster[0].client.wait_for_workers(2, timeout=15)
+    except Exception:
+        try:
+            _dask_session_cluster[0].close()
+        except Exception:
+            pass
+        _dask_session_cluster[0] = connect(workers=2, retries=3)
+        _dask_session_cluster[0].client.wait_for_workers(2, timeout=60)
+    return _dask_session_cluster[0]

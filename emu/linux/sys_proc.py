@@ -587,10 +587,22 @@ def _send(s, pid: int, sig: int, info: bytes | None = None) -> int:
                 except ProcessLookupError:
                     pass
         return 0 if sent else -E.ESRCH
+    # a process group: its guest members only. The host group also holds
+    # processes the guest cannot see (the shell that started emu, the
+    # application that embeds it, its worker processes): never theirs.
     pgid = os.getpgrp() if pid == 0 else -pid
-    if pid != 0 and not any(_pgid(h) == pgid for h in p.ptree.members()):
+    members = [h for h in p.ptree.members() if _pgid(h) == pgid]
+    if not members:
         return -E.ESRCH                  # no guest process in that group
-    os.killpg(pgid, sig)
+    me = os.getpid()
+    for host in members:
+        if host != me:
+            try:
+                os.kill(host, sig)
+            except ProcessLookupError:
+                pass
+    if me in members:
+        os.kill(me, sig)                 # the caller last, as its signal may end it
     return 0
 
 
