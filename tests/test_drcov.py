@@ -16,7 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `emu` subprocesses import the package this test imports, from outside the
 # source tree (`python -m` there would import ./emu, built or not)
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(emu.__file__)))
-ENV = dict(os.environ, PYTHONPATH=EMU_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
 TARGET = os.path.join(ROOT, "guests", "gdb", "target")
 
 
@@ -58,8 +57,15 @@ def read_drcov(data: bytes):
     return modules, blocks
 
 
+def guest_env():
+    """The environment both runs give the guest, read at test time (the tier
+    fixture sets EMU_TIER): glibc's start-up walks it, so a different
+    environment runs different blocks."""
+    return dict(os.environ, PYTHONPATH=EMU_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def run_hooked(path, add):
-    proc = Process([path], root="/", profile="transparent", time="host")
+    proc = Process([path], env=guest_env(), root="/", profile="transparent", time="host")
     proc.load(path)
     proc.hooks = Hooks(proc.vcpu)
     add(proc.hooks)
@@ -84,7 +90,7 @@ def trace(path):
 def test_coverage_file_matches_executed_blocks(tmp_path, capfd):
     out = tmp_path / "cov.drcov"
     r = subprocess.run([sys.executable, "-m", "emu", "run", "--coverage", str(out), TARGET],
-                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(ROOT), env=ENV)
+                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(ROOT), env=guest_env())
     assert r.returncode == 5 and r.stdout == "total=5 counter=3 d=7.5\n", r.stderr
     modules, blocks = read_drcov(out.read_bytes())
     assert len(blocks) == len(set(blocks)) > 100

@@ -5,6 +5,7 @@ A raw protocol client checks Ctrl-C, the register file and killing."""
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -61,7 +62,9 @@ continue
 
 def start_emu(program, *extra):
     """`emu run --gdb 0 PROGRAM`: the process and the port it listens on."""
-    p = subprocess.Popen([sys.executable, "-m", "emu", "run", "--gdb", "0", *extra, program],
+    # -X faulthandler: a hung session is killed with SIGABRT, which prints
+    # every thread's Python stack to stderr for the failure message
+    p = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "emu", "run", "--gdb", "0", *extra, program],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.path.dirname(ROOT), env=ENV)
     line = p.stderr.readline().decode()
     m = re.search(r"waiting for gdb on 127\.0\.0\.1:(\d+)", line)
@@ -92,9 +95,16 @@ def test_gdb_session_matches_native(tmp_path):
                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     p, port = start_emu(TARGET)
     try:
-        remote = subprocess.run([GDB, "-batch", "-nx", "-ex", "target remote 127.0.0.1:%d" % port,
-                                 "-x", str(tmp_path / "remote.gdb"), TARGET],
-                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        try:
+            remote = subprocess.run([GDB, "-batch", "-nx", "-ex", "target remote 127.0.0.1:%d" % port,
+                                     "-x", str(tmp_path / "remote.gdb"), TARGET],
+                                    capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            p.send_signal(signal.SIGABRT)
+            _, err = p.communicate(timeout=30)
+            said = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout or ""
+            raise AssertionError("gdb session hung; gdb printed:\n%s\nemu's stacks:\n%s"
+                                 % (said[-3000:], err.decode(errors="replace")[-6000:])) from None
         try:
             out, err = p.communicate(timeout=60)
         except subprocess.TimeoutExpired:
