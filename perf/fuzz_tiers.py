@@ -178,6 +178,25 @@ class Side:
                 "data": self.m.read(DATA, DATA_SIZE), "stack": self.m.read(STACK, STACK_SIZE)}
 
 
+_CL_SHIFTS = {iced_x86.Mnemonic.SHL, iced_x86.Mnemonic.SAL, iced_x86.Mnemonic.SHR, iced_x86.Mnemonic.SAR,
+              iced_x86.Mnemonic.ROL, iced_x86.Mnemonic.ROR, iced_x86.Mnemonic.RCL, iced_x86.Mnemonic.RCR,
+              iced_x86.Mnemonic.SHLD, iced_x86.Mnemonic.SHRD}
+
+
+def undefined_after(ins, undef: int, rcx: int) -> int:
+    """The status flags left undefined after `ins` ran, given those undefined
+    before it. A shift or rotate by CL whose masked count is 0 leaves every
+    flag as it was (SDM Vol. 2B, SAL/SAR/SHL/SHR: "If the count is 0, the
+    flags are not affected"), so it does not define a flag left undefined."""
+    if ins.mnemonic in _CL_SHIFTS and iced_x86.Register.CL in (ins.op1_register, ins.op2_register):
+        width = (iced_x86.RegisterInfo(ins.op0_register).size if ins.op0_kind == iced_x86.OpKind.REGISTER
+                 else iced_x86.MemorySizeInfo(ins.memory_size).size)
+        if rcx & (0x3F if width == 8 else 0x1F) == 0:
+            return undef
+    written = ins.rflags_written | ins.rflags_cleared | ins.rflags_set
+    return (undef & ~_x86_flags(written)) | _x86_flags(ins.rflags_undefined)
+
+
 def decode_at(m, rip: int):
     try:
         raw = m.read(rip, 15)
@@ -200,13 +219,13 @@ def run_reference(side: "Side", budget: int):
         if ins is not None:
             if _x86_flags(ins.rflags_read) & undef:
                 break
+        rcx = v.get_gpr(1)
         ex = v.run(1)
         if ex.name != "BUDGET":
             break
         steps += 1
         if ins is not None:
-            written = ins.rflags_written | ins.rflags_cleared | ins.rflags_set
-            undef = (undef & ~_x86_flags(written)) | _x86_flags(ins.rflags_undefined)
+            undef = undefined_after(ins, undef, rcx)
     if ex is None or ex.name == "BUDGET":
         ex = _Budget()
     return ex, steps, undef
@@ -304,7 +323,7 @@ def bisect(seed: int, n: int) -> None:
         rips = []
         ex = None
         for _ in range(k):
-            rips.append(ref.m.vcpu.rip)
+            rips.append((ref.m.vcpu.rip, ref.m.vcpu.get_gpr(1)))
             ex = ref.m.vcpu.run(1)
             if ex.name != "BUDGET":
                 break
@@ -312,11 +331,11 @@ def bisect(seed: int, n: int) -> None:
         jit.start(code, regs, rflags, data, bytes(STACK_SIZE))
         b = jit.state(jit.m.vcpu.run(k))
         undef = 0
-        for rip in rips:
+        for rip, rcx in rips:
             ins = decode_at(ref.m, rip)
             if ins is not None:
-                written = ins.rflags_written | ins.rflags_cleared | ins.rflags_set
-                undef = (undef & ~_x86_flags(written)) | _x86_flags(ins.rflags_undefined)
+                undef = undefined_after(ins, undef, rcx)
+        rips = [rip for rip, _ in rips]
         mask = ARITH & ~undef
         a["flags"] &= mask | 0x400
         b["flags"] &= mask | 0x400
