@@ -224,6 +224,10 @@ cdef struct Mach:
     Hook* hooks
     uint32_t n_hooks, hooks_cap, next_hook_id
     uint32_t hook_kinds   # union of the HK_CODE / HK_FETCH bits of all hooks
+    # blocks end at every conditional branch (no side exits): set for good
+    # once a vCPU observes blocks (block hooks, coverage), whose unit is the
+    # basic block
+    uint8_t basic_blocks
     # execution tier (core/tiers.pxi): TIER_INTERP, TIER_JIT or TIER_AUTO, and the
     # executions after which a block is compiled to host code
     uint32_t tier

@@ -62,3 +62,18 @@ def test_pops_fault_at_the_first_pop_off_the_page(room):
     assert ex.name == "EXCEPTION" and ex.vector == PF
     assert m.vcpu.rip == CODE + room and m.vcpu.icount == room and m.vcpu.rsp == top
     assert m.vcpu.cr2 == top
+
+
+def test_a_run_across_a_page_stays_in_compiled_code(tier):
+    # a loop whose prologue and epilogue straddle two mapped pages, as a
+    # function called at the same depth again and again does: the run goes
+    # through its cold push-by-push path, never back to the interpreter
+    loop = PUSHES + POPS + bytes([0x48, 0xFF, 0xCD, 0x75, 0xEF])     # dec rbp; jnz loop
+    m = machine(loop, STACK + 16, below=True)
+    m.vcpu.rbp = 200
+    assert m.vcpu.run(100_000).name == "HLT"
+    assert m.vcpu.icount == 200 * 14 + 1 and m.vcpu.rsp == STACK + 16
+    for r, val in VALUES.items():
+        assert getattr(m.vcpu, r) == val
+    if tier == "jit":
+        assert m.vcpu.counters["jit"]["bails"] == 0

@@ -182,6 +182,7 @@ cdef class Vcpu(VcpuState):
         block is emu's translation unit (up to a branch, 64 instructions or
         a page end); resuming inside a block after an exit is no new block."""
         if enabled:
+            basic_blocks_only(self.c.m)
             self.c.hook_flags |= HF_BLOCK
         else:
             self.c.hook_flags &= ~(<uint32_t>HF_BLOCK)
@@ -212,6 +213,7 @@ cdef class Vcpu(VcpuState):
                 self.c.bcov = <BlockCov*>calloc(1, sizeof(BlockCov))
                 if self.c.bcov == NULL:
                     raise MemoryError()
+            basic_blocks_only(self.c.m)
             self.c.hook_flags |= HF_BCOV
         else:
             self.c.hook_flags &= ~(<uint32_t>HF_BCOV)

@@ -37,7 +37,7 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     cdef int32_t bi
     cdef uint32_t n = 0, nu = 0, ustart, room, k2
     cdef uint64_t cur = rip, cpa = pa, pa2, page2 = NO_PAGE
-    cdef int k, ended = 0
+    cdef int k, ended = 0, side_exits = 0
     cdef uint8_t term
     cdef TlbEntry* e2
     # room for the longest block: every instruction with a hook uop, a
@@ -101,8 +101,17 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
         nu += 1
         u.ninsn = n
         if optab_flags_end(&d):
-            ended = 1
-            break
+            # a forward conditional branch whose fall-through is on this page
+            # is a side exit of a longer block (a superblock): the not-taken
+            # path runs on without a block transition (and, in compiled code,
+            # with the flags left in the host's EFLAGS). A backward one is
+            # most often a loop's, taken: it ends the block.
+            if (m.basic_blocks or side_exits >= MAX_SIDE_EXITS or not is_jcc_fn(u.fn) or u.imm <= u.rip
+                    or page2 != NO_PAGE or n >= MAX_BLOCK_INSNS or (u.rip_next & 0xfff) == 0):
+                ended = 1
+                break
+            u.imm2 = 1
+            side_exits += 1
         if page2 != NO_PAGE:
             break
         cur = u.rip_next
@@ -160,6 +169,16 @@ cdef inline Uop* hook_insert(Uop* u, uint32_t n) noexcept nogil:
     memcpy(u + 1, u, sizeof(Uop))
     hook_make_uop(u, u[1].rip, n, u[1].len)
     return u + 1
+
+cdef inline int is_jcc_fn(uop_fn f) noexcept nogil:
+    return f == op_jcc or f == op_jz or f == op_jnz or f == op_jcc_sub
+
+cdef void basic_blocks_only(Mach* m) noexcept nogil:
+    """From now on blocks are basic blocks (a vCPU observes them: block
+    hooks, coverage): the superblocks translated so far go."""
+    if not m.basic_blocks:
+        m.basic_blocks = 1
+        cache_flush(m)
 
 cdef inline int optab_flags_end(Dec* d) noexcept nogil:
     return (d.flags & D_END) != 0

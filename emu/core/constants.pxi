@@ -162,6 +162,7 @@ cdef enum:
 cdef enum:
     JC_SIZE = 4096
     MAX_BLOCK_INSNS = 64
+    MAX_SIDE_EXITS = 3     # conditional branches a block runs on past (core/blocks.pxi)
     TSC_VIRTUAL = 0
     TSC_HOST = 1
 

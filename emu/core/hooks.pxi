@@ -360,6 +360,7 @@ cdef int cov_enable(Cpu* c, bint on) except -1:
             c.cov_map = <uint8_t*>calloc(COV_SIZE, 1)
             if c.cov_map == NULL:
                 raise MemoryError()
+        basic_blocks_only(c.m)
         c.hook_flags |= HF_COV
     else:
         c.hook_flags &= ~(<uint32_t>HF_COV)

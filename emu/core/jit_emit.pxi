@@ -39,6 +39,7 @@ cdef enum:
     ST_EXIT_K = 3
     ST_DIRECT = 4
     ST_BAIL = 5           # the instruction runs in the interpreter
+    ST_SIDE = 6           # a superblock's conditional side exit, taken
     JIT_MAX_STUBS = 512
     ACC_NONE = 9          # no memory access
 
@@ -93,7 +94,10 @@ cdef struct Stub:
     uint32_t k            # uop index
     uint32_t retry        # ST_SLOW: where the access starts again
     uint32_t szacc        # ST_SLOW: size | access << 8
-    uint64_t target       # ST_DIRECT: guest RIP
+    uint64_t target       # ST_DIRECT, ST_SIDE: guest RIP
+    int32_t refund        # instructions of the block not retired when leaving here (side exits)
+    uint32_t split_g      # ST_SLOW of a stack run: its pushes (pops), run one by one when the run cannot be one access
+    uint32_t after        # ... and where the run's code ends
 
 cdef struct JCtx:
     Asm a
@@ -111,6 +115,11 @@ cdef struct JCtx:
     Stub stubs[JIT_MAX_STUBS]
     uint32_t exit_fields[JIT_MAX_STUBS]   # rel32s that jump to the block exit
     uint32_t n_exit_fields
+    # while a side exit is emitted: the block's instructions it does not
+    # retire, given back to the budget (R14) before chaining to another
+    # block and taken again on the way to the block exit, whose count
+    # assumes the whole block
+    int32_t refund
 
 # ---- small building blocks ----
 
@@ -166,6 +175,9 @@ cdef inline uint32_t stub_add(JCtx* x, uint32_t field, uint32_t kind, uint32_t k
     s.retry = 0
     s.szacc = 0
     s.target = 0
+    s.refund = x.refund
+    s.split_g = 0
+    s.after = 0
     return x.n_stubs - 1
 
 cdef inline void jump_to_exit(JCtx* x) noexcept nogil:
@@ -439,6 +451,8 @@ cdef void e_exit_rcx(JCtx* x) noexcept nogil:
     a_bind(&x.a, f1, x.a.pos)
     a_bind(&x.a, f2, x.a.pos)
     a_bind(&x.a, f3, x.a.pos)
+    if x.refund:
+        a_lea(&x.a, 8, H_R14, mem_at(H_R14, -x.refund))
     a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RCX)
     a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), x.k)
     a_mov_ri(&x.a, H_RAX, R_BRANCH)
@@ -911,9 +925,10 @@ cdef uint32_t stack_run(const Uop* u0, uint32_t k, uint32_t n) noexcept nogil:
 cdef void e_stack_run(JCtx* x, const Uop* u, uint32_t g) noexcept nogil:
     """g consecutive pushes (or pops), as in a prologue or an epilogue: one
     TLB probe for the 8*g bytes they touch. Should those bytes not be one
-    plain RAM page, the run bails before its first instruction and the
-    interpreter runs them one by one (exact faults, as for any access)."""
-    cdef uint32_t i
+    plain RAM page (they cross a page, or one of them faults), cold code
+    runs the g instructions one by one, each with its own probe (exact
+    faults, as for any access)."""
+    cdef uint32_t i, si = x.n_stubs
     cdef int pushes = stack_kind(u) == 1
     if pushes:
         e_probe_stack(x, -8 * <int32_t>g, ACC_W, 8 * g)
@@ -933,6 +948,23 @@ cdef void e_stack_run(JCtx* x, const Uop* u, uint32_t g) noexcept nogil:
                 a_load(&x.a, 8, H_RCX, mem_at(H_RAX, 8 * i))
                 e_mov(x, 8, opd_greg(u[i].reg), opd_reg(H_RCX))
         a_lea(&x.a, 8, G2H[4], mem_at(G2H[4], 8 * <int32_t>g))
+    if si < x.n_stubs and x.stubs[si].kind == ST_SLOW:
+        x.stubs[si].split_g = g
+        x.stubs[si].after = x.a.pos
+
+cdef void e_stack_split(JCtx* x, uint32_t k, uint32_t g, uint32_t after) noexcept nogil:
+    """A stack run's cold path: its g pushes (pops) from uop k one at a
+    time, then back to the code after the run. The flags were saved before
+    the run's probe, and no push or pop changes them."""
+    cdef uint32_t i
+    for i in range(g):
+        x.k = k + i
+        x.fl = FL_SAVED
+        if stack_kind(&x.u0[k + i]) == 1:
+            e_push_uop(x, &x.u0[k + i])
+        else:
+            e_pop_uop(x, &x.u0[k + i])
+    a_bind(&x.a, a_jmp32(&x.a), after)
 
 cdef int e_leave_uop(JCtx* x, const Uop* u) noexcept nogil:
     """LEAVE: RSP = RBP + 8, RBP = [RBP]."""
@@ -990,6 +1022,13 @@ cdef int e_branch_uop(JCtx* x, const Uop* u) noexcept nogil:
     cdef int cc
     if f == op_jmp or f == op_jmp_fast or f == uop_fallthrough:
         e_exit_direct(x, u.imm)
+        return 0
+    if (f == op_jcc or f == op_jz or f == op_jnz or f == op_jcc_sub) and u.imm2:
+        # a side exit: taken, it leaves through a stub; not taken, the block
+        # goes on with the flags still in the host's EFLAGS
+        fl_to_host(x)
+        ft = a_jcc32(&x.a, u.sub)
+        x.stubs[stub_add(x, ft, ST_SIDE, x.k)].target = u.imm
         return 0
     if f == op_jcc or f == op_jz or f == op_jnz or f == op_jcc_sub:
         cc = u.sub
@@ -1132,10 +1171,11 @@ cdef void e_fallback(JCtx* x, const Uop* u, uop_fn fn) noexcept nogil:
 # ---- cold code ----
 
 cdef void e_stubs(JCtx* x) noexcept nogil:
-    cdef uint32_t i
+    cdef uint32_t i = 0
     cdef Stub* s
-    for i in range(x.n_stubs):
+    while i < x.n_stubs:            # (a side exit's code adds stubs)
         s = &x.stubs[i]
+        i += 1
         a_bind(&x.a, s.field, x.a.pos)
         if s.kind == ST_BAIL_ENTRY:
             a_mov_ri(&x.a, H_RAX, x.b.vrip)
@@ -1153,9 +1193,12 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             e_load_guests(x, CALLER_SAVED_GUESTS, 6)
             a_test_rr(&x.a, 4, H_RAX, H_RAX)
             a_bind(&x.a, a_jcc32(&x.a, CC_E), s.retry)
-            a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
-            a_mov_ri(&x.a, H_RAX, JIT_BAIL)
-            jump_to_exit(x)
+            if s.split_g:
+                e_stack_split(x, s.k, s.split_g, s.after)
+            else:
+                a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
+                a_mov_ri(&x.a, H_RAX, JIT_BAIL)
+                jump_to_exit(x)
         elif s.kind == ST_BAIL:
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
@@ -1163,7 +1206,20 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
         elif s.kind == ST_EXIT_K:
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             jump_to_exit(x)
+        elif s.kind == ST_SIDE:
+            # the Jcc left EFLAGS as they were: save them, give back the
+            # instructions after the branch, and leave like a block's end
+            x.k = s.k
+            x.fl = FL_HOST
+            fl_save(x)
+            x.refund = <int32_t>(x.b.ninsn - x.u0[s.k].ninsn)
+            if x.refund:
+                a_lea(&x.a, 8, H_R14, mem_at(H_R14, x.refund))
+            e_exit_direct(x, s.target)
+            x.refund = 0
         elif s.kind == ST_DIRECT:
+            if s.refund:
+                a_lea(&x.a, 8, H_R14, mem_at(H_R14, -s.refund))
             a_mov_ri(&x.a, H_RAX, s.target)
             a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RAX)
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
@@ -1243,6 +1299,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.tlbm = c.tlbm != 0
     x.n_stubs = 0
     x.n_exit_fields = 0
+    x.refund = 0
     # chain entry: the budget for the whole block
     x.k = 0
     a_alu_ri(&x.a, 5, 8, H_R14, b.ninsn)

@@ -12,8 +12,7 @@ cdef int op_jmp(Cpu* c, const Uop* u) noexcept nogil:
     return R_BRANCH
 
 cdef int op_jcc(Cpu* c, const Uop* u) noexcept nogil:
-    c.rip = u.imm if eval_cond(c, u.sub) else u.rip_next
-    return R_BRANCH
+    return jcc_taken(c, u, eval_cond(c, u.sub))
 
 cdef int op_call(Cpu* c, const Uop* u) noexcept nogil:
     if push64(c, u.rip_next, 8):

@@ -148,7 +148,12 @@ cdef int op_dec_r(Cpu* c, const Uop* u) noexcept nogil:
 
 # ---- Jcc by condition, with the compare-and-branch cases inline ----
 cdef inline int jcc_taken(Cpu* c, const Uop* u, int t) noexcept nogil:
-    c.rip = u.imm if t else u.rip_next
+    if t:
+        c.rip = u.imm
+        return R_BRANCH
+    if u.imm2:
+        return R_NEXT             # a side exit not taken: the block goes on
+    c.rip = u.rip_next
     return R_BRANCH
 
 cdef int op_jz(Cpu* c, const Uop* u) noexcept nogil:

@@ -238,7 +238,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         if r == R_BRANCH:
             c.icount += u.ninsn
             c.tsc_extra += u.cyc
-            if b.term & (TERM_CALL | TERM_RET):   # the return-address stack
+            if b.term & (TERM_CALL | TERM_RET) and u.ninsn == b.ninsn:   # the return-address stack (not a side exit)
                 ras_hint = ras_update(c, b, u, &ras_caller, &ras_epoch)
             # a block that changed address translation (MOV CR3, INVLPG...)
             # must not chain: its successor is looked up afresh
