@@ -99,6 +99,9 @@ cdef struct TlbEntry:
     uint64_t tag_x
     uint64_t addend       # host address = guest virtual + addend
     uint64_t ppage        # guest physical page; bit 0: a global translation (kept across CR3 loads)
+    # (to 64 bytes: compiled code's inline probe scales the index with one
+    # shift and mask, core/jit_emit.pxi e_probe_rax; entries stay in one line)
+    uint64_t spare[3]
 
 cdef struct IbtcEntry:
     uint64_t rip          # target

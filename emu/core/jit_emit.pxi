@@ -377,9 +377,17 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     cdef int scale = 0
     # index = (va >> 12) & (TLB_SIZE - 1), scaled to the entry size
     a_mov_rr(&x.a, 8, H_RCX, H_RAX)
-    a_shift_ri(&x.a, 5, 8, H_RCX, 12)
-    a_alu_ri(&x.a, 4, 4, H_RCX, TLB_SIZE - 1)
-    if TLB_ESZ == 40:
+    if TLB_ESZ == 64:
+        # both at once: (va >> 6) & ((TLB_SIZE - 1) << 6)
+        a_shift_ri(&x.a, 5, 8, H_RCX, 6)
+        a_alu_ri(&x.a, 4, 4, H_RCX, (TLB_SIZE - 1) << 6)
+        scale = 0
+    else:
+        a_shift_ri(&x.a, 5, 8, H_RCX, 12)
+        a_alu_ri(&x.a, 4, 4, H_RCX, TLB_SIZE - 1)
+    if TLB_ESZ == 64:
+        pass
+    elif TLB_ESZ == 40:
         a_lea(&x.a, 4, H_RCX, mem_idx(H_RCX, H_RCX, 2, 0))
         scale = 3
     elif TLB_ESZ == 8:
