@@ -96,6 +96,7 @@ cdef struct Stub:
     uint32_t szacc        # ST_SLOW: size | access << 8
     uint64_t target       # ST_DIRECT, ST_SIDE: guest RIP
     int32_t refund        # instructions of the block not retired when leaving here (side exits)
+    int8_t xsnap[16]      # ST_SLOW: the guest XMMs cached in host XMMs there (jit_sse.pxi), reloaded after its call
     uint32_t split_g      # ST_SLOW of a stack run: its pushes (pops), run one by one when the run cannot be one access
     uint32_t after        # ... and where the run's code ends
 
@@ -120,6 +121,11 @@ cdef struct JCtx:
     # block and taken again on the way to the block exit, whose count
     # assumes the whole block
     int32_t refund
+    # the guest XMM registers held in host XMM3-15 (write-through: the
+    # guest's copy in the Cpu is always current), core/jit_sse.pxi
+    int8_t xh[16]         # guest -> host, -1: not held
+    int8_t hx[16]         # host -> guest
+    uint32_t xnext
 
 # ---- small building blocks ----
 
@@ -178,6 +184,7 @@ cdef inline uint32_t stub_add(JCtx* x, uint32_t field, uint32_t kind, uint32_t k
     s.refund = x.refund
     s.split_g = 0
     s.after = 0
+    memcpy(s.xsnap, x.xh, 16)
     return x.n_stubs - 1
 
 cdef inline void jump_to_exit(JCtx* x) noexcept nogil:
@@ -1175,6 +1182,7 @@ cdef void e_fallback(JCtx* x, const Uop* u, uop_fn fn) noexcept nogil:
     f = a_jcc32(&x.a, CC_NE)
     stub_add(x, f, ST_EXIT_K, x.k)
     x.fl = FL_SAVED
+    xc_reset(x)
 
 # ---- cold code ----
 
@@ -1199,9 +1207,11 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             a_mov_ri(&x.a, H_RDX, s.szacc)
             e_call(x, <void*>jit_mem_fill)
             e_load_guests(x, CALLER_SAVED_GUESTS, 6)
+            xc_reload(x, s.xsnap)
             a_test_rr(&x.a, 4, H_RAX, H_RAX)
             a_bind(&x.a, a_jcc32(&x.a, CC_E), s.retry)
             if s.split_g:
+                xc_restore(x, s.xsnap)        # (the cache as the run's code after it expects)
                 e_stack_split(x, s.k, s.split_g, s.after)
             else:
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
@@ -1308,6 +1318,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.n_stubs = 0
     x.n_exit_fields = 0
     x.refund = 0
+    xc_reset(x)
     # chain entry: the budget for the whole block
     x.k = 0
     a_alu_ri(&x.a, 5, 8, H_R14, b.ninsn)

@@ -1,7 +1,12 @@
 # The native tier's SSE: scalar and packed SSE..SSE4.2 instructions run as
 # the very same host instructions (as the interpreter's helpers do, see the
-# note in ops_sse_int.pxi), on host XMM0-2 loaded from and stored to the
-# guest's XMM registers in the Cpu.
+# note in ops_sse_int.pxi). Within a block, guest XMM registers are held in
+# host XMM3-15 once loaded (JCtx.xh); every result is also stored to the
+# guest's register in the Cpu (write-through), so exits, bails and chained
+# blocks need nothing written back. A C call (the TLB slow path, an
+# interpreter fallback) clobbers host XMMs: the slow path reloads the
+# registers held at its site, a fallback empties the cache. Host XMM1-2 are
+# scratch (memory operands, conversions).
 #
 # MXCSR is handled once per block, not per instruction: a block with SSE
 # checks at entry that SSE is usable (CR0.EM/TS, CR4.OSFXSR: else the
@@ -59,6 +64,63 @@ cdef inline void xload(Asm* a, int h, Mem m) noexcept nogil:
 
 cdef inline void xstore(Asm* a, Mem m, int h) noexcept nogil:
     a_sse_rm(a, 0xf3, 1, 0x7f, h, m)          # MOVDQU m128, xmm
+
+# ---- the XMM cache ----
+
+cdef inline void xc_reset(JCtx* x) noexcept nogil:
+    memset(x.xh, -1, 16)
+    memset(x.hx, -1, 16)
+    x.xnext = 0
+
+cdef inline int xc_slot(JCtx* x, int g) noexcept nogil:
+    """A host XMM for guest XMM g (round robin over XMM3-15; the guest copy
+    is current, so dropping a register costs nothing)."""
+    cdef int h
+    if x.xh[g] >= 0:
+        return x.xh[g]
+    h = 3 + <int>(x.xnext % 13)
+    x.xnext += 1
+    if x.hx[h] >= 0:
+        x.xh[x.hx[h]] = -1
+    x.hx[h] = g
+    x.xh[g] = h
+    return h
+
+cdef inline int xc_get(JCtx* x, int g) noexcept nogil:
+    """The host XMM holding guest XMM g, loaded if it was not held."""
+    cdef int h
+    if x.xh[g] >= 0:
+        return x.xh[g]
+    h = xc_slot(x, g)
+    xload(&x.a, h, xmm_mem(g, 0))
+    return h
+
+cdef inline void xc_inval(JCtx* x, int g) noexcept nogil:
+    """Guest XMM g was written in the Cpu directly."""
+    if x.xh[g] >= 0:
+        x.hx[x.xh[g]] = -1
+        x.xh[g] = -1
+
+cdef inline void xc_reload(JCtx* x, const int8_t* snap) noexcept nogil:
+    """After a C call: the host XMMs that held guest registers at a site."""
+    cdef int g
+    for g in range(16):
+        if snap[g] >= 0:
+            xload(&x.a, snap[g], xmm_mem(g, 0))
+
+cdef inline void xc_restore(JCtx* x, const int8_t* snap) noexcept nogil:
+    """The compiler's view of the cache back to a site's (for cold code
+    emitted later that rejoins the code after that site)."""
+    cdef int g
+    memset(x.hx, -1, 16)
+    memcpy(x.xh, snap, 16)
+    for g in range(16):
+        if snap[g] >= 0:
+            x.hx[snap[g]] = g
+
+cdef inline void xmovdqa(Asm* a, int d, int s) noexcept nogil:
+    if d != s:
+        a_sse_rr(a, 0x66, 1, 0x6f, d, s)      # MOVDQA xmm, xmm
 
 cdef inline int pcs_prefix(int pcs) noexcept nogil:
     return 0x66 if pcs == 2 else 0xf3 if pcs == 4 else 0xf2 if pcs == 8 else 0
@@ -125,12 +187,12 @@ cdef inline void jit_fp_sync(Cpu* c) noexcept nogil:
         c.mxcsr |= h & 0x3f
         c.csr_loaded = h & 0xffff
 
-cdef void e_xmm_src(JCtx* x, const Uop* u, int h, int msize, int aligned) noexcept nogil:
-    """Host XMM h = the xmm/m operand (msize bytes from memory, the rest 0)."""
+cdef int e_xmm_src(JCtx* x, const Uop* u, int h, int msize, int aligned) noexcept nogil:
+    """The host XMM with the xmm/m operand: the guest register's, or h
+    loaded from memory (msize bytes, the rest 0)."""
     cdef uint32_t f
     if not u.mem:
-        xload(&x.a, h, xmm_mem(u.rm, 0))
-        return
+        return xc_get(x, u.rm)
     e_probe(x, u, ACC_R, msize)
     if aligned and msize == 16:
         a_test_ri(&x.a, 1, H_RAX, 15)
@@ -142,6 +204,7 @@ cdef void e_xmm_src(JCtx* x, const Uop* u, int h, int msize, int aligned) noexce
         a_sse_rm(&x.a, 0xf3, 1, 0x7e, h, mem_at(H_RAX, 0))    # MOVQ xmm, m64
     else:
         a_sse_rm(&x.a, 0x66, 1, 0x6e, h, mem_at(H_RAX, 0))    # MOVD xmm, m32
+    return h
 
 cdef int e_sse_tab(JCtx* x, const Uop* u, const emu_sse_def* o) noexcept nogil:
     """A table-driven SSE instruction: the same instruction on host XMM1
@@ -151,24 +214,26 @@ cdef int e_sse_tab(JCtx* x, const Uop* u, const emu_sse_def* o) noexcept nogil:
         imm &= 0x3f
     if o.map < 1 or o.map > 3:
         return -1
-    e_xmm_src(x, u, 2, o.msize, o.kind & EK_ALIGN)
-    xload(&x.a, 1, xmm_mem(u.reg, 0))
-    a_sse_rr(&x.a, pcs_prefix(o.pcs), o.map, o.opc, 1, 2)
+    cdef int hs = e_xmm_src(x, u, 2, o.msize, o.kind & EK_ALIGN)
+    cdef int hd = xc_get(x, u.reg)
+    a_sse_rr(&x.a, pcs_prefix(o.pcs), o.map, o.opc, hd, hs)
     if o.kind & EK_IMM:
         a_byte(&x.a, imm)
     if o.kind & EK_FLAGS:
         x.fl = FL_HOST                        # (U)COMIS*, PTEST: the status flags
     else:
-        xstore(&x.a, xmm_mem(u.reg, 0), 1)
+        xstore(&x.a, xmm_mem(u.reg, 0), hd)
     return 0
 
 cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
     cdef uop_fn f = u.fn
     cdef uint32_t fld
-    cdef int sz
+    cdef int sz, hs, hd
     if f == op_sse_load_u or f == op_sse_load_a:
-        e_xmm_src(x, u, 1, 16, f == op_sse_load_a)
-        xstore(&x.a, xmm_mem(u.reg, 0), 1)
+        hs = e_xmm_src(x, u, 1, 16, f == op_sse_load_a)
+        hd = xc_slot(x, u.reg)                # (a whole new value: not loaded)
+        xmovdqa(&x.a, hd, hs)
+        xstore(&x.a, xmm_mem(u.reg, 0), hd)
         return 0
     if f == op_sse_store_u or f == op_sse_store_a:
         if u.mem:
@@ -177,13 +242,15 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
                 a_test_ri(&x.a, 1, H_RAX, 15)
                 fld = a_jcc32(&x.a, CC_NE)
                 stub_add(x, fld, ST_BAIL, x.k)
-            xload(&x.a, 1, xmm_mem(u.reg, 0))
-            xstore(&x.a, mem_at(H_RAX, 0), 1)
+            xstore(&x.a, mem_at(H_RAX, 0), xc_get(x, u.reg))
         else:
-            xload(&x.a, 1, xmm_mem(u.reg, 0))
-            xstore(&x.a, xmm_mem(u.rm, 0), 1)
+            hs = xc_get(x, u.reg)
+            hd = xc_slot(x, u.rm)
+            xmovdqa(&x.a, hd, hs)
+            xstore(&x.a, xmm_mem(u.rm, 0), hd)
         return 0
     if f == op_movsd_load or f == op_movq_x_xm or f == op_movss_load:
+        xc_inval(x, u.reg)                    # (written in the Cpu below)
         sz = 4 if f == op_movss_load else 8
         if u.mem:
             e_probe(x, u, ACC_R, sz)
@@ -197,6 +264,8 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
                 a_store_imm(&x.a, 8, xmm_mem(u.reg, 1), 0)
         return 0
     if f == op_movsd_store or f == op_movq_xm_x or f == op_movss_store:
+        if not u.mem:
+            xc_inval(x, u.rm)
         sz = 4 if f == op_movss_store else 8
         if u.mem:
             e_probe(x, u, ACC_W, sz)
@@ -209,6 +278,7 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
                 a_store_imm(&x.a, 8, xmm_mem(u.rm, 1), 0)
         return 0
     if f == op_movlps_load or f == op_movhps_load:
+        xc_inval(x, u.reg)
         if u.mem:
             e_probe(x, u, ACC_R, 8)
             a_load(&x.a, 8, H_RCX, mem_at(H_RAX, 0))
@@ -222,6 +292,7 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
         a_store(&x.a, 8, mem_at(H_RAX, 0), H_RCX)
         return 0
     if f == op_movd_x_rm:
+        xc_inval(x, u.reg)
         sz = 8 if u.rex & 8 else 4
         if u.mem:
             e_probe(x, u, ACC_R, sz)
@@ -250,6 +321,7 @@ cdef int e_sse_cvt(JCtx* x, const Uop* u) noexcept nogil:
     cdef int pfx = 0xf2 if u.rep == REP_F2 else 0xf3
     cdef int q = (u.rex & 8) != 0
     cdef int ssz = 8 if u.rep == REP_F2 else 4
+    cdef int hd
     if u.fn == op_cvtsi2f:
         if u.mem:
             e_probe(x, u, ACC_R, 8 if q else 4)
@@ -258,15 +330,16 @@ cdef int e_sse_cvt(JCtx* x, const Uop* u) noexcept nogil:
             a_mov_rr(&x.a, 8 if q else 4, H_RCX, G2H[u.rm])
         else:
             a_load(&x.a, 8 if q else 4, H_RCX, greg_mem(u.rm))
-        xload(&x.a, 1, xmm_mem(u.reg, 0))
+        hd = xc_get(x, u.reg)
         a_byte(&x.a, pfx)
-        a_byte(&x.a, 0x48 if q else 0x40)      # (REX.W for a 64-bit source; RCX, XMM1)
+        # REX: W for a 64-bit source, R for XMM8-15; the source is RCX
+        a_byte(&x.a, 0x40 | (8 if q else 0) | (4 if hd >= 8 else 0))
         a_byte(&x.a, 0x0f)
         a_byte(&x.a, 0x2a)
-        a_byte(&x.a, 0xc0 | (1 << 3) | H_RCX)
-        xstore(&x.a, xmm_mem(u.reg, 0), 1)
+        a_byte(&x.a, 0xc0 | ((hd & 7) << 3) | H_RCX)
+        xstore(&x.a, xmm_mem(u.reg, 0), hd)
         return 0
-    e_xmm_src(x, u, 2, ssz, 0)
+    xmovdqa(&x.a, 2, e_xmm_src(x, u, 2, ssz, 0))
     a_byte(&x.a, pfx)
     a_byte(&x.a, 0x48 if q else 0x40)
     a_byte(&x.a, 0x0f)
