@@ -54,6 +54,13 @@ _ONE = (_ALU * 2 + [0x84, 0x85, 0x88, 0x89, 0x8a, 0x8b, 0x8d, 0x8d, 0x63, 0x80, 
                     0xc6, 0xc7, 0x90, 0xc9, 0x6a, 0x68] + list(range(0x50, 0x60)) + list(range(0xb0, 0xc0))
         + list(range(0x70, 0x80)))
 _TWO = [0xaf, 0xb6, 0xb7, 0xbe, 0xbf] + list(range(0x40, 0x50)) + list(range(0x90, 0xa0)) + list(range(0x80, 0x90))
+# SSE forms the compiler emits (mandatory prefix, 0F opcode): arithmetic,
+# logic, moves between XMM registers, memory and GPRs, compares, conversions
+_SSE = ([(p, op) for p in (None, 0x66, 0xf3, 0xf2) for op in (0x58, 0x59, 0x5c, 0x5d, 0x5f, 0x51, 0x10, 0x11)]
+        + [(0x66, op) for op in (0xef, 0xd4, 0xfe, 0xdb, 0xeb, 0x6f, 0x7f, 0xd6, 0x7e, 0x6e, 0x2f, 0x2e, 0x14, 0x15)]
+        + [(0xf3, 0x6f), (0xf3, 0x7f), (0xf3, 0x7e), (None, 0x28), (None, 0x29), (None, 0x2e), (None, 0x57),
+           (None, 0x12), (None, 0x13), (None, 0x16), (None, 0x17), (0xf2, 0x2a), (0xf3, 0x2a), (0xf2, 0x2d),
+           (0xf2, 0x2c), (0xf3, 0x2d)])
 
 
 class Gen:
@@ -85,6 +92,11 @@ class Gen:
             pre += b"\x66"
         if r.random() < 0.5:
             pre += bytes([0x40 | r.choice((8, 8, 0, 1, 4, 9, 12, 13))])
+        if k < 0.12:
+            # SSE: the prefix before REX; XMM0-15 through REX.R/B
+            p, op = r.choice(_SSE)
+            rex = bytes([0x40 | r.choice((0, 1, 4, 5, 8, 12))]) if r.random() < 0.5 else b""
+            return (bytes([p]) if p else b"") + rex + b"\x0f" + bytes([op]) + self.modrm()
         if k < 0.22:
             op = r.choice(_TWO)
             if 0x80 <= op <= 0x8f:
@@ -167,6 +179,9 @@ class Side:
         for i, x in enumerate(regs):
             v.set_gpr(i, x)
         v.rflags = rflags
+        for i in range(16):
+            v.set_xmm(i, data[16 * i:16 * i + 16])     # (random bytes: numbers, NaNs, denormals)
+        v.mxcsr = 0x1f80
         v.rip = CODE
         self.start_icount = v.icount
 
@@ -175,6 +190,7 @@ class Side:
         return {"exit": (ex.name, getattr(ex, "vector", None) if ex.name == "EXCEPTION" else None),
                 "rip": v.rip, "insns": v.icount - self.start_icount,
                 "regs": [v.get_gpr(i) for i in range(16)], "flags": v.rflags,
+                "xmm": [v.get_xmm(i) for i in range(16)], "mxcsr": v.mxcsr,
                 "data": self.m.read(DATA, DATA_SIZE), "stack": self.m.read(STACK, STACK_SIZE)}
 
 

@@ -96,7 +96,8 @@ cdef struct Stub:
     uint32_t szacc        # ST_SLOW: size | access << 8
     uint64_t target       # ST_DIRECT, ST_SIDE: guest RIP
     int32_t refund        # instructions of the block not retired when leaving here (side exits)
-    int8_t xsnap[16]      # ST_SLOW: the guest XMMs cached in host XMMs there (jit_sse.pxi), reloaded after its call
+    int8_t xsnap[16]      # the guest XMMs held in host XMMs at the stub's site (jit_sse.pxi)
+    uint16_t xdirty       # ... and those not yet written back to the Cpu
     uint32_t split_g      # ST_SLOW of a stack run: its pushes (pops), run one by one when the run cannot be one access
     uint32_t after        # ... and where the run's code ends
 
@@ -121,10 +122,10 @@ cdef struct JCtx:
     # block and taken again on the way to the block exit, whose count
     # assumes the whole block
     int32_t refund
-    # the guest XMM registers held in host XMM3-15 (write-through: the
-    # guest's copy in the Cpu is always current), core/jit_sse.pxi
+    # the guest XMM registers held in host XMM3-15, core/jit_sse.pxi
     int8_t xh[16]         # guest -> host, -1: not held
     int8_t hx[16]         # host -> guest
+    uint16_t xdirty       # guest XMMs whose Cpu copy is older than the host's
     uint32_t xnext
 
 # ---- small building blocks ----
@@ -185,6 +186,7 @@ cdef inline uint32_t stub_add(JCtx* x, uint32_t field, uint32_t kind, uint32_t k
     s.split_g = 0
     s.after = 0
     memcpy(s.xsnap, x.xh, 16)
+    s.xdirty = x.xdirty
     return x.n_stubs - 1
 
 cdef inline void jump_to_exit(JCtx* x) noexcept nogil:
@@ -447,6 +449,7 @@ cdef void e_exit_rcx(JCtx* x) noexcept nogil:
     event is pending, else through the dispatcher, which learns it."""
     cdef uint32_t f1, f2, f3
     fl_save(x)
+    xc_flush(x)
     a_mov_rr(&x.a, 8, H_RDX, H_RCX)
     a_shift_ri(&x.a, 5, 8, H_RDX, 9)                    # SHR 9
     a_alu_rr(&x.a, 6, 8, H_RDX, H_RCX)                  # XOR: the hash
@@ -480,6 +483,7 @@ cdef void e_exit_direct(JCtx* x, uint64_t target) noexcept nogil:
     another address space): it is looked up like an indirect branch."""
     cdef uint32_t f, si
     fl_save(x)
+    xc_flush(x)
     if (target ^ x.b.vrip) >> 12:
         a_mov_ri(&x.a, H_RCX, target)
         e_exit_rcx(x)
@@ -1047,6 +1051,7 @@ cdef int e_branch_uop(JCtx* x, const Uop* u) noexcept nogil:
         return 0
     if f == op_jcc or f == op_jz or f == op_jnz or f == op_jcc_sub:
         cc = u.sub
+        xc_flush(x)               # (for both paths: MOVDQU keeps EFLAGS)
         if x.fl == FL_HOST:
             fl_save(x)            # (LAHF/SETO/MOV keep EFLAGS for the Jcc)
             x.fl = FL_HOST
@@ -1169,6 +1174,7 @@ cdef void e_fallback(JCtx* x, const Uop* u, uop_fn fn) noexcept nogil:
     """Run the uop's interpreter handler with the guest state in the Cpu."""
     cdef uint32_t f
     fl_save(x)
+    xc_flush(x)
     e_store_guests(x, MAPPED_GUESTS, 10)
     a_store(&x.a, 8, cpu_mem(OFF_JIT_LEFT), H_R14)
     a_mov_rr(&x.a, 8, H_RDI, H_R15)
@@ -1201,6 +1207,7 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             jump_to_exit(x)
         elif s.kind == ST_SLOW:
             # fill the TLB entry in C, then try again; anything else: bail
+            xc_flush_at(x, s)
             e_store_guests(x, CALLER_SAVED_GUESTS, 6)
             a_mov_rr(&x.a, 8, H_RSI, H_RAX)
             a_mov_rr(&x.a, 8, H_RDI, H_R15)
@@ -1211,13 +1218,14 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             a_test_rr(&x.a, 4, H_RAX, H_RAX)
             a_bind(&x.a, a_jcc32(&x.a, CC_E), s.retry)
             if s.split_g:
-                xc_restore(x, s.xsnap)        # (the cache as the run's code after it expects)
+                xc_restore(x, s.xsnap, 0)     # (the cache as the run's code after it expects; written back above)
                 e_stack_split(x, s.k, s.split_g, s.after)
             else:
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
                 a_mov_ri(&x.a, H_RAX, JIT_BAIL)
                 jump_to_exit(x)
         elif s.kind == ST_BAIL:
+            xc_flush_at(x, s)
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
             jump_to_exit(x)
@@ -1230,6 +1238,8 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             x.k = s.k
             x.fl = FL_HOST
             fl_save(x)
+            xc_flush_at(x, s)
+            xc_restore(x, s.xsnap, 0)
             x.refund = <int32_t>(x.b.ninsn - x.u0[s.k].ninsn)
             if x.refund:
                 a_lea(&x.a, 8, H_R14, mem_at(H_R14, x.refund))

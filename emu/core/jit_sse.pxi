@@ -1,12 +1,14 @@
 # The native tier's SSE: scalar and packed SSE..SSE4.2 instructions run as
 # the very same host instructions (as the interpreter's helpers do, see the
 # note in ops_sse_int.pxi). Within a block, guest XMM registers are held in
-# host XMM3-15 once loaded (JCtx.xh); every result is also stored to the
-# guest's register in the Cpu (write-through), so exits, bails and chained
-# blocks need nothing written back. A C call (the TLB slow path, an
-# interpreter fallback) clobbers host XMMs: the slow path reloads the
-# registers held at its site, a fallback empties the cache. Host XMM1-2 are
-# scratch (memory operands, conversions).
+# host XMM3-15 once loaded (JCtx.xh), and results stay there (JCtx.xdirty)
+# until the block is left: every exit writes back what is dirty at its site
+# (inline before a branch out, a fallback or an indirect exit; in a stub
+# from the state recorded with the stub), so the Cpu's copy is current
+# wherever the interpreter or another block takes over. A C call (the TLB
+# slow path) clobbers host XMMs: the slow path writes back, calls, and
+# reloads the registers held at its site; a fallback empties the cache.
+# Host XMM1-2 are scratch (memory operands, conversions).
 #
 # MXCSR is handled once per block, not per instruction: a block with SSE
 # checks at entry that SSE is usable (CR0.EM/TS, CR4.OSFXSR: else the
@@ -70,7 +72,30 @@ cdef inline void xstore(Asm* a, Mem m, int h) noexcept nogil:
 cdef inline void xc_reset(JCtx* x) noexcept nogil:
     memset(x.xh, -1, 16)
     memset(x.hx, -1, 16)
+    x.xdirty = 0
     x.xnext = 0
+
+cdef inline void xc_sync(JCtx* x, int g) noexcept nogil:
+    """The Cpu's copy of guest XMM g made current."""
+    if x.xdirty >> g & 1:
+        xstore(&x.a, xmm_mem(g, 0), x.xh[g])
+        x.xdirty &= ~(1 << g)
+
+cdef inline void xc_flush(JCtx* x) noexcept nogil:
+    """Every dirty register written back (before the block is left)."""
+    cdef int g
+    for g in range(16):
+        xc_sync(x, g)
+
+cdef inline void xc_flush_at(JCtx* x, const Stub* s) noexcept nogil:
+    """In a stub: write back what was dirty at its site."""
+    cdef int g
+    for g in range(16):
+        if s.xdirty >> g & 1:
+            xstore(&x.a, xmm_mem(g, 0), s.xsnap[g])
+
+cdef inline void xc_set(JCtx* x, int g) noexcept nogil:
+    x.xdirty |= <uint16_t>(1 << g)
 
 cdef inline int xc_slot(JCtx* x, int g) noexcept nogil:
     """A host XMM for guest XMM g (round robin over XMM3-15; the guest copy
@@ -81,6 +106,7 @@ cdef inline int xc_slot(JCtx* x, int g) noexcept nogil:
     h = 3 + <int>(x.xnext % 13)
     x.xnext += 1
     if x.hx[h] >= 0:
+        xc_sync(x, x.hx[h])
         x.xh[x.hx[h]] = -1
     x.hx[h] = g
     x.xh[g] = h
@@ -95,8 +121,9 @@ cdef inline int xc_get(JCtx* x, int g) noexcept nogil:
     xload(&x.a, h, xmm_mem(g, 0))
     return h
 
-cdef inline void xc_inval(JCtx* x, int g) noexcept nogil:
-    """Guest XMM g was written in the Cpu directly."""
+cdef inline void xc_drop(JCtx* x, int g) noexcept nogil:
+    """Guest XMM g is about to be written in the Cpu directly (in part)."""
+    xc_sync(x, g)
     if x.xh[g] >= 0:
         x.hx[x.xh[g]] = -1
         x.xh[g] = -1
@@ -108,12 +135,13 @@ cdef inline void xc_reload(JCtx* x, const int8_t* snap) noexcept nogil:
         if snap[g] >= 0:
             xload(&x.a, snap[g], xmm_mem(g, 0))
 
-cdef inline void xc_restore(JCtx* x, const int8_t* snap) noexcept nogil:
+cdef inline void xc_restore(JCtx* x, const int8_t* snap, uint16_t dirty) noexcept nogil:
     """The compiler's view of the cache back to a site's (for cold code
     emitted later that rejoins the code after that site)."""
     cdef int g
     memset(x.hx, -1, 16)
     memcpy(x.xh, snap, 16)
+    x.xdirty = dirty
     for g in range(16):
         if snap[g] >= 0:
             x.hx[snap[g]] = g
@@ -222,7 +250,7 @@ cdef int e_sse_tab(JCtx* x, const Uop* u, const emu_sse_def* o) noexcept nogil:
     if o.kind & EK_FLAGS:
         x.fl = FL_HOST                        # (U)COMIS*, PTEST: the status flags
     else:
-        xstore(&x.a, xmm_mem(u.reg, 0), hd)
+        xc_set(x, u.reg)
     return 0
 
 cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
@@ -233,7 +261,7 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
         hs = e_xmm_src(x, u, 1, 16, f == op_sse_load_a)
         hd = xc_slot(x, u.reg)                # (a whole new value: not loaded)
         xmovdqa(&x.a, hd, hs)
-        xstore(&x.a, xmm_mem(u.reg, 0), hd)
+        xc_set(x, u.reg)
         return 0
     if f == op_sse_store_u or f == op_sse_store_a:
         if u.mem:
@@ -247,10 +275,12 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
             hs = xc_get(x, u.reg)
             hd = xc_slot(x, u.rm)
             xmovdqa(&x.a, hd, hs)
-            xstore(&x.a, xmm_mem(u.rm, 0), hd)
+            xc_set(x, u.rm)
         return 0
     if f == op_movsd_load or f == op_movq_x_xm or f == op_movss_load:
-        xc_inval(x, u.reg)                    # (written in the Cpu below)
+        if not u.mem:
+            xc_sync(x, u.rm)                  # (read in the Cpu below)
+        xc_drop(x, u.reg)                     # (written there)
         sz = 4 if f == op_movss_load else 8
         if u.mem:
             e_probe(x, u, ACC_R, sz)
@@ -264,8 +294,9 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
                 a_store_imm(&x.a, 8, xmm_mem(u.reg, 1), 0)
         return 0
     if f == op_movsd_store or f == op_movq_xm_x or f == op_movss_store:
+        xc_sync(x, u.reg)
         if not u.mem:
-            xc_inval(x, u.rm)
+            xc_drop(x, u.rm)
         sz = 4 if f == op_movss_store else 8
         if u.mem:
             e_probe(x, u, ACC_W, sz)
@@ -278,7 +309,9 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
                 a_store_imm(&x.a, 8, xmm_mem(u.rm, 1), 0)
         return 0
     if f == op_movlps_load or f == op_movhps_load:
-        xc_inval(x, u.reg)
+        if not u.mem:
+            xc_sync(x, u.rm)
+        xc_drop(x, u.reg)
         if u.mem:
             e_probe(x, u, ACC_R, 8)
             a_load(&x.a, 8, H_RCX, mem_at(H_RAX, 0))
@@ -287,12 +320,13 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
         a_store(&x.a, 8, xmm_mem(u.reg, 0 if f == op_movlps_load else 1), H_RCX)
         return 0
     if f == op_movlps_store or f == op_movhps_store:
+        xc_sync(x, u.reg)
         e_probe(x, u, ACC_W, 8)
         a_load(&x.a, 8, H_RCX, xmm_mem(u.reg, 0 if f == op_movlps_store else 1))
         a_store(&x.a, 8, mem_at(H_RAX, 0), H_RCX)
         return 0
     if f == op_movd_x_rm:
-        xc_inval(x, u.reg)
+        xc_drop(x, u.reg)
         sz = 8 if u.rex & 8 else 4
         if u.mem:
             e_probe(x, u, ACC_R, sz)
@@ -305,6 +339,7 @@ cdef int e_sse_move(JCtx* x, const Uop* u) noexcept nogil:
         a_store_imm(&x.a, 8, xmm_mem(u.reg, 1), 0)
         return 0
     if f == op_movd_rm_x:
+        xc_sync(x, u.reg)
         sz = 8 if u.rex & 8 else 4
         if u.mem:
             e_probe(x, u, ACC_W, sz)
@@ -337,7 +372,7 @@ cdef int e_sse_cvt(JCtx* x, const Uop* u) noexcept nogil:
         a_byte(&x.a, 0x0f)
         a_byte(&x.a, 0x2a)
         a_byte(&x.a, 0xc0 | ((hd & 7) << 3) | H_RCX)
-        xstore(&x.a, xmm_mem(u.reg, 0), hd)
+        xc_set(x, u.reg)
         return 0
     xmovdqa(&x.a, 2, e_xmm_src(x, u, 2, ssz, 0))
     a_byte(&x.a, pfx)
