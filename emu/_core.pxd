@@ -150,6 +150,7 @@ cdef struct JitBlock:
     int32_t in_head       # first link jumping into this block, + 1 (0: none)
     int32_t out_head      # first link out of this block, + 1
     uint8_t failed        # not compilable: stay in the interpreter
+    uint8_t cached        # compiled with the cache model's checks (a vCPU with TIMING_CACHE, core/timing.pxi)
 
 cdef struct IblEntry:
     uint64_t rip          # guest RIP of an indirect branch's target

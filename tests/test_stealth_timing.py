@@ -201,3 +201,16 @@ def test_thread_vcpu_tsc_goes_on():
     state = v.save_state()
     m2.vcpu.load_state(state)
     assert m2.vcpu.timing_state == {"class_costs": True, "cache": False}
+
+
+def test_compiled_code_charges_the_same_cycles(tier):
+    # the native tier charges the class costs and runs the cache model as
+    # the interpreter does: the same readings, with the code compiled
+    if "jit" not in emu.available_tiers():
+        pytest.skip("the native-code tier exists only on x86-64 hosts")
+    ref = emu_run("--profile", "stealth", "--tier", "interp", TIMING)
+    r = emu_run("--profile", "stealth", "--tier", tier, "--stats", TIMING)
+    assert figures(r.stdout) == figures(ref.stdout), (r.stdout, ref.stdout)
+    if tier == "jit":
+        m = re.search(r"tier jit: ([\d.]+)% of instructions in compiled code", r.stderr)
+        assert m and float(m.group(1)) > 90, r.stderr

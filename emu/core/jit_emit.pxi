@@ -40,6 +40,7 @@ cdef enum:
     ST_DIRECT = 4
     ST_BAIL = 5           # the instruction runs in the interpreter
     ST_SIDE = 6           # a superblock's conditional side exit, taken
+    ST_CACHE = 7          # a data access to another cache line: the cache model in C
     JIT_MAX_STUBS = 512
     ACC_NONE = 9          # no memory access
 
@@ -54,7 +55,7 @@ CALLER_SAVED_GUESTS[:] = [0, 1, 2, 5, 6, 7]
 cdef int32_t OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
 cdef int32_t OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
 cdef int32_t TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-cdef int32_t OFF_IBL, OFF_IBL_STAMP
+cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST
 
 cdef inline int32_t cpu_off(void* field) noexcept nogil:
     return <int32_t>(<char*>field - <char*>&layout_cpu)
@@ -63,7 +64,7 @@ cdef void jit_init_layout() noexcept nogil:
     global OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
     global OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
     global TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-    global OFF_IBL, OFF_IBL_STAMP
+    global OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST
     cdef TlbEntry* e = &layout_cpu.tlb_arr[0]
     OFF_R = cpu_off(&layout_cpu.r[0])
     OFF_RIP = cpu_off(&layout_cpu.rip)
@@ -85,6 +86,8 @@ cdef void jit_init_layout() noexcept nogil:
     TLB_OFF_ADDEND = <int32_t>(<char*>&e.addend - <char*>e)
     OFF_IBL = cpu_off(&layout_cpu.ibl[0])
     OFF_IBL_STAMP = cpu_off(&layout_cpu.ibl_stamp)
+    OFF_TSC_EXTRA = cpu_off(&layout_cpu.tsc_extra)
+    OFF_CACHE_LAST = cpu_off(&layout_cpu.cache_last)
 
 jit_init_layout()
 
@@ -113,6 +116,7 @@ cdef struct JCtx:
     uint32_t k            # uop being compiled
     int fl                # FL_HOST / FL_SAVED
     int tlbm              # CPL 0-2 (the TLB tag's mode bit)
+    int cached            # run the cache model at data accesses (core/timing.pxi)
     uint32_t n_stubs
     Stub stubs[JIT_MAX_STUBS]
     uint32_t exit_fields[JIT_MAX_STUBS]   # rel32s that jump to the block exit
@@ -188,6 +192,15 @@ cdef inline uint32_t stub_add(JCtx* x, uint32_t field, uint32_t kind, uint32_t k
     memcpy(s.xsnap, x.xh, 16)
     s.xdirty = x.xdirty
     return x.n_stubs - 1
+
+cdef inline void e_charge(JCtx* x, int sign) noexcept nogil:
+    """The class cycles of the block up to the exit uop x.k, charged before
+    compiled code goes straight on into another block (sign 1), and taken
+    back on the way out to the run loop, which charges them itself (-1).
+    Blocks of an untimed machine have no cycles: nothing is emitted."""
+    cdef uint32_t cyc = x.u0[x.k].cyc
+    if cyc:
+        a_alu_mi(&x.a, 0 if sign > 0 else 5, 8, cpu_mem(OFF_TSC_EXTRA), cyc)
 
 cdef inline void jump_to_exit(JCtx* x) noexcept nogil:
     """JMP to the block's exit sequence (patched at the end)."""
@@ -384,6 +397,15 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     cdef uint32_t f, si
     cdef int32_t tagoff = TLB_OFF_TAG_R if acc == ACC_R else TLB_OFF_TAG_W
     cdef int scale = 0
+    if x.cached:
+        # the cache model (core/timing.pxi cache_access): a line other than
+        # this vCPU's last one goes to C (the flags were saved for the probe)
+        a_mov_rr(&x.a, 8, H_RDX, H_RAX)
+        a_shift_ri(&x.a, 5, 8, H_RDX, 6)
+        a_alu_rm(&x.a, 7, 8, H_RDX, cpu_mem(OFF_CACHE_LAST))
+        f = a_jcc32(&x.a, CC_NE)
+        si = stub_add(x, f, ST_CACHE, x.k)
+        x.stubs[si].retry = x.a.pos
     # index = (va >> 12) & (TLB_SIZE - 1), scaled to the entry size
     a_mov_rr(&x.a, 8, H_RCX, H_RAX)
     if TLB_ESZ == 64:
@@ -450,6 +472,7 @@ cdef void e_exit_rcx(JCtx* x) noexcept nogil:
     cdef uint32_t f1, f2, f3
     fl_save(x)
     xc_flush(x)
+    e_charge(x, 1)
     a_mov_rr(&x.a, 8, H_RDX, H_RCX)
     a_shift_ri(&x.a, 5, 8, H_RDX, 9)                    # SHR 9
     a_alu_rr(&x.a, 6, 8, H_RDX, H_RCX)                  # XOR: the hash
@@ -469,6 +492,7 @@ cdef void e_exit_rcx(JCtx* x) noexcept nogil:
     a_bind(&x.a, f1, x.a.pos)
     a_bind(&x.a, f2, x.a.pos)
     a_bind(&x.a, f3, x.a.pos)
+    e_charge(x, -1)
     if x.refund:
         a_lea(&x.a, 8, H_R14, mem_at(H_R14, -x.refund))
     a_store(&x.a, 8, cpu_mem(OFF_RIP), H_RCX)
@@ -488,6 +512,7 @@ cdef void e_exit_direct(JCtx* x, uint64_t target) noexcept nogil:
         a_mov_ri(&x.a, H_RCX, target)
         e_exit_rcx(x)
         return
+    e_charge(x, 1)
     if target <= x.b.vrip:
         # a backward edge: a stop request is seen at least once per loop
         a_alu_mi(&x.a, 7, 4, cpu_mem(OFF_EVENTS), 0)
@@ -1224,6 +1249,18 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
                 a_mov_ri(&x.a, H_RAX, JIT_BAIL)
                 jump_to_exit(x)
+        elif s.kind == ST_CACHE:
+            # cache_access(c, va) with the access's linear address (RAX), then back
+            xc_flush_at(x, s)
+            e_store_guests(x, CALLER_SAVED_GUESTS, 6)
+            a_store(&x.a, 8, cpu_mem(OFF_JIT_TMP), H_RAX)
+            a_mov_rr(&x.a, 8, H_RSI, H_RAX)
+            a_mov_rr(&x.a, 8, H_RDI, H_R15)
+            e_call(x, <void*>cache_access)
+            e_load_guests(x, CALLER_SAVED_GUESTS, 6)
+            a_load(&x.a, 8, H_RAX, cpu_mem(OFF_JIT_TMP))
+            xc_reload(x, s.xsnap)
+            a_bind(&x.a, a_jmp32(&x.a), s.retry)
         elif s.kind == ST_BAIL:
             xc_flush_at(x, s)
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
@@ -1246,6 +1283,8 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             e_exit_direct(x, s.target)
             x.refund = 0
         elif s.kind == ST_DIRECT:
+            x.k = s.k
+            e_charge(x, -1)
             if s.refund:
                 a_lea(&x.a, 8, H_R14, mem_at(H_R14, -s.refund))
             a_mov_ri(&x.a, H_RAX, s.target)
@@ -1325,6 +1364,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.off = <uint32_t>off
     x.fl = FL_SAVED
     x.tlbm = c.tlbm != 0
+    x.cached = (c.timing & TIMING_CACHE) != 0
     x.n_stubs = 0
     x.n_exit_fields = 0
     x.refund = 0
@@ -1367,6 +1407,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
         jb.size = x.a.pos
         jb.in_head = 0
         jb.out_head = 0
+        jb.cached = x.cached
         j.code_bytes += x.a.pos
         j.n_compiled += 1
         jit_commit(j, bi, <uint32_t>off, x.a.pos)

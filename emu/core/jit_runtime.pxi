@@ -103,8 +103,10 @@ cdef inline void ibl_learn(Cpu* c, Block* b) noexcept nogil:
     e.stamp = c.ibl_stamp
 
 cdef inline int jit_can_enter(Cpu* c, Block* b, uint64_t remaining) noexcept nogil:
+    cdef JitBlock* jb = &c.m.jit.blocks[b - c.m.blocks]
+    # (code compiled for the other cache-model setting stays unused by this vCPU)
     return (b.ninsn <= remaining and not c.jit_interp and not (c.rflags & F_TF)
-            and c.mh_n == 0)
+            and c.mh_n == 0 and (jb.code == 0 or jb.cached == ((c.timing & TIMING_CACHE) != 0)))
 
 cdef int jit_tier_up(Cpu* c, Block* b) noexcept nogil:
     """Count an interpreted execution of b; compile it once it is hot.
@@ -168,6 +170,8 @@ cdef void jit_chain(Cpu* c, int32_t src, uint32_t site, Block* nb) noexcept nogi
     cdef Mach* m = c.m
     cdef int32_t dst = <int32_t>(nb - m.blocks)
     if m.jit.blocks[dst].code == 0 or not m.blocks[src].valid or m.jit.blocks[src].code == 0:
+        return
+    if m.jit.blocks[dst].cached != m.jit.blocks[src].cached:
         return
     if (m.blocks[src].vrip ^ nb.vrip) >> 12 or m.blocks[src].mode != nb.mode or nb.page2 != NO_PAGE:
         return                    # (a page-straddling block is rechecked at every entry)

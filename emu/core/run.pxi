@@ -177,8 +177,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
         tf = (c.rflags & 0x100) != 0 and not c.deliver_via_idt   # (user mode; system mode: to do)
         if tf:
             remaining = 1             # TF: one instruction, then the trap (EV_TRAP)
-        # (the native tier does not charge the class costs: core/timing.pxi)
-        if m.jit != NULL and not c.timing and jit_can_enter(c, b, remaining) and jit_tier_up(c, b):
+        if m.jit != NULL and jit_can_enter(c, b, remaining) and jit_tier_up(c, b):
             # the native-code tier (core/jit_*.pxi): it leaves at some block
             # and uop with the result the interpreter loop would have had there
             if chain_src >= 0 and b.vrip == chain_rip:
@@ -200,6 +199,7 @@ cdef int cpu_run(Cpu* c, uint64_t budget) noexcept nogil:
             elif r == JIT_BAIL:
                 # the instruction at u runs in the interpreter
                 c.icount += u.ninsn - 1
+                c.tsc_extra += block_cycles_before(c, u)
                 c.rip = u.rip
                 mark_resume(c, c.rip, c.icount, 1)
                 c.jit_interp = 1
