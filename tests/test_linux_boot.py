@@ -127,7 +127,14 @@ def test_console_commands(linux, material):
     assert {"fpu", "pse", "tsc", "msr", "pae", "cx8", "apic", "pge", "cmov", "pat", "sse2", "x2apic",
             "tsc_deadline_timer", "smep", "smap", "lm", "nx", "syscall"} <= flags
     # ... and nothing it does not implement
-    assert not flags & {"vmx", "svm", "mtrr", "sep", "avx512f", "pcid"}
+    assert not flags & {"vmx", "svm", "mtrr", "sep", "avx512f"}
+    # PCIDs: page-table isolation switches CR3 on every kernel entry and exit
+    # keeping the TLB (CR3 bit 63), and flushes user translations with INVPCID
+    assert {"pcid", "invpcid", "invpcid_single", "pti"} <= flags
+    kept, flushes = linux.vcpu.counters["pcid_kept"], linux.vcpu.counters["tlb_flushes"]
+    linux.command("for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/version > /dev/null; done")
+    kept, flushes = linux.vcpu.counters["pcid_kept"] - kept, linux.vcpu.counters["tlb_flushes"] - flushes
+    assert kept > 200 and flushes < kept / 4, (kept, flushes)
     assert {"avx2", "aes", "sha_ni"} <= flags            # (emu implements them: issue 18)
     assert re.search(r"model name\s*:", cpuinfo)
 

@@ -53,7 +53,7 @@ CALLER_SAVED_GUESTS[:] = [0, 1, 2, 5, 6, 7]
 cdef int32_t OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
 cdef int32_t OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
 cdef int32_t TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-cdef int32_t OFF_IBL, OFF_IBL_STAMP
+cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TLBM
 
 cdef inline int32_t cpu_off(void* field) noexcept nogil:
     return <int32_t>(<char*>field - <char*>&layout_cpu)
@@ -62,7 +62,7 @@ cdef void jit_init_layout() noexcept nogil:
     global OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
     global OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
     global TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-    global OFF_IBL, OFF_IBL_STAMP
+    global OFF_IBL, OFF_IBL_STAMP, OFF_TLBM
     cdef TlbEntry* e = &layout_cpu.tlb_arr[0]
     OFF_R = cpu_off(&layout_cpu.r[0])
     OFF_RIP = cpu_off(&layout_cpu.rip)
@@ -84,6 +84,7 @@ cdef void jit_init_layout() noexcept nogil:
     TLB_OFF_ADDEND = <int32_t>(<char*>&e.addend - <char*>e)
     OFF_IBL = cpu_off(&layout_cpu.ibl[0])
     OFF_IBL_STAMP = cpu_off(&layout_cpu.ibl_stamp)
+    OFF_TLBM = cpu_off(&layout_cpu.tlbm)
 
 jit_init_layout()
 
@@ -107,6 +108,7 @@ cdef struct JCtx:
     uint32_t k            # uop being compiled
     int fl                # FL_HOST / FL_SAVED
     int tlbm              # CPL 0-2 (the TLB tag's mode bit)
+    int tlbm_pcid         # the block's mode has MODE_PCID: tags carry Cpu.tlbm's PCID slot too
     uint32_t n_stubs
     Stub stubs[JIT_MAX_STUBS]
     uint32_t exit_fields[JIT_MAX_STUBS]   # rel32s that jump to the block exit
@@ -386,7 +388,9 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     else:
         a_lea(&x.a, 8, H_RDX, mem_at(H_RAX, sz - 1))
     a_alu_ri(&x.a, 4, 8, H_RDX, -4096)
-    if x.tlbm:
+    if x.tlbm_pcid:
+        a_alu_rm(&x.a, 1, 8, H_RDX, mem_at(H_R15, OFF_TLBM))   # the PCID's slot is known at run time only
+    elif x.tlbm:
         a_alu_ri(&x.a, 1, 8, H_RDX, 1)
     a_alu_rm(&x.a, 7, 8, H_RDX, mem_idx(H_R15, H_RCX, scale, OFF_TLB + tagoff))
     f = a_jcc32(&x.a, CC_NE)
@@ -1240,7 +1244,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.u0 = u0
     x.off = <uint32_t>off
     x.fl = FL_SAVED
-    x.tlbm = c.tlbm != 0
+    x.tlbm = (c.tlbm & 1) != 0
+    x.tlbm_pcid = (b.mode & MODE_PCID) != 0
     x.n_stubs = 0
     x.n_exit_fields = 0
     # chain entry: the budget for the whole block

@@ -329,16 +329,16 @@ class VM:
         """The baseline table plus what this machine's platform provides (SDM
         Vol. 2A, CPUID): the APIC, TSC-deadline timer and x2APIC (devices.py),
         the paging and MSR features the core's system mode implements (PSE,
-        MSR, PAE, PGE, PAT; SMEP, SMAP), the TSC and crystal frequency in
+        MSR, PAE, PGE, PAT; SMEP, SMAP; PCID, INVPCID), the TSC and crystal frequency in
         leaves 0x15/0x16, and a maximum basic leaf that covers them."""
         base = {(e[0], e[1]): list(e) for e in baseline_table()}
         _l, _s, a, b, c, d = base[(1, None)]
-        c |= (1 << 24) | (1 << 21)                              # TSC-deadline, x2APIC
+        c |= (1 << 24) | (1 << 21) | (1 << 17)                  # TSC-deadline, x2APIC, PCID
         d |= (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 9) | (1 << 13) | (1 << 16)  # PSE TSC MSR PAE APIC PGE PAT
         base[(1, None)] = [1, None, a, b & 0x00FFFFFF, c, d]
         e7 = base.get((7, 0))
         if e7 is not None:
-            e7[3] |= (1 << 7) | (1 << 20)                       # SMEP, SMAP
+            e7[3] |= (1 << 7) | (1 << 20) | (1 << 10)           # SMEP, SMAP, INVPCID
         base[(0x15, None)] = [0x15, None, 1, 1, TSC_HZ, 0]      # TSC = crystal x 1/1
         base[(0x16, None)] = [0x16, None, TSC_HZ // 1_000_000, TSC_HZ // 1_000_000, 100, 0]
         basic_max = max(k[0] for k in base if k[0] < 0x40000000)
