@@ -130,7 +130,7 @@ def test_console_commands(linux, material):
     assert not flags & {"vmx", "svm", "mtrr", "sep", "avx512f"}
     # PCIDs: page-table isolation switches CR3 on every kernel entry and exit
     # keeping the TLB (CR3 bit 63), and flushes user translations with INVPCID
-    assert {"pcid", "invpcid", "invpcid_single", "pti"} <= flags
+    assert {"pcid", "invpcid", "invpcid_single", "pti", "umip", "arat"} <= flags
     kept, flushes = linux.vcpu.counters["pcid_kept"], linux.vcpu.counters["tlb_flushes"]
     linux.command("for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/version > /dev/null; done")
     kept, flushes = linux.vcpu.counters["pcid_kept"] - kept, linux.vcpu.counters["tlb_flushes"] - flushes

@@ -329,7 +329,7 @@ class VM:
         """The baseline table plus what this machine's platform provides (SDM
         Vol. 2A, CPUID): the APIC, TSC-deadline timer and x2APIC (devices.py),
         the paging and MSR features the core's system mode implements (PSE,
-        MSR, PAE, PGE, PAT; SMEP, SMAP; PCID, INVPCID), an always-running APIC timer
+        MSR, PAE, PGE, PAT; SMEP, SMAP, UMIP; PCID, INVPCID), an always-running APIC timer
         (ARAT), the TSC and crystal frequency in
         leaves 0x15/0x16, and a maximum basic leaf that covers them."""
         base = {(e[0], e[1]): list(e) for e in baseline_table()}
@@ -340,6 +340,7 @@ class VM:
         e7 = base.get((7, 0))
         if e7 is not None:
             e7[3] |= (1 << 7) | (1 << 20) | (1 << 10)           # SMEP, SMAP, INVPCID
+            e7[4] |= 1 << 2                                     # UMIP (CR4.UMIP: SGDT SIDT SLDT SMSW STR)
         # leaf 6 EAX[2] ARAT: the local APIC timer runs in every C-state (ours is
         # virtual time). Without it Linux marks the LAPIC timer C3STOP and, with no
         # broadcast timer, never leaves periodic ticks for one-shot mode: no NO_HZ
