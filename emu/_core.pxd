@@ -449,6 +449,7 @@ cdef struct Cpu:
     uint32_t slot_pcid[PCID_SLOTS]     # the PCID each slot stands for (PCID_NONE: free)
     uint32_t slot_epoch[PCID_SLOTS]    # the jc_epoch of the slot's address space (0: take a new one)
     uint64_t slot_used[PCID_SLOTS]     # last use (slot_clock), for replacing the least recent
+    uint64_t slot_retired[PCID_SLOTS]  # Mach.n_retired when the slot stopped being current
     uint64_t slot_clock
     uint64_t n_pcid_kept               # MOV to CR3 that kept the TLB (bit 63 set, or a PCID's slot reused)
     uint64_t n_pcid_evictions          # a PCID lost its slot to another

@@ -331,6 +331,7 @@ def test_interactive_console_on_a_terminal(material, prompt_snapshot, tmp_path):
     shell, its answer reaches the terminal, Ctrl-A x leaves with status 0."""
     import pty
     import select
+    import termios
     import emu as emu_pkg
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(emu_pkg.__file__))))
     master, slave = pty.openpty()
@@ -354,7 +355,13 @@ def test_interactive_console_on_a_terminal(material, prompt_snapshot, tmp_path):
         return pat in seen
 
     try:
-        time.sleep(1)
+        # type only once emu has put the terminal in raw mode: tty.setraw flushes
+        # pending input (TCSAFLUSH), so keys typed earlier (a slow start on a
+        # loaded host) were echoed by the pty and then lost. TCGETS on a pty
+        # master reads the slave's settings.
+        end = time.time() + 120
+        while termios.tcgetattr(master)[3] & (termios.ICANON | termios.ECHO) and time.time() < end:
+            time.sleep(0.05)
         os.write(master, b"echo $((6*7)); uname -r\r")     # Enter is CR on a raw terminal
         assert read_until(material["release"].encode()), seen[-500:]
         assert b"42" in seen

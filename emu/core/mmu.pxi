@@ -193,7 +193,10 @@ cdef void tlb_flush_nonglobal(Cpu* c) noexcept nogil:
 # MODE_PCID) matches page, privilege and PCID together. A PCID with no slot
 # takes the least recently used one, whose entries go first. Each slot also
 # keeps the jc_epoch of its address space, so the block lookups and chain
-# links made under a PCID are used again when it comes back. Global
+# links made under a PCID are used again when it comes back, provided no
+# block was retired meanwhile: those caches name blocks by index and check
+# only the block's RIP, mode and validity, which a recycled index reused for
+# another process's code at the same RIP would pass. Global
 # translations are looked up by slot like the others (a miss under another
 # PCID walks again and finds the same global page); all invalidations that
 # the SDM requires to reach them do.
@@ -243,6 +246,7 @@ cdef void pcid_load(Cpu* c, uint32_t pcid, int keep) noexcept nogil:
     translations stay when keep (CR3 bit 63, SDM 4.10.4.1), else its
     non-global ones are invalidated. Other PCIDs' translations stay."""
     cdef uint32_t s = pcid_find(c, pcid), i
+    c.slot_retired[c.pcid_slot] = c.m.n_retired      # (the slot being left)
     if s == PCID_SLOTS:
         keep = 1                               # (the new slot starts empty: nothing more to drop)
         s = 0
@@ -264,8 +268,8 @@ cdef void pcid_load(Cpu* c, uint32_t pcid, int keep) noexcept nogil:
     tlb_set_mode(c)
     if not keep:
         tlb_flush_slot(c, s)
-    if c.slot_epoch[s] == 0:
-        epoch_bump(c)
+    if c.slot_epoch[s] == 0 or c.slot_retired[s] != c.m.n_retired:
+        epoch_bump(c)                          # (blocks retired since: their indices may name other code)
     else:
         c.jc_epoch = c.slot_epoch[s]
 
