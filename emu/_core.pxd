@@ -82,6 +82,8 @@ cdef struct Block:
 cdef enum:
     TLB_SIZE = 4096       # entries of the direct-mapped software TLB (Cpu.tlb_arr)
     IBL_SIZE = 2048       # entries of the native tier's indirect-branch table (Cpu.ibl)
+    PCID_SLOTS = 16       # PCIDs the TLB holds translations of at once (Cpu.slot_pcid, core/mmu.pxi)
+    AC_FILLS = 32         # TLB entries filled under SMAP with RFLAGS.AC set, listed for CLAC (Cpu.ac_fill)
 
 cdef struct CcRec:
     int32_t blk           # block whose uops the region holds, or -1 (the ring's end, skipped)
@@ -448,3 +450,19 @@ cdef struct Cpu:
     uint32_t ibl_stamp, ibl_epoch, ibl_mode
     uint64_t ibl_gen
     IblEntry ibl[IBL_SIZE]
+    # ---- PCIDs (core/mmu.pxi, SDM 4.10.1): a TLB tag carries, in bits 1..4,
+    # the slot of the PCID its translation belongs to (tlbm = slot << 1 |
+    # supervisor). Derived state, rebuilt from CR3/CR4 (pcid_reset), not saved.
+    uint32_t pcid_slot                 # the current PCID's slot (0: PCID 0, always with CR4.PCIDE clear)
+    uint32_t slot_pcid[PCID_SLOTS]     # the PCID each slot stands for (PCID_NONE: free)
+    uint32_t slot_epoch[PCID_SLOTS]    # the jc_epoch of the slot's address space (0: take a new one)
+    uint64_t slot_used[PCID_SLOTS]     # last use (slot_clock), for replacing the least recent
+    uint64_t slot_retired[PCID_SLOTS]  # Mach.n_retired when the slot stopped being current
+    uint64_t slot_clock
+    uint64_t n_pcid_kept               # MOV to CR3 that kept the TLB (bit 63 set, or a PCID's slot reused)
+    uint64_t n_pcid_evictions          # a PCID lost its slot to another
+    # TLB entries where a supervisor access was let read or write a user
+    # page because RFLAGS.AC was set (SMAP, SDM 4.6.1): the ones CLAC (or any
+    # clearing of AC) drops; more than AC_FILLS of them: the whole TLB goes
+    uint16_t ac_fill[AC_FILLS]
+    uint32_t n_ac_fill

@@ -568,3 +568,37 @@ def test_tlb_invlpg_split_large_page():
     ex = g.run(bytes.fromhex("0f013b") + LOAD, 2, rbx=va + 0x100000)  # invlpg elsewhere in the 2 MiB
     assert ex.name == "BUDGET"
     assert g.load(va + 0x5000).name == "BUDGET" and g.v.rax & 0xFF == 0x33
+
+
+# ---- SMAP: what clearing RFLAGS.AC takes out of the TLB ----
+
+def test_smap_clearing_ac_revokes_user_pages_the_tlb_holds():
+    """With CR4.SMAP a supervisor access to a user page needs RFLAGS.AC
+    (SDM 4.6.1). Entries the TLB filled while AC was set must not outlive
+    it: after CLAC, or a POPF that clears AC, every such page faults again,
+    whether a few pages were touched or more than the TLB lists for CLAC
+    (then it flushes). The kernel's own pages stay usable throughout."""
+    STAC, CLAC = bytes.fromhex("0f01cb"), bytes.fromhex("0f01ca")
+    POPF_CLEAR_AC = bytes.fromhex("9c 58 480fbaf012 50 9d")   # pushfq; pop rax; btr rax, 18; push rax; popfq
+    # rbx = first page, rcx = pages: read and write back each one (add [rbx], 1), rbx += 4096
+    TOUCH = bytes.fromhex("48 8303 01 4881c300100000 48ffc9 75f0")
+    for npages, clear in ((3, CLAC), (40, CLAC), (3, POPF_CLEAR_AC), (40, POPF_CLEAR_AC)):
+        g = Guest(cpl=0)
+        g.v.set_cpuid_table([(lf, sub, a, (b | (1 << 20)) if lf == 7 and not sub else b, c, d)
+                             for lf, sub, a, b, c, d in g.v.get_cpuid_table()])
+        g.v.cr4 = g.v.cr4 | (1 << 21)                               # SMAP
+        kdata = 0x7F0000800000
+        g.m.map(kdata, 0x1000, user=False)
+        g.m.map(DATA, npages * 0x1000)                              # user pages
+        ex = g.run(STAC + TOUCH + clear + bytes.fromhex("f4"), 4 * npages + 10, rbx=DATA, rcx=npages,
+                   rsp=kdata + 0x800)
+        assert ex.name == "HLT", ex
+        assert all(g.m.read(DATA + i * 0x1000, 1)[0] == 1 for i in range(npages))
+        for i in (0, npages // 2, npages - 1):
+            assert_pf(g.run(LOAD + bytes.fromhex("f4"), 2, rbx=DATA + i * 0x1000), g.v, DATA + i * 0x1000, P)
+            assert_pf(g.run(STORE + bytes.fromhex("f4"), 2, rbx=DATA + i * 0x1000, rcx=5), g.v,
+                      DATA + i * 0x1000, P | W)
+        assert g.run(STORE + LOAD + bytes.fromhex("f4"), 3, rbx=kdata, rcx=9).name == "HLT" and g.v.rax == 9
+        # STAC opens them again
+        assert g.run(STAC + LOAD + bytes.fromhex("f4"), 3, rbx=DATA + 0x1000 * (npages - 1)).name == "HLT"
+        assert g.v.rax == 1

@@ -109,7 +109,7 @@ def test_mov_to_cr3_and_cr4(box):
     ex = box.run(bytes.fromhex("0f22d8 90"), 2, rax=cr3 | 0x18)                # PWT|PCD are fine
     assert ex.name == "BUDGET" and v.cr3 == cr3 | 0x18 and v.rip == CODE + 4
     assert_exc(box.run(bytes.fromhex("0f22e0"), rax=cr4 & ~CR4_PAE), GP)      # leave IA-32e mode
-    assert_exc(box.run(bytes.fromhex("0f22e0"), rax=cr4 | CR4_PCIDE), GP)     # not implemented
+    assert_exc(box.run(bytes.fromhex("0f22e0"), rax=cr4 | CR4_PCIDE), GP)     # the CPU model has no PCID
     assert_exc(box.run(bytes.fromhex("0f22e0"), rax=cr4 | (1 << 12)), GP)     # LA57
     assert_exc(box.run(bytes.fromhex("0f22e0"), rax=cr4 | (1 << 32)), GP)
     assert v.cr4 == cr4

@@ -60,7 +60,7 @@ cdef class VcpuState:
         if self.c.tlb == NULL or self.c.jc == NULL:
             raise MemoryError()
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
-        new_epoch(&self.c)
+        pcid_reset(&self.c)
         self.c.seg_base[SEG_NONE] = 0
         self.c.rflags = 2
         self.c.tsc_per_insn = 1 << 16
@@ -109,7 +109,7 @@ cdef class VcpuState:
         self.c.tlb = tlb
         self.c.jc = jc
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
-        new_epoch(&self.c)
+        pcid_reset(&self.c)
         self.c.icount = 0
         self.c.n_jc_hits = self.c.n_jc_misses = self.c.n_chained = 0
         self.c.n_tlb_hits = self.c.n_tlb_misses = self.c.n_tlb_flushes = 0
@@ -208,7 +208,7 @@ cdef class VcpuState:
     @cs32.setter
     def cs32(self, bint v):
         self.c.cs32 = v
-        self.c.mode = self.c.cpl | ((<uint32_t>v) << 2)
+        self.c.mode = self.c.cpl | ((<uint32_t>v) << 2) | (self.c.mode & MODE_PCID)
 
     def set_tls_desc(self, uint32_t index, uint64_t desc):
         """GDT entry 12 + index (0..2) of the built-in Linux GDT: a TLS
@@ -440,6 +440,7 @@ cdef class VcpuState:
     def cr3(self, uint64_t v):
         self.c.cr3 = v
         tlb_flush(&self.c)
+        pcid_reset(&self.c)
 
     @property
     def cr4(self):
@@ -449,6 +450,7 @@ cdef class VcpuState:
     def cr4(self, uint64_t v):
         self.c.cr4 = v
         tlb_flush(&self.c)
+        pcid_reset(&self.c)
 
     @property
     def cr8(self):
@@ -608,7 +610,7 @@ cdef class VcpuState:
         self.t.inj_vector = -1
         memset(self.c.tlb, 0xff, TLB_SIZE * sizeof(TlbEntry))
         self.c.tlb_large = 0
-        new_epoch(&self.c)
+        pcid_reset(&self.c)
 
     def invlpg(self, uint64_t va):
         invlpg_va(&self.c, va)

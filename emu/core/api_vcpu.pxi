@@ -393,7 +393,7 @@ cdef class Vcpu(VcpuState):
         cdef uint32_t out[4]
         cdef uint64_t f = 0
         cdef int i
-        for i in range(23):
+        for i in range(N_FEAT_BITS):
             cpuid_lookup(&self.c, FEAT_BITS[i].leaf, FEAT_BITS[i].sub, out)
             if (out[FEAT_BITS[i].reg] >> FEAT_BITS[i].bit) & 1:
                 f |= FEAT_BITS[i].feat
@@ -433,6 +433,8 @@ cdef class Vcpu(VcpuState):
                 "tlb_hits": self.c.n_tlb_hits,
                 "tlb_misses": self.c.n_tlb_misses,
                 "tlb_flushes": self.c.n_tlb_flushes,
+                "pcid_kept": self.c.n_pcid_kept,            # CR3 loads that kept the new PCID's TLB entries
+                "pcid_evictions": self.c.n_pcid_evictions,  # PCIDs that lost their TLB slot to another
                 "exits": {EXIT_NAMES[i]: self.c.n_exits[i] for i in range(N_EXIT_REASONS) if self.c.n_exits[i]},
                 "tier": TIER_NAMES[m.tier],
                 "syscalls_in_core": m.sysfast.n_done if m.sysfast != NULL else 0,

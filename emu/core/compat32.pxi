@@ -21,7 +21,7 @@ cdef uint8_t op32_ud[256]         # one-byte opcodes that are #UD here (MOVSXD's
 
 cdef inline void set_code_mode(Cpu* c, uint32_t cs32) noexcept nogil:
     c.cs32 = cs32
-    c.mode = c.cpl | (cs32 << 2)
+    c.mode = c.cpl | (cs32 << 2) | (c.mode & MODE_PCID)
 
 cdef inline int code_kind(Cpu* c, uint64_t d) noexcept nogil:
     """0 for a 64-bit code segment, 1 for a 32-bit one, -1 for what the core

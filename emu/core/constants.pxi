@@ -133,6 +133,9 @@ cdef enum:
     CR4_OSFXSR = 0x200
     CR4_SMEP = 0x100000
     CR4_SMAP = 0x200000
+    CR4_PCIDE = 0x20000   # process-context identifiers (SDM 4.10.1)
+    MODE_PCID = 8         # Cpu.mode bit: CR4.PCIDE, so TLB tags carry a PCID slot (core/mmu.pxi)
+    PCID_NONE = 0xffffffff
     EFER_SCE = 0x1
     EFER_LME = 0x100
     EFER_LMA = 0x400

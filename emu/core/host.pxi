@@ -50,6 +50,8 @@ cdef extern from *:
         FEAT_ADX = 1 << 20,
         FEAT_VAES = 1 << 21,
         FEAT_VPCLMUL = 1 << 22,
+        FEAT_PCID = 1 << 23,
+        FEAT_INVPCID = 1 << 24,
     };
     """
     cdef enum:
@@ -76,12 +78,16 @@ cdef extern from *:
         FEAT_ADX
         FEAT_VAES
         FEAT_VPCLMUL
+        FEAT_PCID
+        FEAT_INVPCID
 
 cdef struct FeatBit:
     uint32_t feat, leaf, sub, reg, bit
 
 # where each FEAT_* bit lives in CPUID (SDM Vol. 2A, CPUID, tables 3-10, 3-11, 3-8)
-cdef FeatBit FEAT_BITS[23]
+cdef enum:
+    N_FEAT_BITS = 25
+cdef FeatBit FEAT_BITS[N_FEAT_BITS]
 FEAT_BITS[:] = [
     FeatBit(FEAT_AVX, 1, 0, 2, 28), FeatBit(FEAT_AVX2, 7, 0, 1, 5), FeatBit(FEAT_FMA, 1, 0, 2, 12),
     FeatBit(FEAT_F16C, 1, 0, 2, 29), FeatBit(FEAT_BMI1, 7, 0, 1, 3), FeatBit(FEAT_BMI2, 7, 0, 1, 8),
@@ -91,6 +97,7 @@ FEAT_BITS[:] = [
     FeatBit(FEAT_XSAVE, 1, 0, 2, 26), FeatBit(FEAT_XSAVEOPT, 0xD, 1, 0, 0), FeatBit(FEAT_XSAVEC, 0xD, 1, 0, 1),
     FeatBit(FEAT_XSAVES, 0xD, 1, 0, 3), FeatBit(FEAT_POPCNT, 1, 0, 2, 23), FeatBit(FEAT_SSE42, 1, 0, 2, 20),
     FeatBit(FEAT_ADX, 7, 0, 1, 19), FeatBit(FEAT_VAES, 7, 0, 2, 9), FeatBit(FEAT_VPCLMUL, 7, 0, 2, 10),
+    FeatBit(FEAT_PCID, 1, 0, 2, 17), FeatBit(FEAT_INVPCID, 7, 0, 1, 10),
 ]
 
 cdef uint32_t host_vendor_intel():
@@ -105,7 +112,7 @@ cdef uint64_t host_features():
     cdef uint64_t f = 0
     cdef int i
     cdef uint32_t last_leaf = 0xffffffff, last_sub = 0xffffffff
-    for i in range(23):
+    for i in range(N_FEAT_BITS):
         if FEAT_BITS[i].leaf != last_leaf or FEAT_BITS[i].sub != last_sub:
             emu_host_cpuid(FEAT_BITS[i].leaf, FEAT_BITS[i].sub, r)
             last_leaf = FEAT_BITS[i].leaf

@@ -55,7 +55,7 @@ CALLER_SAVED_GUESTS[:] = [0, 1, 2, 5, 6, 7]
 cdef int32_t OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
 cdef int32_t OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
 cdef int32_t TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST
+cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM
 
 cdef inline int32_t cpu_off(void* field) noexcept nogil:
     return <int32_t>(<char*>field - <char*>&layout_cpu)
@@ -64,7 +64,7 @@ cdef void jit_init_layout() noexcept nogil:
     global OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
     global OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
     global TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-    global OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST
+    global OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM
     cdef TlbEntry* e = &layout_cpu.tlb_arr[0]
     OFF_R = cpu_off(&layout_cpu.r[0])
     OFF_RIP = cpu_off(&layout_cpu.rip)
@@ -88,6 +88,7 @@ cdef void jit_init_layout() noexcept nogil:
     OFF_IBL_STAMP = cpu_off(&layout_cpu.ibl_stamp)
     OFF_TSC_EXTRA = cpu_off(&layout_cpu.tsc_extra)
     OFF_CACHE_LAST = cpu_off(&layout_cpu.cache_last)
+    OFF_TLBM = cpu_off(&layout_cpu.tlbm)
 
 jit_init_layout()
 
@@ -117,6 +118,7 @@ cdef struct JCtx:
     int fl                # FL_HOST / FL_SAVED
     int tlbm              # CPL 0-2 (the TLB tag's mode bit)
     int cached            # run the cache model at data accesses (core/timing.pxi)
+    int tlbm_pcid         # the block's mode has MODE_PCID: tags carry Cpu.tlbm's PCID slot too
     uint32_t n_stubs
     Stub stubs[JIT_MAX_STUBS]
     uint32_t exit_fields[JIT_MAX_STUBS]   # rel32s that jump to the block exit
@@ -437,7 +439,9 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     else:
         a_lea(&x.a, 8, H_RDX, mem_at(H_RAX, sz - 1))
     a_alu_ri(&x.a, 4, 8, H_RDX, -4096)
-    if x.tlbm:
+    if x.tlbm_pcid:
+        a_alu_rm(&x.a, 1, 8, H_RDX, mem_at(H_R15, OFF_TLBM))   # the PCID's slot is known at run time only
+    elif x.tlbm:
         a_alu_ri(&x.a, 1, 8, H_RDX, 1)
     a_alu_rm(&x.a, 7, 8, H_RDX, mem_idx(H_R15, H_RCX, scale, OFF_TLB + tagoff))
     f = a_jcc32(&x.a, CC_NE)
@@ -1363,7 +1367,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.u0 = u0
     x.off = <uint32_t>off
     x.fl = FL_SAVED
-    x.tlbm = c.tlbm != 0
+    x.tlbm = (c.tlbm & 1) != 0
+    x.tlbm_pcid = (b.mode & MODE_PCID) != 0
     x.cached = (c.timing & TIMING_CACHE) != 0
     x.n_stubs = 0
     x.n_exit_fields = 0

@@ -119,18 +119,29 @@ cdef int mmu_walk(Cpu* c, uint64_t va, int acc, uint64_t* pa_out, uint32_t* perm
         perm_out[0] |= 16         # a global translation: kept across CR3 loads (SDM 4.10.2.4)
     if not user and not (c.cr0 & CR0_WP):
         perm_out[0] |= 2
-    if not user and user_ok and c.cr4 & CR4_SMAP and not (c.rflags & F_AC):
-        perm_out[0] &= ~(<uint32_t>3)
+    if not user and user_ok and c.cr4 & CR4_SMAP:
+        if c.rflags & F_AC:
+            perm_out[0] |= 32     # allowed only while AC stays set (tlb_smap_ac_cleared)
+        else:
+            perm_out[0] &= ~(<uint32_t>3)
     if not user and user_ok and c.cr4 & CR4_SMEP:
         perm_out[0] &= ~(<uint32_t>4)
     return 0
 
-cdef inline void new_epoch(Cpu* c) noexcept nogil:
-    """Address translation changed: virtual-RIP cache entries and chain links
-    made before now are stale. Epochs are unique across the machine's vCPUs,
-    because blocks (and their chain links) are shared."""
+cdef inline void epoch_bump(Cpu* c) noexcept nogil:
+    """A new address-space epoch for the current PCID only. Epochs are
+    unique across the machine's vCPUs, because blocks (and their chain
+    links) are shared."""
     c.m.epoch_counter += 1
     c.jc_epoch = c.m.epoch_counter
+    c.slot_epoch[c.pcid_slot] = c.jc_epoch
+
+cdef inline void new_epoch(Cpu* c) noexcept nogil:
+    """Address translation changed, for every PCID: virtual-RIP cache
+    entries and chain links made before now are stale, those made under
+    other PCIDs too (their slots take a new epoch when next current)."""
+    memset(c.slot_epoch, 0, sizeof(c.slot_epoch))
+    epoch_bump(c)
 
 cdef void tlb_flush(Cpu* c) noexcept nogil:
     cdef int i
@@ -139,8 +150,27 @@ cdef void tlb_flush(Cpu* c) noexcept nogil:
         c.tlb[i].tag_w = TLB_INVALID
         c.tlb[i].tag_x = TLB_INVALID
     c.tlb_large = 0
+    c.n_ac_fill = 0
     new_epoch(c)
     c.n_tlb_flushes += 1
+
+cdef void tlb_smap_ac_cleared(Cpu* c) noexcept nogil:
+    """RFLAGS.AC went from 1 to 0 with CR4.SMAP set: the supervisor read and
+    write entries for user pages that AC allowed (SDM 4.6.1) must go. They
+    are the entries tlb_fill listed in ac_fill; their data tags go, the
+    fetch tags stay (AC does not govern instruction fetches, SMEP does), so
+    block lookups and chain links stay valid. Linux brackets every user copy
+    with STAC/CLAC: a whole-TLB flush there cost more than the copy."""
+    cdef uint32_t i
+    cdef TlbEntry* e
+    if c.n_ac_fill > AC_FILLS:
+        tlb_flush(c)
+        return
+    for i in range(c.n_ac_fill):
+        e = &c.tlb[c.ac_fill[i]]
+        e.tag_r = TLB_INVALID
+        e.tag_w = TLB_INVALID
+    c.n_ac_fill = 0
 
 cdef void tlb_flush_nonglobal(Cpu* c) noexcept nogil:
     """A CR3 load: every translation goes except the global ones (SDM
@@ -153,6 +183,112 @@ cdef void tlb_flush_nonglobal(Cpu* c) noexcept nogil:
             c.tlb[i].tag_x = TLB_INVALID
     new_epoch(c)
     c.n_tlb_flushes += 1
+
+# ---- PCIDs (SDM 4.10.1, 4.10.4) ----
+# With CR4.PCIDE set, CR3[11:0] is the current PCID and the TLB keeps the
+# translations of other PCIDs across MOV to CR3. Each of the PCID_SLOTS most
+# recently used PCIDs has a slot, and an entry's tags carry its slot in bits
+# 1..4 (Cpu.tlbm = slot << 1 | supervisor), so one compare in the fast path
+# (and in compiled code, which ORs Cpu.tlbm in when the block's mode has
+# MODE_PCID) matches page, privilege and PCID together. A PCID with no slot
+# takes the least recently used one, whose entries go first. Each slot also
+# keeps the jc_epoch of its address space, so the block lookups and chain
+# links made under a PCID are used again when it comes back, provided no
+# block was retired meanwhile: those caches name blocks by index and check
+# only the block's RIP, mode and validity, which a recycled index reused for
+# another process's code at the same RIP would pass. Global
+# translations are looked up by slot like the others (a miss under another
+# PCID walks again and finds the same global page); all invalidations that
+# the SDM requires to reach them do.
+
+cdef inline uint32_t tlb_entry_slot(TlbEntry* e) noexcept nogil:
+    """The slot of an entry's translation, or PCID_SLOTS when it holds none
+    (all the valid tags of an entry are equal: tlb_fill)."""
+    cdef uint64_t t = e.tag_r
+    if t == TLB_INVALID:
+        t = e.tag_x
+        if t == TLB_INVALID:
+            t = e.tag_w
+            if t == TLB_INVALID:
+                return PCID_SLOTS
+    return <uint32_t>(t >> 1) & (PCID_SLOTS - 1)
+
+cdef void tlb_flush_slot(Cpu* c, uint32_t slot) noexcept nogil:
+    """Invalidate the non-global translations of one slot's PCID (MOV to
+    CR3 without bit 63, INVPCID single-context, a slot handed to another
+    PCID); the PCID's block lookups go with them."""
+    cdef int i
+    cdef TlbEntry* e
+    for i in range(TLB_SIZE):
+        e = &c.tlb[i]
+        if not (e.ppage & 1) and tlb_entry_slot(e) == slot:
+            e.tag_r = TLB_INVALID
+            e.tag_w = TLB_INVALID
+            e.tag_x = TLB_INVALID
+    c.slot_epoch[slot] = 0
+    if slot == c.pcid_slot:
+        epoch_bump(c)
+    c.n_tlb_flushes += 1
+
+cdef inline void tlb_set_mode(Cpu* c) noexcept nogil:
+    c.tlbm = (<uint64_t>c.pcid_slot << 1) | (0 if c.cpl == 3 else 1)
+
+cdef uint32_t pcid_find(Cpu* c, uint32_t pcid) noexcept nogil:
+    """The slot holding pcid's translations, or PCID_SLOTS."""
+    cdef uint32_t s
+    for s in range(PCID_SLOTS):
+        if c.slot_pcid[s] == pcid:
+            return s
+    return PCID_SLOTS
+
+cdef void pcid_load(Cpu* c, uint32_t pcid, int keep) noexcept nogil:
+    """MOV to CR3 with CR4.PCIDE set: pcid becomes current; its cached
+    translations stay when keep (CR3 bit 63, SDM 4.10.4.1), else its
+    non-global ones are invalidated. Other PCIDs' translations stay."""
+    cdef uint32_t s = pcid_find(c, pcid), i
+    c.slot_retired[c.pcid_slot] = c.m.n_retired      # (the slot being left)
+    if s == PCID_SLOTS:
+        keep = 1                               # (the new slot starts empty: nothing more to drop)
+        s = 0
+        for i in range(1, PCID_SLOTS):        # a free slot, else the least recently used
+            if c.slot_pcid[i] == PCID_NONE:
+                s = i
+                break
+            if s == 0 or c.slot_used[i] < c.slot_used[s]:
+                s = i
+        if c.slot_pcid[s] != PCID_NONE:
+            c.n_pcid_evictions += 1
+        tlb_flush_slot(c, s)                   # (its global entries may stay: valid under any PCID)
+        c.slot_pcid[s] = pcid
+    elif keep:
+        c.n_pcid_kept += 1
+    c.slot_clock += 1
+    c.slot_used[s] = c.slot_clock
+    c.pcid_slot = s
+    tlb_set_mode(c)
+    if not keep:
+        tlb_flush_slot(c, s)
+    if c.slot_epoch[s] == 0 or c.slot_retired[s] != c.m.n_retired:
+        epoch_bump(c)                          # (blocks retired since: their indices may name other code)
+    else:
+        c.jc_epoch = c.slot_epoch[s]
+
+cdef void pcid_reset(Cpu* c) noexcept nogil:
+    """Rebuild the PCID state from CR3 and CR4 with an empty TLB (reset, a
+    restored state, the API setting CR3 or CR4): slot 0 is PCID 0, the only
+    PCID while CR4.PCIDE is clear."""
+    cdef uint32_t s, pcid = <uint32_t>(c.cr3 & 0xfff) if c.cr4 & CR4_PCIDE else 0
+    for s in range(PCID_SLOTS):
+        c.slot_pcid[s] = PCID_NONE
+        c.slot_used[s] = 0
+    c.slot_pcid[0] = 0
+    c.pcid_slot = 0
+    if pcid:
+        c.slot_pcid[1] = pcid
+        c.pcid_slot = 1
+    c.mode = (c.mode & ~(<uint32_t>MODE_PCID)) | (MODE_PCID if c.cr4 & CR4_PCIDE else 0)
+    tlb_set_mode(c)
+    new_epoch(c)
 
 cdef void tlb_flush_page(Cpu* c, uint64_t va) noexcept nogil:
     cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
@@ -206,6 +342,11 @@ cdef int tlb_fill(Cpu* c, uint64_t va, int acc, TlbEntry** out, uint64_t* pa_out
     if (perm & 2) and (perm & 8 or not (c.cr0 & CR0_PG)) and not c.m.code_page[ppage >> 12]:
         e.tag_w = page
         page_dirty(c.m, ppage >> 12)
+    if perm & 32 and perm & 3:
+        # a user page opened to the supervisor by RFLAGS.AC: listed for CLAC
+        if c.n_ac_fill < AC_FILLS:
+            c.ac_fill[c.n_ac_fill] = <uint16_t>((va >> 12) & (TLB_SIZE - 1))
+        c.n_ac_fill += 1 if c.n_ac_fill <= AC_FILLS else 0
     if c.hook_mem:
         hook_tlb_strip(c, e, va & ~(<uint64_t>0xfff))    # memory hooks: slow path (hooks.pxi)
     out[0] = e

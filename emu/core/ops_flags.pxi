@@ -69,8 +69,8 @@ cdef int op_popf(Cpu* c, const Uop* u) noexcept nogil:
     c.rflags = v | 2
     c.lf_op = LF_NONE
     # SMAP permissions cached in the TLB depend on AC for supervisor accesses
-    if (old ^ v) & F_AC and c.cpl < 3 and c.cr4 & CR4_SMAP:
-        tlb_flush(c)
+    if old & ~v & F_AC and c.cr4 & CR4_SMAP:
+        tlb_smap_ac_cleared(c)
     if (old ^ v) & 0x100:
         # TF changed: end the block, so single-stepping starts (or stops)
         # at the next instruction boundary (core/run.pxi)

@@ -117,23 +117,38 @@ cdef int write_cr0(Cpu* c, uint64_t v) noexcept nogil:
     return 0
 
 cdef int write_cr3(Cpu* c, uint64_t v) noexcept nogil:
-    """Loads the PML4 address; the TLB keeps only global translations
-    (CR4.PGE, SDM 4.10.4.1)."""
+    """Loads the PML4 address. Without CR4.PCIDE the TLB keeps only global
+    translations (CR4.PGE, SDM 4.10.4.1). With it, bits 11:0 are the PCID
+    made current, and bit 63 (not stored) asks to keep that PCID's cached
+    translations; other PCIDs' translations are kept either way (mmu.pxi)."""
+    cdef uint64_t keep = 0
+    if c.cr4 & CR4_PCIDE:
+        keep = v >> 63
+        v &= ~(<uint64_t>1 << 63)
     if v & CR3_RESERVED:
         return -1
     c.cr3 = v
-    tlb_flush_nonglobal(c)
+    if c.cr4 & CR4_PCIDE:
+        pcid_load(c, <uint32_t>(v & 0xfff), <int>keep)
+    else:
+        tlb_flush_nonglobal(c)
     return 0
 
 cdef int write_cr4(Cpu* c, uint64_t v) noexcept nogil:
     cdef uint64_t old = c.cr4
     # FSGSBASE exists when the CPU model has the instructions
-    if v & ~(CR4_SUPPORTED | (<uint64_t>CR4_FSGSBASE_BIT if c.feat & FEAT_FSGSBASE else 0)):
+    if v & ~(CR4_SUPPORTED | (<uint64_t>CR4_FSGSBASE_BIT if c.feat & FEAT_FSGSBASE else 0)
+             | (<uint64_t>CR4_PCIDE if c.feat & FEAT_PCID else 0)):
         return -1
     if c.efer & EFER_LMA and not (v & CR4_PAE):
         return -1                    # leaving IA-32e mode by clearing PAE
+    if v & ~old & CR4_PCIDE and (not (c.efer & EFER_LMA) or c.cr3 & 0xfff):
+        return -1                    # PCIDE only in IA-32e mode, and set only with PCID 000H (MOV CR, #GP)
     c.cr4 = v
-    if (old ^ v) & (0x10 | CR4_PAE | CR4_PGE | CR4_SMEP | CR4_SMAP):
+    if (old ^ v) & CR4_PCIDE:
+        tlb_flush(c)                 # (clearing it invalidates all TLB entries; setting it need not: allowed)
+        pcid_reset(c)                # the mode's MODE_PCID bit, slot 0 current
+    elif (old ^ v) & (0x10 | CR4_PAE | CR4_PGE | CR4_SMEP | CR4_SMAP):
         tlb_flush(c)                 # SDM 4.10.4.1: these changes invalidate the TLBs
     return 0
 
@@ -266,6 +281,75 @@ cdef int op_invlpg(Cpu* c, const Uop* u) noexcept nogil:
     invlpg_va(c, va)
     return translation_changed(c, u)
 
+cdef void tlb_flush_va_slot(Cpu* c, uint64_t va, uint32_t slot) noexcept nogil:
+    """Drop the translation of va for a PCID's slot: the entry va indexes
+    (whatever its PCID: dropping more is allowed), and after a large page
+    was walked every entry of va's 1 GiB region (as invlpg_va)."""
+    cdef uint64_t region, mask = ~(<uint64_t>0x3fffffff)
+    cdef int i
+    cdef TlbEntry* e = &c.tlb[(va >> 12) & (TLB_SIZE - 1)]
+    e.tag_r = TLB_INVALID
+    e.tag_w = TLB_INVALID
+    e.tag_x = TLB_INVALID
+    if c.tlb_large:
+        region = va & mask
+        for i in range(TLB_SIZE):
+            e = &c.tlb[i]
+            if (e.tag_r & mask) == region or (e.tag_w & mask) == region or (e.tag_x & mask) == region:
+                e.tag_r = TLB_INVALID
+                e.tag_w = TLB_INVALID
+                e.tag_x = TLB_INVALID
+    c.slot_epoch[slot] = 0            # that PCID's block lookups are stale
+    if slot == c.pcid_slot:
+        epoch_bump(c)
+
+cdef int op_invpcid(Cpu* c, const Uop* u) noexcept nogil:
+    """66 0F 38 82 /r: INVPCID r64, m128 (SDM Vol. 2A INVPCID, Vol. 3A
+    4.10.4.1). The register holds the type, the memory operand the
+    descriptor: PCID in bits 11:0, bits 63:12 reserved, the linear address
+    in bits 127:64.
+      0 individual address: va's translations for PCID, except global ones
+      1 single context: all of PCID's translations, except global ones
+      2 all contexts, global translations included
+      3 all contexts except global translations
+    A PCID that has no slot has nothing cached."""
+    cdef uint64_t typ, lo, va, ea
+    cdef uint32_t pcid, s, i
+    cdef TlbEntry* e
+    if c.cpl != 0:
+        return raise_gp0(c)
+    typ = c.r[u.reg] if not c.cs32 else c.r[u.reg] & 0xffffffffULL
+    ea = ea_of(c, u)
+    if mem_read(c, ea, 8, &lo) or mem_read(c, ea + 8, 8, &va):
+        return R_EXC
+    if typ > 3 or lo >> 12:
+        return raise_gp0(c)
+    pcid = <uint32_t>lo
+    if typ <= 1 and pcid and not (c.cr4 & CR4_PCIDE):
+        return raise_gp0(c)
+    if typ == 0:
+        if not is_canonical(va):
+            return raise_gp0(c)
+        s = pcid_find(c, pcid)
+        if s != PCID_SLOTS:
+            tlb_flush_va_slot(c, va, s)
+    elif typ == 1:
+        s = pcid_find(c, pcid)
+        if s != PCID_SLOTS:
+            tlb_flush_slot(c, s)
+    elif typ == 2:
+        tlb_flush(c)
+    else:
+        for i in range(TLB_SIZE):     # every slot's non-global entries
+            e = &c.tlb[i]
+            if not (e.ppage & 1):
+                e.tag_r = TLB_INVALID
+                e.tag_w = TLB_INVALID
+                e.tag_x = TLB_INVALID
+        new_epoch(c)
+        c.n_tlb_flushes += 1
+    return translation_changed(c, u)
+
 # ---- descriptor tables (64-bit mode: 2-byte limit, 8-byte base) ----
 
 cdef int op_lgdt_lidt(Cpu* c, const Uop* u) noexcept nogil:
@@ -386,7 +470,7 @@ cdef int op_clac_stac(Cpu* c, const Uop* u) noexcept nogil:
         c.rflags &= ~(<uint64_t>F_AC)
         if c.cr4 & CR4_SMAP:
             # supervisor TLB entries for user pages filled while AC was set must go
-            tlb_flush(c)
+            tlb_smap_ac_cleared(c)
     else:
         c.rflags |= F_AC
     return R_NEXT
@@ -762,6 +846,8 @@ cdef void init_priv():
     grp(1, 0x01, 4, op_smsw, 0)
     grp(1, 0x01, 6, op_lmsw, 0)
     grp(1, 0x01, 7, op_invlpg, 0)
+    op(2, 0x82, op_invpcid, D_MODRM | D_MEMONLY, I_NONE, 0, 0x2)
+    gate(2, 0x2, 0x82, FEAT_INVPCID, NULL)           # #UD without CPUID.07H:EBX.INVPCID
     opfix(1, 0x01, fix_0f01)
     op(1, 0x32, op_rdmsr, 0)
     op(1, 0x30, op_wrmsr, 0)

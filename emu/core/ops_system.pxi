@@ -210,8 +210,8 @@ cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
     materialize_flags(c)
     old = c.rflags
     c.rflags &= ~(c.msr_sfmask | 0x10000)
-    if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
-        tlb_flush(c)                 # SMAP permissions cached in the TLB depend on AC
+    if old & ~c.rflags & F_AC and c.cr4 & CR4_SMAP:
+        tlb_smap_ac_cleared(c)       # SMAP permissions cached in the TLB depend on AC
     c.rip = c.msr_lstar
     c.seg_sel[SEG_CS] = (c.msr_star >> 32) & 0xfffc
     c.cs32 = 0
@@ -221,8 +221,9 @@ cdef int syscall_enter(Cpu* c, const Uop* u) noexcept nogil:
 
 cdef inline void set_cpl(Cpu* c, uint32_t cpl) noexcept nogil:
     c.cpl = cpl
-    c.tlbm = 0 if cpl == 3 else 1       # (user-mode tags carry no bit: one instruction less in compiled code)
-    c.mode = cpl | (c.cs32 << 2)
+    # (user-mode tags carry no bit without PCIDs: one instruction less in compiled code)
+    c.tlbm = (<uint64_t>c.pcid_slot << 1) | (0 if cpl == 3 else 1)
+    c.mode = cpl | (c.cs32 << 2) | (c.mode & MODE_PCID)
 
 cdef void init_system():
     op(0, 0xf4, op_hlt, D_END)

@@ -49,7 +49,7 @@ cdef int sys_read(Cpu* c, uint64_t a, uint32_t sz, uint64_t* out) noexcept nogil
     cdef uint64_t tlbm = c.tlbm
     cdef int k
     c.cpl = 0
-    c.tlbm = 1
+    c.tlbm = (<uint64_t>c.pcid_slot << 1) | 1
     k = mem_read(c, a, sz, out)
     c.cpl = cpl
     c.tlbm = tlbm
@@ -60,7 +60,7 @@ cdef int sys_write(Cpu* c, uint64_t a, uint32_t sz, uint64_t v) noexcept nogil:
     cdef uint64_t tlbm = c.tlbm
     cdef int k
     c.cpl = 0
-    c.tlbm = 1
+    c.tlbm = (<uint64_t>c.pcid_slot << 1) | 1
     k = mem_write(c, a, sz, v)
     c.cpl = cpl
     c.tlbm = tlbm
@@ -516,8 +516,8 @@ cdef int op_iret(Cpu* c, const Uop* u) noexcept nogil:
     if rpl > cpl:
         null_outer_segs(c)
     c.rip = nrip
-    if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
-        tlb_flush(c)
+    if old & ~c.rflags & F_AC and c.cr4 & CR4_SMAP:
+        tlb_smap_ac_cleared(c)
     return R_BRANCH
 
 cdef int op_retf(Cpu* c, const Uop* u) noexcept nogil:
@@ -592,8 +592,8 @@ cdef int op_sysret(Cpu* c, const Uop* u) noexcept nogil:
         c.seg_sel[SEG_CS] = <uint16_t>(base | 3)
         c.cs32 = 1
     set_cpl(c, 3)
-    if (old ^ c.rflags) & F_AC and c.cr4 & CR4_SMAP:
-        tlb_flush(c)
+    if old & ~c.rflags & F_AC and c.cr4 & CR4_SMAP:
+        tlb_smap_ac_cleared(c)
     return R_BRANCH
 
 cdef int op_mov_to_sreg(Cpu* c, const Uop* u) noexcept nogil:

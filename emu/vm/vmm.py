@@ -329,16 +329,23 @@ class VM:
         """The baseline table plus what this machine's platform provides (SDM
         Vol. 2A, CPUID): the APIC, TSC-deadline timer and x2APIC (devices.py),
         the paging and MSR features the core's system mode implements (PSE,
-        MSR, PAE, PGE, PAT; SMEP, SMAP), the TSC and crystal frequency in
+        MSR, PAE, PGE, PAT; SMEP, SMAP, UMIP; PCID, INVPCID), an always-running APIC timer
+        (ARAT), the TSC and crystal frequency in
         leaves 0x15/0x16, and a maximum basic leaf that covers them."""
         base = {(e[0], e[1]): list(e) for e in baseline_table()}
         _l, _s, a, b, c, d = base[(1, None)]
-        c |= (1 << 24) | (1 << 21)                              # TSC-deadline, x2APIC
+        c |= (1 << 24) | (1 << 21) | (1 << 17)                  # TSC-deadline, x2APIC, PCID
         d |= (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 9) | (1 << 13) | (1 << 16)  # PSE TSC MSR PAE APIC PGE PAT
         base[(1, None)] = [1, None, a, b & 0x00FFFFFF, c, d]
         e7 = base.get((7, 0))
         if e7 is not None:
-            e7[3] |= (1 << 7) | (1 << 20)                       # SMEP, SMAP
+            e7[3] |= (1 << 7) | (1 << 20) | (1 << 10)           # SMEP, SMAP, INVPCID
+            e7[4] |= 1 << 2                                     # UMIP (CR4.UMIP: SGDT SIDT SLDT SMSW STR)
+        # leaf 6 EAX[2] ARAT: the local APIC timer runs in every C-state (ours is
+        # virtual time). Without it Linux marks the LAPIC timer C3STOP and, with no
+        # broadcast timer, never leaves periodic ticks for one-shot mode: no NO_HZ
+        # idle, no high-resolution timers, 250 wake-ups a second at the prompt
+        base[(6, None)] = [6, None, 1 << 2, 0, 0, 0]
         base[(0x15, None)] = [0x15, None, 1, 1, TSC_HZ, 0]      # TSC = crystal x 1/1
         base[(0x16, None)] = [0x16, None, TSC_HZ // 1_000_000, TSC_HZ // 1_000_000, 100, 0]
         basic_max = max(k[0] for k in base if k[0] < 0x40000000)
