@@ -153,6 +153,7 @@ cdef struct JitBlock:
     int32_t out_head      # first link out of this block, + 1
     uint8_t failed        # not compilable: stay in the interpreter
     uint8_t cached        # compiled with the cache model's checks (a vCPU with TIMING_CACHE, core/timing.pxi)
+    uint8_t cov           # compiled with the AFL edge map's update at its chain entry (HF_COV)
 
 cdef struct IblEntry:
     uint64_t rip          # guest RIP of an indirect branch's target

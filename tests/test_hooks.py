@@ -515,6 +515,25 @@ def test_coverage_matches_block_hook_on_a_guest():
     assert np.array_equal(cov, afl_map(trace))
 
 
+
+def test_compiled_code_updates_the_edge_map_itself(tier):
+    # coverage alone does not make compiled code leave at every block: chained
+    # blocks update the map inline (core/jit_emit.pxi e_cov_edge), and the
+    # map is the one the block-hook trace gives
+    p = guest("sort-small")
+    v = p.vcpu
+    v.enable_coverage()
+    assert drive(p, limit=300_000).name == "BUDGET"
+    cov = v.coverage.copy()
+    q = guest("sort-small")
+    q.vcpu.set_block_hook(True)
+    trace = []
+    drive(q, lambda ex: ex.name == "HOOK" and not trace.append(ex.address), limit=300_000)
+    assert np.array_equal(cov, afl_map(trace)) and len(trace) > 10_000
+    if tier == "jit":
+        assert v.counters["jit"]["entries"] < len(trace) // 10, (v.counters["jit"], len(trace))
+
+
 # ---- no hooks: nothing changes ----
 
 def _run_guest(name, prepare=None):

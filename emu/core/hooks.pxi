@@ -360,10 +360,15 @@ cdef int cov_enable(Cpu* c, bint on) except -1:
             c.cov_map = <uint8_t*>calloc(COV_SIZE, 1)
             if c.cov_map == NULL:
                 raise MemoryError()
-        basic_blocks_only(c.m)
+        if not c.hook_flags & HF_COV:
+            basic_blocks_only(c.m)
+            if c.m.jit != NULL:
+                jit_flush(c.m)        # (compiled code updates the map only if compiled so)
         c.hook_flags |= HF_COV
-    else:
+    elif c.hook_flags & HF_COV:
         c.hook_flags &= ~(<uint32_t>HF_COV)
+        if c.m.jit != NULL:
+            jit_flush(c.m)            # (its blocks update the map: recompiled without)
     return 0
 
 

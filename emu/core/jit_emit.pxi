@@ -55,7 +55,7 @@ CALLER_SAVED_GUESTS[:] = [0, 1, 2, 5, 6, 7]
 cdef int32_t OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
 cdef int32_t OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
 cdef int32_t TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM
+cdef int32_t OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM, OFF_COV_MAP, OFF_COV_PREV
 
 cdef inline int32_t cpu_off(void* field) noexcept nogil:
     return <int32_t>(<char*>field - <char*>&layout_cpu)
@@ -64,7 +64,7 @@ cdef void jit_init_layout() noexcept nogil:
     global OFF_R, OFF_RIP, OFF_LF_OP, OFF_EVENTS, OFF_ICOUNT, OFF_JIT_LIMIT, OFF_JIT_LEFT
     global OFF_JIT_BLK, OFF_JIT_K, OFF_JIT_SITE, OFF_FSAVE, OFF_SEG_BASE, OFF_TLB, OFF_JIT_TMP
     global TLB_ESZ, TLB_OFF_TAG_R, TLB_OFF_TAG_W, TLB_OFF_ADDEND
-    global OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM
+    global OFF_IBL, OFF_IBL_STAMP, OFF_TSC_EXTRA, OFF_CACHE_LAST, OFF_TLBM, OFF_COV_MAP, OFF_COV_PREV
     cdef TlbEntry* e = &layout_cpu.tlb_arr[0]
     OFF_R = cpu_off(&layout_cpu.r[0])
     OFF_RIP = cpu_off(&layout_cpu.rip)
@@ -89,6 +89,8 @@ cdef void jit_init_layout() noexcept nogil:
     OFF_TSC_EXTRA = cpu_off(&layout_cpu.tsc_extra)
     OFF_CACHE_LAST = cpu_off(&layout_cpu.cache_last)
     OFF_TLBM = cpu_off(&layout_cpu.tlbm)
+    OFF_COV_MAP = cpu_off(&layout_cpu.cov_map)
+    OFF_COV_PREV = cpu_off(&layout_cpu.cov_prev)
 
 jit_init_layout()
 
@@ -118,6 +120,7 @@ cdef struct JCtx:
     int fl                # FL_HOST / FL_SAVED
     int tlbm              # CPL 0-2 (the TLB tag's mode bit)
     int cached            # run the cache model at data accesses (core/timing.pxi)
+    int cov               # update the AFL edge map when chained into (core/hooks.pxi)
     int tlbm_pcid         # the block's mode has MODE_PCID: tags carry Cpu.tlbm's PCID slot too
     uint32_t n_stubs
     Stub stubs[JIT_MAX_STUBS]
@@ -203,6 +206,19 @@ cdef inline void e_charge(JCtx* x, int sign) noexcept nogil:
     cdef uint32_t cyc = x.u0[x.k].cyc
     if cyc:
         a_alu_mi(&x.a, 0 if sign > 0 else 5, 8, cpu_mem(OFF_TSC_EXTRA), cyc)
+
+cdef void e_cov_edge(JCtx* x) noexcept nogil:
+    """Chained into (compiled code goes on from another block): the AFL
+    edge map's update hook_block_entry makes for a block the dispatcher
+    enters, core/hooks.pxi: map[cur ^ prev] += 1, prev = cur >> 1, with
+    cur known now. The dispatcher's entry is past this."""
+    cdef uint64_t rip = x.b.vrip
+    cdef uint32_t cur = <uint32_t>(((rip >> 4) ^ (rip << 8)) & 0xffff)
+    a_load(&x.a, 4, H_RAX, cpu_mem(OFF_COV_PREV))
+    a_alu_ri(&x.a, 6, 4, H_RAX, cur)                       # XOR
+    a_load(&x.a, 8, H_RDX, cpu_mem(OFF_COV_MAP))
+    a_alu_mi(&x.a, 0, 1, mem_idx(H_RDX, H_RAX, 0, 0), 1)   # ADD byte [rdx + rax], 1
+    a_store_imm(&x.a, 4, cpu_mem(OFF_COV_PREV), cur >> 1)
 
 cdef inline void jump_to_exit(JCtx* x) noexcept nogil:
     """JMP to the block's exit sequence (patched at the end)."""
@@ -1370,6 +1386,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.tlbm = (c.tlbm & 1) != 0
     x.tlbm_pcid = (b.mode & MODE_PCID) != 0
     x.cached = (c.timing & TIMING_CACHE) != 0
+    x.cov = (c.hook_flags & HF_COV) != 0
     x.n_stubs = 0
     x.n_exit_fields = 0
     x.refund = 0
@@ -1379,6 +1396,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     a_alu_ri(&x.a, 5, 8, H_R14, b.ninsn)
     f = a_jcc32(&x.a, CC_B)
     stub_add(x, f, ST_BAIL_ENTRY, 0)
+    if x.cov:
+        e_cov_edge(x)
     jb.dispatch = x.a.pos
     if sse:
         e_sse_entry(x, sse == 2)
@@ -1413,6 +1432,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
         jb.in_head = 0
         jb.out_head = 0
         jb.cached = x.cached
+        jb.cov = x.cov
         j.code_bytes += x.a.pos
         j.n_compiled += 1
         jit_commit(j, bi, <uint32_t>off, x.a.pos)
