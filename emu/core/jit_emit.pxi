@@ -34,6 +34,7 @@ cdef extern from *:
 cdef enum:
     FL_HOST = 1
     FL_SAVED = 2
+    FL_RECIPE = 3         # in neither: JCtx.rec recomputes them (see e_probe)
     ST_BAIL_ENTRY = 1     # stub kinds (cold code after the block)
     ST_SLOW = 2
     ST_EXIT_K = 3
@@ -104,6 +105,13 @@ cdef struct Stub:
     int32_t refund        # instructions of the block not retired when leaving here (side exits)
     int8_t xsnap[16]      # the guest XMMs held in host XMMs at the stub's site (jit_sse.pxi)
     uint16_t xdirty       # ... and those not yet written back to the Cpu
+    # the flags' recipe at the stub's site (FL_RECIPE there): the producing
+    # ALU operation, to redo before the flags are saved on the way out
+    int8_t rec_op         # -1: none
+    uint8_t rec_sz
+    int8_t rec_d          # host register of the destination
+    int8_t rec_s          # host register of the source, -1: rec_imm
+    int32_t rec_imm
     uint32_t split_g      # ST_SLOW of a stack run: its pushes (pops), run one by one when the run cannot be one access
     uint32_t after        # ... and where the run's code ends
 
@@ -132,6 +140,14 @@ cdef struct JCtx:
     # assumes the whole block
     int32_t refund
     # the guest XMM registers held in host XMM3-15, core/jit_sse.pxi
+    # the last instruction's flags, when it was a register ALU operation
+    # they can be recomputed from (e_alu_uop): op, size, operands, its uop
+    int rec_op
+    int rec_sz
+    int rec_d
+    int rec_s
+    int32_t rec_imm
+    uint32_t rec_k
     int8_t xh[16]         # guest -> host, -1: not held
     int8_t hx[16]         # host -> guest
     uint16_t xdirty       # guest XMMs whose Cpu copy is older than the host's
@@ -162,9 +178,33 @@ cdef inline void e_call(JCtx* x, void* fn) noexcept nogil:
     a_mov_ri(&x.a, H_RAX, <uint64_t>fn)
     a_call_r(&x.a, H_RAX)
 
+cdef void e_redo_flags(JCtx* x, int op, int sz, int d, int s, int32_t imm) noexcept nogil:
+    """Host EFLAGS as the ALU operation `d op= s` (already done: d holds
+    its result, s is unchanged) left them: CMP again; AND/OR/XOR by the
+    result (TEST); ADD/SUB by undoing and redoing it on a copy (the same
+    operands, so the same flags)."""
+    if op == 7:
+        if s >= 0:
+            a_alu_rr(&x.a, 7, sz, d, s)
+        else:
+            a_alu_ri(&x.a, 7, sz, d, imm)
+    elif op == 4 or op == 1 or op == 6:
+        a_test_rr(&x.a, sz, d, d)
+    else:
+        a_mov_rr(&x.a, sz, H_RCX, d)
+        if s >= 0:
+            a_alu_rr(&x.a, 5 if op == 0 else 0, sz, H_RCX, s)
+            a_alu_rr(&x.a, op, sz, H_RCX, s)
+        else:
+            a_alu_ri(&x.a, 5 if op == 0 else 0, sz, H_RCX, imm)
+            a_alu_ri(&x.a, op, sz, H_RCX, imm)
+
 cdef inline void fl_save(JCtx* x) noexcept nogil:
     """Host flags -> Cpu.jit_fsave (before they are clobbered or the block
     is left). LAHF/SETO/MOV leave EFLAGS as they are."""
+    if x.fl == FL_RECIPE:
+        e_redo_flags(x, x.rec_op, x.rec_sz, x.rec_d, x.rec_s, x.rec_imm)
+        x.fl = FL_HOST
     if x.fl == FL_HOST:
         a_lahf_seto(&x.a)
         a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
@@ -173,6 +213,8 @@ cdef inline void fl_save(JCtx* x) noexcept nogil:
 cdef inline void fl_to_host(JCtx* x) noexcept nogil:
     """Cpu.jit_fsave -> host flags (for an instruction that reads them or
     keeps some of them)."""
+    if x.fl == FL_RECIPE:
+        fl_save(x)
     if x.fl == FL_SAVED:
         a_load(&x.a, 4, H_RAX, cpu_mem(OFF_FSAVE))
         a_restore_flags_ax(&x.a)
@@ -196,6 +238,13 @@ cdef inline uint32_t stub_add(JCtx* x, uint32_t field, uint32_t kind, uint32_t k
     s.after = 0
     memcpy(s.xsnap, x.xh, 16)
     s.xdirty = x.xdirty
+    s.rec_op = -1
+    if x.fl == FL_RECIPE:
+        s.rec_op = <int8_t>x.rec_op
+        s.rec_sz = <uint8_t>x.rec_sz
+        s.rec_d = <int8_t>x.rec_d
+        s.rec_s = <int8_t>x.rec_s
+        s.rec_imm = x.rec_imm
     return x.n_stubs - 1
 
 cdef inline void e_charge(JCtx* x, int sign) noexcept nogil:
@@ -466,10 +515,63 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     x.stubs[si].szacc = <uint32_t>sz | (<uint32_t>acc << 8)
     a_alu_rm(&x.a, 0, 8, H_RAX, mem_idx(H_R15, H_RCX, scale, OFF_TLB + TLB_OFF_ADDEND))
 
+cdef inline int alu_op_of(const Uop* u) noexcept nogil:
+    """The group-1 operation of an ALU uop e_alu_uop emits, else -1."""
+    cdef uop_fn f = u.fn
+    if f == op_add_rr or f == op_add_ri or f == op_add_rm:
+        return 0
+    if f == op_sub_rr or f == op_sub_ri:
+        return 5
+    if f == op_cmp_rr or f == op_cmp_ri or f == op_cmp_mi or f == op_cmp_rm64:
+        return 7
+    if f == op_and_rr or f == op_and_ri:
+        return 4
+    if f == op_or_rr:
+        return 1
+    if f == op_xor_rr:
+        return 6
+    if f == op_alu_rm_r or f == op_alu_rm_imm or f == op_alu_r_rm or f == op_logic_rm or f == op_alu_a_imm:
+        return u.sub
+    return -1
+
+cdef inline int flags_only_for_faults(JCtx* x) noexcept nogil:
+    """At the memory access of uop x.k, are the flags in host EFLAGS seen by
+    nothing but a fault or bail of this access? They are when the previous
+    uop computed them with a register ALU operation (JCtx.rec: redone in
+    the slow path) and they are overwritten before anything reads them:
+    by this instruction (an ALU operation on memory), or by the next one
+    (a register ALU operation) right after a plain load."""
+    cdef const Uop* u = &x.u0[x.k]
+    cdef const Uop* n
+    cdef uop_fn f = u.fn
+    cdef int op
+    if x.fl != FL_HOST or x.k == 0 or x.rec_k != x.k - 1 or u.lock or u.rep or u.asz32:
+        return 0
+    op = alu_op_of(u)
+    if op >= 0:
+        return op != 2 and op != 3
+    if not (u.mem and (f == op_mov_r_rm or f == op_load32 or f == op_mov_r64_rm64
+                       or f == op_movzx or f == op_movsx or f == op_movzx_m8)):
+        return 0
+    if x.u0[x.k + 1].fn == NULL:
+        return 0
+    n = &x.u0[x.k + 1]
+    op = alu_op_of(n)
+    if op < 0 or op == 2 or op == 3 or n.mem or n.fn == op_cmp_mi or n.osz < 4 or n.lock or n.asz32:
+        return 0
+    # (and e_alu_uop takes it: a 64-bit immediate must fit 32 bits)
+    if (n.fn == op_add_ri or n.fn == op_sub_ri or n.fn == op_cmp_ri or n.fn == op_and_ri
+            or n.fn == op_alu_rm_imm or n.fn == op_alu_a_imm):
+        return n.osz != 8 or fits32(imm_sized(n.imm, 8))
+    return 1
+
 cdef inline void e_probe(JCtx* x, const Uop* u, int acc, int sz) noexcept nogil:
     """RAX = host address of u's memory operand (a sz-byte access of kind acc)."""
     cdef uint32_t retry
-    fl_save(x)
+    if flags_only_for_faults(x):
+        x.fl = FL_RECIPE          # (no save: a stub that leaves redoes them; the probe clobbers EFLAGS)
+    else:
+        fl_save(x)
     retry = x.a.pos
     e_addr(x, u, 1)
     e_probe_rax(x, acc, sz, retry)
@@ -637,6 +739,14 @@ cdef int e_alu_uop(JCtx* x, const Uop* u) noexcept nogil:
         s = opd_host_mem(H_RAX)
     e_alu(x, op, sz, d, s)
     x.fl = FL_HOST
+    if (sz >= 4 and d.kind == OK_REG and (s.kind == OK_REG or s.kind == OK_IMM)
+            and op != 2 and op != 3):
+        x.rec_op = op
+        x.rec_sz = sz
+        x.rec_d = d.reg
+        x.rec_s = s.reg if s.kind == OK_REG else -1
+        x.rec_imm = <int32_t>s.imm if s.kind == OK_IMM else 0
+        x.rec_k = x.k
     return 0
 
 cdef int e_test_uop(JCtx* x, const Uop* u) noexcept nogil:
@@ -1266,6 +1376,10 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
                 xc_restore(x, s.xsnap, 0)     # (the cache as the run's code after it expects; written back above)
                 e_stack_split(x, s.k, s.split_g, s.after)
             else:
+                if s.rec_op >= 0:         # (the guest registers are back: the flags' recipe holds)
+                    e_redo_flags(x, s.rec_op, s.rec_sz, s.rec_d, s.rec_s, s.rec_imm)
+                    a_lahf_seto(&x.a)
+                    a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
                 a_mov_ri(&x.a, H_RAX, JIT_BAIL)
                 jump_to_exit(x)
@@ -1282,6 +1396,10 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             xc_reload(x, s.xsnap)
             a_bind(&x.a, a_jmp32(&x.a), s.retry)
         elif s.kind == ST_BAIL:
+            if s.rec_op >= 0:
+                e_redo_flags(x, s.rec_op, s.rec_sz, s.rec_d, s.rec_s, s.rec_imm)
+                a_lahf_seto(&x.a)
+                a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
             xc_flush_at(x, s)
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
@@ -1390,6 +1508,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.n_stubs = 0
     x.n_exit_fields = 0
     x.refund = 0
+    x.rec_k = 0xffffffff
     xc_reset(x)
     # chain entry: the budget for the whole block
     x.k = 0
