@@ -26,11 +26,12 @@ cdef class PhysMachine:
         self.m.code_page = <uint8_t*>calloc(self.m.npages, 1)
         self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
         self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
-        self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
+        # per page: the head of its block list, complemented (0: none), so
+        # only pages with code commit memory (codecache.pxi, page_link)
+        self.m.page_blocks = <int32_t*>calloc(self.m.npages, sizeof(int32_t))
         if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
                 or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
             raise MemoryError("cannot allocate the code cache")
-        memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
         live_mach_add(&self.m)            # host signals stop its vCPUs (hostsig.pxi)
         if self.m.tier != TIER_INTERP:
             self.m.jit = jit_new(jit_cache_bytes(self.m.cc_budget), self.m.max_blocks)

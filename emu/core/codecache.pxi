@@ -46,14 +46,17 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
     m.rec_cap = m.uop_cap // 2 + 4
     m.blocks = <Block*>calloc(m.max_blocks, sizeof(Block))
     m.uops = <Uop*>calloc(m.uop_cap + 1, sizeof(Uop))
-    m.block_hash = <int32_t*>malloc(nh * sizeof(int32_t))
+    # the hash heads (and PhysMachine's per-page block lists) are stored
+    # complemented, so "no block" (-1) is 0 and calloc's untouched pages
+    # serve as empty: a new machine (every guest execve) commits only the
+    # pages it uses instead of page-faulting megabytes of 0xff in
+    m.block_hash = <int32_t*>calloc(nh, sizeof(int32_t))
     m.cc_recs = <CcRec*>malloc(m.rec_cap * sizeof(CcRec))
     m.gone_cap = 1024
     m.gone_keys = <uint64_t*>calloc(m.gone_cap, sizeof(uint64_t))
     m.ibtc = <IbtcEntry*>calloc(IBTC_SIZE, sizeof(IbtcEntry))
     if m.ibtc == NULL or m.blocks == NULL or m.uops == NULL or m.block_hash == NULL or m.cc_recs == NULL or m.gone_keys == NULL:
         return -1
-    memset(m.block_hash, 0xff, nh * sizeof(int32_t))
     m.free_slot = -1
     return 0
 
@@ -144,24 +147,24 @@ cdef int gone_take(Mach* m, uint64_t key) noexcept nogil:
 
 cdef inline void page_link(Mach* m, int32_t bi, int k, uint64_t pn) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
-    cdef int32_t head = m.page_blocks[pn]
+    cdef int32_t head = ~m.page_blocks[pn]
     b.page_next[k] = head
     b.page_prev[k] = -1
     if head != -1:
         m.blocks[head >> 1].page_prev[head & 1] = 2 * bi + k
-    m.page_blocks[pn] = 2 * bi + k
+    m.page_blocks[pn] = ~(2 * bi + k)
 
 
 cdef inline void page_unlink(Mach* m, int32_t bi, int k, uint64_t pn) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
     cdef int32_t nxt = b.page_next[k], prv = b.page_prev[k]
     if prv == -1:
-        m.page_blocks[pn] = nxt
+        m.page_blocks[pn] = ~nxt
     else:
         m.blocks[prv >> 1].page_next[prv & 1] = nxt
     if nxt != -1:
         m.blocks[nxt >> 1].page_prev[nxt & 1] = prv
-    if m.page_blocks[pn] == -1:
+    if m.page_blocks[pn] == 0:
         m.code_page[pn] = 0       # no code left: writes may take the fast path again
 
 
@@ -205,12 +208,16 @@ cdef inline uint32_t hash_pa(Mach* m, uint64_t pa, uint32_t mode) noexcept nogil
 
 cdef void blk_unlink_hash(Mach* m, int32_t bi) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
-    cdef int32_t* link = &m.block_hash[hash_pa(m, b.paddr, b.mode)]
-    while link[0] != -1:
-        if link[0] == bi:
-            link[0] = b.hash_next
+    cdef int32_t* head = &m.block_hash[hash_pa(m, b.paddr, b.mode)]
+    cdef int32_t cur = ~head[0]             # (heads are stored complemented)
+    if cur == bi:
+        head[0] = ~b.hash_next
+        return
+    while cur != -1:
+        if m.blocks[cur].hash_next == bi:
+            m.blocks[cur].hash_next = b.hash_next
             return
-        link = &m.blocks[link[0]].hash_next
+        cur = m.blocks[cur].hash_next
 
 
 cdef void blk_stop(Block* b, Mach* m) noexcept nogil:

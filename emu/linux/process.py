@@ -65,19 +65,45 @@ def read_program(host: str, path: str, need_exec: bool = True, fd: int | None = 
             raise ProgramNotExecutable("%s: Permission denied" % path)
         if info.st_size > MAX_PROGRAM:
             raise ProgramNotExecutable("%s: Cannot allocate memory (program too large)" % path)
-        chunks = []
-        left = info.st_size
-        while left > 0:
-            b = os.read(fd, min(left, 1 << 24))
-            if not b:
-                break
-            chunks.append(b)
-            left -= len(b)
-        return b"".join(chunks)
+        return _read_whole(fd, info.st_size)
     except OSError as e:
         raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
     finally:
         os.close(fd)
+
+
+def _read_whole(fd: int, size: int):
+    """The file's bytes, in a private anonymous mapping populated in one
+    call (MAP_POPULATE) and filled by readv: on a busy host each page fault
+    of a fresh buffer costs microseconds, and a program of a few MiB read
+    at every execve would take that many of them. A private copy, not a
+    mapping of the file: the running image never changes (nor faults) when
+    the file is rewritten or truncated afterwards. Short files come as
+    bytes."""
+    import mmap
+    if size < 64 * 1024:
+        chunks = []
+        while size > 0:
+            b = os.read(fd, size)
+            if not b:
+                break
+            chunks.append(b)
+            size -= len(b)
+        return b"".join(chunks)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:got + (1 << 24)]])
+        if n <= 0:
+            break
+        got += n
+    view.release()
+    if got < size:                      # the file shrank under us: what was there
+        data = buf[:got]
+        buf.close()
+        return data
+    return buf
 
 
 class ProgramNotFound(Exception):
@@ -207,13 +233,16 @@ class Process:
         return self._rng
 
     # ---- exec ----
-    def load(self, path: str, from_host: bool = True, depth: int = 0) -> None:
+    def load(self, path: str, from_host: bool = True, depth: int = 0, program: tuple[str, bytes] | None = None) -> None:
         """Load the program. The command line names it as the user's shell
         would (relative to the host's working directory); inside a --root,
-        an absolute path is inside the root. execve() names it in the guest.
+        an absolute path is inside the root. execve() names it in the guest
+        and passes the (host path, bytes) it has read already as program.
         A `#!` script runs its interpreter (fs/binfmt_script.c): argv becomes
         interpreter [optional argument] script args..."""
-        if from_host and not (self.fs.root != "/" and path.startswith("/")):
+        if program is not None:
+            host, data = program
+        elif from_host and not (self.fs.root != "/" and path.startswith("/")):
             host = os.path.abspath(path)
             data = read_program(host, path)
         else:
@@ -393,12 +422,12 @@ class Process:
         if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
             path = self.exe_path
         try:
-            _host, data = self.read_guest_program(path)
+            program = self.read_guest_program(path)
         except ProgramNotFound:
             return -E.ENOENT
         except ProgramNotExecutable:
             return -E.EACCES
-        head = data[:64]
+        head = program[1][:64]
         if head[:2] != b"#!":
             try:
                 elf.check_header(head, path)
@@ -434,7 +463,7 @@ class Process:
             os.close(self.vfork_done_fd)
             self.vfork_done_fd = -1
         try:
-            self.load(path, from_host=False)
+            self.load(path, from_host=False, program=program)     # (the file is read once)
         except (ProgramNotFound, ProgramNotExecutable) as e:
             import logging
             logging.getLogger(__name__).error("emu: execve: %s", e)
