@@ -13,11 +13,17 @@ shell's own start-up (and emu's) is taken out. qemu-user follows no execve
 without binfmt_misc (a child it execs runs natively), so its row is the
 cost of one `qemu-x86_64 PROGRAM` run started by the host (fork + exec of
 qemu, translate, exit), the nearest it has to a spawn. Medians of --runs.
+
+Besides wall time, the CPU time (user + system) of the whole process tree
+per spawn, from the waited-for children's rusage, in the same subtraction:
+on a shared host whose load leaves each process a fraction of a CPU, wall
+time mostly measures the wait for a CPU, and CPU time what a spawn costs.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,14 +40,22 @@ def loop(cmd: list[str], n: int) -> str:
     return 'i=0; while [ $i -lt %d ]; do %s; i=$((i+1)); done' % (n, " ".join(cmd))
 
 
-def wall(argv: list[str]) -> float:
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wall(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the tree) of one run. The run starts in
+    ROOT with ROOT first on the path, so `-m emu` is this checkout's."""
     env = dict(os.environ, PYTHONPATH=ROOT)
+    c = _cpu()
     t = time.perf_counter()
-    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     dt = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit("bench_spawn: %s failed: %s" % (argv[:4], r.stderr.decode(errors="replace")[-500:]))
-    return dt
+    return dt, _cpu() - c
 
 
 def main() -> int:
@@ -54,22 +68,28 @@ def main() -> int:
         return 2
     emu = [sys.executable, "-m", "emu", "run"]
     qemu = shutil.which("qemu-x86_64")
-    print("| program | native ms/spawn | emu ms/spawn | qemu-x86_64 ms/run | emu loop of %d (s) |" % a.spawns)
-    print("|---|---|---|---|---|")
+    print("| program | native ms/spawn | emu ms/spawn | qemu-x86_64 ms/run | native CPU ms/spawn "
+          "| emu CPU ms/spawn | qemu-x86_64 CPU ms/run | emu loop of %d (s) |" % a.spawns)
+    print("|---|---|---|---|---|---|---|---|")
     for label, cmd in PROGRAMS.items():
-        rows = {"native": [], "emu": [], "qemu": [], "emu_total": []}
+        rows = {k: [] for k in ("native", "emu", "qemu", "native_cpu", "emu_cpu", "qemu_cpu", "emu_total")}
         for _ in range(a.runs):
             for who, pre in (("native", []), ("emu", emu)):
-                full = wall(pre + [BUSYBOX, "sh", "-c", loop(cmd, a.spawns)])
-                empty = wall(pre + [BUSYBOX, "sh", "-c", loop(cmd, 0)])
+                full, full_cpu = wall(pre + [BUSYBOX, "sh", "-c", loop(cmd, a.spawns)])
+                empty, empty_cpu = wall(pre + [BUSYBOX, "sh", "-c", loop(cmd, 0)])
                 rows[who].append((full - empty) / a.spawns * 1000)
+                rows[who + "_cpu"].append((full_cpu - empty_cpu) / a.spawns * 1000)
                 if who == "emu":
                     rows["emu_total"].append(full)
             if qemu:
-                rows["qemu"].append(wall([qemu] + cmd) * 1000)
+                dt, cpu = wall([qemu] + cmd)
+                rows["qemu"].append(dt * 1000)
+                rows["qemu_cpu"].append(cpu * 1000)
         med = {k: statistics.median(v) if v else float("nan") for k, v in rows.items()}
-        print("| %s | %.2f | %.2f | %s | %.2f |" % (label, med["native"], med["emu"],
-                                                    "%.1f" % med["qemu"] if qemu else "-", med["emu_total"]))
+        q = (lambda x: "%.1f" % x) if qemu else (lambda x: "-")
+        print("| %s | %.2f | %.2f | %s | %.2f | %.2f | %s | %.2f |" % (
+            label, med["native"], med["emu"], q(med["qemu"]), med["native_cpu"], med["emu_cpu"],
+            q(med["qemu_cpu"]), med["emu_total"]))
     return 0
 
 

@@ -23,12 +23,12 @@ cdef class PhysMachine:
         self.m.ram = <uint8_t*>p
         self.m.ram_size = ram_size
         self.m.npages = ram_size >> 12
-        self.m.code_page = <uint8_t*>calloc(self.m.npages, 1)
-        self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
+        self.m.code_page = <uint8_t*>emu_zalloc(self.m.npages, 1)     # (codecache.pxi: lazily zero)
+        self.m.dirty = <uint8_t*>emu_zalloc(self.m.npages, 1)
         self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
         # per page: the head of its block list, complemented (0: none), so
         # only pages with code commit memory (codecache.pxi, page_link)
-        self.m.page_blocks = <int32_t*>calloc(self.m.npages, sizeof(int32_t))
+        self.m.page_blocks = <int32_t*>emu_zalloc(self.m.npages, sizeof(int32_t))
         if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
                 or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
             raise MemoryError("cannot allocate the code cache")
@@ -78,10 +78,10 @@ cdef class PhysMachine:
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
         cache_free(&self.m)
-        free(self.m.code_page)
-        free(self.m.dirty)
+        emu_zfree(self.m.code_page)
+        emu_zfree(self.m.dirty)
         free(self.m.dirty_list)
-        free(self.m.page_blocks)
+        emu_zfree(self.m.page_blocks)
         cc_free(&self.m)
         free(self.m.dz)
         free(self.m.fpool)

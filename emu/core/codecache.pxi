@@ -21,6 +21,39 @@ DEFAULT_CODE_CACHE = 256 << 20    # bytes: holds gcc's cc1 working set (perf/RES
 MIN_CODE_CACHE = CC_MIN_BYTES
 
 
+# Large zeroed arrays (the block cache's and PhysMachine's per-page ones)
+# come straight from mmap, never from malloc's heap: the kernel's zero pages
+# are committed only when touched, so a machine made at every guest execve
+# costs the pages it uses. (calloc gives that only while glibc serves the
+# size by mmap: once a process has freed such a block, glibc raises its
+# mmap threshold up to 32 MiB and calloc then clears heap memory, touching
+# every page.) The mapping's length sits in a header page.
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    #include <stddef.h>
+    static void* emu_zalloc(size_t n, size_t size) {
+        size_t bytes, hdr = 4096;
+        if (size && n > ((size_t)-1 - hdr) / size)
+            return NULL;
+        bytes = n * size + hdr;
+        void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        *(size_t*)p = bytes;
+        return (char*)p + hdr;
+    }
+    static void emu_zfree(void* q) {
+        if (q) {
+            char* p = (char*)q - 4096;
+            munmap(p, *(size_t*)p);
+        }
+    }
+    """
+    void* emu_zalloc(size_t n, size_t size) noexcept nogil
+    void emu_zfree(void* p) noexcept nogil
+
+
 cdef inline uint64_t blk_key(uint64_t pa, uint64_t vrip, uint32_t mode) noexcept nogil:
     """A block's identity for the retranslation count (never 0 or 1)."""
     cdef uint64_t k = pa * 0x9e3779b97f4a7c15ULL ^ (vrip + 0x632be59bd9b4e019ULL) * 0xbf58476d1ce4e5b9ULL ^ mode
@@ -44,13 +77,13 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
         nh <<= 1
     m.hash_mask = <uint32_t>(nh - 1)
     m.rec_cap = m.uop_cap // 2 + 4
-    m.blocks = <Block*>calloc(m.max_blocks, sizeof(Block))
-    m.uops = <Uop*>calloc(m.uop_cap + 1, sizeof(Uop))
+    m.blocks = <Block*>emu_zalloc(m.max_blocks, sizeof(Block))
+    m.uops = <Uop*>emu_zalloc(m.uop_cap + 1, sizeof(Uop))
     # the hash heads (and PhysMachine's per-page block lists) are stored
     # complemented, so "no block" (-1) is 0 and calloc's untouched pages
     # serve as empty: a new machine (every guest execve) commits only the
     # pages it uses instead of page-faulting megabytes of 0xff in
-    m.block_hash = <int32_t*>calloc(nh, sizeof(int32_t))
+    m.block_hash = <int32_t*>emu_zalloc(nh, sizeof(int32_t))
     m.cc_recs = <CcRec*>malloc(m.rec_cap * sizeof(CcRec))
     m.gone_cap = 1024
     m.gone_keys = <uint64_t*>calloc(m.gone_cap, sizeof(uint64_t))
@@ -62,9 +95,9 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
 
 
 cdef void cc_free(Mach* m) noexcept nogil:
-    free(m.blocks)
-    free(m.uops)
-    free(m.block_hash)
+    emu_zfree(m.blocks)
+    emu_zfree(m.uops)
+    emu_zfree(m.block_hash)
     free(m.cc_recs)
     free(m.gone_keys)
     free(m.ibtc)
