@@ -331,8 +331,11 @@ cdef class PhysMachine:
         """The private memory of the address space whose PML4 is at `root`:
         (start, end, prot, data, data_off) per range, sorted, page-aligned,
         not overlapping; data (bytes-like, or None for anonymous memory) from
-        data_off is what the range holds from its start, zeros after. A
-        not-present fault there that prot allows is resolved in the core."""
+        data_off is what the range holds from its start, zeros after; data
+        may also be a tuple (fd, file offset, length): file bytes the core
+        reads with pread when a page is first touched (the descriptor must
+        stay open while the ranges are in force). A not-present fault there
+        that prot allows is resolved in the core."""
         cdef uint32_t n = len(ranges), i = 0
         cdef DzRange* d
         cdef const uint8_t[::1] buf
@@ -354,7 +357,18 @@ cdef class PhysMachine:
             d.prot = prot & 7
             d.src = NULL
             d.src_len = 0
-            if data is not None:
+            d.src_fd = -1
+            d.src_foff = 0
+            if isinstance(data, tuple):
+                fd, foff, flen = data
+                if fd < 0 or foff < 0 or flen < 0:
+                    raise ValueError("file demand range: bad descriptor, offset or length")
+                off = data_off
+                if off < <uint64_t>flen:
+                    d.src_fd = fd
+                    d.src_foff = <uint64_t>foff + off
+                    d.src_len = <uint64_t>flen - off
+            elif data is not None:
                 buf = data
                 off = data_off
                 if off < <uint64_t>buf.shape[0]:

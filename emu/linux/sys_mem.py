@@ -30,6 +30,12 @@ class FileBytes:
     def __bytes__(self) -> bytes:
         return self[0:self.length]
 
+    def demand_source(self) -> tuple[int, int, int]:
+        """(descriptor, file offset, length): the core reads the pages
+        itself when the guest first touches them (PhysMachine.set_demand_ranges),
+        without a fault exit to the personality."""
+        return self.fd, self.off, self.length
+
     def __del__(self):
         try:
             os.close(self.fd)
