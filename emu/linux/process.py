@@ -72,6 +72,63 @@ def read_program(host: str, path: str, need_exec: bool = True, fd: int | None = 
         os.close(fd)
 
 
+LAZY_PROGRAM = 256 << 10        # program files from this size are read as needed (ProgramFile)
+
+
+class ProgramFile:
+    """A large program file, read as it is needed rather than whole: the
+    loader reads the headers, and each segment's pages are read by the
+    core's demand paging when the program first touches them
+    (sys_mem.FileBytes), as Linux maps an executable from the page cache.
+    A spawn of a 2 MiB static busybox then reads the 60-odd pages `true`
+    runs instead of all 480. (Linux refuses writes to a running executable,
+    ETXTBSY; emu does not, and a page not yet touched would show what a
+    writer put there.)"""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = os.dup(fd)
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(self.size)
+            return os.pread(self.fd, stop - start, start) if stop > start else b""
+        if k < 0:
+            k += self.size
+        if not 0 <= k < self.size:
+            raise IndexError("ProgramFile index out of range")
+        return os.pread(self.fd, 1, k)[0]
+
+    def prefix(self) -> bytes:
+        """The bytes from the start through the program-header table (at
+        least the first page): what the ELF loader parses."""
+        head = os.pread(self.fd, 4096, 0)
+        if len(head) >= 64 and head[:4] == b"\x7fELF":
+            if head[4] == 2:
+                phoff = int.from_bytes(head[32:40], "little")
+                entsize, num = int.from_bytes(head[54:56], "little"), int.from_bytes(head[56:58], "little")
+            else:
+                phoff = int.from_bytes(head[28:32], "little")
+                entsize, num = int.from_bytes(head[42:44], "little"), int.from_bytes(head[44:46], "little")
+            end = min(self.size, phoff + entsize * num)     # (the loader bounds entsize * num)
+            if end > len(head):
+                head += os.pread(self.fd, end - len(head), len(head))
+        return head
+
+    def segment(self, off: int, length: int):
+        from emu.linux.sys_mem import FileBytes
+        return FileBytes(self.fd, off, max(0, min(length, self.size - off)))
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
 def _read_whole(fd: int, size: int):
     """The file's bytes, in a private anonymous mapping populated in one
     call (MAP_POPULATE) and filled by readv: on a busy host each page fault
@@ -81,6 +138,8 @@ def _read_whole(fd: int, size: int):
     the file is rewritten or truncated afterwards. Short files come as
     bytes."""
     import mmap
+    if size >= LAZY_PROGRAM:
+        return ProgramFile(fd, size)
     if size < 64 * 1024:
         chunks = []
         while size > 0:
