@@ -51,7 +51,14 @@ class ProcessTable:
 
     def _by_gpid(self, gpid: int) -> list[int]:
         """The records (in use) of guest pid gpid."""
-        return [i for i, (h, g) in enumerate(zip(self._column(0), self._column(1))) if g == gpid and h != 0]
+        gpids, out, i = self._column(1), [], -1
+        while True:                 # (list.index scans in C: this runs at every fork)
+            try:
+                i = gpids.index(gpid, i + 1)
+            except ValueError:
+                return out
+            if self.words[i * W] != 0:
+                out.append(i)
 
     def register(self, hpid: int, gpid: int, comm: str, argv, sched=DEFAULT_SCHED) -> None:
         """Claim the record of this process (at start and after a fork,
