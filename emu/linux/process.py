@@ -228,6 +228,7 @@ class Process:
             self.vcpu.seed_rng(seed)
         self.pid = os.getpid() if seed is None else 1000
         self.exe_path = ""
+        self.exe_id = (0, 0)            # (device, inode) of the program: busy while it runs (ptree.busy)
         self.exec_name = ""             # the name execve was given: the task name (comm)
         self.comm = None                # PR_SET_NAME's name
         self.signal_actions: dict[int, tuple] = {}
@@ -333,6 +334,11 @@ class Process:
         except elf.ExecFormatError as e:
             raise ProgramNotExecutable(str(e)) from None
         self.exe_path = os.path.abspath(host)
+        try:
+            info = os.stat(self.exe_path)
+            self.exe_id = (info.st_dev, info.st_ino)
+        except OSError:
+            self.exe_id = (0, 0)
         brk = page_up(image.end)
         self.mm.brk_start = self.mm.brk = brk
         self.bits = image.bits
@@ -419,7 +425,7 @@ class Process:
         from emu.linux.procfs import comm
         from emu.linux.ptree import ProcessTable
         self.ptree = ProcessTable()
-        self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+        self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, exe=self.exe_id)
         self.bridge = SignalBridge(self)
 
     def after_fork(self, sched=None) -> None:
@@ -428,7 +434,7 @@ class Process:
         if self.ptree is not None:
             from emu.linux.procfs import comm
             from emu.linux.ptree import DEFAULT_SCHED
-            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED)
+            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED, self.exe_id)
         if self.bridge is not None:
             self.bridge.after_fork(self)
 
@@ -530,7 +536,7 @@ class Process:
         self.comm = None                        # the new program's name (procfs.comm)
         if self.ptree is not None:
             from emu.linux.procfs import comm
-            self.ptree.update(comm(self), self.argv)
+            self.ptree.update(comm(self), self.argv, self.exe_id)
         if self.bridge is not None:
             self.bridge.attach(self.machine)
         raise Reexec()

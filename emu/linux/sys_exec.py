@@ -64,7 +64,7 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     if s.p.ptree is not None:       # in the guest's pid namespace before fork returns (kill $!)
         from emu.linux.procfs import comm
         from emu.linux.ptree import DEFAULT_SCHED
-        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv, sched or DEFAULT_SCHED)
+        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv, sched or DEFAULT_SCHED, s.p.exe_id)
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:
