@@ -92,8 +92,10 @@ cdef struct CcRec:
 cdef struct DzRange:
     uint64_t start, end   # virtual addresses, page-aligned
     const uint8_t* src    # file bytes mapped at start (private copy on first touch), or NULL
-    uint64_t src_len      # bytes of src; the rest of the range reads as zeros
+    uint64_t src_len      # bytes of src (or of the file from src_foff); the rest of the range reads as zeros
     uint32_t prot         # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
+    int src_fd            # with src NULL: the file bytes are read from this descriptor (-1: none)
+    uint64_t src_foff     # file offset of the byte mapped at start
 
 cdef struct TlbEntry:
     uint64_t tag_r        # page | mode, or TLB_INVALID

@@ -142,8 +142,11 @@ class PhysMachine:
         """The private memory of the address space whose PML4 is at `root`:
         (start, end, prot, data, data_off) per range, sorted, page-aligned,
         not overlapping; data (bytes-like, or None for anonymous memory) from
-        data_off is what the range holds from its start, zeros after. A
-        not-present fault there that prot allows is resolved in the core.
+        data_off is what the range holds from its start, zeros after; data
+        may also be a tuple (fd, file offset, length): file bytes the core
+        reads with pread when a page is first touched (the descriptor must
+        stay open while the ranges are in force). A not-present fault there
+        that prot allows is resolved in the core.
         """
         ...
     def set_shared(self, paddr: Any, size: Any, shared: bool = ...) -> Any:

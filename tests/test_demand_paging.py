@@ -93,6 +93,33 @@ def test_file_backed_private_range():
     assert m.vcpu.rcx == int.from_bytes(data[0x10:0x18], "little")
 
 
+def test_file_read_range(tmp_path):
+    """A range of file bytes given as (fd, offset, length): the core reads
+    each page from the file when it is first touched (a large mapping,
+    emu/linux/sys_mem.FileBytes), zeros past the length, no exit."""
+    data = (bytes(range(256)) * 40)[:10000]                  # 0x2710 bytes
+    f = tmp_path / "file"
+    f.write_bytes(b"\xee" * 0x1000 + data)                  # the range starts at file offset 0x1000
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        m = machine(b"\x48\x8b\x04\x25" + struct.pack("<I", HEAP + 0x2ff8)   # mov rax, [HEAP+0x2ff8]: past the bytes
+                    + b"\x48\x8b\x1c\x25" + struct.pack("<I", HEAP + 0x1f0c)  # mov rbx, [HEAP+0x1f0c]: the bytes end at 0x1f10
+                    + b"\x48\x8b\x0c\x25" + struct.pack("<I", HEAP + 0x10) + b"\xf4")
+        m.vcpu.rax = 1
+        # data_off 0x800: the range's first byte is file byte 0x1800
+        m.phys.set_demand_ranges(m.page_tables.root, [(HEAP, HEAP + 0x4000, 1, (fd, 0x1000, len(data)), 0x800)])
+        lend(m)
+        assert m.vcpu.run().name == "HLT"
+    finally:
+        os.close(fd)
+    assert m.vcpu.rax == 0
+    assert m.vcpu.rbx == int.from_bytes(data[0x270c:0x2710] + bytes(4), "little")
+    assert m.vcpu.rcx == int.from_bytes(data[0x810:0x818], "little")
+    assert m.vcpu.counters["page_faults_in_core"] == 3 and "EXCEPTION" not in m.vcpu.counters["exits"]
+    with pytest.raises(ValueError):
+        m.phys.set_demand_ranges(m.page_tables.root, [(HEAP, HEAP + 0x1000, 1, (-1, 0, 10), 0)])
+
+
 @pytest.mark.parametrize("prot,code,err", [
     (1, b"\xc6\x04\x25" + struct.pack("<I", HEAP) + b"\x01", 0x2),    # write to a read-only range
     (0, b"\x8a\x04\x25" + struct.pack("<I", HEAP), 0x0),               # a guard page (PROT_NONE)
@@ -171,8 +198,9 @@ def test_pagefaults_guest(libc, tmp_path):
 
 
 def test_elf_segments_are_mapped_lazily():
-    """Loading maps the segments without copying them: only touched pages
-    are populated (pagefaults.glibc has a 256 KiB initialised table)."""
+    """Loading maps the segments without copying or reading them: only
+    touched pages are populated (pagefaults.glibc has a 256 KiB initialised
+    table)."""
     from emu.linux.process import Process
     binary = os.path.join(LINUX, "bin", "pagefaults.glibc")
     p = Process([binary])
@@ -182,4 +210,10 @@ def test_elf_segments_are_mapped_lazily():
     assert mapped > 64 + 100
     populated = sum(1 for page in p.mm.pages if any(v.start <= page < v.end for v in images))
     assert populated == 0
-    assert all(isinstance(v.data, memoryview) for v in images if v.data is not None)   # views, not copies
+    # not copies: a program this large (over LAZY_PROGRAM) is not even read
+    # whole; each segment is its file range, read by the core at first touch
+    from emu.linux.process import LAZY_PROGRAM
+    from emu.linux.sys_mem import FileBytes
+    assert os.path.getsize(binary) >= LAZY_PROGRAM
+    assert all(isinstance(v.data, FileBytes) for v in images if v.data is not None)
+    assert all(p.mm._dz_eligible(v) for v in images)

@@ -23,14 +23,15 @@ cdef class PhysMachine:
         self.m.ram = <uint8_t*>p
         self.m.ram_size = ram_size
         self.m.npages = ram_size >> 12
-        self.m.code_page = <uint8_t*>calloc(self.m.npages, 1)
-        self.m.dirty = <uint8_t*>calloc(self.m.npages, 1)
+        self.m.code_page = <uint8_t*>emu_zalloc(self.m.npages, 1)     # (codecache.pxi: lazily zero)
+        self.m.dirty = <uint8_t*>emu_zalloc(self.m.npages, 1)
         self.m.dirty_list = <uint32_t*>malloc(self.m.npages * sizeof(uint32_t))
-        self.m.page_blocks = <int32_t*>malloc(self.m.npages * sizeof(int32_t))
+        # per page: the head of its block list, complemented (0: none), so
+        # only pages with code commit memory (codecache.pxi, page_link)
+        self.m.page_blocks = <int32_t*>emu_zalloc(self.m.npages, sizeof(int32_t))
         if (self.m.code_page == NULL or self.m.dirty == NULL or self.m.dirty_list == NULL
                 or self.m.page_blocks == NULL or cc_init(&self.m, code_cache_setting(code_cache)) < 0):
             raise MemoryError("cannot allocate the code cache")
-        memset(self.m.page_blocks, 0xff, self.m.npages * sizeof(int32_t))
         live_mach_add(&self.m)            # host signals stop its vCPUs (hostsig.pxi)
         if self.m.tier != TIER_INTERP:
             self.m.jit = jit_new(jit_cache_bytes(self.m.cc_budget), self.m.max_blocks)
@@ -77,10 +78,10 @@ cdef class PhysMachine:
         if self.m.ram != NULL:
             munmap(self.m.ram, self.m.ram_size)
         cache_free(&self.m)
-        free(self.m.code_page)
-        free(self.m.dirty)
+        emu_zfree(self.m.code_page)
+        emu_zfree(self.m.dirty)
         free(self.m.dirty_list)
-        free(self.m.page_blocks)
+        emu_zfree(self.m.page_blocks)
         cc_free(&self.m)
         free(self.m.dz)
         free(self.m.fpool)
@@ -330,8 +331,11 @@ cdef class PhysMachine:
         """The private memory of the address space whose PML4 is at `root`:
         (start, end, prot, data, data_off) per range, sorted, page-aligned,
         not overlapping; data (bytes-like, or None for anonymous memory) from
-        data_off is what the range holds from its start, zeros after. A
-        not-present fault there that prot allows is resolved in the core."""
+        data_off is what the range holds from its start, zeros after; data
+        may also be a tuple (fd, file offset, length): file bytes the core
+        reads with pread when a page is first touched (the descriptor must
+        stay open while the ranges are in force). A not-present fault there
+        that prot allows is resolved in the core."""
         cdef uint32_t n = len(ranges), i = 0
         cdef DzRange* d
         cdef const uint8_t[::1] buf
@@ -353,7 +357,18 @@ cdef class PhysMachine:
             d.prot = prot & 7
             d.src = NULL
             d.src_len = 0
-            if data is not None:
+            d.src_fd = -1
+            d.src_foff = 0
+            if isinstance(data, tuple):
+                fd, foff, flen = data
+                if fd < 0 or foff < 0 or flen < 0:
+                    raise ValueError("file demand range: bad descriptor, offset or length")
+                off = data_off
+                if off < <uint64_t>flen:
+                    d.src_fd = fd
+                    d.src_foff = <uint64_t>foff + off
+                    d.src_len = <uint64_t>flen - off
+            elif data is not None:
                 buf = data
                 off = data_off
                 if off < <uint64_t>buf.shape[0]:

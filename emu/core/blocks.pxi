@@ -16,9 +16,9 @@ cdef void smc_invalidate_page(Cpu* c, uint64_t ppage) noexcept nogil:
     a write to code takes effect before the next instruction)."""
     cdef Mach* m = c.m
     cdef uint64_t pn = ppage >> 12
-    while m.page_blocks[pn] != -1:
+    while m.page_blocks[pn] != 0:          # (stored complemented: codecache.pxi)
         m.n_invalidations += 1
-        blk_retire(m, m.page_blocks[pn] >> 1)
+        blk_retire(m, (~m.page_blocks[pn]) >> 1)
     m.code_page[pn] = 0
 
 cdef void mark_code_page(Cpu* c, uint64_t ppage) noexcept nogil:
@@ -151,8 +151,8 @@ cdef int32_t translate(Cpu* c, uint64_t rip, uint64_t pa) noexcept nogil:
     b.ret_blk = -1
     # index by physical address and register on the pages it covers
     k2 = hash_pa(m, pa, c.mode)
-    b.hash_next = m.block_hash[k2]
-    m.block_hash[k2] = bi
+    b.hash_next = ~m.block_hash[k2]         # (heads stored complemented: codecache.pxi)
+    m.block_hash[k2] = ~bi
     page_link(m, bi, 0, pa >> 12)
     mark_code_page(c, pa & ~(<uint64_t>0xfff))
     if page2 != NO_PAGE:
@@ -225,7 +225,7 @@ cdef Block* find_block(Cpu* c, uint64_t rip) noexcept nogil:
         if k == 1:
             raise_gp0(c)      # executing from MMIO is not supported
             return NULL
-    bi = m.block_hash[hash_pa(m, pa, c.mode)]
+    bi = ~m.block_hash[hash_pa(m, pa, c.mode)]
     while bi != -1:
         b = &m.blocks[bi]
         if b.paddr == pa and b.mode == c.mode and b.vrip == rip and b.valid:

@@ -21,6 +21,39 @@ DEFAULT_CODE_CACHE = 256 << 20    # bytes: holds gcc's cc1 working set (perf/RES
 MIN_CODE_CACHE = CC_MIN_BYTES
 
 
+# Large zeroed arrays (the block cache's and PhysMachine's per-page ones)
+# come straight from mmap, never from malloc's heap: the kernel's zero pages
+# are committed only when touched, so a machine made at every guest execve
+# costs the pages it uses. (calloc gives that only while glibc serves the
+# size by mmap: once a process has freed such a block, glibc raises its
+# mmap threshold up to 32 MiB and calloc then clears heap memory, touching
+# every page.) The mapping's length sits in a header page.
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    #include <stddef.h>
+    static void* emu_zalloc(size_t n, size_t size) {
+        size_t bytes, hdr = 4096;
+        if (size && n > ((size_t)-1 - hdr) / size)
+            return NULL;
+        bytes = n * size + hdr;
+        void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        *(size_t*)p = bytes;
+        return (char*)p + hdr;
+    }
+    static void emu_zfree(void* q) {
+        if (q) {
+            char* p = (char*)q - 4096;
+            munmap(p, *(size_t*)p);
+        }
+    }
+    """
+    void* emu_zalloc(size_t n, size_t size) noexcept nogil
+    void emu_zfree(void* p) noexcept nogil
+
+
 cdef inline uint64_t blk_key(uint64_t pa, uint64_t vrip, uint32_t mode) noexcept nogil:
     """A block's identity for the retranslation count (never 0 or 1)."""
     cdef uint64_t k = pa * 0x9e3779b97f4a7c15ULL ^ (vrip + 0x632be59bd9b4e019ULL) * 0xbf58476d1ce4e5b9ULL ^ mode
@@ -44,24 +77,27 @@ cdef int cc_init(Mach* m, uint64_t budget) noexcept nogil:
         nh <<= 1
     m.hash_mask = <uint32_t>(nh - 1)
     m.rec_cap = m.uop_cap // 2 + 4
-    m.blocks = <Block*>calloc(m.max_blocks, sizeof(Block))
-    m.uops = <Uop*>calloc(m.uop_cap + 1, sizeof(Uop))
-    m.block_hash = <int32_t*>malloc(nh * sizeof(int32_t))
+    m.blocks = <Block*>emu_zalloc(m.max_blocks, sizeof(Block))
+    m.uops = <Uop*>emu_zalloc(m.uop_cap + 1, sizeof(Uop))
+    # the hash heads (and PhysMachine's per-page block lists) are stored
+    # complemented, so "no block" (-1) is 0 and calloc's untouched pages
+    # serve as empty: a new machine (every guest execve) commits only the
+    # pages it uses instead of page-faulting megabytes of 0xff in
+    m.block_hash = <int32_t*>emu_zalloc(nh, sizeof(int32_t))
     m.cc_recs = <CcRec*>malloc(m.rec_cap * sizeof(CcRec))
     m.gone_cap = 1024
     m.gone_keys = <uint64_t*>calloc(m.gone_cap, sizeof(uint64_t))
     m.ibtc = <IbtcEntry*>calloc(IBTC_SIZE, sizeof(IbtcEntry))
     if m.ibtc == NULL or m.blocks == NULL or m.uops == NULL or m.block_hash == NULL or m.cc_recs == NULL or m.gone_keys == NULL:
         return -1
-    memset(m.block_hash, 0xff, nh * sizeof(int32_t))
     m.free_slot = -1
     return 0
 
 
 cdef void cc_free(Mach* m) noexcept nogil:
-    free(m.blocks)
-    free(m.uops)
-    free(m.block_hash)
+    emu_zfree(m.blocks)
+    emu_zfree(m.uops)
+    emu_zfree(m.block_hash)
     free(m.cc_recs)
     free(m.gone_keys)
     free(m.ibtc)
@@ -144,24 +180,24 @@ cdef int gone_take(Mach* m, uint64_t key) noexcept nogil:
 
 cdef inline void page_link(Mach* m, int32_t bi, int k, uint64_t pn) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
-    cdef int32_t head = m.page_blocks[pn]
+    cdef int32_t head = ~m.page_blocks[pn]
     b.page_next[k] = head
     b.page_prev[k] = -1
     if head != -1:
         m.blocks[head >> 1].page_prev[head & 1] = 2 * bi + k
-    m.page_blocks[pn] = 2 * bi + k
+    m.page_blocks[pn] = ~(2 * bi + k)
 
 
 cdef inline void page_unlink(Mach* m, int32_t bi, int k, uint64_t pn) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
     cdef int32_t nxt = b.page_next[k], prv = b.page_prev[k]
     if prv == -1:
-        m.page_blocks[pn] = nxt
+        m.page_blocks[pn] = ~nxt
     else:
         m.blocks[prv >> 1].page_next[prv & 1] = nxt
     if nxt != -1:
         m.blocks[nxt >> 1].page_prev[nxt & 1] = prv
-    if m.page_blocks[pn] == -1:
+    if m.page_blocks[pn] == 0:
         m.code_page[pn] = 0       # no code left: writes may take the fast path again
 
 
@@ -205,12 +241,16 @@ cdef inline uint32_t hash_pa(Mach* m, uint64_t pa, uint32_t mode) noexcept nogil
 
 cdef void blk_unlink_hash(Mach* m, int32_t bi) noexcept nogil:
     cdef Block* b = &m.blocks[bi]
-    cdef int32_t* link = &m.block_hash[hash_pa(m, b.paddr, b.mode)]
-    while link[0] != -1:
-        if link[0] == bi:
-            link[0] = b.hash_next
+    cdef int32_t* head = &m.block_hash[hash_pa(m, b.paddr, b.mode)]
+    cdef int32_t cur = ~head[0]             # (heads are stored complemented)
+    if cur == bi:
+        head[0] = ~b.hash_next
+        return
+    while cur != -1:
+        if m.blocks[cur].hash_next == bi:
+            m.blocks[cur].hash_next = b.hash_next
             return
-        link = &m.blocks[link[0]].hash_next
+        cur = m.blocks[cur].hash_next
 
 
 cdef void blk_stop(Block* b, Mach* m) noexcept nogil:

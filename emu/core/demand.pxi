@@ -1,5 +1,6 @@
 # Demand paging in the core: a #PF on a not-present page of private memory
-# (anonymous, or a private copy of file bytes such as an ELF segment) is
+# (anonymous, or a private copy of file bytes such as an ELF segment, from a
+# buffer or, for a large file mapping, read from the file at that moment) is
 # resolved here, as a kernel's fault handler would, instead of exiting to the
 # personality. The personality says which ranges are such memory, with which
 # protection (PhysMachine.set_demand_ranges), lends the core free frames
@@ -15,6 +16,24 @@ cdef enum:
     DZ_PROT_R = 1
     DZ_PROT_W = 2
     DZ_PROT_X = 4
+
+
+cdef extern from *:
+    """
+    #include <unistd.h>
+    #include <errno.h>
+    static void dz_pread(int fd, unsigned char* dst, unsigned long long n, unsigned long long off) {
+        while (n > 0) {
+            ssize_t k = pread(fd, dst, n, (off_t)off);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return;
+            dst += k; n -= (unsigned long long)k; off += (unsigned long long)k;
+        }
+    }
+    """
+    void dz_pread(int fd, uint8_t* dst, uint64_t n, uint64_t off) noexcept nogil
 
 
 cdef inline DzRange* dz_find(Mach* m, uint64_t va) noexcept nogil:
@@ -92,13 +111,19 @@ cdef int dz_fault(Cpu* c) noexcept nogil:
     if p == NULL or p[0] & PTE_P:
         return 0
     f = dz_take_frame(c)
-    if r.src != NULL:
+    if r.src != NULL or r.src_fd >= 0:
         off = (va & ~(<uint64_t>0xfff)) - r.start
         if off < r.src_len:
             n = r.src_len - off
             if n > 4096:
                 n = 4096
-            memcpy(m.ram + f, r.src + off, n)
+            if r.src != NULL:
+                memcpy(m.ram + f, r.src + off, n)
+            else:
+                # a large file mapping: the page is read now, as a kernel
+                # reads a file page at its first touch; a short read (the
+                # file shrank) leaves the zeros of the fresh frame
+                dz_pread(r.src_fd, m.ram + f, n, r.src_foff + off)
             page_dirty(m, f >> 12)
     p[0] = f | PTE_P | PTE_US | (PTE_RW if r.prot & DZ_PROT_W else 0) | (0 if r.prot & DZ_PROT_X else PTE_NX)
     page_dirty(m, addr >> 12)

@@ -99,7 +99,7 @@ PAGE = 4096
 PATH_MAX = 4096
 
 
-def _check_layout(data: bytes, path: str) -> None:
+def _check_layout(data: bytes, path: str, size: int | None = None) -> None:
     """The ELF header's table fields against the file, before any parser
     follows them (fs/binfmt_elf.c load_elf_phdrs: a program-header table of
     1..65536 bytes of 56-byte (ELF32: 32-byte) entries, inside the file)."""
@@ -113,18 +113,24 @@ def _check_layout(data: bytes, path: str) -> None:
         want = 32
     if phentsize != want or not 0 < phnum * want <= 65536:
         raise ExecFormatError("%s: malformed ELF file (program header table)" % path)
-    if phoff > len(data) or phoff + phnum * want > len(data):
+    size = len(data) if size is None else size
+    if phoff > size or phoff + phnum * want > size:
         raise ExecFormatError("%s: malformed ELF file (program headers past the end of the file)" % path)
 
 
 def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
     """Map the PT_LOAD segments of an ELF image into mm (an AddressSpace).
     Every field is checked against the file's size and the address space
-    before it is used; what Linux refuses is refused (ExecFormatError)."""
-    check_header(data, path)
-    _check_layout(data, path)
+    before it is used; what Linux refuses is refused (ExecFormatError).
+    data is the file's bytes, or a large file read as needed (an object with
+    len(), slicing, prefix(): the bytes holding the ELF and program headers,
+    and segment(offset, length): the bytes a segment maps, read by the core
+    when first touched, emu/linux/process.ProgramFile)."""
+    head = data.prefix() if hasattr(data, "prefix") else data
+    check_header(head, path)
+    _check_layout(head, path, len(data))
     try:
-        elf, segments, bits = _parse(data)
+        elf, segments, bits = _parse(head)
     except (ELFError, struct.error) as e:
         raise ExecFormatError("%s: malformed ELF file (%s)" % (path, e)) from None
     loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
@@ -169,7 +175,9 @@ def load(mm, data: bytes, path: str, base_hint: int | None = None) -> Image:
         stop = (va + memsz + 0xFFF) & ~0xFFF
         try:
             # a view of the file's bytes, not a copy: pages are copied when first touched
-            mm.map_fixed_image(start, stop - start, prot, memoryview(data)[off - (va - start):off + filesz], name=path)
+            lo = off - (va - start)
+            content = data.segment(lo, off + filesz - lo) if hasattr(data, "segment") else memoryview(data)[lo:off + filesz]
+            mm.map_fixed_image(start, stop - start, prot, content, name=path)
         except MemoryError:
             raise ExecFormatError("%s: Cannot allocate memory" % path) from None
         end = max(end, va + memsz)

@@ -89,15 +89,22 @@ class AddressSpace:
     def _dz_eligible(self, v: Vma) -> bool:
         # private memory only: shared memory is backed when mapped, and file
         # mappings shared with the host stay with the personality
-        # (and file bytes it can copy: a large mapping read lazily, sys_mem.FileBytes, stays here too)
-        return not v.flags & MAP_SHARED and v.host_fd < 0 and (v.data is None or isinstance(v.data, (bytes, bytearray, memoryview)))
+        # (file bytes it copies from a buffer, or, for a large mapping read
+        # lazily (sys_mem.FileBytes), reads from the file at the first touch)
+        return not v.flags & MAP_SHARED and v.host_fd < 0 and (
+            v.data is None or isinstance(v.data, (bytes, bytearray, memoryview)) or hasattr(v.data, "demand_source"))
 
     def dz_sync(self) -> None:
         """Tell the core the private ranges it may populate by itself (after
         any change to the VMAs) and keep its frame pool topped up."""
         self._dz_dirty = False
         phys = self.machine.phys
-        ranges = [(v.start, v.end, v.prot, v.data, v.data_off) for v in self.vmas if self._dz_eligible(v)]
+        eligible = [v for v in self.vmas if self._dz_eligible(v)]
+        ranges = [(v.start, v.end, v.prot, v.data.demand_source() if hasattr(v.data, "demand_source") else v.data,
+                   v.data_off) for v in eligible]
+        # a file read on demand stays open while the core may read it
+        # (until the next sync, even if its VMA goes in between)
+        self._dz_files = [v.data for v in eligible if hasattr(v.data, "demand_source")]
         phys.set_demand_ranges(self.pt.root, ranges)
         self.dz_refill()
 

@@ -65,19 +65,104 @@ def read_program(host: str, path: str, need_exec: bool = True, fd: int | None = 
             raise ProgramNotExecutable("%s: Permission denied" % path)
         if info.st_size > MAX_PROGRAM:
             raise ProgramNotExecutable("%s: Cannot allocate memory (program too large)" % path)
-        chunks = []
-        left = info.st_size
-        while left > 0:
-            b = os.read(fd, min(left, 1 << 24))
-            if not b:
-                break
-            chunks.append(b)
-            left -= len(b)
-        return b"".join(chunks)
+        return _read_whole(fd, info.st_size)
     except OSError as e:
         raise ProgramNotExecutable("%s: %s" % (path, e.strerror)) from None
     finally:
         os.close(fd)
+
+
+LAZY_PROGRAM = 256 << 10        # program files from this size are read as needed (ProgramFile)
+
+
+class ProgramFile:
+    """A large program file, read as it is needed rather than whole: the
+    loader reads the headers, and each segment's pages are read by the
+    core's demand paging when the program first touches them
+    (sys_mem.FileBytes), as Linux maps an executable from the page cache.
+    A spawn of a 2 MiB static busybox then reads the 60-odd pages `true`
+    runs instead of all 480. (Linux refuses writes to a running executable,
+    ETXTBSY; emu does not, and a page not yet touched would show what a
+    writer put there.)"""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = os.dup(fd)
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(self.size)
+            return os.pread(self.fd, stop - start, start) if stop > start else b""
+        if k < 0:
+            k += self.size
+        if not 0 <= k < self.size:
+            raise IndexError("ProgramFile index out of range")
+        return os.pread(self.fd, 1, k)[0]
+
+    def prefix(self) -> bytes:
+        """The bytes from the start through the program-header table (at
+        least the first page): what the ELF loader parses."""
+        head = os.pread(self.fd, 4096, 0)
+        if len(head) >= 64 and head[:4] == b"\x7fELF":
+            if head[4] == 2:
+                phoff = int.from_bytes(head[32:40], "little")
+                entsize, num = int.from_bytes(head[54:56], "little"), int.from_bytes(head[56:58], "little")
+            else:
+                phoff = int.from_bytes(head[28:32], "little")
+                entsize, num = int.from_bytes(head[42:44], "little"), int.from_bytes(head[44:46], "little")
+            end = min(self.size, phoff + entsize * num)     # (the loader bounds entsize * num)
+            if end > len(head):
+                head += os.pread(self.fd, end - len(head), len(head))
+        return head
+
+    def segment(self, off: int, length: int):
+        from emu.linux.sys_mem import FileBytes
+        return FileBytes(self.fd, off, max(0, min(length, self.size - off)))
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _read_whole(fd: int, size: int):
+    """The file's bytes, in a private anonymous mapping populated in one
+    call (MAP_POPULATE) and filled by readv: on a busy host each page fault
+    of a fresh buffer costs microseconds, and a program of a few MiB read
+    at every execve would take that many of them. A private copy, not a
+    mapping of the file: the running image never changes (nor faults) when
+    the file is rewritten or truncated afterwards. Short files come as
+    bytes."""
+    import mmap
+    if size >= LAZY_PROGRAM:
+        return ProgramFile(fd, size)
+    if size < 64 * 1024:
+        chunks = []
+        while size > 0:
+            b = os.read(fd, size)
+            if not b:
+                break
+            chunks.append(b)
+            size -= len(b)
+        return b"".join(chunks)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:got + (1 << 24)]])
+        if n <= 0:
+            break
+        got += n
+    view.release()
+    if got < size:                      # the file shrank under us: what was there
+        data = buf[:got]
+        buf.close()
+        return data
+    return buf
 
 
 class ProgramNotFound(Exception):
@@ -143,6 +228,7 @@ class Process:
             self.vcpu.seed_rng(seed)
         self.pid = os.getpid() if seed is None else 1000
         self.exe_path = ""
+        self.exe_id = (0, 0)            # (device, inode) of the program: busy while it runs (ptree.busy)
         self.exec_name = ""             # the name execve was given: the task name (comm)
         self.comm = None                # PR_SET_NAME's name
         self.signal_actions: dict[int, tuple] = {}
@@ -207,13 +293,16 @@ class Process:
         return self._rng
 
     # ---- exec ----
-    def load(self, path: str, from_host: bool = True, depth: int = 0) -> None:
+    def load(self, path: str, from_host: bool = True, depth: int = 0, program: tuple[str, bytes] | None = None) -> None:
         """Load the program. The command line names it as the user's shell
         would (relative to the host's working directory); inside a --root,
-        an absolute path is inside the root. execve() names it in the guest.
+        an absolute path is inside the root. execve() names it in the guest
+        and passes the (host path, bytes) it has read already as program.
         A `#!` script runs its interpreter (fs/binfmt_script.c): argv becomes
         interpreter [optional argument] script args..."""
-        if from_host and not (self.fs.root != "/" and path.startswith("/")):
+        if program is not None:
+            host, data = program
+        elif from_host and not (self.fs.root != "/" and path.startswith("/")):
             host = os.path.abspath(path)
             data = read_program(host, path)
         else:
@@ -245,6 +334,11 @@ class Process:
         except elf.ExecFormatError as e:
             raise ProgramNotExecutable(str(e)) from None
         self.exe_path = os.path.abspath(host)
+        try:
+            info = os.stat(self.exe_path)
+            self.exe_id = (info.st_dev, info.st_ino)
+        except OSError:
+            self.exe_id = (0, 0)
         brk = page_up(image.end)
         self.mm.brk_start = self.mm.brk = brk
         self.bits = image.bits
@@ -331,7 +425,7 @@ class Process:
         from emu.linux.procfs import comm
         from emu.linux.ptree import ProcessTable
         self.ptree = ProcessTable()
-        self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
+        self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, exe=self.exe_id)
         self.bridge = SignalBridge(self)
 
     def after_fork(self, sched=None) -> None:
@@ -340,7 +434,7 @@ class Process:
         if self.ptree is not None:
             from emu.linux.procfs import comm
             from emu.linux.ptree import DEFAULT_SCHED
-            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED)
+            self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, sched or DEFAULT_SCHED, self.exe_id)
         if self.bridge is not None:
             self.bridge.after_fork(self)
 
@@ -393,12 +487,12 @@ class Process:
         if path in ("/proc/self/exe", "/proc/%d/exe" % self.pid):
             path = self.exe_path
         try:
-            _host, data = self.read_guest_program(path)
+            program = self.read_guest_program(path)
         except ProgramNotFound:
             return -E.ENOENT
         except ProgramNotExecutable:
             return -E.EACCES
-        head = data[:64]
+        head = program[1][:64]
         if head[:2] != b"#!":
             try:
                 elf.check_header(head, path)
@@ -434,7 +528,7 @@ class Process:
             os.close(self.vfork_done_fd)
             self.vfork_done_fd = -1
         try:
-            self.load(path, from_host=False)
+            self.load(path, from_host=False, program=program)     # (the file is read once)
         except (ProgramNotFound, ProgramNotExecutable) as e:
             import logging
             logging.getLogger(__name__).error("emu: execve: %s", e)
@@ -442,7 +536,7 @@ class Process:
         self.comm = None                        # the new program's name (procfs.comm)
         if self.ptree is not None:
             from emu.linux.procfs import comm
-            self.ptree.update(comm(self), self.argv)
+            self.ptree.update(comm(self), self.argv, self.exe_id)
         if self.bridge is not None:
             self.bridge.attach(self.machine)
         raise Reexec()

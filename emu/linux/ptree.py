@@ -7,7 +7,9 @@ of them shows its guest name and command line, not the emulator's.
 A record: host pid, guest pid, state, the scheduling attributes any process
 of the tree may read or set (policy, real-time priority, CPU affinity mask:
 sched_setscheduler(2), sched_setaffinity(2)), the task name (comm, as Linux
-sets it at execve and PR_SET_NAME) and the command line (NUL-separated, cut at
+sets it at execve and PR_SET_NAME), the identity (device, inode) of the
+program it runs, which no process of the tree may open for writing while it
+runs (ETXTBSY, `busy`), and the command line (NUL-separated, cut at
 CMDLINE bytes). The records' heads (pids, state, name) lie together at the
 start of the table and the command lines after them, so a lookup reads a few
 pages rather than touching (and committing) the whole table. Records are claimed under a POSIX lock on the table's
@@ -23,9 +25,12 @@ import struct
 SLOTS = 1024
 SLOT = 1024
 LIVE, EXITED = 1, 2
-_HEAD = struct.Struct("<iiiiiii16s")   # host pid, guest pid, state, command line length, policy, priority, affinity, comm
+# host pid, guest pid, state, command line length, policy, priority, affinity, comm,
+# the program's inode and device (each as low and high 32-bit words)
+_HEAD = struct.Struct("<iiiiiii16sIIII")
 SCHED = 4                           # word of the policy (then priority, affinity)
 DEFAULT_SCHED = (0, 0, 1)           # SCHED_OTHER, priority 0, CPU 0
+EXE = 11                            # word of the program's inode (low half; then high, device low, high)
 CMDLINE = SLOT - _HEAD.size     # a record is its head and its command line: SLOT bytes
 W = _HEAD.size // 4                 # 32-bit words per head
 CMD_BASE = SLOTS * _HEAD.size       # record i's command line: CMD_BASE + i * CMDLINE
@@ -51,9 +56,16 @@ class ProcessTable:
 
     def _by_gpid(self, gpid: int) -> list[int]:
         """The records (in use) of guest pid gpid."""
-        return [i for i, (h, g) in enumerate(zip(self._column(0), self._column(1))) if g == gpid and h != 0]
+        gpids, out, i = self._column(1), [], -1
+        while True:                 # (list.index scans in C: this runs at every fork)
+            try:
+                i = gpids.index(gpid, i + 1)
+            except ValueError:
+                return out
+            if self.words[i * W] != 0:
+                out.append(i)
 
-    def register(self, hpid: int, gpid: int, comm: str, argv, sched=DEFAULT_SCHED) -> None:
+    def register(self, hpid: int, gpid: int, comm: str, argv, sched=DEFAULT_SCHED, exe=(0, 0)) -> None:
         """Claim the record of this process (at start and after a fork,
         where sched is the parent's: fork inherits it)."""
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
@@ -68,7 +80,7 @@ class ProcessTable:
                     i = self._reclaim()
             if hpid == os.getpid():
                 self.slot = i
-            self._write(i, hpid, gpid, LIVE, comm, argv, sched)
+            self._write(i, hpid, gpid, LIVE, comm, argv, sched, exe)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
@@ -83,22 +95,39 @@ class ProcessTable:
                 pass
         raise OSError(11, "the guest process table is full")
 
-    def _write(self, i, hpid, gpid, state, comm, argv, sched) -> None:
+    def _write(self, i, hpid, gpid, state, comm, argv, sched, exe=(0, 0)) -> None:
         cmd = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)[:CMDLINE]
         _HEAD.pack_into(self.mem, i * _HEAD.size, hpid, gpid, state, len(cmd), *sched,
-                        comm.encode("utf-8", "surrogateescape")[:15])
+                        comm.encode("utf-8", "surrogateescape")[:15], *_exe_words(exe))
         self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + len(cmd)] = cmd
 
-    def update(self, comm: str, argv=None) -> None:
-        """execve or PR_SET_NAME: the record's name (and command line)."""
+    def update(self, comm: str, argv=None, exe=None) -> None:
+        """execve (name, command line and program) or PR_SET_NAME (the name)."""
         if self.slot < 0:
             return
-        hpid, gpid, state, n, *sched, _c = _HEAD.unpack_from(self.mem, self.slot * _HEAD.size)
+        hpid, gpid, state, n, p0, p1, p2, _c, *words = _HEAD.unpack_from(self.mem, self.slot * _HEAD.size)
         if argv is None:
-            _HEAD.pack_into(self.mem, self.slot * _HEAD.size, hpid, gpid, state, n, *sched,
-                            comm.encode("utf-8", "surrogateescape")[:15])
+            _HEAD.pack_into(self.mem, self.slot * _HEAD.size, hpid, gpid, state, n, p0, p1, p2,
+                            comm.encode("utf-8", "surrogateescape")[:15], *words)
             return
-        self._write(self.slot, hpid, gpid, state, comm, argv, sched)
+        self._write(self.slot, hpid, gpid, state, comm, argv, (p0, p1, p2),
+                    exe if exe is not None else _exe_of(words))
+
+    def busy(self, dev: int, ino: int) -> bool:
+        """A live process of the tree runs the program (dev, ino): Linux
+        refuses to open it for writing (ETXTBSY, fs/namei.c's
+        get_write_access against exec's deny_write_access)."""
+        want = _exe_words((dev, ino))
+        lo = want[0] - (1 << 32) if want[0] >> 31 else want[0]      # (the words view is signed)
+        inos, i = self._column(EXE), -1
+        while True:
+            try:
+                i = inos.index(lo, i + 1)
+            except ValueError:
+                return False
+            rec = _HEAD.unpack_from(self.mem, i * _HEAD.size)
+            if tuple(rec[8:]) == want and rec[0] != 0 and rec[2] == LIVE and _alive(rec[0]):
+                return True
 
     def exited(self) -> None:
         if self.slot >= 0:
@@ -127,7 +156,7 @@ class ProcessTable:
         if not hit or not _alive(self.words[hit[0] * W]):
             return None
         i = hit[0]
-        _h, _g, _s, n, *_sched, comm = _HEAD.unpack_from(self.mem, i * _HEAD.size)
+        _h, _g, _s, n, _p0, _p1, _p2, comm, *_exe = _HEAD.unpack_from(self.mem, i * _HEAD.size)
         return comm.rstrip(b"\0").decode("utf-8", "replace"), bytes(self.mem[CMD_BASE + i * CMDLINE:CMD_BASE + i * CMDLINE + n])
 
     def _live_slot(self, gpid: int) -> int:
@@ -150,6 +179,15 @@ class ProcessTable:
         for k, v in enumerate((policy, prio, mask)):
             self.words[i * W + SCHED + k] = v
         return True
+
+
+def _exe_words(exe) -> tuple[int, int, int, int]:
+    dev, ino = exe
+    return ino & 0xFFFFFFFF, (ino >> 32) & 0xFFFFFFFF, dev & 0xFFFFFFFF, (dev >> 32) & 0xFFFFFFFF
+
+
+def _exe_of(words) -> tuple[int, int]:
+    return words[2] | words[3] << 32, words[0] | words[1] << 32
 
 
 def _alive(hpid: int) -> bool:

@@ -2,6 +2,7 @@
 wait4/waitid."""
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import signal
@@ -26,7 +27,14 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     # holds the write end of this pipe and closes it then
     sync = os.pipe() if flags & CLONE_VFORK else None
     sched = s.p.ptree.sched(s.p.pid) if s.p.ptree is not None else None     # fork inherits it
+    # the emulator's objects so far go to the collector's permanent
+    # generation first: a collection in the child then never walks them,
+    # which would write to (and so copy) every page of the heap the two
+    # processes share after the fork (the gc module's advice for fork)
+    gc.freeze()
     pid = os.fork()
+    if pid:
+        gc.unfreeze()               # the parent collects as before
     if pid == 0:
         p = s.p
         p.forked_child = True
@@ -56,7 +64,7 @@ def _fork(s, flags=0, child_stack=0, ptid=0, ctid=0, tls=0):
     if s.p.ptree is not None:       # in the guest's pid namespace before fork returns (kill $!)
         from emu.linux.procfs import comm
         from emu.linux.ptree import DEFAULT_SCHED
-        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv, sched or DEFAULT_SCHED)
+        s.p.ptree.register(pid, pid, comm(s.p), s.p.argv, sched or DEFAULT_SCHED, s.p.exe_id)
     if flags & CLONE_PARENT_SETTID and ptid:
         s.write(ptid, struct.pack("<i", pid))
     if sync:

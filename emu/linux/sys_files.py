@@ -51,6 +51,10 @@ def _open(s, dirfd, path_addr, flags, mode):
     from emu.linux.fs import host_proc_refused
     if host_proc_refused(gpath):
         return -E.EACCES                  # the emulator's own memory and pointers
+    if write and flags & O_ACCMODE or flags & O_TRUNC:
+        r = _text_busy(s, dirfd, path_addr, flags)
+        if r:
+            return r
     special = s._special_path(gpath)
     if special is not None:               # this process's own files: reopened as Linux does
         host, inside = special
@@ -72,6 +76,23 @@ def _open(s, dirfd, path_addr, flags, mode):
         if f.dir_entries is None and g is not None:
             f.dir_entries = _virtual_dir_entries(g, gpath)   # a machine template's /sys/devices/system/cpu
     return fd
+
+
+def _text_busy(s, dirfd, path_addr, flags) -> int:
+    """-ETXTBSY when a write open (or O_TRUNC) names the program a process
+    of the guest's tree runs, as Linux refuses (the running image is read
+    from the file as it is touched, emu/linux/process.ProgramFile); else 0."""
+    ptree = s.p.ptree
+    if ptree is None:
+        return 0
+    try:
+        with s.lookup_at(dirfd, path_addr, follow=not flags & O_NOFOLLOW) as r:
+            info = r.stat()
+    except (OSError, ValueError):
+        return 0                            # no such file (yet): the open itself answers
+    if st.S_ISREG(info.st_mode) and ptree.busy(info.st_dev, info.st_ino):
+        return -E.ETXTBSY
+    return 0
 
 
 def _virtual_dir_entries(g, gpath):
@@ -651,6 +672,9 @@ def sys_ftruncate(s, fd, length, *_):
 def sys_truncate(s, path, length, *_):
     if s64(length) < 0:
         return -E.EINVAL
+    busy = _text_busy(s, AT_FDCWD, path, 0)         # (do_sys_truncate: get_write_access)
+    if busy:
+        return busy
     with _mutating(s, AT_FDCWD, path, follow=True) as r:
         if r.dirfd < 0:
             os.truncate(r.host, s64(length))

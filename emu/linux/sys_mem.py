@@ -8,7 +8,11 @@ from emu.linux.mm import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE
 from emu.linux.syscalls import s32, syscall
 
 
-LAZY_MAP = 1 << 20
+# file mappings larger than this are read page by page as the guest touches
+# them (FileBytes; the core's demand paging preads each page itself), as a
+# kernel maps the page cache: ld.so maps all of libc and touches a few pages
+# of most segments, and a spawn should not copy the rest
+LAZY_MAP = 64 << 10
 
 
 class FileBytes:
@@ -29,6 +33,12 @@ class FileBytes:
 
     def __bytes__(self) -> bytes:
         return self[0:self.length]
+
+    def demand_source(self) -> tuple[int, int, int]:
+        """(descriptor, file offset, length): the core reads the pages
+        itself when the guest first touches them (PhysMachine.set_demand_ranges),
+        without a fault exit to the personality."""
+        return self.fd, self.off, self.length
 
     def __del__(self):
         try:

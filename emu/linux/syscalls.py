@@ -332,4 +332,4 @@ def pack_stat(s: os.stat_result) -> bytes:
                        *divmod(s.st_atime_ns, 10**9), *divmod(s.st_mtime_ns, 10**9), *divmod(s.st_ctime_ns, 10**9))
 
 
-from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_nodes, sys_proc, sys_sched, rseq  # noqa: E402,F401  (register the handlers)
+from emu.linux import sigframe, sys_exec, sys_files, sys_mem, sys_misc, sys_net, sys_nodes, sys_ns, sys_proc, sys_sched, rseq  # noqa: E402,F401  (register the handlers)

@@ -13,7 +13,7 @@ PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", 
             "clocks", "shared_mem", "fdkinds", "threads_pipe", "replay_input", "proctree", "cpu_signals", "pagefaults",
             "syscall_fast", "chroot_jail", "fifo_sched_names", "shared_views"]
 # the host CPU's fault behaviour oracles (tests/test_harden_core.py): glibc only
-GLIBC_ONLY = ["cpu_corners", "faultprobe", "sandbox_escapes", "host_signals", "sparse_map", "bad_args"]
+GLIBC_ONLY = ["cpu_corners", "faultprobe", "sandbox_escapes", "host_signals", "sparse_map", "bad_args", "namespaces"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]
 LIBS = {"threads": ["-lpthread"], "threads_pipe": ["-lpthread"], "floats": ["-lm"], "syscall_fast": ["-lpthread"], "shared_views": ["-lpthread"]}
 
