@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -115,3 +116,55 @@ def test_python_asyncio_to_thread(tmp_path):
     code = "import asyncio; print(asyncio.run(asyncio.to_thread(lambda: 41)) + 1)"
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"42\n"), e.stderr[-500:]
+
+
+def _run_group(argv, cwd, timeout, stdin=None):
+    """Run in a session of its own; on a timeout the whole group (a Pool's
+    workers too) is killed, so a hang fails the test and leaves nothing behind."""
+    import signal
+    pr = subprocess.Popen(argv, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True)
+    try:
+        out, err = pr.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(pr.pid, signal.SIGKILL)
+        out, err = pr.communicate()
+        raise AssertionError("timed out: %r" % err[-2000:])
+    return pr.returncode, out, err
+
+
+def test_python_multiprocessing_pool(tmp_path):
+    # the pool's worker-handler thread polls the result pipe in a loop of
+    # system calls while the result-handler thread must get to read it: the
+    # time slice runs across system calls (a polling thread is preempted)
+    py = tool("python3")
+    code = ("import multiprocessing as m\n"
+            "with m.Pool(2) as p:\n"
+            "    print(p.map(abs, [-1, -2, -3]), sorted(p.imap_unordered(abs, range(-12, 0))))\n")
+    e = _run_group(emu_cmd(py, "-S", "-c", code), tmp_path, 120)
+    n = _run_group([py, "-S", "-c", code], tmp_path, 60)
+    assert e[:2] == n[:2] and n[0] == 0, e[2][-2000:]
+
+
+def test_sigterm_ends_a_wait_on_a_shared_futex(tmp_path):
+    # the only thread sleeps on a futex in MAP_SHARED memory (a POSIX
+    # semaphore): SIGTERM's default action still ends the process (128+15)
+    import signal
+    py = tool("python3")
+    code = ("import multiprocessing as m\n"
+            "l = m.Lock(); l.acquire(); print('waiting', flush=True); l.acquire()\n")
+    statuses = []
+    for argv in (emu_cmd(py, "-S", "-c", code), [py, "-S", "-c", code]):
+        pr = subprocess.Popen(argv, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            assert pr.stdout.readline() == b"waiting\n"
+            time.sleep(0.3)
+            pr.send_signal(signal.SIGTERM)
+            statuses.append(pr.wait(timeout=30))
+        finally:
+            if pr.poll() is None:
+                os.killpg(pr.pid, signal.SIGKILL)
+                pr.wait()
+            pr.stdout.close()
+    # (emu run reports a guest's death by a signal as status 128+signal)
+    assert statuses == [128 + signal.SIGTERM, -signal.SIGTERM]

@@ -456,7 +456,15 @@ class Process:
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
-            budget = QUANTUM if len(self.threads) > 1 else 1 << 62
+            if len(self.threads) > 1:
+                # the time slice runs across system calls: a thread that makes
+                # a call every few instructions (a polling loop) is still
+                # preempted after QUANTUM instructions, as by a timer tick
+                if t.slice_end is None:
+                    t.slice_end = v.icount + QUANTUM
+                budget = max(1, t.slice_end - v.icount)
+            else:
+                budget = 1 << 62
             timer_stop = False
             if self.itimers:
                 n = timers.run_budget(self, v)      # stop when the earliest timer is due
@@ -664,6 +672,7 @@ class Process:
                         continue
                     self._expire_wait(t)
                 t.fd_wait = t.wait_deadline = None
+                t.slice_end = None             # a fresh time slice
                 self.current = t
                 if getattr(t, "rseq", None) is not None:     # preempted in a restartable sequence?
                     from emu.linux.rseq import fixup
@@ -673,6 +682,8 @@ class Process:
             if len(sleepers) == n:
                 if not any(getattr(t, "futex_shared", False) for t in sleepers):
                     break
+                if self.pending_signals and self._signal_interrupts_futex(sleepers):
+                    return                     # a host signal (SIGTERM...) ends the wait, as on Linux
                 # a futex word in memory other processes share: only they can
                 # change it; look again after a short host wait (timed waits
                 # still end at their deadline, below)
@@ -736,6 +747,22 @@ class Process:
         t.futex_shared = False
         t.vcpu.rax = 0
         self._futex_polls = 0
+        return True
+
+    def _signal_interrupts_futex(self, waiting) -> bool:
+        """A pending signal that a handler or the default action takes ends
+        a futex wait (EINTR, as Linux's futex_wait returns after a signal) and
+        is delivered at once; without this a process whose threads all wait
+        on a futex in shared memory would ignore SIGTERM."""
+        from emu.linux import timers
+        t = self.current if self.current in waiting else waiting[0]
+        self.current, self.vcpu = t, t.vcpu
+        if not timers.interrupting(self):
+            return False
+        t.futex = None
+        t.futex_shared = False
+        t.vcpu.rax = (-4) & MASK64              # EINTR
+        timers.check(self.sys)
         return True
 
     def _timer_interrupts_futex(self, waiting) -> bool:
