@@ -22,7 +22,7 @@ GUEST_RAM = 4 << 30     # lazily committed: only touched pages cost host memory
 
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
-AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
 
 
 def user_selectors(v) -> None:
@@ -245,6 +245,11 @@ class Process:
         except elf.ExecFormatError as e:
             raise ProgramNotExecutable(str(e)) from None
         self.exe_path = os.path.abspath(host)
+        self.vdso_base = 0
+        if image.bits == 64:
+            # below the dynamic loader's place whether or not there is one (a static program too)
+            from emu.linux.vdso import map_vdso
+            self.vdso_base = map_vdso(self.mm, elf.INTERP_BASE)
         brk = page_up(image.end)
         self.mm.brk_start = self.mm.brk = brk
         self.bits = image.bits
@@ -302,7 +307,8 @@ class Process:
         addr = lambda off: str_base + off
         from emu.cpuid import hwcap_bits
         hwcap, hwcap2 = hwcap_bits(self.vcpu)
-        auxv = [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
+        auxv = [(AT_SYSINFO_EHDR, self.vdso_base)] if self.vdso_base else []
+        auxv += [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
                 (AT_PAGESZ, PAGE), (AT_BASE, interp_base), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
                 (AT_UID, os.getuid()), (AT_EUID, os.geteuid()), (AT_GID, os.getgid()), (AT_EGID, os.getegid()),
                 (AT_SECURE, 0), (AT_RANDOM, addr(rand_off)), (AT_HWCAP, hwcap), (AT_HWCAP2, hwcap2),
