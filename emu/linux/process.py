@@ -154,6 +154,7 @@ class Process:
         self.posix_timers: dict[int, dict] = {}   # timer_create: id -> clock, signal, sigval, overruns
         self.sig_info: dict[int, tuple] = {}      # a pending timer signal -> its source (emu/linux/timers.py)
         self.warned: set[int] = set()
+        self.enosys: dict[str, int] = {}          # name -> calls that returned ENOSYS (--stats)
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
         self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
