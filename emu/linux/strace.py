@@ -17,9 +17,9 @@ STRLEN = 32                      # strace's default -s: bytes of a string or buf
 
 O_FLAGS = ((0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
            (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o10000, "O_DSYNC"), (0o20000, "O_ASYNC"),
-           (0o40000, "O_DIRECT"), (0o200000, "O_DIRECTORY"), (0o400000, "O_NOFOLLOW"), (0o1000000, "O_NOATIME"),
+           (0o40000, "O_DIRECT"), (0o100000, "O_LARGEFILE"), (0o400000, "O_NOFOLLOW"), (0o1000000, "O_NOATIME"),
            (0o2000000, "O_CLOEXEC"), (0o4000000, "__O_SYNC"), (0o10000000, "O_PATH"), (0o20000000, "__O_TMPFILE"),
-           (0o100000, "O_LARGEFILE"))
+           (0o200000, "O_DIRECTORY"))        # (strace's order)
 PROT = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
 MAP = ((1, "MAP_SHARED"), (2, "MAP_PRIVATE"), (3, "MAP_SHARED_VALIDATE"), (0x10, "MAP_FIXED"),
        (0x20, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"), (0x100, "MAP_GROWSDOWN"), (0x800, "MAP_DENYWRITE"),
@@ -91,7 +91,19 @@ SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6:
            15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP",
            21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM",
            27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS", 34: "SIGRTMIN"}
-OUT_KINDS = frozenset(("rbuf", "rstr", "otimespec", "stat", "fds2"))
+# the descriptor-creating calls' flags: O_CLOEXEC and O_NONBLOCK under each family's names
+_CFLAGS = {k: ((0o4000, p + "NONBLOCK"), (0o2000000, p + "CLOEXEC")) + extra for k, p, extra in (
+    ("cflags", "O_", ((0o40000, "O_DIRECT"),)), ("sockflags", "SOCK_", ()), ("epflags", "EPOLL_", ()),
+    ("efdflags", "EFD_", ((1, "EFD_SEMAPHORE"),)), ("sfdflags", "SFD_", ()), ("inflags", "IN_", ()),
+    ("tfdflags", "TFD_", ()))}
+_CFLAGS["mfdflags"] = ((1, "MFD_CLOEXEC"), (2, "MFD_ALLOW_SEALING"), (4, "MFD_HUGETLB"), (8, "MFD_NOEXEC_SEAL"),
+                       (0x10, "MFD_EXEC"))
+OUT_KINDS = frozenset(("rbuf", "rstr", "otimespec", "stat", "fds2", "osigaction", "osigset"))
+# fcntl commands and ioctl requests that take no third argument (strace omits it)
+FCNTL_NO_ARG = frozenset((1, 3, 9, 11, 1025, 1032, 1034))
+IOCTL_NO_ARG = frozenset((0x5450, 0x5451, 0x5422))
+IOCTL_INT_ARG = frozenset((0x5421, 0x5452, 0x541B, 0x540F, 0x5410, 0x5429, 0x80045430, 0x40045431))
+RET_HEX = frozenset(("mmap", "brk", "mremap", "shmat"))     # calls returning an address
 
 
 def _flags(v: int, table, zero: str = "0") -> str:
@@ -225,8 +237,9 @@ def _timeval(s, addr: int) -> str:
 
 def _mode(v: int) -> str:
     fmt = S_IFMT.get(v & 0o170000)
-    perm = "0%o" % (v & 0o7777)
-    return (fmt + "|" + perm) if fmt else perm
+    bits = [n for bit, n in ((0o4000, "S_ISUID"), (0o2000, "S_ISGID"), (0o1000, "S_ISVTX")) if v & bit]
+    perm = "0%o" % (v & 0o777)
+    return "|".join(([fmt] if fmt else []) + bits + [perm])
 
 
 def _stat(s, addr: int) -> str:
@@ -371,6 +384,8 @@ def _arg(s, kind: str, i: int, args, ret, failed: bool) -> str:
         return "[%d, %d]" % struct.unpack("<ii", raw) if raw else "%#x" % a
     if kind == "oflags":
         return _oflags(a)
+    if kind in _CFLAGS:
+        return _flags(a, _CFLAGS[kind])
     if kind == "mode":
         return "0%o" % a if a else "000"
     if kind == "prot":
@@ -382,7 +397,9 @@ def _arg(s, kind: str, i: int, args, ret, failed: bool) -> str:
     if kind == "sig":
         v = _s32(a)
         return _signame(v) if 0 < v <= 64 else str(v)
-    if kind == "sigset":
+    if kind == "osigaction":
+        return _sigaction(s, a)
+    if kind in ("sigset", "osigset"):
         return _sigset(s, a)
     if kind == "sigaction":
         return _sigaction(s, a)
@@ -398,6 +415,9 @@ def _arg(s, kind: str, i: int, args, ret, failed: bool) -> str:
         return _futexop(a)
     if kind == "ioctl":
         return IOCTL.get(a & 0xFFFFFFFF, "%#x" % a)
+    if kind == "intp":
+        raw = _peek(s, a, 4)
+        return "[%d]" % struct.unpack("<i", raw)[0] if raw else ("NULL" if not a else "%#x" % a)
     if kind == "fcntl":
         return FCNTL.get(a, str(a))
     if kind == "cloneflags":
@@ -449,6 +469,12 @@ def format_call(s, name: str, args, ret=None) -> str:
     kinds = entry.args
     if kinds[-1:] == ("mode",) and kinds[-2:-1] == ("oflags",) and not args[len(kinds) - 2] & 0o20000100:
         kinds = kinds[:-1]                     # open's mode only with O_CREAT or O_TMPFILE, as strace shows it
+    elif (name == "fcntl" and args[1] in FCNTL_NO_ARG) or (name == "ioctl" and args[1] & 0xFFFFFFFF in IOCTL_NO_ARG):
+        kinds = kinds[:2]
+    elif name == "ioctl" and args[1] & 0xFFFFFFFF in IOCTL_INT_ARG:
+        kinds = ("fd", "ioctl", "intp")         # an int the call reads or stores: its value
+    elif name == "fcntl" and args[1] == 4:
+        kinds = ("fd", "fcntl", "oflags")      # F_SETFL: the file status flags
     for i, kind in enumerate(kinds):
         try:
             out.append(_arg(s, kind, i, args, ret if isinstance(ret, int) else 0, failed))
@@ -458,16 +484,20 @@ def format_call(s, name: str, args, ret=None) -> str:
     return text
 
 
-def format_result(ret) -> str:
+def format_result(ret, name: str = "") -> str:
     if ret is None:
         return "?"
     if -4096 < ret < 0:
         return "-1 %s (%s)" % (_errno.errorcode.get(-ret, str(-ret)), os.strerror(-ret))
-    return str(ret) if ret < 1 << 16 else "%#x" % ret
+    return "%#x" % ret if name in RET_HEX and ret else str(ret)
 
 
 def trace(s, name: str, args, ret) -> None:
-    line = "%s = %s" % (format_call(s, name, args, ret), format_result(ret))
+    base = getattr(s.p, "vdso_base", 0)
+    if base and base <= s.v.rip < base + 4096:
+        return               # a vDSO function's call: strace does not see those on Linux either
+    # strace pads the call to 39 columns before " = "
+    line = "%-39s = %s" % (format_call(s, name, args, ret), format_result(ret, name))
     entry = sysent.BY_NAME.get(name)
     if entry is not None and entry.args[:1] == ("pollfds",) and isinstance(ret, int) and ret > 0:
         line += _poll_result(s, args[0], args[1], ret)

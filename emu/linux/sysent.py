@@ -14,12 +14,14 @@ Argument kinds (strace.py decodes each):
   wbuf                 bytes the call reads from the guest (length: next argument)
   rbuf                 bytes the call stores (length: the result)
   rstr                 a string the call stores (getcwd, readlink: length the result)
-  oflags mode prot mapflags whence sig sigset sigaction how clock atflags amode
+  oflags cflags sockflags epflags efdflags sfdflags inflags tfdflags mfdflags
+  mode prot mapflags whence sig sigset sigaction how clock atflags amode
   futexop ioctl fcntl cloneflags waitopts domain socktype sockaddr rlimit
   archprctl prctl madvise epollop msgflags
                        flags, enumerations and structs decoded by name
   timespec timeval     a struct read by the call
-  otimespec stat fds2  a struct stored by the call (shown after it succeeds)
+  otimespec stat fds2 osigaction osigset
+                       a struct stored by the call (shown after it succeeds)
   pollfds iov          arrays (count: next argument)
   argv                 a NULL-terminated array of strings
 """
@@ -39,8 +41,8 @@ _TABLE = """
 10 mprotect ptr uint prot
 11 munmap ptr uint
 12 brk ptr
-13 rt_sigaction sig sigaction ptr uint
-14 rt_sigprocmask how sigset ptr uint
+13 rt_sigaction sig sigaction osigaction uint
+14 rt_sigprocmask how sigset osigset uint
 15 rt_sigreturn
 16 ioctl fd ioctl hex
 17 pread64 fd rbuf uint int
@@ -309,18 +311,18 @@ _TABLE = """
 280 utimensat fd path ptr atflags
 281 epoll_pwait fd ptr int int sigset uint
 282 signalfd fd sigset uint
-283 timerfd_create clock hex
+283 timerfd_create clock tfdflags
 284 eventfd uint
 285 fallocate fd int int int
 286 timerfd_settime fd hex ptr ptr
 287 timerfd_gettime fd ptr
-288 accept4 fd ptr ptr oflags
-289 signalfd4 fd sigset uint oflags
-290 eventfd2 uint oflags
-291 epoll_create1 oflags
-292 dup3 fd fd oflags
-293 pipe2 fds2 oflags
-294 inotify_init1 oflags
+288 accept4 fd ptr ptr sockflags
+289 signalfd4 fd sigset uint sfdflags
+290 eventfd2 uint efdflags
+291 epoll_create1 epflags
+292 dup3 fd fd cflags
+293 pipe2 fds2 cflags
+294 inotify_init1 inflags
 295 preadv fd ptr int int
 296 pwritev fd iov int int
 297 rt_tgsigqueueinfo int int sig ptr
@@ -345,11 +347,11 @@ _TABLE = """
 316 renameat2 fd path fd path hex
 317 seccomp int hex ptr
 318 getrandom ptr uint hex
-319 memfd_create path hex
+319 memfd_create path mfdflags
 320 kexec_file_load fd fd uint path hex
 321 bpf int ptr uint
 322 execveat fd path argv argv atflags
-323 userfaultfd oflags
+323 userfaultfd cflags
 324 membarrier hex hex int
 325 mlock2 ptr uint hex
 326 copy_file_range fd ptr fd ptr uint hex
