@@ -168,3 +168,31 @@ def test_sigterm_ends_a_wait_on_a_shared_futex(tmp_path):
             pr.stdout.close()
     # (emu run reports a guest's death by a signal as status 128+signal)
     assert statuses == [128 + signal.SIGTERM, -signal.SIGTERM]
+
+
+def test_python_record_locks_between_processes(tmp_path):
+    # fcntl locks are the host's (each guest process is a host process): a
+    # child sees its parent's lock, F_GETLK names the parent by its guest pid;
+    # F_GETPIPE_SZ/F_SETPIPE_SZ and F_NOTIFY reach the host too (test_fcntl)
+    py = tool("python3")
+    code = ("import fcntl, os, struct\n"
+            "fd = os.open('f', os.O_RDWR | os.O_CREAT, 0o600); os.write(fd, b'x' * 100)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    try:\n"
+            "        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0); print('child got it')\n"
+            "    except OSError as e:\n"
+            "        print('child refused', e.errno in (11, 13))\n"
+            "    q = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0))\n"
+            "    t, w, start, ln, holder = struct.unpack('hhqqi4x', q)\n"
+            "    print('holder', t == fcntl.F_WRLCK, start, ln, holder == os.getppid())\n"
+            "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50); print('child locked 50-59')\n"
+            "    os._exit(0)\n"
+            "os.waitpid(pid, 0)\n"
+            "r, w = os.pipe(); size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)\n"
+            "fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, size // 2); print('pipe', fcntl.fcntl(w, fcntl.F_GETPIPE_SZ) == size // 2)\n"
+            "d = os.open('.', os.O_RDONLY); fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_MULTISHOT); print('notify ok')\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
+    assert e.stdout == b"child refused True\nholder True 0 10 True\nchild locked 50-59\npipe True\nnotify ok\n"

@@ -405,9 +405,43 @@ def sys_fcntl(s, fd, cmd, arg, *_):
     if cmd == 4:                 # F_SETFL
         hostfcntl.fcntl(f.host_fd, hostfcntl.F_SETFL, _host_flags(arg & (O_APPEND | O_NONBLOCK)))
         return 0
-    if cmd in (5, 6, 7):         # locks: single process, always granted
+    if cmd in _FCNTL_LOCKS:
+        # record locks (F_GETLK/F_SETLK/F_SETLKW and the OFD ones): each guest
+        # process is a host process, so the host's locks are the guest's, across
+        # the tree; struct flock is the same on the host (x86-64)
+        raw = s.read(arg, 32)
+        if cmd == 7 or cmd == 38:
+            out = _blocking_lock(s, f.host_fd, cmd, raw)
+        else:
+            out = hostfcntl.fcntl(f.host_fd, cmd, raw)
+        if cmd in (5, 36):       # F_GETLK: the holder's pid, in the guest's namespace
+            l_type, l_pid = struct.unpack_from("<h", out, 0)[0], struct.unpack_from("<i", out, 24)[0]
+            if l_type != 2 and l_pid > 0 and s.p.ptree is not None:    # (F_UNLCK: no holder)
+                out = out[:24] + struct.pack("<i", s.p.ptree.guest_pid(l_pid)) + out[28:]
+            s.write(arg, out)
         return 0
+    if cmd in _FCNTL_HOST:
+        # plain integer commands the host answers for this file as Linux would:
+        # F_NOTIFY, F_SETPIPE_SZ/F_GETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, leases
+        return hostfcntl.fcntl(f.host_fd, cmd, arg & 0xFFFFFFFF)
     return -E.EINVAL
+
+
+_FCNTL_LOCKS = frozenset((5, 6, 7, 36, 37, 38))
+_FCNTL_HOST = frozenset((1024, 1025, 1026, 1031, 1032, 1033, 1034))
+
+
+def _blocking_lock(s, host_fd, cmd, raw):
+    """F_SETLKW / F_OFD_SETLKW: waits for the lock; a deliverable signal
+    interrupts the wait (ERESTARTSYS), as on Linux."""
+    bridge = s.p.bridge
+    if bridge is not None:
+        bridge.interruptible = True
+    try:
+        return hostfcntl.fcntl(host_fd, cmd, raw)
+    finally:
+        if bridge is not None:
+            bridge.interruptible = False
 
 
 @syscall(79, "getcwd")
