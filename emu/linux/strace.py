@@ -103,6 +103,10 @@ OUT_KINDS = frozenset(("rbuf", "rstr", "otimespec", "stat", "fds2", "osigaction"
 FCNTL_NO_ARG = frozenset((1, 3, 9, 11, 1025, 1032, 1034))
 IOCTL_NO_ARG = frozenset((0x5450, 0x5451, 0x5422))
 IOCTL_INT_ARG = frozenset((0x5421, 0x5452, 0x541B, 0x540F, 0x5410, 0x5429, 0x80045430, 0x40045431))
+# kinds that read the same from an i386 program (int 0x80): numbers, strings, flags
+I386_KINDS = frozenset(("int", "uint", "hex", "ptr", "fd", "path", "wbuf", "rbuf", "rstr", "oflags", "cflags",
+                        "mode", "prot", "mapflags", "whence", "sig", "how", "clock", "atflags", "amode", "futexop",
+                        "ioctl", "fcntl", "waitopts", "domain", "socktype", "rlimit", "madvise", "msgflags"))
 RET_HEX = frozenset(("mmap", "brk", "mremap", "shmat"))     # calls returning an address
 
 
@@ -461,7 +465,8 @@ def _arg(s, kind: str, i: int, args, ret, failed: bool) -> str:
 
 def format_call(s, name: str, args, ret=None) -> str:
     """name(arguments) as strace prints the call (after it returned: ret)."""
-    entry = sysent.BY_NAME.get(name)
+    i386 = name.startswith("int80:")
+    entry = sysent.BY_NAME.get(name[6:] if i386 else name)
     if entry is None:
         return "%s(%s)" % (name, ", ".join("%#x" % a for a in args[:6]))
     failed = isinstance(ret, int) and -4096 < ret < 0
@@ -476,6 +481,8 @@ def format_call(s, name: str, args, ret=None) -> str:
     elif name == "fcntl" and args[1] == 4:
         kinds = ("fd", "fcntl", "oflags")      # F_SETFL: the file status flags
     for i, kind in enumerate(kinds):
+        if i386 and kind not in I386_KINDS:
+            kind = "ptr"                       # (an i386 struct's layout differs: its address)
         try:
             out.append(_arg(s, kind, i, args, ret if isinstance(ret, int) else 0, failed))
         except Exception:                      # a struct the guest left unreadable: its address
@@ -489,7 +496,7 @@ def format_result(ret, name: str = "") -> str:
         return "?"
     if -4096 < ret < 0:
         return "-1 %s (%s)" % (_errno.errorcode.get(-ret, str(-ret)), os.strerror(-ret))
-    return "%#x" % ret if name in RET_HEX and ret else str(ret)
+    return "%#x" % ret if (name[6:] if name.startswith("int80:") else name) in RET_HEX and ret else str(ret)
 
 
 def trace(s, name: str, args, ret) -> None:
