@@ -196,3 +196,31 @@ def test_python_record_locks_between_processes(tmp_path):
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
     assert e.stdout == b"child refused True\nholder True 0 10 True\nchild locked 50-59\npipe True\nnotify ok\n"
+
+
+def test_python_posix_corners(tmp_path):
+    # what CPython's test_posix checks: pidfd_open (a child's pidfd becomes
+    # readable when it exits), fexecve (execveat with AT_EMPTY_PATH), chown to
+    # ids past 2**31, sched_getaffinity(-1) ESRCH, the parent's scheduling
+    # policy, utime(path, None)
+    py = tool("python3")
+    code = ("import os, select, errno, sys\n"
+            "try:\n    os.pidfd_open(-1)\nexcept OSError as e:\n    print('pidfd -1', errno.errorcode[e.errno])\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n    os._exit(3)\n"
+            "pfd = os.pidfd_open(pid); print('pidfd ready', select.select([pfd], [], [], 10)[0] == [pfd])\n"
+            "print('status', os.waitpid(pid, 0)[1] >> 8)\n"
+            "try:\n    os.sched_getaffinity(-1)\nexcept OSError as e:\n    print('affinity -1', errno.errorcode[e.errno])\n"
+            "print('parent policy', os.sched_getscheduler(os.getppid()) == os.sched_getscheduler(0))\n"
+            "open('f', 'w').close(); os.utime('f', None); os.utime('f', (5, 7)); print('mtime', os.stat('f').st_mtime)\n"
+            "if os.getuid() == 0:\n    os.chown('f', 2**31, 2**31 + 1); st = os.stat('f'); print('ids', st.st_uid, st.st_gid)\n"
+            "else:\n    print('ids', 2**31, 2**31 + 1)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    fd = os.open(sys.executable, os.O_RDONLY)\n"
+            "    os.execve(fd, [sys.executable, '-S', '-c', 'print(\"fexecve ran\")'], {})\n"
+            "os.waitpid(pid, 0)\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
+    assert e.stdout == (b"pidfd -1 EINVAL\npidfd ready True\nstatus 3\naffinity -1 ESRCH\nparent policy True\n"
+                        b"mtime 7.0\nids 2147483648 2147483649\nfexecve ran\n")

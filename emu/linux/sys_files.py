@@ -721,24 +721,32 @@ def sys_utimensat(s, dirfd, path, times, flags, *_):
     if not path:                          # futimens: the descriptor itself
         f = s.fd(dirfd)
         s.check_fd_write(f)
-        os.utime(f.host_fd, ns=_times_ns(os.fstat(f.host_fd), ns) if ns else None)
+        _utime(f.host_fd, _times_ns(os.fstat(f.host_fd), ns) if ns else None)
         return 0
     with _mutating(s, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) as r:
         if r.dirfd < 0:
             cur = os.stat(r.host, follow_symlinks=r.follow)
-            os.utime(r.host, ns=_times_ns(cur, ns) if ns else None, follow_symlinks=r.follow)
+            _utime(r.host, _times_ns(cur, ns) if ns else None, follow_symlinks=r.follow)
             return 0
         # the object the walk found, through a descriptor of it
         pin = os.open(r.target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
         try:
             info = os.fstat(pin)
             if st.S_ISLNK(info.st_mode):  # AT_SYMLINK_NOFOLLOW on a link: the link itself
-                os.utime(r.target, dir_fd=r.dirfd, follow_symlinks=False, ns=_times_ns(info, ns) if ns else None)
+                _utime(r.target, _times_ns(info, ns) if ns else None, dir_fd=r.dirfd, follow_symlinks=False)
             else:
-                os.utime("/proc/self/fd/%d" % pin, ns=_times_ns(info, ns) if ns else None)
+                _utime("/proc/self/fd/%d" % pin, _times_ns(info, ns) if ns else None)
         finally:
             os.close(pin)
     return 0
+
+
+def _utime(target, ns, **kw):
+    """os.utime with (atime, mtime) in ns, or None: both now (os.utime takes no ns=None)."""
+    if ns is None:
+        os.utime(target, None, **kw)
+    else:
+        os.utime(target, ns=ns, **kw)
 
 
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2

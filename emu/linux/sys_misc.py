@@ -226,10 +226,16 @@ def sys_close_range(s, first, last, flags, *_):
     return 0
 
 
+def _id(x: int) -> int:
+    """A uid_t/gid_t argument: 32 bits unsigned, (uid_t)-1 "leave it"."""
+    x &= 0xFFFFFFFF
+    return -1 if x == 0xFFFFFFFF else x
+
+
 def _chown(s, dirfd, path, uid, gid, follow=True):
     """chown through the file-system gate (EROFS outside the sandbox)."""
     from emu.linux.sys_files import _by_fd
-    uid, gid = s32(uid), s32(gid)
+    uid, gid = _id(uid), _id(gid)
     with s.lookup_at(dirfd, path, follow=follow, change=True) as r:
         if r.dirfd < 0:
             os.chown(r.host, uid, gid, follow_symlinks=r.follow)
@@ -254,7 +260,7 @@ def sys_lchown(s, path, uid, gid, *_):
 def sys_fchown(s, fd, uid, gid, *_):
     f = s.fd(fd)
     s.check_fd_write(f)
-    os.fchown(f.host_fd, s32(uid), s32(gid))
+    os.fchown(f.host_fd, _id(uid), _id(gid))
     return 0
 
 

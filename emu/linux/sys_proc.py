@@ -776,3 +776,21 @@ def sys_setgroups(s, size, lst, *_):
         return _credentials(os.setgroups, groups)
     except (OverflowError, ValueError):
         return -E.EINVAL
+
+
+@syscall(434, "pidfd_open")
+def sys_pidfd_open(s, pid, flags, *_):
+    """A descriptor for a process of the guest's tree: the host's pidfd of
+    the host process that runs it (readable when it exits, as on Linux)."""
+    from emu.linux.fdtable import OpenFile
+    pid = s32(pid)
+    if flags & ~0o4000 or pid <= 0:             # PIDFD_NONBLOCK is O_NONBLOCK
+        return -E.EINVAL
+    p = s.p
+    hpid = p.ptree.host_pid(pid) if p.ptree is not None else None
+    if hpid is None and pid == p.pid:
+        hpid = os.getpid()
+    if hpid is None:
+        return -E.ESRCH
+    hfd = os.pidfd_open(hpid, flags & 0o4000)
+    return p.fds.install(OpenFile(hfd, "anon_inode:[pidfd]", 2 | (flags & 0o4000)), cloexec=True)
