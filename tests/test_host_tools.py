@@ -224,3 +224,23 @@ def test_python_posix_corners(tmp_path):
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
     assert e.stdout == (b"pidfd -1 EINVAL\npidfd ready True\nstatus 3\naffinity -1 ESRCH\nparent policy True\n"
                         b"mtime 7.0\nids 2147483648 2147483649\nfexecve ran\n")
+
+
+def test_python_pseudo_terminal(tmp_path):
+    # openpty (posix_openpt, TIOCGPTN, TIOCSPTLCK), termios modes and window
+    # sizes through the host's pty, as CPython's test_pty uses them
+    py = tool("python3")
+    if not os.path.exists("/dev/ptmx"):
+        pytest.skip("no /dev/ptmx on this host")
+    code = ("import os, tty, termios, fcntl, struct\n"
+            "m, sl = os.openpty(); print(os.ttyname(sl).startswith('/dev/pts/'), os.isatty(sl))\n"
+            "a = termios.tcgetattr(sl); tty.setraw(sl); b = termios.tcgetattr(sl)\n"
+            "print('raw', a != b, b[3] & termios.ECHO)\n"
+            "os.write(m, b'hello'); print(os.read(sl, 5))\n"
+            "termios.tcsetattr(sl, termios.TCSANOW, a); print('restored', termios.tcgetattr(sl) == a)\n"
+            "fcntl.ioctl(sl, termios.TIOCSWINSZ, struct.pack('HHHH', 30, 100, 0, 0))\n"
+            "print(struct.unpack('HHHH', fcntl.ioctl(m, termios.TIOCGWINSZ, bytes(8))))\n"
+            "os.write(sl, b'out\\n'); print(os.read(m, 100))\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
+    assert e.stdout == b"True True\nraw True 0\nb'hello'\nrestored True\n(30, 100, 0, 0)\nb'out\\r\\n'\n"

@@ -310,28 +310,42 @@ def sys_faccessat2(s, dirfd, path, mode, flags, *_):
     return sys_faccessat(s, dirfd, path, mode)
 
 
+# terminal and pty ioctls the host answers for the same descriptor (each guest
+# process is a host process, its terminal the host's): request -> (bytes read
+# from the guest before, bytes written back after); the kernel's struct
+# layouts are the host's (x86-64). Process groups are the host's, as for
+# getpgrp/setpgid. (include/uapi/asm-generic/ioctls.h)
+_TTY_IOCTLS = {
+    0x5401: (0, 36),       # TCGETS: struct termios
+    0x5402: (36, 0),       # TCSETS
+    0x5403: (36, 0),       # TCSETSW
+    0x5404: (36, 0),       # TCSETSF
+    0x540F: (0, 4),        # TIOCGPGRP
+    0x5410: (4, 0),        # TIOCSPGRP
+    0x5411: (0, 4),        # TIOCOUTQ
+    0x5413: (0, 8),        # TIOCGWINSZ
+    0x5414: (8, 0),        # TIOCSWINSZ
+    0x541B: (0, 4),        # FIONREAD
+    0x5420: (4, 0),        # TIOCPKT
+    0x5424: (0, 4),        # TIOCGETD
+    0x5425: (4, 0),        # TIOCSETD
+    0x5429: (0, 4),        # TIOCGSID
+    0x80045430: (0, 4),    # TIOCGPTN: the pty's number
+    0x40045431: (4, 0),    # TIOCSPTLCK: (un)lock the pty
+    0x80045432: (0, 4),    # TIOCGDEV
+    0x80045438: (0, 4),    # TIOCGPKT
+    0x80045439: (0, 4),    # TIOCGPTLCK
+}
+# requests whose argument is a plain value
+_TTY_VALUE_IOCTLS = frozenset((0x5409, 0x540A, 0x540B, 0x540C, 0x540D, 0x540E, 0x5422, 0x5427, 0x5428))
+# TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TIOCSBRK, TIOCCBRK
+TIOCGPTPEER = 0x5441
+
+
 @syscall(16, "ioctl")
 def sys_ioctl(s, fd, req, arg, *_):
     f = s.fd(fd)
-    if req == 0x5401:            # TCGETS
-        if not os.isatty(f.host_fd):
-            return -E.ENOTTY
-        attrs = termios.tcgetattr(f.host_fd)
-        iflag, oflag, cflag, lflag, _, _, cc = attrs
-        ccb = bytes(c if isinstance(c, int) else c[0] for c in cc)[:19].ljust(19, b"\0")
-        s.write(arg, struct.pack("<IIIIB", iflag, oflag, cflag, lflag, 0) + ccb)
-        return 0
-    if req == 0x5413:            # TIOCGWINSZ
-        if not os.isatty(f.host_fd):
-            return -E.ENOTTY
-        s.write(arg, hostfcntl.ioctl(f.host_fd, termios.TIOCGWINSZ, b"\0" * 8))
-        return 0
-    if req in (0x5402, 0x5403, 0x5404, 0x540F, 0x5410):   # TCSETS*, TIOCGPGRP, TIOCSPGRP
-        return 0 if os.isatty(f.host_fd) else -E.ENOTTY
-    if req == 0x541B:            # FIONREAD
-        n = hostfcntl.ioctl(f.host_fd, termios.FIONREAD, b"\0" * 4)
-        s.write(arg, n)
-        return 0
+    req &= 0xFFFFFFFF
     if req == 0x5421:            # FIONBIO: what fcntl(F_SETFL, O_NONBLOCK) does (Python's setblocking)
         (on,) = struct.unpack("<i", s.read(arg, 4))
         if getattr(f, "timerfd", None) is not None:
@@ -342,6 +356,22 @@ def sys_ioctl(s, fd, req, arg, *_):
     if req in (0x5450, 0x5451):  # FIONCLEX, FIOCLEX
         (s.p.fds.cloexec.add if req == 0x5451 else s.p.fds.cloexec.discard)(s32(fd))
         return 0
+    if req == 0x541B and getattr(f, "timerfd", None) is not None:
+        return -E.ENOTTY
+    io = _TTY_IOCTLS.get(req)
+    if io is not None:
+        n_in, n_out = io
+        buf = s.read(arg, n_in) if n_in else bytes(max(n_out, 4))
+        out = hostfcntl.ioctl(f.host_fd, req, buf)
+        if n_out:
+            s.write(arg, out[:n_out])
+        return 0
+    if req in _TTY_VALUE_IOCTLS:
+        return hostfcntl.ioctl(f.host_fd, req, arg & 0xFFFFFFFF)
+    if req == TIOCGPTPEER:       # the slave of a pty master, opened (flags in arg)
+        from emu.linux.syscalls import O_CLOEXEC
+        hfd = hostfcntl.ioctl(f.host_fd, req, _host_flags(arg & ~O_CLOEXEC) | os.O_CLOEXEC)
+        return s.p.fds.install(OpenFile(hfd, "/dev/pts/?", arg & 3), cloexec=bool(arg & O_CLOEXEC))
     return -E.ENOTTY
 
 
