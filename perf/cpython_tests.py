@@ -36,6 +36,7 @@ MODULES = ["test_os", "test_posix", "test_signal", "test_select", "test_selector
 # "test_name (test.test_os.Class.test_name) ... ok" and its variants
 _RESULT = re.compile(r"^(\w+) \(([\w.]+)\)(?: \.\.\.|\n)")
 _STATUS = re.compile(r"\.\.\. ?(ok|FAIL|ERROR|skipped|expected failure|unexpected success)\b")
+_TAIL = re.compile(r"(?:^|\s)(ok|FAIL|ERROR|skipped|expected failure|unexpected success)(?: .*)?$")
 _SUMMARY = re.compile(r"^Ran (\d+) tests? in ([\d.]+)s", re.M)
 _COUNTS = re.compile(r"^(OK|FAILED)(?: \(([^)]*)\))?\s*$", re.M)
 
@@ -62,14 +63,24 @@ def run(argv, timeout: float, cwd: str) -> tuple[int | None, str, float]:
 
 
 def parse(text: str) -> dict:
-    """Counts from unittest's summary and each test's outcome from -v's lines."""
+    """Counts from unittest's summary and each test's outcome from -v's lines
+    (a test that prints prints its outcome on a later line: the first one
+    that ends with an outcome word is its)."""
     tests = {}
+    pending = None
     for line in text.splitlines():
         m = _RESULT.match(line)
-        if m is None:
+        if m is not None:
+            pending = m.group(2)                      # (3.11 names the method in the dotted name)
+            tests[pending] = "?"
+            st = _STATUS.search(line)
+            if st is not None:
+                tests[pending], pending = st.group(1), None
             continue
-        st = _STATUS.search(line)
-        tests[m.group(2)] = st.group(1) if st else "?"        # (3.11 names the method in the dotted name)
+        if pending is not None:
+            st = _TAIL.search(line)
+            if st is not None:
+                tests[pending], pending = st.group(1), None
     counts = {"ran": 0, "failures": 0, "errors": 0, "skipped": 0}
     for m in _SUMMARY.finditer(text):
         counts["ran"] += int(m.group(1))
