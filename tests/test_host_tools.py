@@ -244,3 +244,16 @@ def test_python_pseudo_terminal(tmp_path):
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
     assert e.stdout == b"True True\nraw True 0\nb'hello'\nrestored True\n(30, 100, 0, 0)\nb'out\\r\\n'\n"
+
+
+def test_session_leader_opening_a_pty_keeps_no_controlling_terminal(tmp_path):
+    # openpty opens the slave with O_NOCTTY: a session leader (a session of
+    # its own, as under setsid) must not make it its controlling terminal, or
+    # closing the master sends it SIGHUP (CPython's test_os died so)
+    py = tool("python3")
+    if not os.path.exists("/dev/ptmx"):
+        pytest.skip("no /dev/ptmx on this host")
+    code = "import os\nm, s = os.openpty(); os.close(m); os.close(s)\nprint('alive')\n"
+    e = _run_group(emu_cmd(py, "-S", "-c", code), tmp_path, 120)
+    n = _run_group([py, "-S", "-c", code], tmp_path, 60)
+    assert e[:2] == n[:2] == (0, b"alive\n"), e[2][-2000:]

@@ -13,14 +13,18 @@ from emu.linux.procfs import proc_fd_entries, proc_file, proc_link
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
 from emu.linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND,
-                                O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, pack_stat,
+                                O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, pack_stat,
                                 s32, s64, syscall)
 
 MAX_IO = 1 << 24
 
 # guest open flags -> host open flags
 _FLAG_MAP = ((O_CREAT, os.O_CREAT), (O_EXCL, os.O_EXCL), (O_TRUNC, os.O_TRUNC), (O_APPEND, os.O_APPEND),
-             (O_NONBLOCK, os.O_NONBLOCK), (O_DIRECTORY, os.O_DIRECTORY), (O_NOFOLLOW, os.O_NOFOLLOW))
+             (O_NONBLOCK, os.O_NONBLOCK), (O_DIRECTORY, os.O_DIRECTORY), (O_NOFOLLOW, os.O_NOFOLLOW),
+             # O_NOCTTY matters: without it a session leader opening a terminal makes it its controlling
+             # terminal (and gets its SIGHUP), as on Linux; the synchronous-I/O and atime flags pass too
+             (O_NOCTTY, os.O_NOCTTY), (0o10000, os.O_DSYNC), (0o4000000, os.O_SYNC & ~os.O_DSYNC),
+             (0o1000000, os.O_NOATIME))
 
 
 def _host_flags(flags: int) -> int:
