@@ -257,3 +257,17 @@ def test_session_leader_opening_a_pty_keeps_no_controlling_terminal(tmp_path):
     e = _run_group(emu_cmd(py, "-S", "-c", code), tmp_path, 120)
     n = _run_group([py, "-S", "-c", code], tmp_path, 60)
     assert e[:2] == n[:2] == (0, b"alive\n"), e[2][-2000:]
+
+
+def test_exec_disables_the_alternate_signal_stack(tmp_path):
+    # faulthandler gives the parent an alternate signal stack; the exec'd
+    # child must start without it (its handler ran on a stack that is not
+    # mapped in the new image: emu died with an internal error)
+    py = tool("python3")
+    child = ("import signal, sys, threading\n"
+             "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(3))\n"
+             "signal.pthread_kill(threading.get_ident(), signal.SIGUSR1); sys.exit(2)\n")
+    code = ("import faulthandler, subprocess, sys\nfaulthandler.enable()\n"
+            "print(subprocess.run([sys.executable, '-S', '-c', %r]).returncode)\n" % child)
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"3\n"), e.stderr[-2000:]

@@ -430,6 +430,7 @@ class Process:
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
         self.threads = [self.current]
         self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        self.altstack = (0, 2, 0)               # exec disables the alternate signal stack (SS_DISABLE)
         from emu.linux.timers import POSIX_KEY
         self.posix_timers = {}                  # exec deletes POSIX timers; setitimer's go on
         self.itimers = {k: t for k, t in self.itimers.items() if k < POSIX_KEY}

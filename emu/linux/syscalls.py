@@ -211,7 +211,12 @@ class Syscalls:
                 return
             raise GuestKilled(sig, core=sig in DEFAULT_CORE)
         from emu.linux.sigframe import setup_frame
-        setup_frame(self, sig, act, fault)
+        try:
+            setup_frame(self, sig, act, fault)
+        except Fault:
+            # the frame does not fit where it must go (a bad stack or alternate
+            # stack): Linux forces SIGSEGV, which kills the process (force_sigsegv)
+            raise GuestKilled(SIGSEGV, core=True) from None
 
     # ---- helpers ----
     def fd(self, fd: int) -> OpenFile:
