@@ -540,10 +540,24 @@ class Process:
         while recording or replaying (the thread schedule must not depend on
         the host's timing), nor with timers armed or timerfds involved."""
         nr = v.rax
-        if nr not in self.FD_READS and nr not in self.FD_WAITS:
+        if nr not in self.FD_READS and nr not in self.FD_WAITS and nr not in self.SLEEPS:
             return False
         if self.mem_observer is not None or self.itimers:
             return False
+        if nr in self.SLEEPS:
+            # a sleeping thread parks until its deadline on the guest clock; the
+            # others run meanwhile (a sleep used to stop the whole process)
+            try:
+                deadline = self._sleep_deadline(v, nr)
+            except Exception:
+                return False
+            if deadline is None:
+                return False
+            t = self.current
+            t.fd_wait = []
+            t.wait_deadline = deadline
+            v.rip = ex.rip
+            return True
         try:
             if nr in self.FD_READS:
                 f = self.fds.get(v.rdi & 0xFFFFFFFF)
@@ -568,6 +582,28 @@ class Process:
         t.wait_deadline = deadline
         v.rip = ex.rip
         return True
+
+    # nanosleep, clock_nanosleep: park the thread (above)
+    SLEEPS = frozenset((35, 230))
+
+    def _sleep_deadline(self, v, nr):
+        """The guest CLOCK_MONOTONIC time a nanosleep/clock_nanosleep ends,
+        or None (invalid or already over: the call itself answers)."""
+        clk = self.guest.clock
+        now = clk.now_ns(v, 1)
+        if nr == 35:
+            req, clock, absolute = v.rdi, 1, False
+        else:
+            clock, absolute, req = v.rdi & 0xFFFFFFFF, bool(v.rsi & 1), v.rdx
+            if clock not in (0, 1, 7):
+                return None
+        sec, nsec = struct.unpack("<qq", self.sys.read(req, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return None
+        ns = sec * 1_000_000_000 + nsec
+        if absolute:
+            ns -= clk.now_ns(v, clock)             # the time left on that clock
+        return now + ns if ns > 0 else None
 
     def _wait_set(self, v, nr):
         """([(host fd, poll events)], deadline ns on the guest clock or None)
@@ -631,6 +667,15 @@ class Process:
         kernel leaves at zero after a timeout anyway)."""
         v = t.vcpu
         nr = v.rax
+        if nr in self.SLEEPS:                  # the sleep is over: the call returns 0
+            if self.strace:
+                from emu.linux import sysent
+                from emu.linux.strace import trace
+                self.current, self.vcpu = t, v
+                trace(self.sys, sysent.name(nr), (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9), 0)
+            v.rip = v.rip + 2
+            v.rax = 0
+            return
         if nr == 7:
             v.rdx = 0
         elif nr in (232, 281):
@@ -674,7 +719,12 @@ class Process:
             now = clk.now_ns(self.vcpu, 1)
             for t in order:
                 if t.futex is not None and not self._shared_futex_changed(t):
-                    continue
+                    dl = getattr(t, "futex_deadline", None) if t.timed else None
+                    if dl is None or now < dl:
+                        continue
+                    t.futex = None                 # its timeout passed while others ran: ETIMEDOUT
+                    t.futex_shared = False
+                    t.vcpu.rax = (-110) & MASK64
                 if t.fd_wait is not None and id(t) not in ready:
                     if t.wait_deadline is None or now < t.wait_deadline:
                         continue

@@ -677,6 +677,10 @@ def sys_futex(s, uaddr, op, val, timeout, uaddr2, val3):
             t = s.p.current
             t.futex_shared = vma is not None and bool(vma.flags & MAP_SHARED)
             t.futex_val = val & 0xFFFFFFFF
+            # when a timed wait ends, on the guest's CLOCK_MONOTONIC: it times
+            # out then even while other threads run (Process._switch)
+            from emu.hypervisor.timekeeping import futex_deadline_ns
+            t.futex_deadline = futex_deadline_ns(s.p, t) if timeout else None
         return r
     if cmd == 1:             # FUTEX_WAKE
         return futex_wake(s, uaddr, val)
