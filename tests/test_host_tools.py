@@ -271,3 +271,24 @@ def test_exec_disables_the_alternate_signal_stack(tmp_path):
             "print(subprocess.run([sys.executable, '-S', '-c', %r]).returncode)\n" % child)
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"3\n"), e.stderr[-2000:]
+
+
+def test_python_threads_sleep_while_others_run(tmp_path):
+    # time.sleep in one thread parks it: the others go on and their timed
+    # waits time out (a Barrier with a timeout breaks, as natively)
+    py = tool("python3")
+    code = ("import threading, time\n"
+            "b = threading.Barrier(3, timeout=0.3); res = []\n"
+            "def f(i):\n"
+            "    b.wait()\n"
+            "    if i == 1:\n"
+            "        time.sleep(1.0)\n"
+            "    try:\n"
+            "        b.wait(); res.append('passed')\n"
+            "    except threading.BrokenBarrierError:\n"
+            "        res.append('broken')\n"
+            "ts = [threading.Thread(target=f, args=(i,)) for i in range(3)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]; print(sorted(res))\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"['broken', 'broken', 'broken']\n"), \
+        e.stderr[-2000:]

@@ -446,6 +446,8 @@ def _arg(s, kind: str, i: int, args, ret, failed: bool) -> str:
         return MADVISE.get(a, str(a))
     if kind == "epollop":
         return EPOLL_OPS.get(a, str(a))
+    if kind == "timerflags":
+        return _flags(a, ((1, "TIMER_ABSTIME"), (2, "TFD_TIMER_CANCEL_ON_SET")))
     if kind == "msgflags":
         return _flags(a, MSG)
     if kind == "timespec":

@@ -17,7 +17,7 @@ Argument kinds (strace.py decodes each):
   oflags cflags sockflags epflags efdflags sfdflags inflags tfdflags mfdflags
   mode prot mapflags whence sig sigset sigaction how clock atflags amode
   futexop ioctl fcntl cloneflags waitopts domain socktype sockaddr rlimit
-  archprctl prctl madvise epollop msgflags
+  archprctl prctl madvise epollop msgflags timerflags
                        flags, enumerations and structs decoded by name
   timespec timeval     a struct read by the call
   otimespec stat fds2 osigaction osigset
@@ -251,14 +251,14 @@ _TABLE = """
 220 semtimedop int ptr uint timespec
 221 fadvise64 fd int uint int
 222 timer_create clock ptr ptr
-223 timer_settime int hex ptr ptr
+223 timer_settime int timerflags ptr ptr
 224 timer_gettime int ptr
 225 timer_getoverrun int
 226 timer_delete int
 227 clock_settime clock timespec
 228 clock_gettime clock otimespec
 229 clock_getres clock otimespec
-230 clock_nanosleep clock hex timespec ptr
+230 clock_nanosleep clock timerflags timespec ptr
 231 exit_group int
 232 epoll_wait fd ptr int int
 233 epoll_ctl fd epollop fd ptr
@@ -314,7 +314,7 @@ _TABLE = """
 283 timerfd_create clock tfdflags
 284 eventfd uint
 285 fallocate fd int int int
-286 timerfd_settime fd hex ptr ptr
+286 timerfd_settime fd timerflags ptr ptr
 287 timerfd_gettime fd ptr
 288 accept4 fd ptr ptr sockflags
 289 signalfd4 fd sigset uint sfdflags
