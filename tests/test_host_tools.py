@@ -292,3 +292,20 @@ def test_python_threads_sleep_while_others_run(tmp_path):
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"['broken', 'broken', 'broken']\n"), \
         e.stderr[-2000:]
+
+
+def test_python_xattrs_and_reuid(tmp_path):
+    # setxattr/removexattr (CPython's test_os ExtendedAttributeTests), setreuid/setregid(-1, -1)
+    py = tool("python3")
+    code = ("import os\nopen('xa', 'w').close()\n"
+            "try:\n"
+            "    os.setxattr('xa', 'user.t', b'v1'); os.setxattr('xa', 'user.t', b'v2', os.XATTR_REPLACE)\n"
+            "    print(os.getxattr('xa', 'user.t'), os.listxattr('xa'))\n"
+            "    try:\n        os.setxattr('xa', 'user.t', b'v3', os.XATTR_CREATE)\n"
+            "    except OSError as e:\n        print('create', e.errno)\n"
+            "    os.removexattr('xa', 'user.t'); print(os.listxattr('xa'))\n"
+            "except OSError as e:\n    print('no xattrs here', e.errno)\n"
+            "os.setreuid(-1, -1); os.setregid(-1, -1); print('reuid ok')\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
+    assert e.stdout.endswith(b"reuid ok\n") and e.returncode == 0

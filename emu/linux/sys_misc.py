@@ -87,6 +87,59 @@ def sys_flistxattr(s, fd, buf, size, *_):
     return _listxattr(s, s.fd(fd).host_fd, buf, size)
 
 
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+
+
+def _setxattr(s, host, name, value, size, flags, follow=True):
+    if flags & ~(XATTR_CREATE | XATTR_REPLACE) or size > 65536:
+        return -E.EINVAL if flags & ~3 else -E.E2BIG
+    if not isinstance(host, int):
+        s.check_write(host, follow)     # (EROFS outside the sandbox)
+    os.setxattr(host, s.cstr(name), s.read(value, size) if size else b"", flags, follow_symlinks=follow)
+    return 0
+
+
+@syscall(188, "setxattr")
+def sys_setxattr(s, path, name, value, size, flags, *_):
+    return _setxattr(s, s.path_at(AT_FDCWD, path), name, value, size, flags)
+
+
+@syscall(189, "lsetxattr")
+def sys_lsetxattr(s, path, name, value, size, flags, *_):
+    return _setxattr(s, s.path_at(AT_FDCWD, path, follow=False), name, value, size, flags, follow=False)
+
+
+@syscall(190, "fsetxattr")
+def sys_fsetxattr(s, fd, name, value, size, flags, *_):
+    f = s.fd(fd)
+    s.check_fd_write(f)
+    return _setxattr(s, f.host_fd, name, value, size, flags)
+
+
+def _removexattr(s, host, name, follow=True):
+    if not isinstance(host, int):
+        s.check_write(host, follow)
+    os.removexattr(host, s.cstr(name), follow_symlinks=follow)
+    return 0
+
+
+@syscall(197, "removexattr")
+def sys_removexattr(s, path, name, *_):
+    return _removexattr(s, s.path_at(AT_FDCWD, path), name)
+
+
+@syscall(198, "lremovexattr")
+def sys_lremovexattr(s, path, name, *_):
+    return _removexattr(s, s.path_at(AT_FDCWD, path, follow=False), name, follow=False)
+
+
+@syscall(199, "fremovexattr")
+def sys_fremovexattr(s, fd, name, *_):
+    f = s.fd(fd)
+    s.check_fd_write(f)
+    return _removexattr(s, f.host_fd, name)
+
+
 def _virtual_clock(s):
     g = getattr(s.p, "guest", None)
     return g.clock if g is not None and g.clock.virtual else None

@@ -758,6 +758,22 @@ def sys_setgid(s, gid, *_):
     return _credentials(os.setgid, s32(gid))
 
 
+@syscall(113, "setreuid")
+def sys_setreuid(s, r, e, *_):
+    return _credentials(os.setreuid, _uid(r), _uid(e))
+
+
+@syscall(114, "setregid")
+def sys_setregid(s, r, e, *_):
+    return _credentials(os.setregid, _uid(r), _uid(e))
+
+
+def _uid(x: int) -> int:
+    """A uid_t/gid_t argument: 32 bits unsigned, (uid_t)-1 "leave it"."""
+    x &= 0xFFFFFFFF
+    return -1 if x == 0xFFFFFFFF else x
+
+
 @syscall(117, "setresuid")
 def sys_setresuid(s, r, e, sv, *_):
     return _credentials(os.setresuid, s32(r), s32(e), s32(sv))
