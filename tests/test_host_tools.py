@@ -309,3 +309,18 @@ def test_python_xattrs_and_reuid(tmp_path):
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
     assert e.stdout.endswith(b"reuid ok\n") and e.returncode == 0
+
+
+def test_python_splice(tmp_path):
+    # splice(2) with and without offsets, file -> pipe -> file (CPython's test_os FileTests.test_splice*)
+    py = tool("python3")
+    code = ("import os\n"
+            "with open('sp', 'wb') as f:\n    f.write(b'0123456789' * 10)\n"
+            "fd = os.open('sp', os.O_RDONLY); r, w = os.pipe()\n"
+            "print(os.splice(fd, w, 15, offset_src=5), os.read(r, 100))\n"
+            "print(os.splice(fd, w, 4), os.read(r, 100), os.lseek(fd, 0, os.SEEK_CUR))\n"
+            "os.write(w, b'abc'); out = os.open('sp2', os.O_WRONLY | os.O_CREAT, 0o600)\n"
+            "print(os.splice(r, out, 3, offset_dst=2)); os.close(out); print(open('sp2', 'rb').read())\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
+    assert e.stdout == b"15 b'567890123456789'\n4 b'0123' 4\n3\nb'\\x00\\x00abc'\n"

@@ -407,3 +407,22 @@ def sys_setpriority(s, which, who, prio, *_):
     w, t = _prio_target(s, s32(which), who)
     os.setpriority(w, t, max(-20, min(19, s32(prio))))
     return 0
+
+
+@syscall(275, "splice")
+def sys_splice(s, fd_in, off_in, fd_out, off_out, length, flags, *_):
+    """splice(2) between the host descriptors (one of them a pipe): the
+    kernel moves the bytes, as on Linux; offsets in guest memory are read and
+    advanced."""
+    src, dst = s.fd(fd_in), s.fd(fd_out)
+    s.check_fd_write(dst)
+    oi = struct.unpack("<q", s.read(off_in, 8))[0] if off_in else None
+    oo = struct.unpack("<q", s.read(off_out, 8))[0] if off_out else None
+    if (oi is not None and oi < 0) or (oo is not None and oo < 0):
+        return -E.EINVAL
+    n = os.splice(src.host_fd, dst.host_fd, min(length, 1 << 30), offset_src=oi, offset_dst=oo, flags=flags & 0xF)
+    if off_in:
+        s.write(off_in, struct.pack("<q", oi + n))
+    if off_out:
+        s.write(off_out, struct.pack("<q", oo + n))
+    return n
