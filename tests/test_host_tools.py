@@ -324,3 +324,17 @@ def test_python_splice(tmp_path):
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout), e.stderr[-2000:]
     assert e.stdout == b"15 b'567890123456789'\n4 b'0123' 4\n3\nb'\\x00\\x00abc'\n"
+
+
+def test_python_sigwait_while_another_thread_runs(tmp_path):
+    # sigwait in the main thread parks it; the other thread's sleep and kill
+    # run and end the wait (CPython's test_signal test_sigwait_thread hung)
+    py = tool("python3")
+    code = ("import os, threading, signal, time\n"
+            "def kill_later():\n    time.sleep(0.5); os.kill(os.getpid(), signal.SIGUSR1)\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+            "k = threading.Thread(target=kill_later); k.start()\n"
+            "print('got', signal.sigwait([signal.SIGUSR1]) == signal.SIGUSR1); k.join()\n"
+            "print(signal.sigtimedwait([signal.SIGUSR2], 0.2))\n")
+    e, n = both([py, "-S", "-c", code], tmp_path)
+    assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"got True\nNone\n"), e.stderr[-2000:]

@@ -540,10 +540,31 @@ class Process:
         while recording or replaying (the thread schedule must not depend on
         the host's timing), nor with timers armed or timerfds involved."""
         nr = v.rax
-        if nr not in self.FD_READS and nr not in self.FD_WAITS and nr not in self.SLEEPS:
+        if nr not in self.FD_READS and nr not in self.FD_WAITS and nr not in self.SLEEPS and nr != 128:
             return False
         if self.mem_observer is not None or self.itimers:
             return False
+        if nr == 128:
+            # rt_sigtimedwait: the thread parks until a signal of its set is
+            # pending (sent by another thread, or from outside) or its timeout
+            try:
+                (these,) = struct.unpack("<Q", self.sys.read(v.rdi, 8))
+                if v.r10 != 8 or self.pending_signals & these:
+                    return False
+                deadline = None
+                if v.rdx:
+                    sec, nsec = struct.unpack("<qq", self.sys.read(v.rdx, 16))
+                    if sec < 0 or not 0 <= nsec < 1_000_000_000 or sec == nsec == 0:
+                        return False
+                    deadline = self.guest.clock.now_ns(v, 1) + sec * 1_000_000_000 + nsec
+            except Exception:
+                return False
+            t = self.current
+            t.fd_wait = []
+            t.wait_deadline = deadline
+            t.sig_wait = these
+            v.rip = ex.rip
+            return True
         if nr in self.SLEEPS:
             # a sleeping thread parks until its deadline on the guest clock; the
             # others run meanwhile (a sleep used to stop the whole process)
@@ -667,6 +688,10 @@ class Process:
         kernel leaves at zero after a timeout anyway)."""
         v = t.vcpu
         nr = v.rax
+        if nr == 128:                          # rt_sigtimedwait's timeout passed: EAGAIN
+            v.rip = v.rip + 2
+            v.rax = (-11) & MASK64
+            return
         if nr in self.SLEEPS:                  # the sleep is over: the call returns 0
             if self.strace:
                 from emu.linux import sysent
@@ -697,10 +722,15 @@ class Process:
                 seen[fd] = seen.get(fd, 0) | ev
         for fd, ev in seen.items():
             p.register(fd, ev)
+        wake = self.bridge.wake_r if self.bridge is not None and any(t.sig_wait for t in waits) else -1
+        if wake >= 0 and wake not in seen:
+            p.register(wake, select.POLLIN)    # a signal from outside ends a sigtimedwait
         try:
             hit = {fd for fd, _ in p.poll(None if timeout is None else int(timeout * 1000))}
         except (OSError, ValueError):
             return {id(t) for t in waits}
+        if wake in hit:
+            self.bridge.drain()
         return {id(t) for t in waits if any(fd in hit for fd, _ in t.fd_wait)}
 
     def _switch(self) -> None:
@@ -725,11 +755,12 @@ class Process:
                     t.futex = None                 # its timeout passed while others ran: ETIMEDOUT
                     t.futex_shared = False
                     t.vcpu.rax = (-110) & MASK64
-                if t.fd_wait is not None and id(t) not in ready:
+                if t.fd_wait is not None and id(t) not in ready and not (t.sig_wait & self.pending_signals):
                     if t.wait_deadline is None or now < t.wait_deadline:
                         continue
                     self._expire_wait(t)
                 t.fd_wait = t.wait_deadline = None
+                t.sig_wait = 0
                 t.slice_end = None             # a fresh time slice
                 self.current = t
                 if getattr(t, "rseq", None) is not None:     # preempted in a restartable sequence?
