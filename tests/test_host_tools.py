@@ -338,3 +338,19 @@ def test_python_sigwait_while_another_thread_runs(tmp_path):
             "print(signal.sigtimedwait([signal.SIGUSR2], 0.2))\n")
     e, n = both([py, "-S", "-c", code], tmp_path)
     assert (e.returncode, e.stdout) == (n.returncode, n.stdout) == (0, b"got True\nNone\n"), e.stderr[-2000:]
+
+
+def test_ignored_signals_stay_ignored_in_the_guest(tmp_path):
+    # exec keeps SIG_IGN: a program started with SIGINT and SIGHUP ignored (a
+    # background job, nohup) sees them ignored under emu too
+    import signal
+    py = tool("python3")
+    code = "import signal; print(signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP))"
+
+    def ignore():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    outs = [subprocess.run(argv, capture_output=True, cwd=tmp_path, env=env(), timeout=120, preexec_fn=ignore)
+            for argv in (emu_cmd(py, "-S", "-c", code), [py, "-S", "-c", code])]
+    assert outs[0].stdout == outs[1].stdout == b"Handlers.SIG_IGN Handlers.SIG_IGN\n" or \
+        outs[0].stdout == outs[1].stdout == b"1 1\n", (outs[0].stdout, outs[1].stdout, outs[0].stderr[-500:])

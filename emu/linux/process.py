@@ -334,9 +334,20 @@ class Process:
         table shared with every process this one forks, and host signals
         carrying guest signals (emu/linux/hostsig.py). Installs host signal
         handlers: for the main thread of a program that runs one guest."""
-        from emu.linux.hostsig import SignalBridge
+        import signal as _signal
+        from emu.linux.hostsig import CARRIED, SignalBridge
         from emu.linux.procfs import comm
         from emu.linux.ptree import ProcessTable
+        for sig in CARRIED:
+            # a signal ignored by whoever started emu stays ignored in the guest,
+            # as exec keeps SIG_IGN on Linux (a background job's SIGINT, nohup's
+            # SIGHUP); not SIGPIPE and SIGXFSZ, which Python ignores itself
+            if sig not in (13, 25) and sig not in self.signal_actions:
+                try:
+                    if _signal.getsignal(sig) == _signal.SIG_IGN:
+                        self.signal_actions[sig] = (1, 0, 0, 0)
+                except (ValueError, OSError):
+                    pass
         self.ptree = ProcessTable()
         self.ptree.register(os.getpid(), self.pid, comm(self), self.argv)
         self.bridge = SignalBridge(self)
