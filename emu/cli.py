@@ -408,6 +408,8 @@ def run_stats(proc, seconds: float) -> dict:
         "page_faults": c["page_faults_in_core"] + proc.mm.faults,
         "page_faults_in_core": c["page_faults_in_core"],
         "syscalls": sum(proc.syscall_counts.values()), "exits": c["exits"],
+        # the system calls that returned ENOSYS (not implemented), by name: how often
+        "enosys": dict(sorted(getattr(proc, "enosys", {}).items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
 
@@ -439,6 +441,9 @@ def _stats(proc, seconds: float, path: str | None = None, show: bool = True) -> 
         % (s["page_faults"], s["page_faults_in_core"], s["syscalls"]),
         "emu: exits " + ", ".join("%s %d" % kv for kv in sorted(s["exits"].items())),
     ]
+    if s["enosys"]:
+        lines.append("emu: unimplemented system calls (ENOSYS): "
+                     + ", ".join("%s %d" % kv for kv in s["enosys"].items()))
     c, n = proc.vcpu.counters, s["instructions"]
     j = c.get("jit", {})
     if "blocks_compiled" in j:

@@ -23,6 +23,20 @@ def _installed_emu_over_unbuilt_checkout() -> None:
 
 
 _installed_emu_over_unbuilt_checkout()
+
+
+def _default_interrupt_signals() -> None:
+    """A test run started as a background job inherits SIGINT (and under
+    nohup SIGHUP) ignored, and exec passes SIG_IGN on to every program the
+    tests start, emu's guests included (emu keeps it, as Linux does): the
+    tests that interrupt a guest need the default action whatever started pytest."""
+    import signal
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
+
+
+_default_interrupt_signals()
 # a system-call argument a handler does not range-check raises (in tests and
 # their `emu` subprocesses) instead of becoming EINVAL (emu/linux/syscalls.py)
 os.environ.setdefault("EMU_STRICT", "1")

@@ -16,7 +16,7 @@ LINUX = os.path.join(ROOT, "guests", "linux")
 EMU_PATH = os.path.dirname(os.path.dirname(os.path.abspath(_emu_pkg.__file__)))
 NATIVE = platform.system() == "Linux" and platform.machine() == "x86_64"
 PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "shared_mem", "fdkinds", "threads_pipe",
-            "cpu_signals", "proctree", "shared_views"]
+            "cpu_signals", "proctree", "shared_views", "vdso_clock"]
 
 
 def run_emu(args, cwd):

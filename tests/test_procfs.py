@@ -67,3 +67,57 @@ def test_fd_links_and_listing(tmp_path):
     r = emu("run", ls, "/proc/self/fd", stdin=open(os.devnull))
     assert r.stdout.split() == ["0", "1", "2", "3"]
 
+
+
+SMAPS_AUXV = r"""
+import ctypes
+libc = ctypes.CDLL(None)
+libc.getauxval.restype = ctypes.c_ulong
+def slurp(path, buf):
+    # into a buffer allocated before: reading makes no mapping between the two files
+    n, mv = 0, memoryview(buf)
+    with open(path, 'rb', buffering=0) as f:
+        while True:
+            k = f.readinto(mv[n:])
+            if not k:
+                return n
+            n += k
+b1, b2 = bytearray(4 << 20), bytearray(1 << 20)
+n1 = slurp('/proc/self/smaps', b1)
+n2 = slurp('/proc/self/maps', b2)
+sm, maps = b1[:n1].decode().splitlines(), b2[:n2].decode().splitlines()
+blocks = []
+for line in sm:
+    if not line.split()[0].endswith(':'):
+        blocks.append((line, {}, []))
+    else:
+        k, v = line.split(':', 1)
+        blocks[-1][1][k] = v.split()
+        blocks[-1][2].append(k)
+print('smaps fields:', ' '.join(blocks[0][2]))
+print('every VMA the same fields:', all(b[2] == blocks[0][2] for b in blocks))
+print('VMA heads as in maps:', [b[0].split()[0] for b in blocks] == [m.split()[0] for m in maps])
+size_ok = rss_ok = True
+for head, f, _ in blocks:
+    lo, hi = (int(x, 16) for x in head.split()[0].split('-'))
+    size_ok &= int(f['Size'][0]) == (hi - lo) // 1024
+    parts = sum(int(f[k][0]) for k in ('Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_Dirty'))
+    rss_ok &= parts == int(f['Rss'][0]) <= int(f['Size'][0])
+print('Size is the range, Rss its parts:', size_ok, rss_ok)
+raw = open('/proc/self/auxv', 'rb').read()
+pairs = [int.from_bytes(raw[i:i + 8], 'little') for i in range(0, len(raw), 8)]
+aux = dict(zip(pairs[::2], pairs[1::2]))
+print('auxv ends with AT_NULL:', pairs[-2:] == [0, 0])
+print('auxv is getauxval:', all(aux[k] == libc.getauxval(k) for k in (3, 4, 5, 6, 9, 25, 31, 33)))  # (not AT_HWCAP: glibc's x86 getauxval answers its own)
+print('AT_SYSINFO_EHDR is [vdso]:', any(m.endswith('[vdso]') and int(m.split('-')[0], 16) == aux[33] for m in maps))
+"""
+
+
+def test_smaps_and_auxv_as_linux_gives_them(tmp_path):
+    py = "/usr/bin/python3"
+    if not os.path.exists(py):
+        pytest.skip("needs /usr/bin/python3")
+    e = emu("run", py, "-S", "-c", SMAPS_AUXV)
+    n = subprocess.run([py, "-S", "-c", SMAPS_AUXV], capture_output=True, text=True, timeout=60)
+    assert e.returncode == n.returncode == 0, e.stderr[-2000:]
+    assert e.stdout == n.stdout and e.stdout.count("True") == 7, (e.stdout, n.stdout)

@@ -58,16 +58,28 @@ def test_no_escape_from_the_sandbox(tmp_path):
 def test_emulator_memory_is_not_the_guests_even_without_a_sandbox(tmp_path):
     """/proc/self/mem would be a write path into the emulator process: it is
     the guest's own memory (emu/linux/procmem.py), where offset 0 is unmapped
-    and cat fails with EIO exactly as on Linux; the others are refused."""
+    and cat fails with EIO exactly as on Linux; auxv and smaps are the guest's,
+    the others are refused."""
     if not os.path.exists("/bin/cat"):
         pytest.skip("needs the host's /bin/cat")
     r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/mem"],
                        capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
     assert r.returncode == 1 and r.stdout == b"" and b"Input/output error" in r.stderr, r.stderr
-    for entry in ("auxv", "smaps", "pagemap", "syscall"):
+    for entry in ("pagemap", "syscall"):
         r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/" + entry],
                            capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
         assert r.returncode == 1 and b"Permission denied" in r.stderr, (entry, r.stderr)
+    # auxv and smaps are the guest's own (emu/linux/procfs.py), never the emulator's:
+    # the vector cat was started with (its vDSO), cat's mappings, nothing of Python's
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/auxv"],
+                       capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
+    words = [int.from_bytes(r.stdout[i:i + 8], "little") for i in range(0, len(r.stdout), 8)]
+    aux = dict(zip(words[::2], words[1::2]))
+    from emu.linux.elf import INTERP_BASE
+    assert r.returncode == 0 and aux[33] == INTERP_BASE - 4096 and aux[7] == INTERP_BASE, aux
+    r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/smaps"],
+                       capture_output=True, cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))
+    assert r.returncode == 0 and b"[vdso]" in r.stdout and b"/cat\n" in r.stdout and b"python" not in r.stdout
     # the guest's own virtual files still open
     r = subprocess.run([sys.executable, "-m", "emu", "run", "/bin/cat", "/proc/self/maps"], capture_output=True,
                        cwd=tmp_path, timeout=120, env=dict(os.environ, PYTHONPATH=EMU_PATH))

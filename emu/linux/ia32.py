@@ -123,6 +123,8 @@ def int80(s) -> None:
             ret = -E.EFAULT
         except OSError as e:
             ret = -E.from_oserror(e)
+    if ret == -E.ENOSYS:
+        p.enosys["i386:" + name] = p.enosys.get("i386:" + name, 0) + 1
     if p.strace:
         s._trace("int80:" + name, args, ret)
     if ret is not None:

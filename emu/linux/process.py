@@ -22,7 +22,7 @@ GUEST_RAM = 4 << 30     # lazily committed: only touched pages cost host memory
 
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
-AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
 
 
 def user_selectors(v) -> None:
@@ -240,6 +240,7 @@ class Process:
         self.posix_timers: dict[int, dict] = {}   # timer_create: id -> clock, signal, sigval, overruns
         self.sig_info: dict[int, tuple] = {}      # a pending timer signal -> its source (emu/linux/timers.py)
         self.warned: set[int] = set()
+        self.enosys: dict[str, int] = {}          # name -> calls that returned ENOSYS (--stats)
         self.forked_child = False
         self.syscall_hooks: list[SyscallHook] = []   # add_syscall_hook()
         self.fault_hooks: list = []                  # fn(process, exit) -> True: handled, resume
@@ -339,6 +340,11 @@ class Process:
             self.exe_id = (info.st_dev, info.st_ino)
         except OSError:
             self.exe_id = (0, 0)
+        self.vdso_base = 0
+        if image.bits == 64:
+            # below the dynamic loader's place whether or not there is one (a static program too)
+            from emu.linux.vdso import map_vdso
+            self.vdso_base = map_vdso(self.mm, elf.INTERP_BASE)
         brk = page_up(image.end)
         self.mm.brk_start = self.mm.brk = brk
         self.bits = image.bits
@@ -396,7 +402,8 @@ class Process:
         addr = lambda off: str_base + off
         from emu.cpuid import hwcap_bits
         hwcap, hwcap2 = hwcap_bits(self.vcpu)
-        auxv = [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
+        auxv = [(AT_SYSINFO_EHDR, self.vdso_base)] if self.vdso_base else []
+        auxv += [(AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
                 (AT_PAGESZ, PAGE), (AT_BASE, interp_base), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
                 (AT_UID, os.getuid()), (AT_EUID, os.geteuid()), (AT_GID, os.getgid()), (AT_EGID, os.getegid()),
                 (AT_SECURE, 0), (AT_RANDOM, addr(rand_off)), (AT_HWCAP, hwcap), (AT_HWCAP2, hwcap2),
@@ -421,9 +428,20 @@ class Process:
         table shared with every process this one forks, and host signals
         carrying guest signals (emu/linux/hostsig.py). Installs host signal
         handlers: for the main thread of a program that runs one guest."""
-        from emu.linux.hostsig import SignalBridge
+        import signal as _signal
+        from emu.linux.hostsig import CARRIED, SignalBridge
         from emu.linux.procfs import comm
         from emu.linux.ptree import ProcessTable
+        for sig in CARRIED:
+            # a signal ignored by whoever started emu stays ignored in the guest,
+            # as exec keeps SIG_IGN on Linux (a background job's SIGINT, nohup's
+            # SIGHUP); not SIGPIPE and SIGXFSZ, which Python ignores itself
+            if sig not in (13, 25) and sig not in self.signal_actions:
+                try:
+                    if _signal.getsignal(sig) == _signal.SIG_IGN:
+                        self.signal_actions[sig] = (1, 0, 0, 0)
+                except (ValueError, OSError):
+                    pass
         self.ptree = ProcessTable()
         self.ptree.register(os.getpid(), self.pid, comm(self), self.argv, exe=self.exe_id)
         self.bridge = SignalBridge(self)
@@ -517,6 +535,7 @@ class Process:
         self.current = Thread(self.pid, self.vcpu, signal_mask=self.current.signal_mask)
         self.threads = [self.current]
         self.signal_actions = {k: a for k, a in self.signal_actions.items() if a[0] == 1}
+        self.altstack = (0, 2, 0)               # exec disables the alternate signal stack (SS_DISABLE)
         from emu.linux.timers import POSIX_KEY
         self.posix_timers = {}                  # exec deletes POSIX timers; setitimer's go on
         self.itimers = {k: t for k, t in self.itimers.items() if k < POSIX_KEY}
@@ -550,7 +569,15 @@ class Process:
         while True:
             t = self.current
             v = self.vcpu = t.vcpu
-            budget = QUANTUM if len(self.threads) > 1 else 1 << 62
+            if len(self.threads) > 1:
+                # the time slice runs across system calls: a thread that makes
+                # a call every few instructions (a polling loop) is still
+                # preempted after QUANTUM instructions, as by a timer tick
+                if t.slice_end is None:
+                    t.slice_end = v.icount + QUANTUM
+                budget = max(1, t.slice_end - v.icount)
+            else:
+                budget = 1 << 62
             timer_stop = False
             if self.itimers:
                 n = timers.run_budget(self, v)      # stop when the earliest timer is due
@@ -618,10 +645,45 @@ class Process:
         while recording or replaying (the thread schedule must not depend on
         the host's timing), nor with timers armed or timerfds involved."""
         nr = v.rax
-        if nr not in self.FD_READS and nr not in self.FD_WAITS:
+        if nr not in self.FD_READS and nr not in self.FD_WAITS and nr not in self.SLEEPS and nr != 128:
             return False
         if self.mem_observer is not None or self.itimers:
             return False
+        if nr == 128:
+            # rt_sigtimedwait: the thread parks until a signal of its set is
+            # pending (sent by another thread, or from outside) or its timeout
+            try:
+                (these,) = struct.unpack("<Q", self.sys.read(v.rdi, 8))
+                if v.r10 != 8 or self.pending_signals & these:
+                    return False
+                deadline = None
+                if v.rdx:
+                    sec, nsec = struct.unpack("<qq", self.sys.read(v.rdx, 16))
+                    if sec < 0 or not 0 <= nsec < 1_000_000_000 or sec == nsec == 0:
+                        return False
+                    deadline = self.guest.clock.now_ns(v, 1) + sec * 1_000_000_000 + nsec
+            except Exception:
+                return False
+            t = self.current
+            t.fd_wait = []
+            t.wait_deadline = deadline
+            t.sig_wait = these
+            v.rip = ex.rip
+            return True
+        if nr in self.SLEEPS:
+            # a sleeping thread parks until its deadline on the guest clock; the
+            # others run meanwhile (a sleep used to stop the whole process)
+            try:
+                deadline = self._sleep_deadline(v, nr)
+            except Exception:
+                return False
+            if deadline is None:
+                return False
+            t = self.current
+            t.fd_wait = []
+            t.wait_deadline = deadline
+            v.rip = ex.rip
+            return True
         try:
             if nr in self.FD_READS:
                 f = self.fds.get(v.rdi & 0xFFFFFFFF)
@@ -646,6 +708,28 @@ class Process:
         t.wait_deadline = deadline
         v.rip = ex.rip
         return True
+
+    # nanosleep, clock_nanosleep: park the thread (above)
+    SLEEPS = frozenset((35, 230))
+
+    def _sleep_deadline(self, v, nr):
+        """The guest CLOCK_MONOTONIC time a nanosleep/clock_nanosleep ends,
+        or None (invalid or already over: the call itself answers)."""
+        clk = self.guest.clock
+        now = clk.now_ns(v, 1)
+        if nr == 35:
+            req, clock, absolute = v.rdi, 1, False
+        else:
+            clock, absolute, req = v.rdi & 0xFFFFFFFF, bool(v.rsi & 1), v.rdx
+            if clock not in (0, 1, 7):
+                return None
+        sec, nsec = struct.unpack("<qq", self.sys.read(req, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return None
+        ns = sec * 1_000_000_000 + nsec
+        if absolute:
+            ns -= clk.now_ns(v, clock)             # the time left on that clock
+        return now + ns if ns > 0 else None
 
     def _wait_set(self, v, nr):
         """([(host fd, poll events)], deadline ns on the guest clock or None)
@@ -709,6 +793,19 @@ class Process:
         kernel leaves at zero after a timeout anyway)."""
         v = t.vcpu
         nr = v.rax
+        if nr == 128:                          # rt_sigtimedwait's timeout passed: EAGAIN
+            v.rip = v.rip + 2
+            v.rax = (-11) & MASK64
+            return
+        if nr in self.SLEEPS:                  # the sleep is over: the call returns 0
+            if self.strace:
+                from emu.linux import sysent
+                from emu.linux.strace import trace
+                self.current, self.vcpu = t, v
+                trace(self.sys, sysent.name(nr), (v.rdi, v.rsi, v.rdx, v.r10, v.r8, v.r9), 0)
+            v.rip = v.rip + 2
+            v.rax = 0
+            return
         if nr == 7:
             v.rdx = 0
         elif nr in (232, 281):
@@ -730,10 +827,15 @@ class Process:
                 seen[fd] = seen.get(fd, 0) | ev
         for fd, ev in seen.items():
             p.register(fd, ev)
+        wake = self.bridge.wake_r if self.bridge is not None and any(t.sig_wait for t in waits) else -1
+        if wake >= 0 and wake not in seen:
+            p.register(wake, select.POLLIN)    # a signal from outside ends a sigtimedwait
         try:
             hit = {fd for fd, _ in p.poll(None if timeout is None else int(timeout * 1000))}
         except (OSError, ValueError):
             return {id(t) for t in waits}
+        if wake in hit:
+            self.bridge.drain()
         return {id(t) for t in waits if any(fd in hit for fd, _ in t.fd_wait)}
 
     def _switch(self) -> None:
@@ -752,12 +854,19 @@ class Process:
             now = clk.now_ns(self.vcpu, 1)
             for t in order:
                 if t.futex is not None and not self._shared_futex_changed(t):
-                    continue
-                if t.fd_wait is not None and id(t) not in ready:
+                    dl = getattr(t, "futex_deadline", None) if t.timed else None
+                    if dl is None or now < dl:
+                        continue
+                    t.futex = None                 # its timeout passed while others ran: ETIMEDOUT
+                    t.futex_shared = False
+                    t.vcpu.rax = (-110) & MASK64
+                if t.fd_wait is not None and id(t) not in ready and not (t.sig_wait & self.pending_signals):
                     if t.wait_deadline is None or now < t.wait_deadline:
                         continue
                     self._expire_wait(t)
                 t.fd_wait = t.wait_deadline = None
+                t.sig_wait = 0
+                t.slice_end = None             # a fresh time slice
                 self.current = t
                 if getattr(t, "rseq", None) is not None:     # preempted in a restartable sequence?
                     from emu.linux.rseq import fixup
@@ -767,6 +876,8 @@ class Process:
             if len(sleepers) == n:
                 if not any(getattr(t, "futex_shared", False) for t in sleepers):
                     break
+                if self.pending_signals and self._signal_interrupts_futex(sleepers):
+                    return                     # a host signal (SIGTERM...) ends the wait, as on Linux
                 # a futex word in memory other processes share: only they can
                 # change it; look again after a short host wait (timed waits
                 # still end at their deadline, below)
@@ -830,6 +941,22 @@ class Process:
         t.futex_shared = False
         t.vcpu.rax = 0
         self._futex_polls = 0
+        return True
+
+    def _signal_interrupts_futex(self, waiting) -> bool:
+        """A pending signal that a handler or the default action takes ends
+        a futex wait (EINTR, as Linux's futex_wait returns after a signal) and
+        is delivered at once; without this a process whose threads all wait
+        on a futex in shared memory would ignore SIGTERM."""
+        from emu.linux import timers
+        t = self.current if self.current in waiting else waiting[0]
+        self.current, self.vcpu = t, t.vcpu
+        if not timers.interrupting(self):
+            return False
+        t.futex = None
+        t.futex_shared = False
+        t.vcpu.rax = (-4) & MASK64              # EINTR
+        timers.check(self.sys)
         return True
 
     def _timer_interrupts_futex(self, waiting) -> bool:

@@ -5,7 +5,8 @@ which is wrong for programs that parse them (glibc's pthread_getattr_np
 finds the main thread's stack in /proc/self/maps) and gives the emulator
 away (formats follow Documentation/filesystems/proc.rst and fs/proc/).
 
-Served: maps, status, cmdline, comm, environ, stat, statm; the links fd/N,
+Served: maps, smaps, smaps_rollup, auxv, status, cmdline, comm, environ,
+stat, statm; the links fd/N,
 cwd, exe and root, and the fd directory's listing. Other /proc files fall
 through to the host's.
 """
@@ -16,7 +17,7 @@ import re
 
 from emu.linux.mm import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, MAP_SHARED
 
-_SELF = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(maps|status|cmdline|comm|environ|stat|statm)$")
+_SELF = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(maps|smaps|smaps_rollup|auxv|status|cmdline|comm|environ|stat|statm)$")
 
 
 def comm(p) -> str:
@@ -29,21 +30,97 @@ def comm(p) -> str:
 
 
 def _maps(p) -> str:
+    # (only metadata: a vanished file shows inode 0)
+    return "".join(_vma_line(p, v) + "\n" for v in sorted(p.mm.vmas, key=lambda v: v.start))
+
+
+def _vma_line(p, v) -> str:
+    perms = ("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-") + \
+        ("x" if v.prot & PROT_EXEC else "-") + ("s" if v.flags & MAP_SHARED else "p")
+    name = v.name or ""
+    dev, ino = "00:00", 0
+    if name and not name.startswith("["):
+        try:
+            st = os.stat(p.fs.resolve(name, follow=True))
+            dev, ino = "%02x:%02x" % (os.major(st.st_dev) & 0xFF, os.minor(st.st_dev) & 0xFF), st.st_ino
+        except Exception:
+            pass
+    line = "%08x-%08x %s %08x %s %d" % (v.start, v.end, perms, v.file_off if name and ino else 0, dev, ino)
+    return line.ljust(73) + name if name else line + " "
+
+
+def _resident(p):
+    """The populated pages, sorted (for the per-VMA counts of smaps)."""
+    import bisect
+    pages = sorted(p.mm.pages)
+    return lambda lo, hi: bisect.bisect_left(pages, hi) - bisect.bisect_left(pages, lo)
+
+
+def _vm_flags(v) -> str:
+    """VmFlags as fs/proc/task_mmu.c names them."""
+    shared = bool(v.flags & MAP_SHARED)
+    anon = v.data is None and v.host_fd < 0
+    f = [n for bit, n in ((PROT_READ, "rd"), (PROT_WRITE, "wr"), (PROT_EXEC, "ex")) if v.prot & bit]
+    if shared:
+        f.append("sh")
+    f += ["mr", "mw", "me"]
+    if shared:
+        f.append("ms")
+    if v.name == "[stack]":
+        f.append("gd")
+    if v.name == "[vdso]":
+        f.append("de")
+    elif (v.prot & PROT_WRITE and not shared) or (anon and not shared):
+        f.append("ac")
+    return " ".join(f)
+
+
+_SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty", "Shared_Clean",
+                 "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced", "Anonymous", "KSM", "LazyFree",
+                 "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb", "Private_Hugetlb", "Swap",
+                 "SwapPss", "Locked")
+
+
+def _vma_counts(p, v, resident) -> dict:
+    """Sizes in kB of one VMA: its resident pages split the way Linux does
+    (anonymous and written private pages dirty; shared ones shared)."""
+    rss = resident(v.start, v.end) * PAGE // 1024
+    shared = bool(v.flags & MAP_SHARED)
+    anon = v.data is None and v.host_fd < 0 and not shared
+    dirty = anon or bool(v.prot & PROT_WRITE)
+    c = dict.fromkeys(_SMAPS_FIELDS, 0)
+    c.update(Size=(v.end - v.start) // 1024, KernelPageSize=PAGE // 1024, MMUPageSize=PAGE // 1024, Rss=rss,
+             Pss=rss, Referenced=rss, Anonymous=rss if anon else 0)
+    key = ("Shared_" if shared else "Private_") + ("Dirty" if dirty else "Clean")
+    c[key] = rss
+    if dirty:
+        c["Pss_Dirty"] = rss
+    return c
+
+
+def _smaps(p) -> str:
+    resident = _resident(p)
     out = []
     for v in sorted(p.mm.vmas, key=lambda v: v.start):
-        perms = ("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-") + \
-            ("x" if v.prot & PROT_EXEC else "-") + ("s" if v.flags & MAP_SHARED else "p")
-        name = v.name or ""
-        dev, ino = "00:00", 0
-        if name and not name.startswith("["):
-            try:
-                st = os.stat(p.fs.resolve(name, follow=True))
-                dev, ino = "%02x:%02x" % (os.major(st.st_dev) & 0xFF, os.minor(st.st_dev) & 0xFF), st.st_ino
-            except Exception:               # (only metadata: a vanished file shows inode 0)
-                pass
-        line = "%08x-%08x %s %08x %s %d" % (v.start, v.end, perms, v.file_off if name and ino else 0, dev, ino)
-        out.append(line.ljust(73) + name if name else line + " ")
-    return "".join(line + "\n" for line in out)
+        out.append(_vma_line(p, v) + "\n")
+        c = _vma_counts(p, v, resident)
+        out.extend("%-16s%8d kB\n" % (k + ":", c[k]) for k in _SMAPS_FIELDS)
+        out.append("%-16s%8d\n" % ("THPeligible:", 0))
+        out.append("VmFlags: %s \n" % _vm_flags(v))
+    return "".join(out)
+
+
+def _smaps_rollup(p) -> str:
+    resident = _resident(p)
+    vmas = sorted(p.mm.vmas, key=lambda v: v.start)
+    total = dict.fromkeys(_SMAPS_FIELDS, 0)
+    for v in vmas:
+        for k, n in _vma_counts(p, v, resident).items():
+            total[k] += n
+    lo, hi = (vmas[0].start, vmas[-1].end) if vmas else (0, 0)
+    head = ("%08x-%08x ---p 00000000 00:00 0" % (lo, hi)).ljust(73) + "[rollup]\n"
+    keys = [k for k in _SMAPS_FIELDS if k not in ("Size", "KernelPageSize", "MMUPageSize")]
+    return head + "".join("%-16s%8d kB\n" % (k + ":", total[k]) for k in keys)
 
 
 def _sizes(p) -> tuple[int, int]:
@@ -182,6 +259,12 @@ def proc_file(p, guest_path: str) -> bytes | None:
     what = m.group(2)
     if what == "maps":
         return _maps(p).encode("utf-8", "surrogateescape")
+    if what == "smaps":
+        return _smaps(p).encode("utf-8", "surrogateescape")
+    if what == "smaps_rollup":
+        return _smaps_rollup(p).encode("utf-8", "surrogateescape")
+    if what == "auxv":
+        return p.auxv                       # the vector the program was started with (binfmt_elf's saved copy)
     if what == "status":
         return _status(p).encode("utf-8", "surrogateescape")
     if what == "cmdline":

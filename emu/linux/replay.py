@@ -120,9 +120,8 @@ def env_sha256(env: dict) -> str:
 
 
 def _name(nr: int) -> str:
-    from emu.linux.syscalls import SYSCALL_NAMES, SYSCALLS
-    e = SYSCALLS.get(nr)
-    return e[0] if e else SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
+    from emu.linux.sysent import name
+    return name(nr)
 
 
 def _call(nr, args) -> str:

@@ -211,6 +211,13 @@ def sys_execve(s, path, argv, envp, *_):
 
 @syscall(322, "execveat")
 def sys_execveat(s, dirfd, path, argv, envp, flags, *_):
+    if flags & ~0x1100:                          # AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW
+        return -E.EINVAL
+    if flags & 0x1000 and s.cstr(path) == "":   # AT_EMPTY_PATH: the file open on dirfd (fexecve)
+        f = s.fd(dirfd)
+        if not f.gpath:
+            return -E.ENOENT
+        return s.p.execve(f.gpath, _strings(s, argv), _strings(s, envp))
     return s.p.execve(s.path_at(dirfd, path), _strings(s, argv), _strings(s, envp))
 
 

@@ -13,14 +13,18 @@ from emu.linux.procfs import proc_fd_entries, proc_file, proc_link
 from emu.linux import errno as E
 from emu.linux.fdtable import OpenFile
 from emu.linux.syscalls import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND,
-                                O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, pack_stat,
+                                O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, pack_stat,
                                 s32, s64, syscall)
 
 MAX_IO = 1 << 24
 
 # guest open flags -> host open flags
 _FLAG_MAP = ((O_CREAT, os.O_CREAT), (O_EXCL, os.O_EXCL), (O_TRUNC, os.O_TRUNC), (O_APPEND, os.O_APPEND),
-             (O_NONBLOCK, os.O_NONBLOCK), (O_DIRECTORY, os.O_DIRECTORY), (O_NOFOLLOW, os.O_NOFOLLOW))
+             (O_NONBLOCK, os.O_NONBLOCK), (O_DIRECTORY, os.O_DIRECTORY), (O_NOFOLLOW, os.O_NOFOLLOW),
+             # O_NOCTTY matters: without it a session leader opening a terminal makes it its controlling
+             # terminal (and gets its SIGHUP), as on Linux; the synchronous-I/O and atime flags pass too
+             (O_NOCTTY, os.O_NOCTTY), (0o10000, os.O_DSYNC), (0o4000000, os.O_SYNC & ~os.O_DSYNC),
+             (0o1000000, os.O_NOATIME))
 
 
 def _host_flags(flags: int) -> int:
@@ -331,28 +335,42 @@ def sys_faccessat2(s, dirfd, path, mode, flags, *_):
     return sys_faccessat(s, dirfd, path, mode)
 
 
+# terminal and pty ioctls the host answers for the same descriptor (each guest
+# process is a host process, its terminal the host's): request -> (bytes read
+# from the guest before, bytes written back after); the kernel's struct
+# layouts are the host's (x86-64). Process groups are the host's, as for
+# getpgrp/setpgid. (include/uapi/asm-generic/ioctls.h)
+_TTY_IOCTLS = {
+    0x5401: (0, 36),       # TCGETS: struct termios
+    0x5402: (36, 0),       # TCSETS
+    0x5403: (36, 0),       # TCSETSW
+    0x5404: (36, 0),       # TCSETSF
+    0x540F: (0, 4),        # TIOCGPGRP
+    0x5410: (4, 0),        # TIOCSPGRP
+    0x5411: (0, 4),        # TIOCOUTQ
+    0x5413: (0, 8),        # TIOCGWINSZ
+    0x5414: (8, 0),        # TIOCSWINSZ
+    0x541B: (0, 4),        # FIONREAD
+    0x5420: (4, 0),        # TIOCPKT
+    0x5424: (0, 4),        # TIOCGETD
+    0x5425: (4, 0),        # TIOCSETD
+    0x5429: (0, 4),        # TIOCGSID
+    0x80045430: (0, 4),    # TIOCGPTN: the pty's number
+    0x40045431: (4, 0),    # TIOCSPTLCK: (un)lock the pty
+    0x80045432: (0, 4),    # TIOCGDEV
+    0x80045438: (0, 4),    # TIOCGPKT
+    0x80045439: (0, 4),    # TIOCGPTLCK
+}
+# requests whose argument is a plain value
+_TTY_VALUE_IOCTLS = frozenset((0x5409, 0x540A, 0x540B, 0x540C, 0x540D, 0x540E, 0x5422, 0x5427, 0x5428))
+# TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCNOTTY, TIOCSBRK, TIOCCBRK
+TIOCGPTPEER = 0x5441
+
+
 @syscall(16, "ioctl")
 def sys_ioctl(s, fd, req, arg, *_):
     f = s.fd(fd)
-    if req == 0x5401:            # TCGETS
-        if not os.isatty(f.host_fd):
-            return -E.ENOTTY
-        attrs = termios.tcgetattr(f.host_fd)
-        iflag, oflag, cflag, lflag, _, _, cc = attrs
-        ccb = bytes(c if isinstance(c, int) else c[0] for c in cc)[:19].ljust(19, b"\0")
-        s.write(arg, struct.pack("<IIIIB", iflag, oflag, cflag, lflag, 0) + ccb)
-        return 0
-    if req == 0x5413:            # TIOCGWINSZ
-        if not os.isatty(f.host_fd):
-            return -E.ENOTTY
-        s.write(arg, hostfcntl.ioctl(f.host_fd, termios.TIOCGWINSZ, b"\0" * 8))
-        return 0
-    if req in (0x5402, 0x5403, 0x5404, 0x540F, 0x5410):   # TCSETS*, TIOCGPGRP, TIOCSPGRP
-        return 0 if os.isatty(f.host_fd) else -E.ENOTTY
-    if req == 0x541B:            # FIONREAD
-        n = hostfcntl.ioctl(f.host_fd, termios.FIONREAD, b"\0" * 4)
-        s.write(arg, n)
-        return 0
+    req &= 0xFFFFFFFF
     if req == 0x5421:            # FIONBIO: what fcntl(F_SETFL, O_NONBLOCK) does (Python's setblocking)
         (on,) = struct.unpack("<i", s.read(arg, 4))
         if getattr(f, "timerfd", None) is not None:
@@ -363,6 +381,22 @@ def sys_ioctl(s, fd, req, arg, *_):
     if req in (0x5450, 0x5451):  # FIONCLEX, FIOCLEX
         (s.p.fds.cloexec.add if req == 0x5451 else s.p.fds.cloexec.discard)(s32(fd))
         return 0
+    if req == 0x541B and getattr(f, "timerfd", None) is not None:
+        return -E.ENOTTY
+    io = _TTY_IOCTLS.get(req)
+    if io is not None:
+        n_in, n_out = io
+        buf = s.read(arg, n_in) if n_in else bytes(max(n_out, 4))
+        out = hostfcntl.ioctl(f.host_fd, req, buf)
+        if n_out:
+            s.write(arg, out[:n_out])
+        return 0
+    if req in _TTY_VALUE_IOCTLS:
+        return hostfcntl.ioctl(f.host_fd, req, arg & 0xFFFFFFFF)
+    if req == TIOCGPTPEER:       # the slave of a pty master, opened (flags in arg)
+        from emu.linux.syscalls import O_CLOEXEC
+        hfd = hostfcntl.ioctl(f.host_fd, req, _host_flags(arg & ~O_CLOEXEC) | os.O_CLOEXEC)
+        return s.p.fds.install(OpenFile(hfd, "/dev/pts/?", arg & 3), cloexec=bool(arg & O_CLOEXEC))
     return -E.ENOTTY
 
 
@@ -426,9 +460,43 @@ def sys_fcntl(s, fd, cmd, arg, *_):
     if cmd == 4:                 # F_SETFL
         hostfcntl.fcntl(f.host_fd, hostfcntl.F_SETFL, _host_flags(arg & (O_APPEND | O_NONBLOCK)))
         return 0
-    if cmd in (5, 6, 7):         # locks: single process, always granted
+    if cmd in _FCNTL_LOCKS:
+        # record locks (F_GETLK/F_SETLK/F_SETLKW and the OFD ones): each guest
+        # process is a host process, so the host's locks are the guest's, across
+        # the tree; struct flock is the same on the host (x86-64)
+        raw = s.read(arg, 32)
+        if cmd == 7 or cmd == 38:
+            out = _blocking_lock(s, f.host_fd, cmd, raw)
+        else:
+            out = hostfcntl.fcntl(f.host_fd, cmd, raw)
+        if cmd in (5, 36):       # F_GETLK: the holder's pid, in the guest's namespace
+            l_type, l_pid = struct.unpack_from("<h", out, 0)[0], struct.unpack_from("<i", out, 24)[0]
+            if l_type != 2 and l_pid > 0 and s.p.ptree is not None:    # (F_UNLCK: no holder)
+                out = out[:24] + struct.pack("<i", s.p.ptree.guest_pid(l_pid)) + out[28:]
+            s.write(arg, out)
         return 0
+    if cmd in _FCNTL_HOST:
+        # plain integer commands the host answers for this file as Linux would:
+        # F_NOTIFY, F_SETPIPE_SZ/F_GETPIPE_SZ, F_ADD_SEALS/F_GET_SEALS, leases
+        return hostfcntl.fcntl(f.host_fd, cmd, arg & 0xFFFFFFFF)
     return -E.EINVAL
+
+
+_FCNTL_LOCKS = frozenset((5, 6, 7, 36, 37, 38))
+_FCNTL_HOST = frozenset((1024, 1025, 1026, 1031, 1032, 1033, 1034))
+
+
+def _blocking_lock(s, host_fd, cmd, raw):
+    """F_SETLKW / F_OFD_SETLKW: waits for the lock; a deliverable signal
+    interrupts the wait (ERESTARTSYS), as on Linux."""
+    bridge = s.p.bridge
+    if bridge is not None:
+        bridge.interruptible = True
+    try:
+        return hostfcntl.fcntl(host_fd, cmd, raw)
+    finally:
+        if bridge is not None:
+            bridge.interruptible = False
 
 
 @syscall(79, "getcwd")
@@ -711,24 +779,32 @@ def sys_utimensat(s, dirfd, path, times, flags, *_):
     if not path:                          # futimens: the descriptor itself
         f = s.fd(dirfd)
         s.check_fd_write(f)
-        os.utime(f.host_fd, ns=_times_ns(os.fstat(f.host_fd), ns) if ns else None)
+        _utime(f.host_fd, _times_ns(os.fstat(f.host_fd), ns) if ns else None)
         return 0
     with _mutating(s, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW) as r:
         if r.dirfd < 0:
             cur = os.stat(r.host, follow_symlinks=r.follow)
-            os.utime(r.host, ns=_times_ns(cur, ns) if ns else None, follow_symlinks=r.follow)
+            _utime(r.host, _times_ns(cur, ns) if ns else None, follow_symlinks=r.follow)
             return 0
         # the object the walk found, through a descriptor of it
         pin = os.open(r.target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=r.dirfd)
         try:
             info = os.fstat(pin)
             if st.S_ISLNK(info.st_mode):  # AT_SYMLINK_NOFOLLOW on a link: the link itself
-                os.utime(r.target, dir_fd=r.dirfd, follow_symlinks=False, ns=_times_ns(info, ns) if ns else None)
+                _utime(r.target, _times_ns(info, ns) if ns else None, dir_fd=r.dirfd, follow_symlinks=False)
             else:
-                os.utime("/proc/self/fd/%d" % pin, ns=_times_ns(info, ns) if ns else None)
+                _utime("/proc/self/fd/%d" % pin, _times_ns(info, ns) if ns else None)
         finally:
             os.close(pin)
     return 0
+
+
+def _utime(target, ns, **kw):
+    """os.utime with (atime, mtime) in ns, or None: both now (os.utime takes no ns=None)."""
+    if ns is None:
+        os.utime(target, None, **kw)
+    else:
+        os.utime(target, ns=ns, **kw)
 
 
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2

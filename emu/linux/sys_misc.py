@@ -87,6 +87,59 @@ def sys_flistxattr(s, fd, buf, size, *_):
     return _listxattr(s, s.fd(fd).host_fd, buf, size)
 
 
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+
+
+def _setxattr(s, host, name, value, size, flags, follow=True):
+    if flags & ~(XATTR_CREATE | XATTR_REPLACE) or size > 65536:
+        return -E.EINVAL if flags & ~3 else -E.E2BIG
+    if not isinstance(host, int):
+        s.check_write(host, follow)     # (EROFS outside the sandbox)
+    os.setxattr(host, s.cstr(name), s.read(value, size) if size else b"", flags, follow_symlinks=follow)
+    return 0
+
+
+@syscall(188, "setxattr")
+def sys_setxattr(s, path, name, value, size, flags, *_):
+    return _setxattr(s, s.path_at(AT_FDCWD, path), name, value, size, flags)
+
+
+@syscall(189, "lsetxattr")
+def sys_lsetxattr(s, path, name, value, size, flags, *_):
+    return _setxattr(s, s.path_at(AT_FDCWD, path, follow=False), name, value, size, flags, follow=False)
+
+
+@syscall(190, "fsetxattr")
+def sys_fsetxattr(s, fd, name, value, size, flags, *_):
+    f = s.fd(fd)
+    s.check_fd_write(f)
+    return _setxattr(s, f.host_fd, name, value, size, flags)
+
+
+def _removexattr(s, host, name, follow=True):
+    if not isinstance(host, int):
+        s.check_write(host, follow)
+    os.removexattr(host, s.cstr(name), follow_symlinks=follow)
+    return 0
+
+
+@syscall(197, "removexattr")
+def sys_removexattr(s, path, name, *_):
+    return _removexattr(s, s.path_at(AT_FDCWD, path), name)
+
+
+@syscall(198, "lremovexattr")
+def sys_lremovexattr(s, path, name, *_):
+    return _removexattr(s, s.path_at(AT_FDCWD, path, follow=False), name, follow=False)
+
+
+@syscall(199, "fremovexattr")
+def sys_fremovexattr(s, fd, name, *_):
+    f = s.fd(fd)
+    s.check_fd_write(f)
+    return _removexattr(s, f.host_fd, name)
+
+
 def _virtual_clock(s):
     g = getattr(s.p, "guest", None)
     return g.clock if g is not None and g.clock.virtual else None
@@ -226,10 +279,16 @@ def sys_close_range(s, first, last, flags, *_):
     return 0
 
 
+def _id(x: int) -> int:
+    """A uid_t/gid_t argument: 32 bits unsigned, (uid_t)-1 "leave it"."""
+    x &= 0xFFFFFFFF
+    return -1 if x == 0xFFFFFFFF else x
+
+
 def _chown(s, dirfd, path, uid, gid, follow=True):
     """chown through the file-system gate (EROFS outside the sandbox)."""
     from emu.linux.sys_files import _by_fd
-    uid, gid = s32(uid), s32(gid)
+    uid, gid = _id(uid), _id(gid)
     with s.lookup_at(dirfd, path, follow=follow, change=True) as r:
         if r.dirfd < 0:
             os.chown(r.host, uid, gid, follow_symlinks=r.follow)
@@ -254,7 +313,7 @@ def sys_lchown(s, path, uid, gid, *_):
 def sys_fchown(s, fd, uid, gid, *_):
     f = s.fd(fd)
     s.check_fd_write(f)
-    os.fchown(f.host_fd, s32(uid), s32(gid))
+    os.fchown(f.host_fd, _id(uid), _id(gid))
     return 0
 
 
@@ -348,3 +407,22 @@ def sys_setpriority(s, which, who, prio, *_):
     w, t = _prio_target(s, s32(which), who)
     os.setpriority(w, t, max(-20, min(19, s32(prio))))
     return 0
+
+
+@syscall(275, "splice")
+def sys_splice(s, fd_in, off_in, fd_out, off_out, length, flags, *_):
+    """splice(2) between the host descriptors (one of them a pipe): the
+    kernel moves the bytes, as on Linux; offsets in guest memory are read and
+    advanced."""
+    src, dst = s.fd(fd_in), s.fd(fd_out)
+    s.check_fd_write(dst)
+    oi = struct.unpack("<q", s.read(off_in, 8))[0] if off_in else None
+    oo = struct.unpack("<q", s.read(off_out, 8))[0] if off_out else None
+    if (oi is not None and oi < 0) or (oo is not None and oo < 0):
+        return -E.EINVAL
+    n = os.splice(src.host_fd, dst.host_fd, min(length, 1 << 30), offset_src=oi, offset_dst=oo, flags=flags & 0xF)
+    if off_in:
+        s.write(off_in, struct.pack("<q", oi + n))
+    if off_out:
+        s.write(off_out, struct.pack("<q", oo + n))
+    return n

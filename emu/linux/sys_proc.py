@@ -677,6 +677,10 @@ def sys_futex(s, uaddr, op, val, timeout, uaddr2, val3):
             t = s.p.current
             t.futex_shared = vma is not None and bool(vma.flags & MAP_SHARED)
             t.futex_val = val & 0xFFFFFFFF
+            # when a timed wait ends, on the guest's CLOCK_MONOTONIC: it times
+            # out then even while other threads run (Process._switch)
+            from emu.hypervisor.timekeeping import futex_deadline_ns
+            t.futex_deadline = futex_deadline_ns(s.p, t) if timeout else None
         return r
     if cmd == 1:             # FUTEX_WAKE
         return futex_wake(s, uaddr, val)
@@ -754,6 +758,22 @@ def sys_setgid(s, gid, *_):
     return _credentials(os.setgid, s32(gid))
 
 
+@syscall(113, "setreuid")
+def sys_setreuid(s, r, e, *_):
+    return _credentials(os.setreuid, _uid(r), _uid(e))
+
+
+@syscall(114, "setregid")
+def sys_setregid(s, r, e, *_):
+    return _credentials(os.setregid, _uid(r), _uid(e))
+
+
+def _uid(x: int) -> int:
+    """A uid_t/gid_t argument: 32 bits unsigned, (uid_t)-1 "leave it"."""
+    x &= 0xFFFFFFFF
+    return -1 if x == 0xFFFFFFFF else x
+
+
 @syscall(117, "setresuid")
 def sys_setresuid(s, r, e, sv, *_):
     return _credentials(os.setresuid, s32(r), s32(e), s32(sv))
@@ -776,3 +796,21 @@ def sys_setgroups(s, size, lst, *_):
         return _credentials(os.setgroups, groups)
     except (OverflowError, ValueError):
         return -E.EINVAL
+
+
+@syscall(434, "pidfd_open")
+def sys_pidfd_open(s, pid, flags, *_):
+    """A descriptor for a process of the guest's tree: the host's pidfd of
+    the host process that runs it (readable when it exits, as on Linux)."""
+    from emu.linux.fdtable import OpenFile
+    pid = s32(pid)
+    if flags & ~0o4000 or pid <= 0:             # PIDFD_NONBLOCK is O_NONBLOCK
+        return -E.EINVAL
+    p = s.p
+    hpid = p.ptree.host_pid(pid) if p.ptree is not None else None
+    if hpid is None and pid == p.pid:
+        hpid = os.getpid()
+    if hpid is None:
+        return -E.ESRCH
+    hfd = os.pidfd_open(hpid, flags & 0o4000)
+    return p.fds.install(OpenFile(hfd, "anon_inode:[pidfd]", 2 | (flags & 0o4000)), cloexec=True)

@@ -38,10 +38,12 @@ class _Target:
     the tree does not hold it; changing it is EPERM, as for an unprivileged
     caller (the guest cannot touch the host's init)."""
 
-    def __init__(self, s, pid):
+    def __init__(self, s, pid, negative=E.EINVAL):
         pid = s32(pid)
         if pid < 0:
-            raise OSError(E.EINVAL, "negative pid")
+            # sched_setscheduler & co. refuse it (EINVAL); the affinity calls
+            # look it up and find nothing (ESRCH), as kernel/sched/core.c does
+            raise OSError(negative, "negative pid")
         self.s = s
         self.gpid = s.p.pid if pid == 0 else pid
         self.own = self.gpid == s.p.pid
@@ -53,13 +55,22 @@ class _Target:
         self.init = found is None and self.gpid == 1
         if self.init:
             found = DEFAULT_SCHED
+        elif found is None and s.p.seed is None and self.gpid == os.getppid():
+            # the process that started emu (getppid's answer outside the tree):
+            # visible as on Linux, its attributes the host's; changing them EPERM
+            try:
+                found = (os.sched_getscheduler(self.gpid), os.sched_getparam(self.gpid).sched_priority,
+                         sum(1 << c for c in os.sched_getaffinity(self.gpid)))
+                self.init = True
+            except OSError:
+                found = None
         if found is None:
             raise OSError(E.ESRCH, "no such process in the guest's tree")
         self.policy, self.prio, self.mask = found
 
     def store(self, policy=None, prio=None, mask=None) -> None:
         if self.init:
-            raise OSError(E.EPERM, "the host's init")
+            raise OSError(E.EPERM, "a process outside the guest's tree (init, emu's parent)")
         v = (self.policy if policy is None else policy, self.prio if prio is None else prio,
              self.mask if mask is None else mask)
         if self.s.p.ptree is not None:
@@ -85,7 +96,7 @@ def _may_realtime(prio: int) -> bool:
 
 @syscall(203, "sched_setaffinity")
 def sys_sched_setaffinity(s, pid, size, mask, *_):
-    t = _Target(s, pid)
+    t = _Target(s, pid, negative=E.ESRCH)
     _n, online, nbytes = _online(s)
     raw = s.read(mask, min(size, 128)).ljust(nbytes, b"\0")
     want = int.from_bytes(raw, "little") & online
@@ -101,7 +112,7 @@ def sys_sched_getaffinity(s, pid, size, mask, *_):
     n, online, nbytes = _online(s)
     if size * 8 < n or size & 7:
         return -E.EINVAL
-    t = _Target(s, pid)
+    t = _Target(s, pid, negative=E.ESRCH)
     # (the default mask, ONLINE, means every CPU, also a template's)
     m = online if t.mask == ONLINE else (t.mask & online or online)
     s.write(mask, m.to_bytes(nbytes, "little"))

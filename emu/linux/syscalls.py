@@ -10,6 +10,7 @@ import struct
 import time
 
 from emu.linux import errno as E
+from emu.linux import sysent
 from emu.linux.fdtable import OpenFile
 from emu.linux.hostsig import STOP_SIGNALS, Interrupted
 from emu.linux.mm import MAP_ANONYMOUS, MAP_SHARED, PAGE
@@ -28,31 +29,12 @@ O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH, O_TMPFILE = 0o200000, 0o400000, 0o20
 SYSCALLS: dict[int, tuple[str, callable]] = {}
 ERESTARTSYS = -512           # a handler may return it: EINTR, or run again after a signal handler with SA_RESTART
 
-# names of system calls emu does not implement, for the one-line notice
-SYSCALL_NAMES = {
-    29: "shmget", 30: "shmat", 31: "shmctl", 34: "pause", 36: "getitimer", 37: "alarm", 38: "setitimer",
-    40: "sendfile", 46: "sendmsg", 47: "recvmsg", 48: "shutdown", 53: "socketpair", 54: "setsockopt",
-    55: "getsockopt", 64: "semget", 65: "semop", 66: "semctl", 67: "shmdt", 68: "msgget", 73: "flock",
-    78: "getdents", 92: "chown", 93: "fchown", 94: "lchown", 98: "getrusage", 100: "times", 101: "ptrace",
-    103: "syslog", 105: "setuid", 106: "setgid", 109: "setpgid", 111: "getpgrp", 112: "setsid",
-    115: "getgroups", 116: "setgroups", 117: "setresuid", 118: "getresuid", 119: "setresgid",
-    120: "getresgid", 121: "getpgid", 124: "getsid", 125: "capget", 126: "capset", 127: "rt_sigpending",
-    128: "rt_sigtimedwait", 130: "rt_sigsuspend", 132: "utime", 133: "mknod", 137: "statfs", 138: "fstatfs",
-    140: "getpriority", 141: "setpriority", 149: "mlock", 150: "munlock", 157: "prctl", 160: "setrlimit",
-    161: "chroot", 165: "mount", 166: "umount2", 170: "sethostname", 191: "getxattr", 192: "lgetxattr",
-    193: "fgetxattr", 213: "epoll_create", 221: "fadvise64", 222: "timer_create", 232: "epoll_wait",
-    233: "epoll_ctl", 253: "inotify_init", 254: "inotify_add_watch", 260: "fchownat", 275: "splice",
-    277: "sync_file_range", 281: "epoll_pwait", 282: "signalfd", 283: "timerfd_create", 284: "eventfd",
-    285: "fallocate", 286: "timerfd_settime", 289: "signalfd4", 290: "eventfd2", 291: "epoll_create1",
-    294: "inotify_init1", 295: "preadv", 296: "pwritev", 297: "rt_tgsigqueueinfo", 298: "perf_event_open",
-    299: "recvmmsg", 306: "syncfs", 307: "sendmmsg", 309: "getcpu", 310: "process_vm_readv",
-    312: "kcmp", 315: "sched_getattr", 317: "seccomp", 319: "memfd_create", 324: "membarrier",
-    326: "copy_file_range", 327: "preadv2", 328: "pwritev2", 424: "pidfd_send_signal", 425: "io_uring_setup",
-    434: "pidfd_open", 436: "close_range", 437: "openat2", 441: "epoll_pwait2",
-}
-
-
 def syscall(nr: int, name: str):
+    """Register the handler of system call nr (emu/linux/sysent.py names it:
+    the name given here must be the table's)."""
+    if sysent.name(nr) != name:
+        raise AssertionError("system call %d is %s in the table, not %s" % (nr, sysent.name(nr), name))
+
     def deco(fn):
         SYSCALLS[nr] = (name, fn)
         return fn
@@ -141,11 +123,11 @@ class Syscalls:
                 if isinstance(r, tuple):
                     args = tuple(r) + args[len(r):]
                 elif r is not None:
-                    self._finish(nr, args, r, SYSCALLS.get(nr, ("syscall_%d" % nr,))[0])
+                    self._finish(nr, args, r, sysent.name(nr))
                     return
         entry = SYSCALLS.get(nr)
         if entry is None:
-            name = SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
+            name = sysent.name(nr)
             if nr not in self.p.warned:
                 self.p.warned.add(nr)
                 import logging          # (only now: importing it costs every run start-up time)
@@ -197,6 +179,10 @@ class Syscalls:
                 self.v.rax = nr
             else:
                 ret = -E.EINTR
+        if ret == -E.ENOSYS:
+            # a call the kernel has and emu does not (or not with these
+            # arguments): --stats lists them with how often the guest tried
+            p.enosys[name] = p.enosys.get(name, 0) + 1
         if p.strace:
             self._trace(name, args, ret)
         if ret is not None:
@@ -225,7 +211,12 @@ class Syscalls:
                 return
             raise GuestKilled(sig, core=sig in DEFAULT_CORE)
         from emu.linux.sigframe import setup_frame
-        setup_frame(self, sig, act, fault)
+        try:
+            setup_frame(self, sig, act, fault)
+        except Fault:
+            # the frame does not fit where it must go (a bad stack or alternate
+            # stack): Linux forces SIGSEGV, which kills the process (force_sigsegv)
+            raise GuestKilled(SIGSEGV, core=True) from None
 
     # ---- helpers ----
     def fd(self, fd: int) -> OpenFile:

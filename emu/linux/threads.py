@@ -24,6 +24,9 @@ class Thread:
     signal_mask: int = 0
     fd_wait: list | None = None  # [(host fd, poll events)] a parked call waits on (Process._park_read)
     wait_deadline: int | None = None   # ... until this guest CLOCK_MONOTONIC time (poll, select, epoll)
+    slice_end: int | None = None      # vcpu.icount where its time slice ends (None: a fresh one when it runs)
+    futex_deadline: int | None = None  # a timed futex wait ends at this guest CLOCK_MONOTONIC time
+    sig_wait: int = 0                  # rt_sigtimedwait parked: the signals it waits for
 
 
 def clone_thread(s, flags, stack, ptid, ctid, tls):

@@ -26,7 +26,7 @@ import json
 import os
 import struct
 
-from emu.linux.syscalls import SYSCALLS, SYSCALL_NAMES
+from emu.linux.sysent import name as _sysent_name
 
 AT_FDCWD = -100
 SUBLEAF_INDEXED = frozenset((4, 7, 0xB, 0xD, 0xF, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1A, 0x1B, 0x1D, 0x1E,
@@ -45,8 +45,7 @@ def _s64(v: int) -> int:
 
 
 def _name(nr: int) -> str:
-    e = SYSCALLS.get(nr)
-    return e[0] if e else SYSCALL_NAMES.get(nr, "syscall_%d" % nr)
+    return _sysent_name(nr)
 
 
 class BehaviourReport:

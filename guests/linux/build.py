@@ -11,7 +11,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = ["stdio_malloc", "setjmp_signals", "fork_pipe", "threads", "fileio", "floats", "escape", "syscall_heavy",
             "clocks", "shared_mem", "fdkinds", "threads_pipe", "replay_input", "proctree", "cpu_signals", "pagefaults",
-            "syscall_fast", "chroot_jail", "fifo_sched_names", "shared_views"]
+            "syscall_fast", "chroot_jail", "fifo_sched_names", "shared_views", "vdso_clock"]
 # the host CPU's fault behaviour oracles (tests/test_harden_core.py): glibc only
 GLIBC_ONLY = ["cpu_corners", "faultprobe", "sandbox_escapes", "host_signals", "sparse_map", "bad_args", "namespaces"]
 CFLAGS = ["-O2", "-static", "-fno-pie", "-no-pie"]

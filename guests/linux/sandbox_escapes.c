@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,6 +23,36 @@
 static void report(const char *what, int escaped) {
     printf("%-44s %s\n", what, escaped ? "ESCAPED" : "blocked");
     fflush(stdout);
+}
+
+/* the auxiliary vector /proc/self/auxv gives is the one this program got */
+static int own_auxv(void) {
+    unsigned long v[128];
+    int fd = open("/proc/self/auxv", O_RDONLY);
+    if (fd < 0)
+        return 1;                    /* refused: nothing of the emulator's either */
+    ssize_t n = read(fd, v, sizeof v);
+    close(fd);
+    int entry = 0;
+    for (ssize_t i = 0; i + 1 < n / (ssize_t)sizeof(long); i += 2)
+        if (v[i] == AT_ENTRY)
+            entry = v[i + 1] == getauxval(AT_ENTRY);
+    return entry;
+}
+
+/* does the file (read whole) contain the text? */
+static int file_mentions(const char *path, const char *text) {
+    static char buf[1 << 20];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof buf - 1 && (k = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += k;
+    close(fd);
+    buf[got] = 0;
+    return strstr(buf, text) != NULL;
 }
 
 static int exists(const char *p) {
@@ -127,8 +158,9 @@ int main(int argc, char **argv) {
     int m = open("/proc/self/mem", O_RDWR);
     int theirs = m >= 0 && (pwrite(m, "GUEST", 5, (off_t)(unsigned long)mark) != 5 || memcmp(mark, "GUEST", 5) != 0);
     report("/proc/self/mem is the emulator's memory", theirs);
-    report("read /proc/self/auxv (emu's)", open("/proc/self/auxv", O_RDONLY) >= 0);
-    report("read /proc/self/smaps (emu's)", open("/proc/self/smaps", O_RDONLY) >= 0);
+    /* /proc/self/auxv and smaps are this program's (emu/linux/procfs.py), not the emulator's */
+    report("read /proc/self/auxv (emu's)", !own_auxv());
+    report("read /proc/self/smaps (emu's)", file_mentions("/proc/self/smaps", "python"));
     snprintf(p, sizeof p, "/proc/%d/mem", getppid());
     report("open the parent's /proc/PID/mem", open(p, O_RDWR) >= 0);
     /* and inside the sandbox the same calls work */
