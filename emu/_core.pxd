@@ -154,8 +154,11 @@ cdef struct JitBlock:
     int32_t in_head       # first link jumping into this block, + 1 (0: none)
     int32_t out_head      # first link out of this block, + 1
     uint8_t failed        # not compilable: stay in the interpreter
-    uint8_t cached        # compiled with the cache model's checks (a vCPU with TIMING_CACHE, core/timing.pxi)
-    uint8_t cov           # compiled with the AFL edge map's update at its chain entry (HF_COV)
+    # what the code was compiled for (jit_variant): JV_CACHE, the cache
+    # model's checks (TIMING_CACHE, core/timing.pxi); JV_COV, the AFL edge
+    # map's update at its chain entry (HF_COV). Only vCPUs of the same
+    # variant enter it, and only blocks of one variant are linked.
+    uint8_t variant
 
 cdef struct IblEntry:
     uint64_t rip          # guest RIP of an indirect branch's target

@@ -42,6 +42,8 @@ cdef enum:
     ST_BAIL = 5           # the instruction runs in the interpreter
     ST_SIDE = 6           # a superblock's conditional side exit, taken
     ST_CACHE = 7          # a data access to another cache line: the cache model in C
+    JV_CACHE = 1          # JitBlock.variant bits (jit_runtime.pxi jit_variant)
+    JV_COV = 2
     JIT_MAX_STUBS = 512
     ACC_NONE = 9          # no memory access
 
@@ -139,7 +141,6 @@ cdef struct JCtx:
     # block and taken again on the way to the block exit, whose count
     # assumes the whole block
     int32_t refund
-    # the guest XMM registers held in host XMM3-15, core/jit_sse.pxi
     # the last instruction's flags, when it was a register ALU operation
     # they can be recomputed from (e_alu_uop): op, size, operands, its uop
     int rec_op
@@ -148,6 +149,7 @@ cdef struct JCtx:
     int rec_s
     int32_t rec_imm
     uint32_t rec_k
+    # the guest XMM registers held in host XMM3-15, core/jit_sse.pxi
     int8_t xh[16]         # guest -> host, -1: not held
     int8_t hx[16]         # host -> guest
     uint16_t xdirty       # guest XMMs whose Cpu copy is older than the host's
@@ -463,7 +465,6 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
     where the slow path goes back to once it filled the entry."""
     cdef uint32_t f, si
     cdef int32_t tagoff = TLB_OFF_TAG_R if acc == ACC_R else TLB_OFF_TAG_W
-    cdef int scale = 0
     if x.cached:
         # the cache model (core/timing.pxi cache_access): a line other than
         # this vCPU's last one goes to C (the flags were saved for the probe)
@@ -473,30 +474,15 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
         f = a_jcc32(&x.a, CC_NE)
         si = stub_add(x, f, ST_CACHE, x.k)
         x.stubs[si].retry = x.a.pos
-    # index = (va >> 12) & (TLB_SIZE - 1), scaled to the entry size
+    # index = (va >> 12) & (TLB_SIZE - 1), scaled to the entry size: with
+    # 64-byte entries both at once, (va >> 6) & ((TLB_SIZE - 1) << 6)
     a_mov_rr(&x.a, 8, H_RCX, H_RAX)
     if TLB_ESZ == 64:
-        # both at once: (va >> 6) & ((TLB_SIZE - 1) << 6)
         a_shift_ri(&x.a, 5, 8, H_RCX, 6)
         a_alu_ri(&x.a, 4, 4, H_RCX, (TLB_SIZE - 1) << 6)
-        scale = 0
     else:
         a_shift_ri(&x.a, 5, 8, H_RCX, 12)
         a_alu_ri(&x.a, 4, 4, H_RCX, TLB_SIZE - 1)
-    if TLB_ESZ == 64:
-        pass
-    elif TLB_ESZ == 40:
-        a_lea(&x.a, 4, H_RCX, mem_idx(H_RCX, H_RCX, 2, 0))
-        scale = 3
-    elif TLB_ESZ == 8:
-        scale = 3
-    elif TLB_ESZ == 16:
-        a_shift_ri(&x.a, 4, 4, H_RCX, 1)
-        scale = 3
-    elif TLB_ESZ == 32:
-        a_shift_ri(&x.a, 4, 4, H_RCX, 2)
-        scale = 3
-    else:
         a_imul_rri(&x.a, 4, H_RCX, H_RCX, TLB_ESZ)
     # tag = page of the access's last byte | supervisor bit: a page-crossing access misses
     if sz == 1:
@@ -508,12 +494,12 @@ cdef void e_probe_rax(JCtx* x, int acc, int sz, uint32_t retry) noexcept nogil:
         a_alu_rm(&x.a, 1, 8, H_RDX, mem_at(H_R15, OFF_TLBM))   # the PCID's slot is known at run time only
     elif x.tlbm:
         a_alu_ri(&x.a, 1, 8, H_RDX, 1)
-    a_alu_rm(&x.a, 7, 8, H_RDX, mem_idx(H_R15, H_RCX, scale, OFF_TLB + tagoff))
+    a_alu_rm(&x.a, 7, 8, H_RDX, mem_idx(H_R15, H_RCX, 0, OFF_TLB + tagoff))
     f = a_jcc32(&x.a, CC_NE)
     si = stub_add(x, f, ST_SLOW, x.k)
     x.stubs[si].retry = retry
     x.stubs[si].szacc = <uint32_t>sz | (<uint32_t>acc << 8)
-    a_alu_rm(&x.a, 0, 8, H_RAX, mem_idx(H_R15, H_RCX, scale, OFF_TLB + TLB_OFF_ADDEND))
+    a_alu_rm(&x.a, 0, 8, H_RAX, mem_idx(H_R15, H_RCX, 0, OFF_TLB + TLB_OFF_ADDEND))
 
 cdef inline int alu_op_of(const Uop* u) noexcept nogil:
     """The group-1 operation of an ALU uop e_alu_uop emits, else -1."""
@@ -1347,6 +1333,28 @@ cdef void e_fallback(JCtx* x, const Uop* u, uop_fn fn) noexcept nogil:
 
 # ---- cold code ----
 
+cdef void e_stub_call(JCtx* x, const Stub* s, void* fn, int with_szacc) noexcept nogil:
+    """From a stub: fn(cpu, RAX[, s.szacc]) with what a C call clobbers
+    kept: dirty XMMs written back, caller-saved guests around it, the
+    site's XMMs reloaded. RAX is fn's result."""
+    xc_flush_at(x, s)
+    e_store_guests(x, CALLER_SAVED_GUESTS, 6)
+    a_mov_rr(&x.a, 8, H_RSI, H_RAX)
+    a_mov_rr(&x.a, 8, H_RDI, H_R15)
+    if with_szacc:
+        a_mov_ri(&x.a, H_RDX, s.szacc)
+    e_call(x, fn)
+    e_load_guests(x, CALLER_SAVED_GUESTS, 6)
+    xc_reload(x, s.xsnap)
+
+cdef void e_stub_flags(JCtx* x, const Stub* s) noexcept nogil:
+    """A stub that leaves from a site where the flags were FL_RECIPE: redo
+    and save them (the guest registers hold what the recipe needs)."""
+    if s.rec_op >= 0:
+        e_redo_flags(x, s.rec_op, s.rec_sz, s.rec_d, s.rec_s, s.rec_imm)
+        a_lahf_seto(&x.a)
+        a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
+
 cdef void e_stubs(JCtx* x) noexcept nogil:
     cdef uint32_t i = 0
     cdef Stub* s
@@ -1362,44 +1370,25 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             jump_to_exit(x)
         elif s.kind == ST_SLOW:
             # fill the TLB entry in C, then try again; anything else: bail
-            xc_flush_at(x, s)
-            e_store_guests(x, CALLER_SAVED_GUESTS, 6)
-            a_mov_rr(&x.a, 8, H_RSI, H_RAX)
-            a_mov_rr(&x.a, 8, H_RDI, H_R15)
-            a_mov_ri(&x.a, H_RDX, s.szacc)
-            e_call(x, <void*>jit_mem_fill)
-            e_load_guests(x, CALLER_SAVED_GUESTS, 6)
-            xc_reload(x, s.xsnap)
+            e_stub_call(x, s, <void*>jit_mem_fill, 1)
             a_test_rr(&x.a, 4, H_RAX, H_RAX)
             a_bind(&x.a, a_jcc32(&x.a, CC_E), s.retry)
             if s.split_g:
                 xc_restore(x, s.xsnap, 0)     # (the cache as the run's code after it expects; written back above)
                 e_stack_split(x, s.k, s.split_g, s.after)
             else:
-                if s.rec_op >= 0:         # (the guest registers are back: the flags' recipe holds)
-                    e_redo_flags(x, s.rec_op, s.rec_sz, s.rec_d, s.rec_s, s.rec_imm)
-                    a_lahf_seto(&x.a)
-                    a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
+                e_stub_flags(x, s)
                 a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
                 a_mov_ri(&x.a, H_RAX, JIT_BAIL)
                 jump_to_exit(x)
         elif s.kind == ST_CACHE:
             # cache_access(c, va) with the access's linear address (RAX), then back
-            xc_flush_at(x, s)
-            e_store_guests(x, CALLER_SAVED_GUESTS, 6)
             a_store(&x.a, 8, cpu_mem(OFF_JIT_TMP), H_RAX)
-            a_mov_rr(&x.a, 8, H_RSI, H_RAX)
-            a_mov_rr(&x.a, 8, H_RDI, H_R15)
-            e_call(x, <void*>cache_access)
-            e_load_guests(x, CALLER_SAVED_GUESTS, 6)
+            e_stub_call(x, s, <void*>cache_access, 0)
             a_load(&x.a, 8, H_RAX, cpu_mem(OFF_JIT_TMP))
-            xc_reload(x, s.xsnap)
             a_bind(&x.a, a_jmp32(&x.a), s.retry)
         elif s.kind == ST_BAIL:
-            if s.rec_op >= 0:
-                e_redo_flags(x, s.rec_op, s.rec_sz, s.rec_d, s.rec_s, s.rec_imm)
-                a_lahf_seto(&x.a)
-                a_store(&x.a, 4, cpu_mem(OFF_FSAVE), H_RAX)
+            e_stub_flags(x, s)
             xc_flush_at(x, s)
             a_store_imm(&x.a, 4, cpu_mem(OFF_JIT_K), s.k)
             a_mov_ri(&x.a, H_RAX, JIT_BAIL)
@@ -1503,8 +1492,8 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
     x.fl = FL_SAVED
     x.tlbm = (c.tlbm & 1) != 0
     x.tlbm_pcid = (b.mode & MODE_PCID) != 0
-    x.cached = (c.timing & TIMING_CACHE) != 0
-    x.cov = (c.hook_flags & HF_COV) != 0
+    x.cached = (jit_variant(c) & JV_CACHE) != 0
+    x.cov = (jit_variant(c) & JV_COV) != 0
     x.n_stubs = 0
     x.n_exit_fields = 0
     x.refund = 0
@@ -1550,8 +1539,7 @@ cdef int jit_compile(Cpu* c, int32_t bi) noexcept nogil:
         jb.size = x.a.pos
         jb.in_head = 0
         jb.out_head = 0
-        jb.cached = x.cached
-        jb.cov = x.cov
+        jb.variant = jit_variant(c)
         j.code_bytes += x.a.pos
         j.n_compiled += 1
         jit_commit(j, bi, <uint32_t>off, x.a.pos)

@@ -102,12 +102,14 @@ cdef inline void ibl_learn(Cpu* c, Block* b) noexcept nogil:
     e.code = jb.code
     e.stamp = c.ibl_stamp
 
+cdef inline uint8_t jit_variant(Cpu* c) noexcept nogil:
+    """The variant of compiled code this vCPU runs (JitBlock.variant)."""
+    return <uint8_t>((JV_CACHE if c.timing & TIMING_CACHE else 0) | (JV_COV if c.hook_flags & HF_COV else 0))
+
 cdef inline int jit_can_enter(Cpu* c, Block* b, uint64_t remaining) noexcept nogil:
     cdef JitBlock* jb = &c.m.jit.blocks[b - c.m.blocks]
-    # (code compiled for the other cache-model setting stays unused by this vCPU)
     return (b.ninsn <= remaining and not c.jit_interp and not (c.rflags & F_TF)
-            and c.mh_n == 0 and (jb.code == 0 or (jb.cached == ((c.timing & TIMING_CACHE) != 0)
-                                                   and jb.cov == ((c.hook_flags & HF_COV) != 0))))
+            and c.mh_n == 0 and (jb.code == 0 or jb.variant == jit_variant(c)))
 
 cdef int jit_tier_up(Cpu* c, Block* b) noexcept nogil:
     """Count an interpreted execution of b; compile it once it is hot.
@@ -135,7 +137,7 @@ cdef int jit_run(Cpu* c, Block* b, uint64_t end, Block** b_out, const Uop** u_ou
     cdef emu_jit_entry_fn enter = <emu_jit_entry_fn>(j.base + j.enter_off)
     cdef int r
     cdef Block* xb
-    if c.events or c.hook_flags & ~(<uint32_t>(HF_COV if j.blocks[bi].cov else 0)):
+    if c.events or c.hook_flags & ~(<uint32_t>(HF_COV if j.blocks[bi].variant & JV_COV else 0)):
         # this block only: events and block hooks are handled between blocks
         # (compiled code updates the edge map itself, e_cov_edge)
         c.jit_limit = c.icount + b.ninsn
@@ -173,7 +175,7 @@ cdef void jit_chain(Cpu* c, int32_t src, uint32_t site, Block* nb) noexcept nogi
     cdef int32_t dst = <int32_t>(nb - m.blocks)
     if m.jit.blocks[dst].code == 0 or not m.blocks[src].valid or m.jit.blocks[src].code == 0:
         return
-    if m.jit.blocks[dst].cached != m.jit.blocks[src].cached or m.jit.blocks[dst].cov != m.jit.blocks[src].cov:
+    if m.jit.blocks[dst].variant != m.jit.blocks[src].variant:
         return
     if (m.blocks[src].vrip ^ nb.vrip) >> 12 or m.blocks[src].mode != nb.mode or nb.page2 != NO_PAGE:
         return                    # (a page-straddling block is rechecked at every entry)
