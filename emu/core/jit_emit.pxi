@@ -1374,7 +1374,7 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             a_test_rr(&x.a, 4, H_RAX, H_RAX)
             a_bind(&x.a, a_jcc32(&x.a, CC_E), s.retry)
             if s.split_g:
-                xc_restore(x, s.xsnap, 0)     # (the cache as the run's code after it expects; written back above)
+                xc_restore(x, s.xsnap)        # (the cache as the run's code after it expects; written back above)
                 e_stack_split(x, s.k, s.split_g, s.after)
             else:
                 e_stub_flags(x, s)
@@ -1403,7 +1403,7 @@ cdef void e_stubs(JCtx* x) noexcept nogil:
             x.fl = FL_HOST
             fl_save(x)
             xc_flush_at(x, s)
-            xc_restore(x, s.xsnap, 0)
+            xc_restore(x, s.xsnap)
             x.refund = <int32_t>(x.b.ninsn - x.u0[s.k].ninsn)
             if x.refund:
                 a_lea(&x.a, 8, H_R14, mem_at(H_R14, x.refund))

@@ -98,8 +98,8 @@ cdef inline void xc_set(JCtx* x, int g) noexcept nogil:
     x.xdirty |= <uint16_t>(1 << g)
 
 cdef inline int xc_slot(JCtx* x, int g) noexcept nogil:
-    """A host XMM for guest XMM g (round robin over XMM3-15; the guest copy
-    is current, so dropping a register costs nothing)."""
+    """A host XMM for guest XMM g (round robin over XMM3-15; the register
+    it takes over is written back first if dirty)."""
     cdef int h
     if x.xh[g] >= 0:
         return x.xh[g]
@@ -135,13 +135,13 @@ cdef inline void xc_reload(JCtx* x, const int8_t* snap) noexcept nogil:
         if snap[g] >= 0:
             xload(&x.a, snap[g], xmm_mem(g, 0))
 
-cdef inline void xc_restore(JCtx* x, const int8_t* snap, uint16_t dirty) noexcept nogil:
-    """The compiler's view of the cache back to a site's (for cold code
-    emitted later that rejoins the code after that site)."""
+cdef inline void xc_restore(JCtx* x, const int8_t* snap) noexcept nogil:
+    """The compiler's view of the cache back to a site's, clean (for cold
+    code emitted later, after the stub wrote the site's dirty registers back)."""
     cdef int g
     memset(x.hx, -1, 16)
     memcpy(x.xh, snap, 16)
-    x.xdirty = dirty
+    x.xdirty = 0
     for g in range(16):
         if snap[g] >= 0:
             x.hx[snap[g]] = g
